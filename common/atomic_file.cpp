@@ -1,0 +1,96 @@
+#include "common/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+#include <stdexcept>
+#include <system_error>
+
+namespace mtls::files {
+namespace {
+
+[[noreturn]] void fail(const std::string& what, const std::filesystem::path& p) {
+    throw std::system_error(errno, std::generic_category(), what + " " + p.string());
+}
+
+struct Fd {
+    int fd = -1;
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+}  // namespace
+
+void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+    auto dir = path.parent_path();
+    if (dir.empty()) dir = ".";
+    std::random_device rd;
+    auto tmp = dir / ("." + path.filename().string() + ".tmp" + std::to_string(rd()));
+    Fd f;
+    f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (f.fd < 0) fail("cannot create", tmp);
+    if (::fchmod(f.fd, mode) != 0) fail("cannot chmod", tmp);  // umask must not widen/narrow
+    size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = ::write(f.fd, data.data() + off, data.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            ::unlink(tmp.c_str());
+            errno = e;
+            fail("cannot write", tmp);
+        }
+        off += static_cast<size_t>(n);
+    }
+    if (::fsync(f.fd) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        errno = e;
+        fail("cannot fsync", tmp);
+    }
+    ::close(f.fd);
+    f.fd = -1;
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        errno = e;
+        fail("cannot rename into place", path);
+    }
+    Fd d;
+    d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d.fd >= 0) ::fsync(d.fd);
+}
+
+std::string read_all(const std::filesystem::path& path, std::size_t max_bytes) {
+    Fd f;
+    f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f.fd < 0) fail("cannot open", path);
+    std::string out;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(f.fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("cannot read", path);
+        }
+        if (n == 0) break;
+        if (out.size() + static_cast<size_t>(n) > max_bytes)
+            throw std::length_error(path.string() + " is larger than " +
+                                    std::to_string(max_bytes) + " bytes");
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+void ensure_dir(const std::filesystem::path& path, mode_t mode) {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) throw std::system_error(ec, "cannot create directory " + path.string());
+    if (::chmod(path.c_str(), mode) != 0) fail("cannot chmod directory", path);
+}
+
+}  // namespace mtls::files

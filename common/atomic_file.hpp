@@ -1,0 +1,25 @@
+// Files the agent writes (state, PEM chains) are replaced atomically with tight modes:
+// a temporary file created O_EXCL with the final mode in the same directory, written,
+// fsync'd, renamed over the target, then the directory fsync'd.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace mtls::files {
+
+// Throws std::system_error naming the path and the step that failed.
+void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600);
+
+// Reads a whole file; throws std::system_error naming the path; refuses files larger than
+// max_bytes with std::length_error.
+std::string read_all(const std::filesystem::path& path, std::size_t max_bytes = 16u << 20);
+
+// Creates a directory (and parents) if missing, and sets `mode` on the last component.
+void ensure_dir(const std::filesystem::path& path, mode_t mode = 0700);
+
+}  // namespace mtls::files

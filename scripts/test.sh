@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test.sh — the whole test suite, as a new user (and CI) runs it:
+# installs what is missing, builds each preset, runs ctest on it, then runs every fuzz
+# target for a bounded time.
+#   MTLS_TEST_PRESETS="default asan"   which presets to build and test (default: both)
+#   MTLS_FUZZ_SECONDS=30               seconds per fuzz target (0 skips fuzzing)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/deps.sh
+jobs="$(nproc)"
+presets="${MTLS_TEST_PRESETS:-default asan}"
+for p in $presets; do
+  echo "=== preset $p: configure, build, test"
+  cmake --preset "$p" >/dev/null
+  cmake --build --preset "$p" -j "$jobs"
+  ctest --preset "$p" -j "$jobs"
+done
+
+secs="${MTLS_FUZZ_SECONDS:-30}"
+if [ "$secs" != 0 ]; then
+  echo "=== fuzz targets, ${secs}s each"
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j "$jobs"
+  scripts/fuzz.sh "$secs"
+fi
