@@ -114,6 +114,8 @@ std::string https_url(std::string_view url) {
     if (url.empty()) return "is empty; write an https URL such as \"https://host.example/\"";
     if (has_control(url) || url.find(' ') != std::string_view::npos)
         return q + " is not an https URL (it contains spaces or control characters)";
+    if (url.find("://") == std::string_view::npos)
+        return q + " is not an https URL (write https://host[:port]/path)";
     CurlUrl u(curl_url());
     if (!u) return "out of memory while checking " + q;
     std::string text(url);
@@ -229,7 +231,7 @@ std::string readable_file(const std::string& path, bool secret) {
 
 std::string file_mode(std::string_view text, unsigned& out) {
     const std::string q = quote(text);
-    if (text.empty() || text.size() > 4 ||
+    if (text.empty() || text.size() > 6 ||
         !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; }))
         return q + " is not an octal mode such as \"0660\"";
     unsigned m = 0;

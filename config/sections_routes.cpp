@@ -224,7 +224,12 @@ void read_routes(Section& root, Config& c) {
             });
             if (!found) {
                 std::string known;
-                for (const auto& p : profiles) known += (known.empty() ? "" : ", ") + quote(p.name);
+                for (std::size_t k = 0; k < profiles.size(); ++k) {
+                    bool repeated = std::any_of(
+                        profiles.begin(), profiles.begin() + k,
+                        [&](const TokenProfile& p) { return p.name == profiles[k].name; });
+                    if (!repeated) known += (known.empty() ? "" : ", ") + quote(profiles[k].name);
+                }
                 r.error(
                     "token_profile",
                     quote(route.token_profile) + " is not a profile in [[oauth.profiles]] (" +
