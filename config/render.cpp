@@ -226,7 +226,8 @@ std::string render(const Config& c) {
         w.ids("allowed_gids", r.allowed_gids);
         w.table("routes.set_headers");
         for (const auto& [name, value] : r.set_headers) {
-            if (looks_secret(name))
+            // Already-redacted values (a rendered config read back) stay as they are.
+            if (looks_secret(name) && value.rfind("(redacted ", 0) != 0)
                 w.str(name, "(redacted " + log::redact(value) + ")");
             else
                 w.str(name, value);
