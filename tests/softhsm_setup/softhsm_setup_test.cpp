@@ -64,7 +64,10 @@ TEST(SoftHsmSetup, MakesPrivateTokenThatAcceptsItsPin) {
 
     t.use();
     CryptokiModule m(t.module);
-    auto slot = m.find_token("setup-test", t.serial);
+    // The slot is found from what the script printed: the URI's token label and serial.
+    const auto label = mtls::test::pkcs11_uri_attribute(t.uri, "token");
+    EXPECT_EQ(label, "setup-test");
+    auto slot = m.find_token(label, mtls::test::pkcs11_uri_attribute(t.uri, "serial"));
     ASSERT_TRUE(slot.has_value()) << "no token matching " << t.uri;
     EXPECT_EQ(login(m, *slot, t.read_pin()), CKR_OK);
     EXPECT_EQ(login(m, *slot, t.read_pin() + "x"), CKR_PIN_INCORRECT);
@@ -103,4 +106,16 @@ TEST(SoftHsmSetup, FailsClearlyWithoutInitTool) {
     EXPECT_NE(r.err.find("softhsm-token-init not found"), std::string::npos) << r.err;
 }
 
+}  // namespace
+
+namespace {
+TEST(Pkcs11UriAttribute, DecodesPercentEncoding) {
+    EXPECT_EQ(mtls::test::pkcs11_uri_attribute("pkcs11:token=my%20token;serial=ab%3Bc", "token"),
+              "my token");
+    EXPECT_EQ(mtls::test::pkcs11_uri_attribute("pkcs11:token=my%20token;serial=ab%3Bc", "serial"),
+              "ab;c");
+    EXPECT_EQ(mtls::test::pkcs11_uri_attribute("pkcs11:token=t?pin-source=x", "token"), "t");
+    EXPECT_EQ(mtls::test::pkcs11_uri_attribute("pkcs11:token=t", "serial"), "");
+    EXPECT_EQ(mtls::test::pkcs11_uri_attribute("token=t", "token"), "");
+}
 }  // namespace
