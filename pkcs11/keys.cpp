@@ -74,6 +74,16 @@ std::vector<CK_OBJECT_HANDLE> find_objects(const Token& t, CK_SESSION_HANDLE s,
     return out;
 }
 
+// Private objects are invisible, not an error, when the application was logged out behind our
+// back (C_Logout or C_CloseAllSessions elsewhere): turn that into CKR_USER_NOT_LOGGED_IN so
+// that with_session logs in again and retries.
+void require_login(const Token& t, CK_SESSION_HANDLE s) {
+    CK_SESSION_INFO si{};
+    t.check(t.fn()->C_GetSessionInfo(s, &si), "C_GetSessionInfo");
+    if (si.state != CKS_RO_USER_FUNCTIONS && si.state != CKS_RW_USER_FUNCTIONS)
+        t.check(CKR_USER_NOT_LOGGED_IN, "C_FindObjects", "the session is not logged in");
+}
+
 std::string ec_params_der(int nid) {
     ossl::Asn1Object obj(OBJ_nid2obj(nid));
     unsigned char* der = nullptr;
@@ -144,6 +154,7 @@ std::vector<KeyInfo> private_keys(const Token& t, CK_SESSION_HANDLE s,
                                   std::vector<CK_ATTRIBUTE> extra) {
     static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     extra.push_back(attr(CKA_CLASS, cls));
+    require_login(t, s);
     std::vector<KeyInfo> out;
     for (CK_OBJECT_HANDLE o : find_objects(t, s, std::move(extra)))
         if (auto k = info_of(t, s, o)) out.push_back(std::move(*k));
@@ -368,6 +379,7 @@ std::string Token::sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
             if (h == CK_INVALID_HANDLE) {
                 static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
                 auto found = find_objects(*this, s, {attr(CKA_CLASS, cls), attr_bytes(CKA_ID, key.id)});
+                if (found.empty()) require_login(*this, s);
                 if (found.empty())
                     throw Error("key not found: no private key with id " + encoding::hex(key.id) +
                                 " on " + description_ + " (was it destroyed?)");

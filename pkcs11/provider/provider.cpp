@@ -124,7 +124,7 @@ ossl::StoreInfo load_one(OSSL_LIB_CTX* libctx, const std::string& uri, int expec
         }
         throw ossl::Error("cannot open " + uri);
     }
-    OSSL_STORE_expect(st.get(), expect);
+    if (expect) OSSL_STORE_expect(st.get(), expect);
     while (!OSSL_STORE_eof(st.get())) {
         ossl::StoreInfo info(OSSL_STORE_load(st.get()));
         if (info) return info;
@@ -136,7 +136,8 @@ ossl::StoreInfo load_one(OSSL_LIB_CTX* libctx, const std::string& uri, int expec
 }  // namespace
 
 ossl::PKey ProviderContext::load_key(const std::string& uri) const {
-    auto info = load_one(libctx_.get(), uri, OSSL_STORE_INFO_PKEY);
+    // Any key type: a type=public URI yields a PUBKEY, the others a PKEY.
+    auto info = load_one(libctx_.get(), uri, 0);
     EVP_PKEY* pk = OSSL_STORE_INFO_get1_PKEY(info.get());
     if (!pk) {
         pk = OSSL_STORE_INFO_get1_PUBKEY(info.get());
