@@ -73,6 +73,8 @@ struct Case {
     std::string name;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 class TlsHandshake : public ::testing::TestWithParam<Case> {};
 
 TEST_P(TlsHandshake, ClientAuthWithTokenKey) {

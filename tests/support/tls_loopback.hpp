@@ -49,6 +49,7 @@ public:
 
 private:
     void serve();
+    void record(const ServerHandshake& r);
     ossl::SslCtx ctx_;
     int listen_fd_ = -1;
     std::uint16_t port_ = 0;
