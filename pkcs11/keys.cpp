@@ -391,14 +391,14 @@ std::string Token::sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
                 key.handle.store(CK_INVALID_HANDLE, std::memory_order_relaxed);
                 continue;
             }
-            check(rv, "C_SignInit", "key id " + encoding::hex(key.id));
+            if (rv != CKR_OK) check(rv, "C_SignInit", "key id " + encoding::hex(key.id));
             break;
         }
         std::string sig(max_sig, '\0');
         CK_ULONG len = max_sig;
-        check(fn()->C_Sign(s, const_cast<CK_BYTE*>(data.data()), data.size(),
-                           reinterpret_cast<CK_BYTE*>(sig.data()), &len),
-              "C_Sign", "key id " + encoding::hex(key.id));
+        const CK_RV rv = fn()->C_Sign(s, const_cast<CK_BYTE*>(data.data()), data.size(),
+                                      reinterpret_cast<CK_BYTE*>(sig.data()), &len);
+        if (rv != CKR_OK) check(rv, "C_Sign", "key id " + encoding::hex(key.id));
         sig.resize(len);
         return sig;
     });

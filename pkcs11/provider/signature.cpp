@@ -20,7 +20,8 @@ namespace {
 struct SigCtx {
     ProvCtx* prov = nullptr;
     Alg alg = Alg::ec;
-    std::shared_ptr<const KeyData> key;  // a copy sharing the token and the key reference
+    // The key: owned by the EVP_PKEY, which every EVP_PKEY_CTX using this context holds.
+    const KeyData* key = nullptr;
     ossl::Md md;                         // set digest (may be null: raw input)
     ossl::Md mgf1;                       // RSA-PSS MGF1 digest (null: same as md)
     int pad = RSA_PKCS1_PADDING;
@@ -28,7 +29,23 @@ struct SigCtx {
     ossl::MdCtx mdctx;                   // digest-sign running hash
 };
 
+// Digests are fetched once (from the default library context) and kept for the process:
+// fetching per signature costs more than the rest of the provider's work.
 ossl::Md fetch_md(const char* name) {
+    struct Cache {
+        EVP_MD* md[5] = {};
+        Cache() {
+            const char* names[] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
+            for (int i = 0; i < 5; ++i) md[i] = EVP_MD_fetch(nullptr, names[i], nullptr);
+        }
+    };
+    static const Cache cache;  // never freed: OpenSSL may be cleaned up before static destructors
+    for (EVP_MD* m : cache.md) {
+        if (m && EVP_MD_is_a(m, name)) {
+            EVP_MD_up_ref(m);
+            return ossl::Md(m);
+        }
+    }
     ossl::Md md(EVP_MD_fetch(nullptr, name, nullptr));
     if (!md) raise(std::string("unknown digest ") + name);
     return md;
@@ -102,7 +119,7 @@ int sig_sign_init(void* vctx, void* keydata, const OSSL_PARAM params[]) {
                 raise("this key has no private half on a token (public key only)");
                 return 0;
             }
-            c->key = std::make_shared<const KeyData>(*k);
+            c->key = k;
         }
         if (!c->key) return 0;
         c->alg = A;
