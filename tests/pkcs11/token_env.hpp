@@ -1,6 +1,8 @@
 // Shared helpers for the pkcs11 tests: the process's SoftHSM2 token, opened.
 #pragma once
 
+#include <ostream>
+
 #include "pkcs11/token.hpp"
 #include "tests/support/pkcs11_fixture.hpp"
 
@@ -32,3 +34,8 @@ inline bool is_ec(config::KeyType t) {
 }
 
 }  // namespace mtls::test
+
+namespace mtls::config {
+// For gtest: parameterized test names and failure messages show "ec_p256", not bytes.
+inline void PrintTo(KeyType t, std::ostream* os) { *os << mtls::test::key_type_name(t); }
+}  // namespace mtls::config
