@@ -51,26 +51,34 @@ World& world() {
     return w;
 }
 
-const char* type_label(int64_t which) { return which == 0 ? "ec_p256" : "rsa_2048"; }
+const char* type_label(int64_t which) {
+    return which == 0 ? "ec_p256" : "rsa_2048";
+}
 
 void Sign_raw_csign(benchmark::State& state) {
     auto& w = world();
     const auto& k = w.key(state.range(0));
     unsigned char digest[32] = {1, 2, 3, 4};
     // Same input the provider gives the token: raw digest (EC) or DigestInfo (RSA PKCS#1).
-    static const unsigned char kSha256Prefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                                  0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+    static const unsigned char kSha256Prefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                                  0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                                  0x01, 0x05, 0x00, 0x04, 0x20};
     std::string input(reinterpret_cast<const char*>(digest), 32);
-    if (state.range(0) == 1) input = std::string(reinterpret_cast<const char*>(kSha256Prefix), sizeof kSha256Prefix) + input;
+    if (state.range(0) == 1)
+        input =
+            std::string(reinterpret_cast<const char*>(kSha256Prefix), sizeof kSha256Prefix) + input;
     CK_MECHANISM mech{state.range(0) == 0 ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
     const std::size_t max = state.range(0) == 0 ? 64 : 256;
-    const std::span<const unsigned char> in(reinterpret_cast<const unsigned char*>(input.data()), input.size());
+    const std::span<const unsigned char> in(reinterpret_cast<const unsigned char*>(input.data()),
+                                            input.size());
     // Bare Cryptoki on one session of our own: no pool, no OpenSSL.
     CK_FUNCTION_LIST* f = w.token->fn();
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-    f->C_OpenSession(w.token->slot(), CKF_SERIAL_SESSION | (state.range(1) ? CKF_RW_SESSION : 0), nullptr, nullptr, &s);
+    f->C_OpenSession(w.token->slot(), CKF_SERIAL_SESSION | (state.range(1) ? CKF_RW_SESSION : 0),
+                     nullptr, nullptr, &s);
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, const_cast<char*>(k.id.data()), k.id.size()}};
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                           {CKA_ID, const_cast<char*>(k.id.data()), k.id.size()}};
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
     CK_ULONG n = 0;
     f->C_FindObjectsInit(s, tmpl, 2);
@@ -87,7 +95,8 @@ void Sign_raw_csign(benchmark::State& state) {
     }
     f->C_CloseSession(s);
     state.SetLabel(type_label(state.range(0)));
-    state.counters["sig/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["sig/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 // The session pool layer alone (Token::sign): what the provider calls.
@@ -97,9 +106,11 @@ void Sign_token_pool(benchmark::State& state) {
     const unsigned char digest[32] = {1, 2, 3, 4};
     CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
     if (state.range(0) == 1) mech.mechanism = CKM_RSA_PKCS;
-    for (auto _ : state) benchmark::DoNotOptimize(w.token->sign(ref, mech, digest, state.range(0) == 0 ? 64 : 256));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(w.token->sign(ref, mech, digest, state.range(0) == 0 ? 64 : 256));
     state.SetLabel(type_label(state.range(0)));
-    state.counters["sig/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["sig/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void Sign_provider(benchmark::State& state) {
@@ -110,14 +121,16 @@ void Sign_provider(benchmark::State& state) {
     for (auto _ : state) {
         ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
         size_t len = sizeof sig;
-        if (EVP_PKEY_sign_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1 ||
+        if (EVP_PKEY_sign_init(ctx.get()) != 1 ||
+            EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1 ||
             EVP_PKEY_sign(ctx.get(), sig, &len, digest, sizeof digest) != 1) {
             state.SkipWithError(ossl::drain_errors().c_str());
             break;
         }
     }
     state.SetLabel(type_label(state.range(0)));
-    state.counters["sig/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["sig/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void Sign_digest_sign(benchmark::State& state) {
@@ -128,14 +141,16 @@ void Sign_digest_sign(benchmark::State& state) {
     for (auto _ : state) {
         ossl::MdCtx md(EVP_MD_CTX_new());
         size_t len = sizeof sig;
-        if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr) != 1 ||
+        if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(),
+                                  nullptr) != 1 ||
             EVP_DigestSign(md.get(), sig, &len, msg, sizeof msg) != 1) {
             state.SkipWithError(ossl::drain_errors().c_str());
             break;
         }
     }
     state.SetLabel(type_label(state.range(0)));
-    state.counters["sig/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["sig/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void handshakes(benchmark::State& state, bool on_token) {
@@ -152,7 +167,8 @@ void handshakes(benchmark::State& state, bool on_token) {
         key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
     }
     auto server_key = test::make_software_key("EC");
-    auto server_cert = test::issue_cert(w.ca, server_key.get(), "localhost", test::CertUsage::server);
+    auto server_cert =
+        test::issue_cert(w.ca, server_key.get(), "localhost", test::CertUsage::server);
     auto client_cert = test::issue_cert(w.ca, key.get(), "bench-client", test::CertUsage::client);
     test::TlsServerOptions o;
     o.cert = server_cert.get();
@@ -174,19 +190,31 @@ void handshakes(benchmark::State& state, bool on_token) {
             break;
         }
     }
-    state.SetLabel(std::string(type_label(state.range(0))) + (on_token ? " token key" : " PEM key"));
+    state.SetLabel(std::string(type_label(state.range(0))) +
+                   (on_token ? " token key" : " PEM key"));
     state.counters["handshakes/s"] =
         benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void Handshake_token(benchmark::State& state) { handshakes(state, true); }
-void Handshake_pem(benchmark::State& state) { handshakes(state, false); }
+void Handshake_token(benchmark::State& state) {
+    handshakes(state, true);
+}
+void Handshake_pem(benchmark::State& state) {
+    handshakes(state, false);
+}
 
 // The machine is shared: run with --benchmark_repetitions=N and compare the minimum (the run
 // least disturbed by other load), reported as the "_min" aggregate.
-double min_of(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+double min_of(const std::vector<double>& v) {
+    return *std::min_element(v.begin(), v.end());
+}
 
-BENCHMARK(Sign_raw_csign)->Args({0, 0})->Args({1, 0})->Args({0, 1})->UseRealTime()->ComputeStatistics("min", min_of);
+BENCHMARK(Sign_raw_csign)
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Args({0, 1})
+    ->UseRealTime()
+    ->ComputeStatistics("min", min_of);
 BENCHMARK(Sign_token_pool)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Sign_provider)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Sign_digest_sign)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);

@@ -11,7 +11,8 @@ struct RvName {
     const char* name;
 };
 
-#define MTLS_RV(x) {x, #x}
+#define MTLS_RV(x) \
+    { x, #x }
 constexpr RvName kNames[] = {
     MTLS_RV(CKR_OK),
     MTLS_RV(CKR_CANCEL),

@@ -18,13 +18,13 @@ namespace mtls::pkcs11 {
 std::string rv_name(CK_RV rv);
 
 class Error : public std::runtime_error {
-public:
+  public:
     // rv is CKR_OK for errors that do not come from a Cryptoki call (bad URI, missing PIN file…).
     explicit Error(const std::string& message, CK_RV rv = CKR_OK)
         : std::runtime_error(message), rv_(rv) {}
     CK_RV rv() const noexcept { return rv_; }
 
-private:
+  private:
     CK_RV rv_;
 };
 

@@ -165,8 +165,10 @@ ossl::PKey pkey_from(const char* type, const OSSL_PARAM* params) {
     ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
     EVP_PKEY* pk = nullptr;
     if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
-        EVP_PKEY_fromdata(ctx.get(), &pk, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) <= 0)
-        throw ossl::Error(std::string("cannot build the ") + type + " public key from the token's attributes");
+        EVP_PKEY_fromdata(ctx.get(), &pk, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) <=
+            0)
+        throw ossl::Error(std::string("cannot build the ") + type +
+                          " public key from the token's attributes");
     return ossl::PKey(pk);
 }
 
@@ -179,14 +181,14 @@ KeyInfo Token::generate_key(config::KeyType type, const std::string& label) {
 
     static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY, priv_cls = CKO_PRIVATE_KEY;
     std::vector<CK_ATTRIBUTE> pub = {
-        attr(CKA_CLASS, pub_cls),     attr(CKA_TOKEN, kTrue),          attr(CKA_PRIVATE, kFalse),
-        attr(CKA_VERIFY, kTrue),      attr_bytes(CKA_LABEL, label),    attr_bytes(CKA_ID, id),
+        attr(CKA_CLASS, pub_cls), attr(CKA_TOKEN, kTrue),       attr(CKA_PRIVATE, kFalse),
+        attr(CKA_VERIFY, kTrue),  attr_bytes(CKA_LABEL, label), attr_bytes(CKA_ID, id),
     };
     std::vector<CK_ATTRIBUTE> priv = {
-        attr(CKA_CLASS, priv_cls),       attr(CKA_TOKEN, kTrue),        attr(CKA_PRIVATE, kTrue),
-        attr(CKA_SENSITIVE, kTrue),      attr(CKA_EXTRACTABLE, kFalse), attr(CKA_SIGN, kTrue),
-        attr(CKA_DECRYPT, kFalse),       attr(CKA_DERIVE, kFalse),      attr(CKA_UNWRAP, kFalse),
-        attr_bytes(CKA_LABEL, label),    attr_bytes(CKA_ID, id),
+        attr(CKA_CLASS, priv_cls),    attr(CKA_TOKEN, kTrue),        attr(CKA_PRIVATE, kTrue),
+        attr(CKA_SENSITIVE, kTrue),   attr(CKA_EXTRACTABLE, kFalse), attr(CKA_SIGN, kTrue),
+        attr(CKA_DECRYPT, kFalse),    attr(CKA_DERIVE, kFalse),      attr(CKA_UNWRAP, kFalse),
+        attr_bytes(CKA_LABEL, label), attr_bytes(CKA_ID, id),
     };
     CK_MECHANISM mech{};
     std::string ec_params;
@@ -195,7 +197,8 @@ KeyInfo Token::generate_key(config::KeyType type, const std::string& label) {
     switch (type) {
         case config::KeyType::ec_p256:
         case config::KeyType::ec_p384:
-            ec_params = ec_params_der(type == config::KeyType::ec_p256 ? NID_X9_62_prime256v1 : NID_secp384r1);
+            ec_params = ec_params_der(type == config::KeyType::ec_p256 ? NID_X9_62_prime256v1
+                                                                       : NID_secp384r1);
             pub.push_back(attr_bytes(CKA_EC_PARAMS, ec_params));
             mech.mechanism = CKM_EC_KEY_PAIR_GEN;
             break;
@@ -215,8 +218,10 @@ KeyInfo Token::generate_key(config::KeyType type, const std::string& label) {
         return 0;
     });
     KeyInfo k{id, label, type, key_uri(id)};
-    log::info("pkcs11_key_generated", {{"token", label_}, {"key_id", k.id_hex()},
-                                       {"label", label}, {"type", config::to_string(type)}});
+    log::info("pkcs11_key_generated", {{"token", label_},
+                                       {"key_id", k.id_hex()},
+                                       {"label", label},
+                                       {"type", config::to_string(type)}});
     return k;
 }
 
@@ -232,8 +237,9 @@ std::optional<KeyInfo> Token::find_key(std::string_view id) {
 }
 
 std::vector<KeyInfo> Token::find_keys_by_label(std::string_view label) {
-    return with_session(
-        [&](CK_SESSION_HANDLE s) { return private_keys(*this, s, {attr_bytes(CKA_LABEL, label)}); });
+    return with_session([&](CK_SESSION_HANDLE s) {
+        return private_keys(*this, s, {attr_bytes(CKA_LABEL, label)});
+    });
 }
 
 std::size_t Token::destroy_key(std::string_view id) {
@@ -246,7 +252,8 @@ std::size_t Token::destroy_key(std::string_view id) {
         }
         return count;
     });
-    log::info("pkcs11_key_destroyed", {{"token", label_}, {"key_id", encoding::hex(id)}, {"objects", n}});
+    log::info("pkcs11_key_destroyed",
+              {{"token", label_}, {"key_id", encoding::hex(id)}, {"objects", n}});
     return n;
 }
 
@@ -297,7 +304,9 @@ ossl::PKey Token::public_key(std::string_view id) {
     if (raw->cert) {
         const unsigned char* p = reinterpret_cast<const unsigned char*>(raw->cert->data());
         ossl::X509Ptr x(d2i_X509(nullptr, &p, static_cast<long>(raw->cert->size())));
-        if (!x) throw ossl::Error("the certificate with id " + encoding::hex(id) + " on " + description_ + " does not parse");
+        if (!x)
+            throw ossl::Error("the certificate with id " + encoding::hex(id) + " on " +
+                              description_ + " does not parse");
         return ossl::PKey(X509_get_pubkey(x.get()));
     }
     if (raw->key_type == CKK_EC) {
@@ -308,7 +317,8 @@ ossl::PKey Token::public_key(std::string_view id) {
         OSSL_PARAM params[] = {
             OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
                                              const_cast<char*>(OBJ_nid2sn(nid)), 0),
-            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, raw->b.data(), raw->b.size()),
+            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, raw->b.data(),
+                                              raw->b.size()),
             OSSL_PARAM_construct_end()};
         return pkey_from("EC", params);
     }
@@ -343,11 +353,16 @@ void Token::store_certificate(std::string_view id, std::string_view der, const s
     static const CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
     static const CK_CERTIFICATE_TYPE ctype = CKC_X_509;
     std::vector<CK_ATTRIBUTE> tmpl = {
-        attr(CKA_CLASS, cls),           attr(CKA_CERTIFICATE_TYPE, ctype),
-        attr(CKA_TOKEN, kTrue),         attr(CKA_PRIVATE, kFalse),
-        attr_bytes(CKA_ID, id),         attr_bytes(CKA_LABEL, label),
-        attr_bytes(CKA_SUBJECT, subject), attr_bytes(CKA_ISSUER, issuer),
-        attr_bytes(CKA_SERIAL_NUMBER, serial), attr_bytes(CKA_VALUE, der),
+        attr(CKA_CLASS, cls),
+        attr(CKA_CERTIFICATE_TYPE, ctype),
+        attr(CKA_TOKEN, kTrue),
+        attr(CKA_PRIVATE, kFalse),
+        attr_bytes(CKA_ID, id),
+        attr_bytes(CKA_LABEL, label),
+        attr_bytes(CKA_SUBJECT, subject),
+        attr_bytes(CKA_ISSUER, issuer),
+        attr_bytes(CKA_SERIAL_NUMBER, serial),
+        attr_bytes(CKA_VALUE, der),
     };
     with_session([&](CK_SESSION_HANDLE s) {
         for (CK_OBJECT_HANDLE o :
@@ -378,7 +393,8 @@ std::string Token::sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
             CK_OBJECT_HANDLE h = key.handle.load(std::memory_order_relaxed);
             if (h == CK_INVALID_HANDLE) {
                 static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-                auto found = find_objects(*this, s, {attr(CKA_CLASS, cls), attr_bytes(CKA_ID, key.id)});
+                auto found =
+                    find_objects(*this, s, {attr(CKA_CLASS, cls), attr_bytes(CKA_ID, key.id)});
                 if (found.empty()) require_login(*this, s);
                 if (found.empty())
                     throw Error("key not found: no private key with id " + encoding::hex(key.id) +

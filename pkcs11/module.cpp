@@ -38,7 +38,8 @@ std::shared_ptr<Module> Module::open(const std::string& path) {
     }
     auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(m->handle_, "C_GetFunctionList"));
     if (!get)
-        throw Error("PKCS#11 module " + path + " has no C_GetFunctionList (is it a PKCS#11 module?)");
+        throw Error("PKCS#11 module " + path +
+                    " has no C_GetFunctionList (is it a PKCS#11 module?)");
     CK_RV rv = get(&m->fn_);
     if (rv != CKR_OK || !m->fn_)
         throw Error("C_GetFunctionList (module " + path + ") failed: " + rv_name(rv), rv);
@@ -75,7 +76,8 @@ Module::~Module() {
 }
 
 void Module::check(CK_RV rv, const char* call) const {
-    if (rv != CKR_OK) throw Error(std::string(call) + " (module " + path_ + ") failed: " + rv_name(rv), rv);
+    if (rv != CKR_OK)
+        throw Error(std::string(call) + " (module " + path_ + ") failed: " + rv_name(rv), rv);
 }
 
 }  // namespace mtls::pkcs11

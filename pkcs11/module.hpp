@@ -17,7 +17,7 @@
 namespace mtls::pkcs11 {
 
 class Module {
-public:
+  public:
     // Throws pkcs11::Error: "cannot load PKCS#11 module /x.so: <dlerror> (check pkcs11.module)".
     static std::shared_ptr<Module> open(const std::string& path);
 
@@ -36,7 +36,7 @@ public:
     // Throws pkcs11::Error "<call> (module <path>) failed: CKR_…" unless rv is CKR_OK.
     void check(CK_RV rv, const char* call) const;
 
-private:
+  private:
     Module() = default;
     std::string path_;
     std::string description_;

@@ -36,7 +36,9 @@ SecretString& SecretString::operator=(SecretString&& o) noexcept {
     return *this;
 }
 
-SecretString::~SecretString() { wipe(); }
+SecretString::~SecretString() {
+    wipe();
+}
 
 void SecretString::wipe() noexcept {
     if (data_) {
@@ -76,8 +78,7 @@ namespace {
 // Reads at most a small file into a fixed buffer that is wiped afterwards.
 SecretString read_pin_file(const std::string& path, const std::string& what) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        throw Error("cannot read the token PIN from " + what + ": " + std::strerror(errno));
+    if (fd < 0) throw Error("cannot read the token PIN from " + what + ": " + std::strerror(errno));
     char buf[512];
     std::size_t n = 0;
     while (n < sizeof buf) {
@@ -112,14 +113,18 @@ SecretString PinSource::read() const {
         case Kind::env: {
             if (where.empty()) throw Error("pin_env names no environment variable");
             const char* v = std::getenv(where.c_str());
-            if (!v) throw Error("cannot read the token PIN: environment variable " + where + " is not set");
+            if (!v)
+                throw Error("cannot read the token PIN: environment variable " + where +
+                            " is not set");
             std::string_view sv(v);
             while (!sv.empty() && (sv.back() == '\n' || sv.back() == '\r')) sv.remove_suffix(1);
-            if (sv.empty()) throw Error("the token PIN in environment variable " + where + " is empty");
+            if (sv.empty())
+                throw Error("the token PIN in environment variable " + where + " is empty");
             return SecretString(sv);
         }
         case Kind::credential: {
-            if (where.empty() || where.find('/') != std::string::npos || where == "." || where == "..")
+            if (where.empty() || where.find('/') != std::string::npos || where == "." ||
+                where == "..")
                 throw Error("pin_credential must be a credential name without '/'");
             const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
             if (!dir || !*dir)

@@ -15,7 +15,7 @@ namespace mtls::pkcs11 {
 
 // Owns a secret; its bytes are wiped (OPENSSL_cleanse) on destruction and move-from.
 class SecretString {
-public:
+  public:
     SecretString() = default;
     explicit SecretString(std::string_view s);
     SecretString(const SecretString&) = delete;
@@ -28,7 +28,7 @@ public:
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
 
-private:
+  private:
     void wipe() noexcept;
     char* data_ = nullptr;
     std::size_t size_ = 0;

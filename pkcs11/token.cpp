@@ -13,7 +13,9 @@ TokenOptions TokenOptions::from_config(const config::Pkcs11& c) {
     return o;
 }
 
-std::string KeyInfo::id_hex() const { return encoding::hex(id); }
+std::string KeyInfo::id_hex() const {
+    return encoding::hex(id);
+}
 
 namespace {
 
@@ -55,7 +57,8 @@ CK_SLOT_ID Token::find_slot() const {
         if (!seen.empty()) seen += ", ";
         seen += token_summary(ti);
         if (!matches(uri_.token, padded_field(ti.label, sizeof ti.label)) ||
-            !matches(uri_.manufacturer, padded_field(ti.manufacturerID, sizeof ti.manufacturerID)) ||
+            !matches(uri_.manufacturer,
+                     padded_field(ti.manufacturerID, sizeof ti.manufacturerID)) ||
             !matches(uri_.serial, padded_field(ti.serialNumber, sizeof ti.serialNumber)) ||
             !matches(uri_.model, padded_field(ti.model, sizeof ti.model)))
             continue;
@@ -110,8 +113,10 @@ std::shared_ptr<Token> Token::open(const TokenOptions& opts) {
 
     // Log in now, so that a wrong PIN is reported at startup rather than at the first handshake.
     t->with_session([](CK_SESSION_HANDLE) { return 0; });
-    log::info("pkcs11_token_open", {{"token", t->label_}, {"serial", t->serial_},
-                                    {"module", t->module_->path()}, {"slot", t->slot_.load()}});
+    log::info("pkcs11_token_open", {{"token", t->label_},
+                                    {"serial", t->serial_},
+                                    {"module", t->module_->path()},
+                                    {"slot", t->slot_.load()}});
     return t;
 }
 
@@ -190,8 +195,8 @@ void Token::login(CK_SESSION_HANDLE h) {
         return;
     }
     SecretString pin = pin_.read();
-    const CK_RV rv = fn()->C_Login(h, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(pin.data())),
-                                   pin.size());
+    const CK_RV rv = fn()->C_Login(
+        h, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(pin.data())), pin.size());
     if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
         logged_in_ = true;
         return;

@@ -52,7 +52,7 @@ struct KeyInfo {
     std::string id;     // CKA_ID, raw bytes (16 random bytes for keys we generate)
     std::string label;  // CKA_LABEL
     config::KeyType type = config::KeyType::ec_p256;
-    std::string uri;    // pkcs11: URI of the private key (token attributes + id + type=private)
+    std::string uri;  // pkcs11: URI of the private key (token attributes + id + type=private)
 
     std::string id_hex() const;  // lower-case hex of id
 };
@@ -66,7 +66,7 @@ struct PrivateKeyRef {
 };
 
 class Token {
-public:
+  public:
     // Loads the module, finds the token, checks that the PIN source is readable (the login
     // itself happens with the first operation that needs it, and is checked here too).
     // Throws pkcs11::Error: module missing, token not found (listing the tokens that exist),
@@ -126,7 +126,7 @@ public:
     // Sessions recovered so far (for tests and metrics).
     std::uint64_t recoveries() const noexcept { return recoveries_.load(); }
 
-private:
+  private:
     class Lease;
     Token() = default;
     Lease checkout(std::uint64_t& epoch_out);
@@ -152,7 +152,7 @@ private:
 
 // A checked-out session; returns itself to the pool on destruction.
 class Token::Lease {
-public:
+  public:
     Lease(Token* t, CK_SESSION_HANDLE h, std::uint64_t epoch) : t_(t), h_(h), epoch_(epoch) {}
     Lease(Lease&& o) noexcept : t_(o.t_), h_(o.h_), epoch_(o.epoch_), discard_(o.discard_) {
         o.t_ = nullptr;
@@ -167,7 +167,7 @@ public:
     std::uint64_t epoch() const noexcept { return epoch_; }
     void discard() noexcept { discard_ = true; }
 
-private:
+  private:
     Token* t_;
     CK_SESSION_HANDLE h_;
     std::uint64_t epoch_;

@@ -65,8 +65,7 @@ void parse_path_attr(Uri& u, std::string_view name, std::string_view raw) {
     if (name == "id") return set_once(u.id, name, std::move(v));
     if (name == "slot-description") return set_once(u.slot_description, name, std::move(v));
     if (name == "slot-manufacturer") return set_once(u.slot_manufacturer, name, std::move(v));
-    if (name == "library-manufacturer")
-        return set_once(u.library_manufacturer, name, std::move(v));
+    if (name == "library-manufacturer") return set_once(u.library_manufacturer, name, std::move(v));
     if (name == "library-description") return set_once(u.library_description, name, std::move(v));
     if (name == "library-version") return;  // accepted, not used for selection
     if (name == "type") {
@@ -103,7 +102,8 @@ void split_attrs(std::string_view s, char sep, F&& f) {
     std::size_t pos = 0;
     while (true) {
         const std::size_t end = s.find(sep, pos);
-        const std::string_view item = s.substr(pos, end == std::string_view::npos ? s.npos : end - pos);
+        const std::string_view item =
+            s.substr(pos, end == std::string_view::npos ? s.npos : end - pos);
         if (item.empty()) fail("empty attribute");
         const std::size_t eq = item.find('=');
         if (eq == std::string_view::npos || eq == 0) fail("attribute without name=value");
@@ -127,7 +127,8 @@ Uri Uri::parse(std::string_view text) {
     Uri u;
     const std::size_t q = text.find('?');
     const std::string_view path = text.substr(0, q);
-    split_attrs(path, ';', [&](std::string_view n, std::string_view v) { parse_path_attr(u, n, v); });
+    split_attrs(path, ';',
+                [&](std::string_view n, std::string_view v) { parse_path_attr(u, n, v); });
     if (q != std::string_view::npos)
         split_attrs(text.substr(q + 1), '&',
                     [&](std::string_view n, std::string_view v) { parse_query_attr(u, n, v); });

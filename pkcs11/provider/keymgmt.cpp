@@ -39,7 +39,9 @@ constexpr int kPrivate = OSSL_KEYMGMT_SELECT_PRIVATE_KEY;
 constexpr int kPublic = OSSL_KEYMGMT_SELECT_PUBLIC_KEY;
 constexpr int kDomain = OSSL_KEYMGMT_SELECT_ALL_PARAMETERS;
 
-const char* type_name(Alg a) { return a == Alg::ec ? "EC" : "RSA"; }
+const char* type_name(Alg a) {
+    return a == Alg::ec ? "EC" : "RSA";
+}
 
 template <Alg A>
 void* km_new(void* provctx) {
@@ -50,7 +52,9 @@ void* km_new(void* provctx) {
     return k;
 }
 
-void km_free(void* keydata) { delete static_cast<KeyData*>(keydata); }
+void km_free(void* keydata) {
+    delete static_cast<KeyData*>(keydata);
+}
 
 void* km_load(const void* reference, size_t reference_sz) {
     // The store hands over a pointer to its KeyData; the EVP_PKEY gets a copy.
@@ -60,7 +64,8 @@ void* km_load(const void* reference, size_t reference_sz) {
 }
 
 void* km_dup(const void* keydata, int /*selection*/) {
-    return guarded<void*>(nullptr, [&] { return new KeyData(*static_cast<const KeyData*>(keydata)); });
+    return guarded<void*>(nullptr,
+                          [&] { return new KeyData(*static_cast<const KeyData*>(keydata)); });
 }
 
 int km_has(const void* keydata, int selection) {
@@ -96,9 +101,10 @@ int km_import(void* keydata, int selection, const OSSL_PARAM params[]) {
         raise("cannot import into a token key");
         return 0;
     }
-    const bool has_pub = OSSL_PARAM_locate_const(params, A == Alg::ec ? OSSL_PKEY_PARAM_PUB_KEY
-                                                                      : OSSL_PKEY_PARAM_RSA_N);
-    const int sel = has_pub ? EVP_PKEY_PUBLIC_KEY : (selection & kDomain ? EVP_PKEY_KEY_PARAMETERS : 0);
+    const bool has_pub = OSSL_PARAM_locate_const(
+        params, A == Alg::ec ? OSSL_PKEY_PARAM_PUB_KEY : OSSL_PKEY_PARAM_RSA_N);
+    const int sel =
+        has_pub ? EVP_PKEY_PUBLIC_KEY : (selection & kDomain ? EVP_PKEY_KEY_PARAMETERS : 0);
     if (!sel) return 0;
     ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type_name(A), nullptr));
     EVP_PKEY* pk = nullptr;
@@ -113,12 +119,10 @@ const OSSL_PARAM kEcImportTypes[] = {
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
     OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, nullptr, 0),
-    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, nullptr, 0),
-    OSSL_PARAM_END};
-const OSSL_PARAM kRsaImportTypes[] = {
-    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
-    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0),
-    OSSL_PARAM_END};
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, nullptr, 0), OSSL_PARAM_END};
+const OSSL_PARAM kRsaImportTypes[] = {OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
+                                      OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0),
+                                      OSSL_PARAM_END};
 
 template <Alg A>
 const OSSL_PARAM* km_import_types(int selection) {
@@ -188,7 +192,8 @@ const char* km_query_operation_name(int operation_id) {
     return nullptr;
 }
 
-#define MTLS_FN(id, f) {id, reinterpret_cast<void (*)(void)>(f)}
+#define MTLS_FN(id, f) \
+    { id, reinterpret_cast<void (*)(void)>(f) }
 
 }  // namespace
 

@@ -24,7 +24,8 @@ std::shared_ptr<Token> g_pending_token;
 
 const OSSL_ALGORITHM kKeymgmt[] = {
     {"EC:id-ecPublicKey:1.2.840.10045.2.1", "provider=mtls-pkcs11", kEcKeymgmt, "token EC keys"},
-    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", "provider=mtls-pkcs11", kRsaKeymgmt, "token RSA keys"},
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", "provider=mtls-pkcs11", kRsaKeymgmt,
+     "token RSA keys"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kSignature[] = {
     {"ECDSA", "provider=mtls-pkcs11", kEcdsaSignature, "ECDSA on the token"},
@@ -38,18 +39,23 @@ const OSSL_ALGORITHM kStore[] = {
 const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {
     *no_cache = 0;
     switch (operation_id) {
-        case OSSL_OP_KEYMGMT: return kKeymgmt;
-        case OSSL_OP_SIGNATURE: return kSignature;
-        case OSSL_OP_STORE: return kStore;
-        default: return nullptr;
+        case OSSL_OP_KEYMGMT:
+            return kKeymgmt;
+        case OSSL_OP_SIGNATURE:
+            return kSignature;
+        case OSSL_OP_STORE:
+            return kStore;
+        default:
+            return nullptr;
     }
 }
 
-const OSSL_PARAM kGettable[] = {
-    OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, nullptr, 0),
-    OSSL_PARAM_int(OSSL_PROV_PARAM_STATUS, nullptr), OSSL_PARAM_END};
+const OSSL_PARAM kGettable[] = {OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, nullptr, 0),
+                                OSSL_PARAM_int(OSSL_PROV_PARAM_STATUS, nullptr), OSSL_PARAM_END};
 
-const OSSL_PARAM* gettable_params(void*) { return kGettable; }
+const OSSL_PARAM* gettable_params(void*) {
+    return kGettable;
+}
 
 int get_params(void*, OSSL_PARAM params[]) {
     OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME);
@@ -59,9 +65,12 @@ int get_params(void*, OSSL_PARAM params[]) {
     return 1;
 }
 
-void teardown(void* provctx) { delete static_cast<ProvCtx*>(provctx); }
+void teardown(void* provctx) {
+    delete static_cast<ProvCtx*>(provctx);
+}
 
-#define MTLS_FN(id, f) {id, reinterpret_cast<void (*)(void)>(f)}
+#define MTLS_FN(id, f) \
+    { id, reinterpret_cast<void (*)(void)>(f) }
 const OSSL_DISPATCH kProviderFunctions[] = {
     MTLS_FN(OSSL_FUNC_PROVIDER_TEARDOWN, &teardown),
     MTLS_FN(OSSL_FUNC_PROVIDER_QUERY_OPERATION, &query_operation),

@@ -32,7 +32,7 @@
 namespace mtls::pkcs11 {
 
 class ProviderContext {
-public:
+  public:
     static constexpr const char* kProviderName = "mtls-pkcs11";
     // Property query that selects this provider's implementations.
     static constexpr const char* kPropQuery = "?provider=mtls-pkcs11";
@@ -55,7 +55,7 @@ public:
     // The certificate with this CKA_ID stored on the token. Throws when there is none.
     ossl::X509Ptr load_certificate(std::string_view id) const;
 
-private:
+  private:
     std::shared_ptr<Token> token_;
     ossl::LibCtx libctx_;
     OSSL_PROVIDER* default_ = nullptr;

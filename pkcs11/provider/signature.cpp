@@ -22,11 +22,11 @@ struct SigCtx {
     Alg alg = Alg::ec;
     // The key: owned by the EVP_PKEY, which every EVP_PKEY_CTX using this context holds.
     const KeyData* key = nullptr;
-    ossl::Md md;                         // set digest (may be null: raw input)
-    ossl::Md mgf1;                       // RSA-PSS MGF1 digest (null: same as md)
+    ossl::Md md;    // set digest (may be null: raw input)
+    ossl::Md mgf1;  // RSA-PSS MGF1 digest (null: same as md)
     int pad = RSA_PKCS1_PADDING;
     int saltlen = RSA_PSS_SALTLEN_MAX;  // OpenSSL 3.0's default for PSS signing ("auto" = max)
-    ossl::MdCtx mdctx;                   // digest-sign running hash
+    ossl::MdCtx mdctx;                  // digest-sign running hash
 };
 
 // Digests are fetched once (from the default library context) and kept for the process:
@@ -58,23 +58,35 @@ ossl::Md dup_md(const ossl::Md& md) {
 
 CK_MECHANISM_TYPE ck_hash(const EVP_MD* md) {
     switch (EVP_MD_get_type(md)) {
-        case NID_sha1: return CKM_SHA_1;
-        case NID_sha224: return CKM_SHA224;
-        case NID_sha256: return CKM_SHA256;
-        case NID_sha384: return CKM_SHA384;
-        case NID_sha512: return CKM_SHA512;
-        default: return CK_UNAVAILABLE_INFORMATION;
+        case NID_sha1:
+            return CKM_SHA_1;
+        case NID_sha224:
+            return CKM_SHA224;
+        case NID_sha256:
+            return CKM_SHA256;
+        case NID_sha384:
+            return CKM_SHA384;
+        case NID_sha512:
+            return CKM_SHA512;
+        default:
+            return CK_UNAVAILABLE_INFORMATION;
     }
 }
 
 CK_RSA_PKCS_MGF_TYPE ck_mgf(const EVP_MD* md) {
     switch (EVP_MD_get_type(md)) {
-        case NID_sha1: return CKG_MGF1_SHA1;
-        case NID_sha224: return CKG_MGF1_SHA224;
-        case NID_sha256: return CKG_MGF1_SHA256;
-        case NID_sha384: return CKG_MGF1_SHA384;
-        case NID_sha512: return CKG_MGF1_SHA512;
-        default: return CK_UNAVAILABLE_INFORMATION;
+        case NID_sha1:
+            return CKG_MGF1_SHA1;
+        case NID_sha224:
+            return CKG_MGF1_SHA224;
+        case NID_sha256:
+            return CKG_MGF1_SHA256;
+        case NID_sha384:
+            return CKG_MGF1_SHA384;
+        case NID_sha512:
+            return CKG_MGF1_SHA512;
+        default:
+            return CK_UNAVAILABLE_INFORMATION;
     }
 }
 
@@ -86,7 +98,9 @@ void* sig_newctx(void* provctx, const char* /*propq*/) {
     });
 }
 
-void sig_freectx(void* ctx) { delete static_cast<SigCtx*>(ctx); }
+void sig_freectx(void* ctx) {
+    delete static_cast<SigCtx*>(ctx);
+}
 
 void* sig_dupctx(void* ctx) {
     const auto* src = static_cast<const SigCtx*>(ctx);
@@ -128,7 +142,9 @@ int sig_sign_init(void* vctx, void* keydata, const OSSL_PARAM params[]) {
     });
 }
 
-std::size_t field_bytes(const KeyData& k) { return static_cast<std::size_t>((k.bits() + 7) / 8); }
+std::size_t field_bytes(const KeyData& k) {
+    return static_cast<std::size_t>((k.bits() + 7) / 8);
+}
 
 // Signs `tbs` (a digest, or raw input when no digest is set) on the token into sig.
 int do_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize, const unsigned char* tbs,
@@ -190,7 +206,8 @@ int do_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize, const
             ASN1_OCTET_STRING* digest = nullptr;
             if (!di) return 0;
             X509_SIG_getm(di.get(), &alg, &digest);
-            if (!X509_ALGOR_set0(alg, OBJ_nid2obj(EVP_MD_get_type(c->md.get())), V_ASN1_NULL, nullptr) ||
+            if (!X509_ALGOR_set0(alg, OBJ_nid2obj(EVP_MD_get_type(c->md.get())), V_ASN1_NULL,
+                                 nullptr) ||
                 !ASN1_OCTET_STRING_set(digest, tbs, static_cast<int>(tbslen))) {
                 raise("cannot build the PKCS#1 DigestInfo");
                 return 0;
@@ -204,7 +221,8 @@ int do_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize, const
             std::string info(reinterpret_cast<char*>(der), static_cast<size_t>(dlen));
             OPENSSL_free(der);
             out = k.token->sign(*k.priv, mech,
-                                {reinterpret_cast<const unsigned char*>(info.data()), info.size()}, max);
+                                {reinterpret_cast<const unsigned char*>(info.data()), info.size()},
+                                max);
         }
     } else if (c->pad == RSA_PKCS1_PSS_PADDING) {
         if (!c->md) {
@@ -216,8 +234,10 @@ int do_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize, const
         const int emlen = (k.bits() - 1 + 7) / 8;
         const int maxsalt = emlen - hlen - 2;
         int salt = c->saltlen;
-        if (salt == RSA_PSS_SALTLEN_DIGEST) salt = hlen;
-        else if (salt == RSA_PSS_SALTLEN_MAX || salt == RSA_PSS_SALTLEN_AUTO) salt = maxsalt;
+        if (salt == RSA_PSS_SALTLEN_DIGEST)
+            salt = hlen;
+        else if (salt == RSA_PSS_SALTLEN_MAX || salt == RSA_PSS_SALTLEN_AUTO)
+            salt = maxsalt;
         if (salt < 0 || salt > maxsalt) {
             raise("RSA-PSS salt length " + std::to_string(c->saltlen) + " is not possible with a " +
                   std::to_string(k.bits()) + "-bit key");
@@ -243,8 +263,8 @@ int do_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize, const
     return 1;
 }
 
-int sig_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize, const unsigned char* tbs,
-             size_t tbslen) {
+int sig_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+             const unsigned char* tbs, size_t tbslen) {
     auto* c = static_cast<SigCtx*>(vctx);
     if (!c->key) return 0;
     return guarded(0, [&] { return do_sign(c, sig, siglen, sigsize, tbs, tbslen); });
@@ -361,8 +381,10 @@ int set_ctx_params(void* vctx, const OSSL_PARAM params[]) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
             const char* s = nullptr;
             if (!OSSL_PARAM_get_utf8_string_ptr(p, &s)) return 0;
-            if (std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0) pad = RSA_PKCS1_PADDING;
-            else if (std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0) pad = RSA_PKCS1_PSS_PADDING;
+            if (std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
+                pad = RSA_PKCS1_PADDING;
+            else if (std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0)
+                pad = RSA_PKCS1_PSS_PADDING;
             else {
                 raise(std::string("RSA padding mode ") + s + " is not supported for signing");
                 return 0;
@@ -382,10 +404,14 @@ int set_ctx_params(void* vctx, const OSSL_PARAM params[]) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
             const char* s = nullptr;
             if (!OSSL_PARAM_get_utf8_string_ptr(p, &s)) return 0;
-            if (std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0) salt = RSA_PSS_SALTLEN_DIGEST;
-            else if (std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_MAX) == 0) salt = RSA_PSS_SALTLEN_MAX;
-            else if (std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO) == 0) salt = RSA_PSS_SALTLEN_AUTO;
-            else salt = std::atoi(s);
+            if (std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0)
+                salt = RSA_PSS_SALTLEN_DIGEST;
+            else if (std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_MAX) == 0)
+                salt = RSA_PSS_SALTLEN_MAX;
+            else if (std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO) == 0)
+                salt = RSA_PSS_SALTLEN_AUTO;
+            else
+                salt = std::atoi(s);
         } else if (!OSSL_PARAM_get_int(p, &salt)) {
             return 0;
         }
@@ -414,14 +440,16 @@ const OSSL_PARAM kRsaSettableCtx[] = {
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, nullptr, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, nullptr, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, nullptr, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, nullptr, 0), OSSL_PARAM_END};
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, nullptr, 0),
+    OSSL_PARAM_END};
 
 template <Alg A>
 const OSSL_PARAM* sig_settable_ctx_params(void*, void*) {
     return A == Alg::ec ? kEcSettableCtx : kRsaSettableCtx;
 }
 
-#define MTLS_FN(id, f) {id, reinterpret_cast<void (*)(void)>(f)}
+#define MTLS_FN(id, f) \
+    { id, reinterpret_cast<void (*)(void)>(f) }
 
 }  // namespace
 

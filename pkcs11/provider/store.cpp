@@ -36,8 +36,8 @@ void check_token(const Uri& u, const Token& t) {
     const bool label_ok = !u.token || *u.token == t.label();
     const bool serial_ok = !u.serial || *u.serial == t.serial();
     if (!label_ok || !serial_ok)
-        throw Error("token not found: " + u.token_part() + " is not the token this provider serves (" +
-                    t.description() + ")");
+        throw Error("token not found: " + u.token_part() +
+                    " is not the token this provider serves (" + t.description() + ")");
 }
 
 StoreCtx* open_impl(ProvCtx* prov, const char* uri_text) {
@@ -58,15 +58,16 @@ StoreCtx* open_impl(ProvCtx* prov, const char* uri_text) {
         std::optional<std::string> der;
         if (id) der = t.find_certificate(*id);
         if (!der)
-            throw Error("certificate not found: no certificate with " + describe_selection(u) + " on " +
-                        t.description());
+            throw Error("certificate not found: no certificate with " + describe_selection(u) +
+                        " on " + t.description());
         ctx->is_cert = true;
         ctx->cert_der = std::move(*der);
         return ctx.release();
     }
     if (type != "private" && type != "public")
-        throw Error("the pkcs11 provider loads only private keys, public keys and certificates (type=" +
-                    type + ")");
+        throw Error(
+            "the pkcs11 provider loads only private keys, public keys and certificates (type=" +
+            type + ")");
     std::optional<KeyInfo> info;
     if (u.id) {
         info = t.find_key(*u.id);
@@ -83,8 +84,9 @@ StoreCtx* open_impl(ProvCtx* prov, const char* uri_text) {
                     t.description());
     auto k = std::make_unique<KeyData>();
     k->prov = prov;
-    k->alg = (info->type == config::KeyType::ec_p256 || info->type == config::KeyType::ec_p384) ? Alg::ec
-                                                                                               : Alg::rsa;
+    k->alg = (info->type == config::KeyType::ec_p256 || info->type == config::KeyType::ec_p384)
+                 ? Alg::ec
+                 : Alg::rsa;
     k->label = info->label;
     k->pub = t.public_key(info->id);
     if (type == "private") {
@@ -101,19 +103,24 @@ void* st_open(void* provctx, const char* uri) {
 
 const OSSL_PARAM kSettable[] = {OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, nullptr), OSSL_PARAM_END};
 
-const OSSL_PARAM* st_settable_ctx_params(void*) { return kSettable; }
-int st_set_ctx_params(void*, const OSSL_PARAM[]) { return 1; }
+const OSSL_PARAM* st_settable_ctx_params(void*) {
+    return kSettable;
+}
+int st_set_ctx_params(void*, const OSSL_PARAM[]) {
+    return 1;
+}
 
-int st_load(void* vctx, OSSL_CALLBACK* object_cb, void* object_cbarg, OSSL_PASSPHRASE_CALLBACK*, void*) {
+int st_load(void* vctx, OSSL_CALLBACK* object_cb, void* object_cbarg, OSSL_PASSPHRASE_CALLBACK*,
+            void*) {
     auto* c = static_cast<StoreCtx*>(vctx);
     if (c->done) return 0;
     c->done = true;
     if (c->is_cert) {
         int type = OSSL_OBJECT_CERT;
-        OSSL_PARAM params[] = {
-            OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type),
-            OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, c->cert_der.data(), c->cert_der.size()),
-            OSSL_PARAM_construct_end()};
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type),
+                               OSSL_PARAM_construct_octet_string(
+                                   OSSL_OBJECT_PARAM_DATA, c->cert_der.data(), c->cert_der.size()),
+                               OSSL_PARAM_construct_end()};
         return object_cb(params, object_cbarg);
     }
     int type = OSSL_OBJECT_PKEY;
@@ -128,14 +135,17 @@ int st_load(void* vctx, OSSL_CALLBACK* object_cb, void* object_cbarg, OSSL_PASSP
     return object_cb(params, object_cbarg);
 }
 
-int st_eof(void* vctx) { return static_cast<StoreCtx*>(vctx)->done ? 1 : 0; }
+int st_eof(void* vctx) {
+    return static_cast<StoreCtx*>(vctx)->done ? 1 : 0;
+}
 
 int st_close(void* vctx) {
     delete static_cast<StoreCtx*>(vctx);
     return 1;
 }
 
-#define MTLS_FN(id, f) {id, reinterpret_cast<void (*)(void)>(f)}
+#define MTLS_FN(id, f) \
+    { id, reinterpret_cast<void (*)(void)>(f) }
 
 }  // namespace
 

@@ -18,8 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const mtls::pkcs11::Uri back = mtls::pkcs11::Uri::parse(u.to_string());
     if (back.token != u.token || back.serial != u.serial || back.manufacturer != u.manufacturer ||
-        back.model != u.model || back.object != u.object || back.id != u.id || back.type != u.type ||
-        back.slot_id != u.slot_id)
+        back.model != u.model || back.object != u.object || back.id != u.id ||
+        back.type != u.type || back.slot_id != u.slot_id)
         std::abort();
     return 0;
 }

@@ -13,7 +13,7 @@ using mtls::pkcs11::PinSource;
 namespace {
 
 class PinTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         std::string tmpl = (std::filesystem::temp_directory_path() / "mtls-pin-XXXXXX").string();
         ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
@@ -45,7 +45,8 @@ TEST_F(PinTest, ReadsEnvironmentVariable) {
     auto pin = PinSource::env("MTLS_TEST_PIN_VAR").read();
     EXPECT_EQ(std::string(pin.data(), pin.size()), "9876");
     ::unsetenv("MTLS_TEST_PIN_VAR");
-    EXPECT_NE(message(PinSource::env("MTLS_TEST_PIN_VAR")).find("environment variable MTLS_TEST_PIN_VAR is not set"),
+    EXPECT_NE(message(PinSource::env("MTLS_TEST_PIN_VAR"))
+                  .find("environment variable MTLS_TEST_PIN_VAR is not set"),
               std::string::npos);
 }
 
@@ -54,7 +55,8 @@ TEST_F(PinTest, ReadsSystemdCredential) {
     ::setenv("CREDENTIALS_DIRECTORY", dir.c_str(), 1);
     auto pin = PinSource::credential("token-pin").read();
     EXPECT_EQ(std::string(pin.data(), pin.size()), "credpin");
-    EXPECT_NE(message(PinSource::credential("../etc/passwd")).find("without '/'"), std::string::npos);
+    EXPECT_NE(message(PinSource::credential("../etc/passwd")).find("without '/'"),
+              std::string::npos);
     ::unsetenv("CREDENTIALS_DIRECTORY");
     EXPECT_NE(message(PinSource::credential("token-pin")).find("CREDENTIALS_DIRECTORY is not set"),
               std::string::npos);
@@ -66,7 +68,8 @@ TEST_F(PinTest, ErrorsNameTheSourceNotThePin) {
     EXPECT_NE(m.find("pin_file " + missing), std::string::npos) << m;
     EXPECT_NE(m.find("No such file"), std::string::npos) << m;
     write("empty", "\n");
-    EXPECT_NE(message(PinSource::file((dir / "empty").string())).find("is empty"), std::string::npos);
+    EXPECT_NE(message(PinSource::file((dir / "empty").string())).find("is empty"),
+              std::string::npos);
     EXPECT_EQ(PinSource::file("/etc/x").describe(), "pin_file /etc/x");
     EXPECT_EQ(PinSource::env("V").describe(), "pin_env V");
 }

@@ -20,10 +20,12 @@ namespace {
 
 struct Peer {
     std::shared_ptr<pkcs11::Token> token = test::open_test_token();
-    std::shared_ptr<pkcs11::ProviderContext> prov = std::make_shared<pkcs11::ProviderContext>(token);
+    std::shared_ptr<pkcs11::ProviderContext> prov =
+        std::make_shared<pkcs11::ProviderContext>(token);
     test::TestCa ca = test::make_test_ca();
     ossl::PKey server_key = test::make_software_key("EC");
-    ossl::X509Ptr server_cert = test::issue_cert(ca, server_key.get(), "localhost", test::CertUsage::server);
+    ossl::X509Ptr server_cert =
+        test::issue_cert(ca, server_key.get(), "localhost", test::CertUsage::server);
     pkcs11::KeyInfo info;
     ossl::PKey key;
     ossl::X509Ptr cert;
@@ -57,7 +59,8 @@ struct Peer {
         SSL_CTX_set_max_proto_version(ctx.get(), version);
         X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), ca.cert.get());
         SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-        if (SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
+        if (SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 ||
+            SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
             SSL_CTX_check_private_key(ctx.get()) != 1)
             throw ossl::Error("client certificate/key");
         return ctx;
@@ -73,7 +76,9 @@ struct Case {
     std::string name;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+    *os << c.name;
+}
 
 class TlsHandshake : public ::testing::TestWithParam<Case> {};
 
@@ -104,12 +109,18 @@ const Case kCases[] = {
     {KeyType::ec_p256, TLS1_2_VERSION, false, "", EVP_PKEY_EC, "ec_p256_tls12_default_ctx"},
     {KeyType::ec_p384, TLS1_3_VERSION, false, "", EVP_PKEY_EC, "ec_p384_tls13_default_ctx"},
     {KeyType::ec_p384, TLS1_2_VERSION, true, "", EVP_PKEY_EC, "ec_p384_tls12_provider_ctx"},
-    {KeyType::rsa_2048, TLS1_3_VERSION, false, "", EVP_PKEY_RSA_PSS, "rsa_2048_tls13_pss_default_ctx"},
-    {KeyType::rsa_2048, TLS1_3_VERSION, true, "", EVP_PKEY_RSA_PSS, "rsa_2048_tls13_pss_provider_ctx"},
-    {KeyType::rsa_2048, TLS1_2_VERSION, false, "RSA+SHA256", EVP_PKEY_RSA, "rsa_2048_tls12_pkcs1_default_ctx"},
-    {KeyType::rsa_2048, TLS1_2_VERSION, true, "RSA+SHA384", EVP_PKEY_RSA, "rsa_2048_tls12_pkcs1_provider_ctx"},
-    {KeyType::rsa_2048, TLS1_2_VERSION, false, "", EVP_PKEY_RSA_PSS, "rsa_2048_tls12_pss_default_ctx"},
-    {KeyType::rsa_3072, TLS1_3_VERSION, false, "", EVP_PKEY_RSA_PSS, "rsa_3072_tls13_pss_default_ctx"},
+    {KeyType::rsa_2048, TLS1_3_VERSION, false, "", EVP_PKEY_RSA_PSS,
+     "rsa_2048_tls13_pss_default_ctx"},
+    {KeyType::rsa_2048, TLS1_3_VERSION, true, "", EVP_PKEY_RSA_PSS,
+     "rsa_2048_tls13_pss_provider_ctx"},
+    {KeyType::rsa_2048, TLS1_2_VERSION, false, "RSA+SHA256", EVP_PKEY_RSA,
+     "rsa_2048_tls12_pkcs1_default_ctx"},
+    {KeyType::rsa_2048, TLS1_2_VERSION, true, "RSA+SHA384", EVP_PKEY_RSA,
+     "rsa_2048_tls12_pkcs1_provider_ctx"},
+    {KeyType::rsa_2048, TLS1_2_VERSION, false, "", EVP_PKEY_RSA_PSS,
+     "rsa_2048_tls12_pss_default_ctx"},
+    {KeyType::rsa_3072, TLS1_3_VERSION, false, "", EVP_PKEY_RSA_PSS,
+     "rsa_3072_tls13_pss_default_ctx"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Matrix, TlsHandshake, ::testing::ValuesIn(kCases),

@@ -17,14 +17,20 @@ inline pkcs11::TokenOptions token_options() {
     return o;
 }
 
-inline std::shared_ptr<pkcs11::Token> open_test_token() { return pkcs11::Token::open(token_options()); }
+inline std::shared_ptr<pkcs11::Token> open_test_token() {
+    return pkcs11::Token::open(token_options());
+}
 
 inline const char* key_type_name(config::KeyType t) {
     switch (t) {
-        case config::KeyType::ec_p256: return "ec_p256";
-        case config::KeyType::ec_p384: return "ec_p384";
-        case config::KeyType::rsa_2048: return "rsa_2048";
-        case config::KeyType::rsa_3072: return "rsa_3072";
+        case config::KeyType::ec_p256:
+            return "ec_p256";
+        case config::KeyType::ec_p384:
+            return "ec_p384";
+        case config::KeyType::rsa_2048:
+            return "rsa_2048";
+        case config::KeyType::rsa_3072:
+            return "rsa_3072";
     }
     return "unknown";
 }
@@ -37,5 +43,7 @@ inline bool is_ec(config::KeyType t) {
 
 namespace mtls::config {
 // For gtest: parameterized test names and failure messages show "ec_p256", not bytes.
-inline void PrintTo(KeyType t, std::ostream* os) { *os << mtls::test::key_type_name(t); }
+inline void PrintTo(KeyType t, std::ostream* os) {
+    *os << mtls::test::key_type_name(t);
+}
 }  // namespace mtls::config

@@ -5,9 +5,9 @@
 #include <atomic>
 #include <barrier>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
-#include <fstream>
 
 #include <openssl/err.h>
 
@@ -126,7 +126,8 @@ TEST(Token, Pkcs11ToolSeesANonExtractableKey) {
     auto token = test::open_test_token();
     const auto k = token->generate_key(KeyType::ec_p256, "tool-check");
     const auto& t = test::shared_softhsm_token();
-    const std::string base = "pkcs11-tool --module '" + t.module + "' --token-label '" + t.label + "'";
+    const std::string base =
+        "pkcs11-tool --module '" + t.module + "' --token-label '" + t.label + "'";
 
     // Without logging in: only the public key is visible.
     const auto pub = test::run_command(base + " --list-objects");
@@ -137,18 +138,21 @@ TEST(Token, Pkcs11ToolSeesANonExtractableKey) {
 
     ::setenv("MTLS_TEST_P11TOOL_PIN", t.user_pin().c_str(), 1);
     const std::string login = base + " --login --pin env:MTLS_TEST_P11TOOL_PIN";
-    const auto priv = test::run_command(login + " --list-objects --type privkey --id " + encoding::hex(k.id));
+    const auto priv =
+        test::run_command(login + " --list-objects --type privkey --id " + encoding::hex(k.id));
     EXPECT_EQ(priv.status, 0) << priv.output;
     EXPECT_NE(priv.output.find("Private Key Object; EC"), std::string::npos) << priv.output;
     EXPECT_NE(priv.output.find("Access:     sensitive, always sensitive, never extractable, local"),
-              std::string::npos) << priv.output;
+              std::string::npos)
+        << priv.output;
     EXPECT_NE(priv.output.find("Usage:      sign"), std::string::npos) << priv.output;
 
     const std::string out = (t.dir / "privkey.out").string();
-    const auto read = test::run_command(login + " --read-object --type privkey --id " + encoding::hex(k.id) +
-                                        " -o '" + out + "'");
+    const auto read = test::run_command(login + " --read-object --type privkey --id " +
+                                        encoding::hex(k.id) + " -o '" + out + "'");
     ::unsetenv("MTLS_TEST_P11TOOL_PIN");
-    EXPECT_FALSE(std::filesystem::exists(out) && std::filesystem::file_size(out) > 0) << read.output;
+    EXPECT_FALSE(std::filesystem::exists(out) && std::filesystem::file_size(out) > 0)
+        << read.output;
     EXPECT_EQ(read.output.find(t.user_pin()), std::string::npos);
     token->destroy_key(k.id);
 }
@@ -237,7 +241,8 @@ TEST(TokenErrors, MissingPinFile) {
     auto o = test::token_options();
     o.pin = pkcs11::PinSource::file("/nonexistent/pin");
     const std::string e = open_error(o);
-    EXPECT_NE(e.find("cannot read the token PIN from pin_file /nonexistent/pin"), std::string::npos) << e;
+    EXPECT_NE(e.find("cannot read the token PIN from pin_file /nonexistent/pin"), std::string::npos)
+        << e;
 }
 
 TEST(TokenErrors, PinInUriRefused) {
@@ -341,7 +346,8 @@ TEST(TokenRecovery, ProviderKeyRecoversAndDestroyedKeyFailsClearly) {
         unsigned char sig[256];
         size_t len = sizeof sig;
         const unsigned char msg[] = "hello";
-        if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr) != 1 ||
+        if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(),
+                                  nullptr) != 1 ||
             EVP_DigestSign(md.get(), sig, &len, msg, sizeof msg) != 1)
             return ossl::drain_errors();
         return "ok";
@@ -351,7 +357,9 @@ TEST(TokenRecovery, ProviderKeyRecoversAndDestroyedKeyFailsClearly) {
     EXPECT_EQ(sign(), "ok");
     token->destroy_key(k.id);
     const std::string e = sign();
-    EXPECT_NE(e.find("key not found: no private key with id " + encoding::hex(k.id)), std::string::npos) << e;
+    EXPECT_NE(e.find("key not found: no private key with id " + encoding::hex(k.id)),
+              std::string::npos)
+        << e;
     EXPECT_NE(e.find("on token \"" + token->label() + "\""), std::string::npos) << e;
 }
 

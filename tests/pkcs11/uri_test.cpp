@@ -19,7 +19,8 @@ std::string error_of(const std::string& text) {
 
 TEST(Pkcs11Uri, ParsesTokenAndObjectAttributes) {
     const Uri u = Uri::parse(
-        "pkcs11:token=mtls%20agent;manufacturer=SoftHSM%20project;serial=5e1f0c2a;model=SoftHSM%20v2;"
+        "pkcs11:token=mtls%20agent;manufacturer=SoftHSM%20project;serial=5e1f0c2a;model=SoftHSM%"
+        "20v2;"
         "object=host-key;id=%01%02%ff;type=private");
     EXPECT_EQ(u.token, "mtls agent");
     EXPECT_EQ(u.manufacturer, "SoftHSM project");
@@ -38,7 +39,8 @@ TEST(Pkcs11Uri, EmptyUriSelectsAnything) {
 }
 
 TEST(Pkcs11Uri, SchemeIsCaseInsensitiveAndQueryAttributesParse) {
-    const Uri u = Uri::parse("PKCS11:token=a?module-path=/usr/lib/softhsm/libsofthsm2.so&x-vendor=1");
+    const Uri u =
+        Uri::parse("PKCS11:token=a?module-path=/usr/lib/softhsm/libsofthsm2.so&x-vendor=1");
     EXPECT_EQ(u.token, "a");
     EXPECT_EQ(u.module_path, "/usr/lib/softhsm/libsofthsm2.so");
 }
@@ -77,7 +79,8 @@ TEST(Pkcs11Uri, RejectsMalformedInput) {
     EXPECT_NE(error_of("pkcs11:token=a b").find("not allowed"), std::string::npos);
     EXPECT_NE(error_of("pkcs11:type=secret").find("type must be"), std::string::npos);
     EXPECT_NE(error_of("pkcs11:token=a;;serial=1").find("empty attribute"), std::string::npos);
-    EXPECT_NE(error_of("pkcs11:slot-id=x").find("slot-id must be a decimal number"), std::string::npos);
+    EXPECT_NE(error_of("pkcs11:slot-id=x").find("slot-id must be a decimal number"),
+              std::string::npos);
     EXPECT_NE(error_of("pkcs11:token").find("name=value"), std::string::npos);
 }
 

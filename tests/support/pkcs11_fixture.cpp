@@ -19,7 +19,8 @@ CommandResult run_command(const std::string& command, const std::string& input) 
     char in_path[] = "/tmp/mtls-cmd-in-XXXXXX";
     const int fd = ::mkstemp(in_path);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "mkstemp");
-    if (!input.empty() && ::write(fd, input.data(), input.size()) != static_cast<ssize_t>(input.size())) {
+    if (!input.empty() &&
+        ::write(fd, input.data(), input.size()) != static_cast<ssize_t>(input.size())) {
         ::close(fd);
         ::unlink(in_path);
         throw std::runtime_error("cannot write command input");
@@ -59,10 +60,14 @@ SoftHsmToken SoftHsmToken::create(const std::string& label) {
         const auto eq = line.find('=');
         if (eq == std::string::npos) continue;
         const std::string k = line.substr(0, eq), v = line.substr(eq + 1);
-        if (k == "SOFTHSM2_CONF") t.conf = v;
-        else if (k == "MTLS_PKCS11_MODULE") t.module = v;
-        else if (k == "MTLS_PKCS11_TOKEN_URI") t.token_uri = v;
-        else if (k == "MTLS_PKCS11_PIN_FILE") t.pin_file = v;
+        if (k == "SOFTHSM2_CONF")
+            t.conf = v;
+        else if (k == "MTLS_PKCS11_MODULE")
+            t.module = v;
+        else if (k == "MTLS_PKCS11_TOKEN_URI")
+            t.token_uri = v;
+        else if (k == "MTLS_PKCS11_PIN_FILE")
+            t.pin_file = v;
     }
     if (t.conf.empty() || t.module.empty() || t.token_uri.empty() || t.pin_file.empty())
         throw std::runtime_error("softhsm-setup.sh printed no token: " + r.output);
@@ -79,9 +84,13 @@ std::string SoftHsmToken::user_pin() const {
 }
 
 SoftHsmToken::SoftHsmToken(SoftHsmToken&& o) noexcept
-    : dir(std::move(o.dir)), conf(std::move(o.conf)), module(std::move(o.module)),
-      token_uri(std::move(o.token_uri)), pin_file(std::move(o.pin_file)),
-      so_pin_file(std::move(o.so_pin_file)), label(std::move(o.label)) {
+    : dir(std::move(o.dir)),
+      conf(std::move(o.conf)),
+      module(std::move(o.module)),
+      token_uri(std::move(o.token_uri)),
+      pin_file(std::move(o.pin_file)),
+      so_pin_file(std::move(o.so_pin_file)),
+      label(std::move(o.label)) {
     o.dir.clear();
 }
 

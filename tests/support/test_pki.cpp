@@ -17,7 +17,8 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
     ossl::X509ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
-    if (!ext || !X509_add_ext(cert, ext.get(), -1)) throw ossl::Error("cannot add a certificate extension");
+    if (!ext || !X509_add_ext(cert, ext.get(), -1))
+        throw ossl::Error("cannot add a certificate extension");
 }
 
 ossl::X509Ptr new_cert(EVP_PKEY* pub, const std::string& cn, X509_NAME* issuer_name) {
@@ -44,8 +45,9 @@ ossl::X509Ptr new_cert(EVP_PKEY* pub, const std::string& cn, X509_NAME* issuer_n
 }  // namespace
 
 ossl::PKey make_software_key(const std::string& type) {
-    EVP_PKEY* pk = type == "RSA" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048))
-                                 : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    EVP_PKEY* pk = type == "RSA"
+                       ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048))
+                       : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
     if (!pk) throw ossl::Error("cannot generate a " + type + " test key");
     return ossl::PKey(pk);
 }
@@ -57,7 +59,8 @@ TestCa make_test_ca(const std::string& common_name) {
     add_ext(ca.cert.get(), ca.cert.get(), NID_basic_constraints, "critical,CA:TRUE");
     add_ext(ca.cert.get(), ca.cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
     add_ext(ca.cert.get(), ca.cert.get(), NID_subject_key_identifier, "hash");
-    if (!X509_sign(ca.cert.get(), ca.key.get(), EVP_sha256())) throw ossl::Error("cannot sign the CA");
+    if (!X509_sign(ca.cert.get(), ca.key.get(), EVP_sha256()))
+        throw ossl::Error("cannot sign the CA");
     return ca;
 }
 
@@ -73,7 +76,8 @@ ossl::X509Ptr issue_cert(const TestCa& ca, EVP_PKEY* pub, const std::string& com
     } else {
         add_ext(x.get(), ca.cert.get(), NID_ext_key_usage, "clientAuth");
     }
-    if (!X509_sign(x.get(), ca.key.get(), EVP_sha256())) throw ossl::Error("cannot sign a test certificate");
+    if (!X509_sign(x.get(), ca.key.get(), EVP_sha256()))
+        throw ossl::Error("cannot sign a test certificate");
     return x;
 }
 

@@ -21,14 +21,16 @@ TlsServer::TlsServer(const TlsServerOptions& o) : ctx_(SSL_CTX_new(TLS_server_me
     if (!ctx_) throw ossl::Error("SSL_CTX_new");
     SSL_CTX_set_min_proto_version(ctx_.get(), o.min_version);
     SSL_CTX_set_max_proto_version(ctx_.get(), o.max_version);
-    if (SSL_CTX_use_certificate(ctx_.get(), o.cert) != 1 || SSL_CTX_use_PrivateKey(ctx_.get(), o.key) != 1)
+    if (SSL_CTX_use_certificate(ctx_.get(), o.cert) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx_.get(), o.key) != 1)
         throw ossl::Error("test server certificate/key");
     X509_STORE* store = SSL_CTX_get_cert_store(ctx_.get());
     X509_STORE_add_cert(store, o.client_ca);
     SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
     SSL_CTX_set_session_cache_mode(ctx_.get(), SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx_.get(), 0);
-    if (!o.client_sigalgs.empty() && SSL_CTX_set1_client_sigalgs_list(ctx_.get(), o.client_sigalgs.c_str()) != 1)
+    if (!o.client_sigalgs.empty() &&
+        SSL_CTX_set1_client_sigalgs_list(ctx_.get(), o.client_sigalgs.c_str()) != 1)
         throw ossl::Error("client sigalgs " + o.client_sigalgs);
 
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -37,7 +39,8 @@ TlsServer::TlsServer(const TlsServerOptions& o) : ctx_(SSL_CTX_new(TLS_server_me
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 128) != 0 ||
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listen_fd_, 128) != 0 ||
         ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
         ::close(listen_fd_);
         throw std::runtime_error(std::string("bind/listen: ") + std::strerror(errno));
@@ -81,7 +84,8 @@ void TlsServer::serve() {
             r.version = SSL_version(ssl.get());
             SSL_get_peer_signature_type_nid(ssl.get(), &r.peer_sig_nid);
             char buf[256];
-            X509_NAME_oneline(X509_get_subject_name(SSL_get0_peer_certificate(ssl.get())), buf, sizeof buf);
+            X509_NAME_oneline(X509_get_subject_name(SSL_get0_peer_certificate(ssl.get())), buf,
+                              sizeof buf);
             r.peer_subject = buf;
             record(r);  // before answering: a client that got the byte finds the record
             SSL_write(ssl.get(), "k", 1);

@@ -30,13 +30,13 @@ struct TlsServerOptions {
 struct ServerHandshake {
     bool ok = false;
     std::string error;
-    int version = 0;            // TLS1_3_VERSION, …
-    int peer_sig_nid = NID_undef;   // SSL_get_peer_signature_type_nid: EVP_PKEY_RSA_PSS, …
+    int version = 0;               // TLS1_3_VERSION, …
+    int peer_sig_nid = NID_undef;  // SSL_get_peer_signature_type_nid: EVP_PKEY_RSA_PSS, …
     std::string peer_subject;
 };
 
 class TlsServer {
-public:
+  public:
     explicit TlsServer(const TlsServerOptions& o);
     ~TlsServer();
     TlsServer(const TlsServer&) = delete;
@@ -47,7 +47,7 @@ public:
     std::size_t ok_count() const noexcept { return ok_.load(); }
     std::size_t failed_count() const noexcept { return failed_.load(); }
 
-private:
+  private:
     void serve();
     void record(const ServerHandshake& r);
     ossl::SslCtx ctx_;
