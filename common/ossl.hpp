@@ -2,7 +2,9 @@
 #pragma once
 
 #include <openssl/bio.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pkcs7.h>
 #include <openssl/provider.h>
 #include <openssl/ssl.h>
@@ -46,6 +48,13 @@ using Pkcs7 = Owned<PKCS7, &PKCS7_free>;
 using Asn1Integer = Owned<ASN1_INTEGER, &ASN1_INTEGER_free>;
 using Asn1Time = Owned<ASN1_TIME, &ASN1_TIME_free>;
 using BigNum = Owned<BIGNUM, &BN_free>;
+using ParamBld = Owned<OSSL_PARAM_BLD, &OSSL_PARAM_BLD_free>;
+using Params = Owned<OSSL_PARAM, &OSSL_PARAM_free>;
+using EcdsaSig = Owned<ECDSA_SIG, &ECDSA_SIG_free>;
+using X509Sig = Owned<X509_SIG, &X509_SIG_free>;
+using X509Algor = Owned<X509_ALGOR, &X509_ALGOR_free>;
+using Asn1Object = Owned<ASN1_OBJECT, &ASN1_OBJECT_free>;
+using Asn1OctetString = Owned<ASN1_OCTET_STRING, &ASN1_OCTET_STRING_free>;
 
 inline void free_x509_stack(STACK_OF(X509) * s) noexcept { sk_X509_pop_free(s, X509_free); }
 using X509Stack = Owned<STACK_OF(X509), &free_x509_stack>;

@@ -1,0 +1,99 @@
+// The Cryptoki (PKCS#11) API, from p11-kit's header (never a copy in the tree).
+//
+// p11-kit's header, in its default "compat" mode, gives the standard CK_* names by #defining
+// lower-case words (value, count, params, reserved, …) to the spec's member names. Those
+// macros would rewrite any later C++ identifier with the same spelling (std::optional::value
+// becomes pValue), so they are #undef'd right after the include: code uses the spec names
+// (pValue, ulValueLen, hashAlg, sLen, slotID, …).
+#pragma once
+
+#include <p11-kit/pkcs11.h>
+
+#undef ck_flags_t
+#undef ck_version
+#undef ck_info
+#undef cryptoki_version
+#undef manufacturer_id
+#undef library_description
+#undef library_version
+#undef ck_notification_t
+#undef ck_slot_id_t
+#undef ck_slot_info
+#undef slot_description
+#undef hardware_version
+#undef firmware_version
+#undef ck_token_info
+#undef serial_number
+#undef max_session_count
+#undef session_count
+#undef max_rw_session_count
+#undef rw_session_count
+#undef max_pin_len
+#undef min_pin_len
+#undef total_public_memory
+#undef free_public_memory
+#undef total_private_memory
+#undef free_private_memory
+#undef utc_time
+#undef ck_session_handle_t
+#undef ck_user_type_t
+#undef ck_state_t
+#undef ck_session_info
+#undef slot_id
+#undef device_error
+#undef ck_object_handle_t
+#undef ck_object_class_t
+#undef ck_hw_feature_type_t
+#undef ck_key_type_t
+#undef ck_certificate_type_t
+#undef ck_attribute_type_t
+#undef ck_attribute
+#undef value
+#undef value_len
+#undef count
+#undef ck_date
+#undef ck_mechanism_type_t
+#undef ck_mechanism
+#undef parameter
+#undef parameter_len
+#undef params
+#undef ck_mechanism_info
+#undef min_key_size
+#undef max_key_size
+#undef ck_param_type
+#undef ck_otp_param
+#undef ck_otp_params
+#undef ck_otp_signature_info
+#undef ck_rv_t
+#undef ck_notify_t
+#undef ck_function_list
+#undef ck_createmutex_t
+#undef ck_destroymutex_t
+#undef ck_lockmutex_t
+#undef ck_unlockmutex_t
+#undef ck_c_initialize_args
+#undef create_mutex
+#undef destroy_mutex
+#undef lock_mutex
+#undef unlock_mutex
+#undef reserved
+#undef ck_rsa_pkcs_mgf_type_t
+#undef ck_rsa_pkcs_oaep_source_type_t
+#undef hash_alg
+#undef s_len
+#undef source_data
+#undef source_data_len
+#undef counter_bits
+#undef iv_ptr
+#undef iv_len
+#undef iv_bits
+#undef aad_ptr
+#undef aad_len
+#undef tag_bits
+#undef shared_data_len
+#undef shared_data
+#undef public_data_len
+#undef public_data
+#undef string_data
+#undef string_data_len
+#undef data_params

@@ -1,0 +1,83 @@
+#include "pkcs11/module.hpp"
+
+#include <dlfcn.h>
+
+#include <map>
+
+#include "common/log.hpp"
+#include "pkcs11/errors.hpp"
+
+namespace mtls::pkcs11 {
+
+std::string padded_field(const unsigned char* s, std::size_t n) {
+    std::string out(reinterpret_cast<const char*>(s), n);
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+    return out;
+}
+
+namespace {
+std::mutex g_modules_mutex;
+std::map<std::string, std::weak_ptr<Module>>& modules() {
+    static std::map<std::string, std::weak_ptr<Module>> m;
+    return m;
+}
+}  // namespace
+
+std::shared_ptr<Module> Module::open(const std::string& path) {
+    if (path.empty()) throw Error("no PKCS#11 module configured (set pkcs11.module)");
+    std::lock_guard lk(g_modules_mutex);
+    if (auto existing = modules()[path].lock()) return existing;
+
+    std::shared_ptr<Module> m(new Module());
+    m->path_ = path;
+    m->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!m->handle_) {
+        const char* why = ::dlerror();
+        throw Error("cannot load PKCS#11 module " + path + ": " + (why ? why : "dlopen failed") +
+                    " (check pkcs11.module)");
+    }
+    auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(m->handle_, "C_GetFunctionList"));
+    if (!get)
+        throw Error("PKCS#11 module " + path +
+                    " has no C_GetFunctionList (is it a PKCS#11 module?)");
+    CK_RV rv = get(&m->fn_);
+    if (rv != CKR_OK || !m->fn_)
+        throw Error("C_GetFunctionList (module " + path + ") failed: " + rv_name(rv), rv);
+
+    CK_C_INITIALIZE_ARGS args{};
+    args.flags = CKF_OS_LOCKING_OK;
+    rv = m->fn_->C_Initialize(&args);
+    if (rv == CKR_CANT_LOCK) {
+        // The module cannot use OS locking: initialise it single-threaded, serialize calls.
+        rv = m->fn_->C_Initialize(nullptr);
+        m->serialized_ = true;
+    }
+    if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        // Someone else in this process (another library) initialised it: share, don't finalize.
+        log::warn("pkcs11_module_shared", {{"module", path}});
+    } else if (rv != CKR_OK) {
+        throw Error("C_Initialize (module " + path + ") failed: " + rv_name(rv), rv);
+    } else {
+        m->finalize_ = true;
+    }
+    CK_INFO info{};
+    if (m->fn_->C_GetInfo(&info) == CKR_OK) {
+        m->description_ = padded_field(info.libraryDescription, sizeof info.libraryDescription) +
+                          " " + std::to_string(info.libraryVersion.major) + "." +
+                          std::to_string(info.libraryVersion.minor);
+    }
+    modules()[path] = m;
+    return m;
+}
+
+Module::~Module() {
+    if (fn_ && finalize_) fn_->C_Finalize(nullptr);
+    if (handle_) ::dlclose(handle_);
+}
+
+void Module::check(CK_RV rv, const char* call) const {
+    if (rv != CKR_OK)
+        throw Error(std::string(call) + " (module " + path_ + ") failed: " + rv_name(rv), rv);
+}
+
+}  // namespace mtls::pkcs11

@@ -1,0 +1,53 @@
+// A loaded PKCS#11 module: dlopen + C_GetFunctionList + C_Initialize, and C_Finalize + dlclose
+// when the last user lets go.
+//
+// Cryptoki allows one C_Initialize per process and module, so modules are shared: open()
+// returns the already loaded instance for the same path while someone holds it. The module is
+// initialised with CKF_OS_LOCKING_OK so it may be called from several threads; a module that
+// answers CKR_CANT_LOCK is initialised without it and serialized() tells callers to take
+// call_lock() around every call.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "pkcs11/cryptoki.hpp"
+
+namespace mtls::pkcs11 {
+
+class Module {
+  public:
+    // Throws pkcs11::Error: "cannot load PKCS#11 module /x.so: <dlerror> (check pkcs11.module)".
+    static std::shared_ptr<Module> open(const std::string& path);
+
+    ~Module();
+    Module(const Module&) = delete;
+    Module& operator=(const Module&) = delete;
+
+    CK_FUNCTION_LIST* fn() const noexcept { return fn_; }
+    const std::string& path() const noexcept { return path_; }
+    // "SoftHSM v2.6" (CK_INFO library description and version), for messages.
+    const std::string& description() const noexcept { return description_; }
+
+    bool serialized() const noexcept { return serialized_; }
+    std::mutex& call_lock() noexcept { return call_lock_; }
+
+    // Throws pkcs11::Error "<call> (module <path>) failed: CKR_…" unless rv is CKR_OK.
+    void check(CK_RV rv, const char* call) const;
+
+  private:
+    Module() = default;
+    std::string path_;
+    std::string description_;
+    void* handle_ = nullptr;
+    CK_FUNCTION_LIST* fn_ = nullptr;
+    bool finalize_ = false;  // false when someone else in the process had initialised it
+    bool serialized_ = false;
+    std::mutex call_lock_;
+};
+
+// A space-padded Cryptoki text field as a string with trailing blanks removed.
+std::string padded_field(const unsigned char* s, std::size_t n);
+
+}  // namespace mtls::pkcs11
