@@ -63,8 +63,8 @@ std::string cert_sha256(X509* x) {
 
 void check(CURLcode rc, const char* what) {
     if (rc != CURLE_OK)
-        throw Error(Error::Kind::invalid_request,
-                    std::string("HTTP client setup failed: ") + what + ": " + curl_easy_strerror(rc));
+        throw Error(Error::Kind::invalid_request, std::string("HTTP client setup failed: ") + what +
+                                                      ": " + curl_easy_strerror(rc));
 }
 
 }  // namespace
@@ -80,7 +80,8 @@ void global_init() {
 
 // ---- ServerTrust / ClientIdentity ------------------------------------------------------
 
-ServerTrust::ServerTrust(const ServerTrust& o) : ca_file(o.ca_file), pinned_sha256(o.pinned_sha256) {
+ServerTrust::ServerTrust(const ServerTrust& o)
+    : ca_file(o.ca_file), pinned_sha256(o.pinned_sha256) {
     for (const auto& c : o.ca_certs) ca_certs.push_back(up_ref(c.get()));
 }
 
@@ -178,8 +179,8 @@ struct Session::Impl {
     std::string host;  // for the name check in verify_chain
     std::string body;
     bool too_large = false;
-    std::string verify_failure;   // set by verify_chain
-    std::string identity_failure; // set by ssl_ctx_setup
+    std::string verify_failure;    // set by verify_chain
+    std::string identity_failure;  // set by ssl_ctx_setup
     std::exception_ptr hook_error;
     const ConnectedHook* hook = nullptr;
     char errbuf[CURL_ERROR_SIZE] = {};
@@ -234,15 +235,16 @@ struct Session::Impl {
                 if (X509_cmp(c, leaf) != 0) consider(c);
             }
             if (!match) {
-                self->verify_failure = "no certificate presented by the server matches the pinned SHA-256 " +
-                                       encoding::hex(self->opts.trust.pinned_sha256) +
-                                       " (presented: " + seen + ")";
+                self->verify_failure =
+                    "no certificate presented by the server matches the pinned SHA-256 " +
+                    encoding::hex(self->opts.trust.pinned_sha256) + " (presented: " + seen + ")";
                 X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
                 return 0;
             }
             pin_store.reset(X509_STORE_new());
             if (!pin_store || X509_STORE_add_cert(pin_store.get(), match) != 1) {
-                self->verify_failure = "cannot build the pinned trust store: " + ossl::drain_errors();
+                self->verify_failure =
+                    "cannot build the pinned trust store: " + ossl::drain_errors();
                 X509_STORE_CTX_set_error(ctx, X509_V_ERR_OUT_OF_MEM);
                 return 0;
             }
@@ -270,15 +272,14 @@ struct Session::Impl {
         const int err = X509_STORE_CTX_get_error(vctx.get());
         const int depth = X509_STORE_CTX_get_error_depth(vctx.get());
         X509* bad = X509_STORE_CTX_get_current_cert(vctx.get());
-        self->verify_failure = std::string("server certificate rejected: ") +
-                               X509_verify_cert_error_string(err) + " (depth " +
-                               std::to_string(depth) + ", \"" + cert_subject(bad ? bad : leaf) +
-                               "\"; trusted: " +
-                               (pinned ? "the pinned certificate"
-                                : self->opts.trust.ca_file.empty()
-                                    ? std::string("the stored CA certificates")
-                                    : self->opts.trust.ca_file) +
-                               ")";
+        self->verify_failure =
+            std::string("server certificate rejected: ") + X509_verify_cert_error_string(err) +
+            " (depth " + std::to_string(depth) + ", \"" + cert_subject(bad ? bad : leaf) +
+            "\"; trusted: " +
+            (pinned                             ? "the pinned certificate"
+             : self->opts.trust.ca_file.empty() ? std::string("the stored CA certificates")
+                                                : self->opts.trust.ca_file) +
+            ")";
         ERR_clear_error();
         X509_STORE_CTX_set_error(ctx, err);
         return 0;
@@ -288,8 +289,10 @@ struct Session::Impl {
         auto* self = static_cast<Impl*>(user);
         auto* ctx = static_cast<SSL_CTX*>(sslctx);
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-        if (self->opts.tls_max == TlsMax::tls1_2) SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
-        if (self->opts.tls_max == TlsMax::tls1_3) SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+        if (self->opts.tls_max == TlsMax::tls1_2)
+            SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+        if (self->opts.tls_max == TlsMax::tls1_3)
+            SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
         SSL_CTX_set_cert_verify_callback(ctx, &Impl::verify_chain, self);
         if (const auto& id = self->opts.identity) {
@@ -299,7 +302,8 @@ struct Session::Impl {
             ok = ok && SSL_CTX_check_private_key(ctx) == 1;
             if (!ok) {
                 self->identity_failure = "cannot install the client certificate and key \"" +
-                                         cert_subject(id->cert.get()) + "\": " + ossl::drain_errors();
+                                         cert_subject(id->cert.get()) +
+                                         "\": " + ossl::drain_errors();
                 return CURLE_SSL_CERTPROBLEM;
             }
         }
@@ -380,9 +384,11 @@ Session::Session(Options options) : impl_(std::make_unique<Impl>()) {
     check(curl_easy_setopt(e, CURLOPT_WRITEDATA, impl_.get()), "WRITEDATA");
     check(curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::on_prereq), "PREREQFUNCTION");
     check(curl_easy_setopt(e, CURLOPT_PREREQDATA, impl_.get()), "PREREQDATA");
-    check(curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count())),
+    check(curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                           static_cast<long>(o.connect_timeout.count())),
           "CONNECTTIMEOUT_MS");
-    check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(o.timeout.count())), "TIMEOUT_MS");
+    check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(o.timeout.count())),
+          "TIMEOUT_MS");
     check(curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                            static_cast<curl_off_t>(o.max_response_bytes)),
           "MAXFILESIZE_LARGE");
@@ -393,7 +399,9 @@ Session::Session(Options options) : impl_(std::make_unique<Impl>()) {
 
 Session::~Session() = default;
 
-const Options& Session::options() const { return impl_->opts; }
+const Options& Session::options() const {
+    return impl_->opts;
+}
 
 Response Session::perform(const Request& req, const ConnectedHook& on_connected) {
     Impl& s = *impl_;
@@ -422,7 +430,8 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
     if (req.method == "HEAD") {
         check(curl_easy_setopt(e, CURLOPT_NOBODY, 1L), "NOBODY");
     } else if (req.method != "GET" || !req.body.empty()) {
-        check(curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size())),
+        check(curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                               static_cast<curl_off_t>(req.body.size())),
               "POSTFIELDSIZE");
         check(curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.data()), "POSTFIELDS");
         if (req.method != "POST")
@@ -481,7 +490,8 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
         else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
             kind = Error::Kind::invalid_request;
         std::string msg = s.describe(rc, req);
-        log::debug("http_request_failed", {{"method", req.method}, {"url", req.url}, {"error", msg}});
+        log::debug("http_request_failed",
+                   {{"method", req.method}, {"url", req.url}, {"error", msg}});
         throw Error(kind, msg);
     }
 

@@ -32,10 +32,10 @@ namespace mtls::http {
 // Who the server must be. Exactly one of the three is used, in this order: pinned_sha256,
 // ca_certs, ca_file. An empty ServerTrust is refused (no implicit system trust store).
 struct ServerTrust {
-    std::string ca_file;                // PEM file with one or more trust anchors
+    std::string ca_file;                  // PEM file with one or more trust anchors
     std::vector<ossl::X509Ptr> ca_certs;  // in-memory trust anchors (e.g. stored EST CA certs)
-    std::string pinned_sha256;          // 32 raw bytes: SHA-256 of the DER of a certificate
-                                        // that must appear in the server's presented chain
+    std::string pinned_sha256;            // 32 raw bytes: SHA-256 of the DER of a certificate
+                                          // that must appear in the server's presented chain
 
     ServerTrust() = default;
     ServerTrust(const ServerTrust& o);
@@ -45,7 +45,7 @@ struct ServerTrust {
 
     static ServerTrust from_ca_file(std::string path);
     static ServerTrust from_certs(const std::vector<X509*>& certs);  // up-refs each
-    static ServerTrust from_pin(std::string sha256_raw);              // 32 raw bytes
+    static ServerTrust from_pin(std::string sha256_raw);             // 32 raw bytes
 };
 
 // The TLS client identity. The key may be a token key (our provider): only EVP APIs are used.
@@ -109,20 +109,20 @@ struct Response {
 // A failure to get any HTTP response. HTTP error statuses are not errors here: they come
 // back as a Response.
 class Error : public std::runtime_error {
-public:
+  public:
     enum class Kind {
-        invalid_request,  // bad URL, bad options
-        connect,          // DNS, TCP connect, proxy
-        tls,              // handshake failed (not a trust decision)
-        untrusted_server, // the server's chain or name failed our checks
+        invalid_request,   // bad URL, bad options
+        connect,           // DNS, TCP connect, proxy
+        tls,               // handshake failed (not a trust decision)
+        untrusted_server,  // the server's chain or name failed our checks
         timeout,
-        too_large,        // response larger than max_response_bytes
-        transport,        // anything else during the transfer
+        too_large,  // response larger than max_response_bytes
+        transport,  // anything else during the transfer
     };
     Error(Kind k, const std::string& msg) : std::runtime_error(msg), kind_(k) {}
     Kind kind() const { return kind_; }
 
-private:
+  private:
     Kind kind_;
 };
 
@@ -131,7 +131,7 @@ private:
 using ConnectedHook = std::function<void(SSL*)>;
 
 class Session {
-public:
+  public:
     explicit Session(Options options);
     ~Session();
     Session(const Session&) = delete;
@@ -143,7 +143,7 @@ public:
 
     const Options& options() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -10,7 +10,8 @@ ChannelBinding channel_binding(SSL* ssl) {
         throw Error(Error::Kind::pop_failed,
                     "proof-of-possession linking needs a TLS connection, there is none");
     if (!SSL_is_init_finished(ssl))
-        throw Error(Error::Kind::pop_failed, "proof-of-possession linking: the TLS handshake is not finished");
+        throw Error(Error::Kind::pop_failed,
+                    "proof-of-possession linking: the TLS handshake is not finished");
     ChannelBinding cb;
     const int version = SSL_version(ssl);
     if (version >= TLS1_3_VERSION) {
@@ -30,7 +31,8 @@ ChannelBinding channel_binding(SSL* ssl) {
     const size_t n = SSL_session_reused(ssl) ? SSL_get_peer_finished(ssl, buf, sizeof buf)
                                              : SSL_get_finished(ssl, buf, sizeof buf);
     if (n == 0 || n > sizeof buf)
-        throw Error(Error::Kind::pop_failed, "the TLS 1.2 connection has no Finished message to bind to");
+        throw Error(Error::Kind::pop_failed,
+                    "the TLS 1.2 connection has no Finished message to bind to");
     cb.type = "tls-unique";
     cb.bytes.assign(reinterpret_cast<char*>(buf), n);
     return cb;

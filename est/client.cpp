@@ -16,7 +16,9 @@
 namespace mtls::est {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -47,8 +49,9 @@ Settings settings_from_config(const config::Est& est) {
                         "separators allowed)");
         s.trust = http::ServerTrust::from_pin(*raw);
     } else {
-        throw Error(Error::Kind::config,
-                    "no trust anchor for the EST server: set est.trust_anchor or est.pinned_sha256");
+        throw Error(
+            Error::Kind::config,
+            "no trust anchor for the EST server: set est.trust_anchor or est.pinned_sha256");
     }
     s.pop_linking = est.pop_linking;
     s.retry_after_cap = est.retry_after_cap;
@@ -62,15 +65,16 @@ http::BasicAuth load_basic_credentials(const std::string& path) {
     try {
         text = files::read_all(path, 4096);
     } catch (const std::exception& e) {
-        throw Error(Error::Kind::config, std::string("cannot read est.basic_credentials: ") + e.what());
+        throw Error(Error::Kind::config,
+                    std::string("cannot read est.basic_credentials: ") + e.what());
     }
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     const auto colon = text.find(':');
     http::BasicAuth auth;
     if (colon == std::string::npos || colon == 0) {
         OPENSSL_cleanse(text.data(), text.size());
-        throw Error(Error::Kind::config, "est.basic_credentials file " + path +
-                                             " must hold one line \"user:password\"");
+        throw Error(Error::Kind::config,
+                    "est.basic_credentials file " + path + " must hold one line \"user:password\"");
     }
     auth.user = text.substr(0, colon);
     auth.password = text.substr(colon + 1);
@@ -92,7 +96,8 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
     const time_t when = curl_getdate(text.c_str(), nullptr);
     if (when == -1) return std::nullopt;
     const auto delta = std::chrono::system_clock::from_time_t(when) - now;
-    return std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(delta));
+    return std::max(std::chrono::seconds(0),
+                    std::chrono::duration_cast<std::chrono::seconds>(delta));
 }
 
 bool wait_for(std::chrono::milliseconds d, std::stop_token stop) {
@@ -130,7 +135,8 @@ http::Options Client::http_options(const Credentials& c) const {
     o.trust = settings_.trust;
     o.identity = c.tls;
     o.timeout = settings_.timeout;
-    o.connect_timeout = std::min<std::chrono::milliseconds>(settings_.timeout, std::chrono::seconds(10));
+    o.connect_timeout =
+        std::min<std::chrono::milliseconds>(settings_.timeout, std::chrono::seconds(10));
     o.max_response_bytes = settings_.max_response_bytes;
     o.tls_max = settings_.tls_max;
     o.user_agent = "mtls-agent-est";
@@ -157,8 +163,8 @@ std::vector<ossl::X509Ptr> Client::cacerts() {
 namespace {
 
 // GET csrattrs on `session`; `binding` receives the channel binding of its connection.
-CsrAttributes fetch_csrattrs(http::Session& session, const std::string& url,
-                             const Credentials& c, std::optional<ChannelBinding>* binding) {
+CsrAttributes fetch_csrattrs(http::Session& session, const std::string& url, const Credentials& c,
+                             std::optional<ChannelBinding>* binding) {
     http::Request req;
     req.url = url;
     req.basic = c.basic;
@@ -186,22 +192,25 @@ CsrAttributes Client::csrattrs(const Credentials& credentials) {
 }
 
 EnrollResult Client::simpleenroll(const CsrRequest& request, EVP_PKEY* key,
-                                  const Credentials& credentials, const std::vector<X509*>& ca_certs,
-                                  std::stop_token stop) {
+                                  const Credentials& credentials,
+                                  const std::vector<X509*>& ca_certs, std::stop_token stop) {
     return enroll("simpleenroll", request, key, credentials, ca_certs, std::move(stop));
 }
 
-EnrollResult Client::simplereenroll(X509* current, EVP_PKEY* new_key, const Credentials& credentials,
+EnrollResult Client::simplereenroll(X509* current, EVP_PKEY* new_key,
+                                    const Credentials& credentials,
                                     const std::vector<X509*>& ca_certs, std::stop_token stop,
                                     const std::string& digest) {
     if (!current) throw Error(Error::Kind::config, "simplereenroll needs the current certificate");
     if (!credentials.tls)
-        throw Error(Error::Kind::config,
-                    "simplereenroll authenticates with the current certificate and key; none given");
+        throw Error(
+            Error::Kind::config,
+            "simplereenroll authenticates with the current certificate and key; none given");
     CsrRequest request;
     request.copy_names_from = current;
     request.digest = digest;
-    return enroll("simplereenroll", std::move(request), new_key, credentials, ca_certs, std::move(stop));
+    return enroll("simplereenroll", std::move(request), new_key, credentials, ca_certs,
+                  std::move(stop));
 }
 
 EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_PKEY* key,
@@ -211,7 +220,8 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
     if (!key) throw Error(Error::Kind::config, "EST " + op + ": no key");
     if (!credentials.basic && !credentials.tls)
         throw Error(Error::Kind::config,
-                    "EST " + op + ": no credentials (set est.basic_credentials or a bootstrap certificate)");
+                    "EST " + op +
+                        ": no credentials (set est.basic_credentials or a bootstrap certificate)");
     EnrollResult result;
     http::Session session(http_options(credentials));
     const std::string enroll_url = url(operation);
@@ -228,8 +238,9 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
                 result.attributes = fetch_csrattrs(session, url("csrattrs"), credentials, &binding);
             } catch (const Error& e) {
                 // csrattrs is optional for us unless we need its connection for PoP.
-                if (e.kind() == Error::Kind::transport || e.kind() == Error::Kind::untrusted_server ||
-                    e.kind() == Error::Kind::config || settings_.pop_linking)
+                if (e.kind() == Error::Kind::transport ||
+                    e.kind() == Error::Kind::untrusted_server || e.kind() == Error::Kind::config ||
+                    settings_.pop_linking)
                     throw;
                 log::warn("est_csrattrs_ignored", {{"url", url("csrattrs")}, {"error", e.what()}});
                 result.attributes = {};
@@ -244,8 +255,9 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
         const bool pop = settings_.pop_linking || result.attributes.challenge_password;
         if (pop && !binding)
             throw Error(Error::Kind::pop_failed,
-                        "EST " + op + ": proof-of-possession linking needs the TLS channel binding, "
-                        "but no TLS connection was made");
+                        "EST " + op +
+                            ": proof-of-possession linking needs the TLS channel binding, "
+                            "but no TLS connection was made");
 
         // 2. the CSR.
         if (csr_body.empty() || pop) {
@@ -274,18 +286,21 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
                 if (!pop) return;
                 auto now = channel_binding(ssl);
                 if (now.bytes != binding->bytes)
-                    throw Error(Error::Kind::pop_failed,
-                                "EST " + op + ": the connection changed between csrattrs and " + op +
-                                    "; proof-of-possession linking needs both on one TLS connection "
-                                    "(does the server close connections after each request?)");
+                    throw Error(
+                        Error::Kind::pop_failed,
+                        "EST " + op + ": the connection changed between csrattrs and " + op +
+                            "; proof-of-possession linking needs both on one TLS connection "
+                            "(does the server close connections after each request?)");
             });
         } catch (const http::Error& e) {
             throw transport_error(op, e);
         }
         if (pop && !r.connection_reused)
-            throw Error(Error::Kind::pop_failed,
-                        "EST " + op + ": a new TLS connection was opened for the enroll request; "
-                        "proof-of-possession linking needs the csrattrs connection to be reused");
+            throw Error(
+                Error::Kind::pop_failed,
+                "EST " + op +
+                    ": a new TLS connection was opened for the enroll request; "
+                    "proof-of-possession linking needs the csrattrs connection to be reused");
         result.attempts = attempt;
 
         if (r.status == 200) {
@@ -293,9 +308,9 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             result.issued = verify_issued(std::move(certs), key, ca_certs);
             result.pop_linked = pop;
             if (pop) result.binding_type = binding->type;
-            log::info("est_enrolled", {{"operation", op},
-                                       {"attempts", attempt},
-                                       {"chain", result.issued.chain.size()}});
+            log::info(
+                "est_enrolled",
+                {{"operation", op}, {"attempts", attempt}, {"chain", result.issued.chain.size()}});
             return result;
         }
         if (r.status != 202) throw status_error(op, r);
@@ -316,9 +331,11 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             log::warn("est_retry_after_missing", {{"operation", op}});
         }
         wait = std::max(wait, std::chrono::seconds(1));
-        log::info("est_pending", {{"operation", op}, {"attempt", attempt}, {"wait_s", wait.count()}});
+        log::info("est_pending",
+                  {{"operation", op}, {"attempt", attempt}, {"wait_s", wait.count()}});
         if (!wait_for(wait, stop))
-            throw Error(Error::Kind::interrupted, "EST " + op + " interrupted while waiting after 202");
+            throw Error(Error::Kind::interrupted,
+                        "EST " + op + " interrupted while waiting after 202");
     }
 }
 

@@ -25,14 +25,14 @@
 namespace mtls::est {
 
 struct Settings {
-    std::string server_url;  // "https://est.example:8443" (a path prefix is allowed)
-    std::string ca_label;    // optional: /.well-known/est/<label>/<operation>
-    http::ServerTrust trust; // who the EST server must be
+    std::string server_url;   // "https://est.example:8443" (a path prefix is allowed)
+    std::string ca_label;     // optional: /.well-known/est/<label>/<operation>
+    http::ServerTrust trust;  // who the EST server must be
     std::chrono::seconds timeout{30};
     std::size_t max_response_bytes = 1u << 20;
     std::chrono::seconds retry_after_cap{300};  // longest wait honoured for one 202
-    int max_attempts = 5;                        // enroll requests, 202 retries included
-    bool pop_linking = false;  // always put the channel binding in challengePassword
+    int max_attempts = 5;                       // enroll requests, 202 retries included
+    bool pop_linking = false;    // always put the channel binding in challengePassword
     bool fetch_csrattrs = true;  // ask /csrattrs before enrolling (on the same connection)
     http::TlsMax tls_max = http::TlsMax::any;
 };
@@ -61,7 +61,7 @@ struct EnrollResult {
 };
 
 class Client {
-public:
+  public:
     explicit Client(Settings settings);
 
     // GET /cacerts: the CA certificates, to be stored and used as the trust anchor from now
@@ -89,7 +89,7 @@ public:
     std::string url(std::string_view operation) const;
     const Settings& settings() const { return settings_; }
 
-private:
+  private:
     http::Options http_options(const Credentials& c) const;
     EnrollResult enroll(std::string_view operation, CsrRequest request, EVP_PKEY* key,
                         const Credentials& credentials, const std::vector<X509*>& ca_certs,
@@ -100,7 +100,8 @@ private:
 
 // Retry-After: delta-seconds or an HTTP-date (relative to `now`); nullopt if unparsable.
 std::optional<std::chrono::seconds> parse_retry_after(
-    std::string_view value, std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+    std::string_view value,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 // Sleeps `d`, returning early (false) when `stop` is requested.
 bool wait_for(std::chrono::milliseconds d, std::stop_token stop);

@@ -42,8 +42,8 @@ ossl::X509ExtPtr make_san(const CsrRequest& r) {
     for (const auto& ip : r.ip_addresses) {
         GenName gn(a2i_GENERAL_NAME(nullptr, nullptr, nullptr, GEN_IPADD, ip.c_str(), 0));
         if (!gn)
-            throw Error(Error::Kind::config, "\"" + ip + "\" is not an IP address: " +
-                                                 ossl::drain_errors());
+            throw Error(Error::Kind::config,
+                        "\"" + ip + "\" is not an IP address: " + ossl::drain_errors());
         if (!sk_GENERAL_NAME_push(names.get(), gn.get())) throw ossl::Error("sk_GENERAL_NAME_push");
         (void)gn.release();
     }
@@ -59,7 +59,8 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
     if (!key) throw Error(Error::Kind::config, "CSR: no key");
     ossl::X509ReqPtr req(X509_REQ_new_ex(libctx, propq));
     if (!req) throw ossl::Error("X509_REQ_new_ex");
-    if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1) throw ossl::Error("X509_REQ_set_version");
+    if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1)
+        throw ossl::Error("X509_REQ_set_version");
 
     Exts exts(sk_X509_EXTENSION_new_null());
     if (!exts) throw ossl::Error("sk_X509_EXTENSION_new_null");
@@ -82,16 +83,19 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
         add_name_entry(name, NID_commonName, r.common_name);
         if (!r.dns_names.empty() || !r.ip_addresses.empty()) {
             auto san = make_san(r);
-            if (!sk_X509_EXTENSION_push(exts.get(), san.get())) throw ossl::Error("sk_X509_EXTENSION_push");
+            if (!sk_X509_EXTENSION_push(exts.get(), san.get()))
+                throw ossl::Error("sk_X509_EXTENSION_push");
             (void)san.release();
         }
     }
-    if (sk_X509_EXTENSION_num(exts.get()) > 0 && X509_REQ_add_extensions(req.get(), exts.get()) != 1)
+    if (sk_X509_EXTENSION_num(exts.get()) > 0 &&
+        X509_REQ_add_extensions(req.get(), exts.get()) != 1)
         throw ossl::Error("cannot add the extension request to the CSR");
     if (!r.challenge_password.empty() &&
-        X509_REQ_add1_attr_by_NID(req.get(), NID_pkcs9_challengePassword, MBSTRING_ASC,
-                                  reinterpret_cast<const unsigned char*>(r.challenge_password.data()),
-                                  static_cast<int>(r.challenge_password.size())) != 1)
+        X509_REQ_add1_attr_by_NID(
+            req.get(), NID_pkcs9_challengePassword, MBSTRING_ASC,
+            reinterpret_cast<const unsigned char*>(r.challenge_password.data()),
+            static_cast<int>(r.challenge_password.size())) != 1)
         throw ossl::Error("cannot add the challengePassword attribute to the CSR");
     if (X509_REQ_set_pubkey(req.get(), key) != 1)
         throw ossl::Error("cannot put the public key in the CSR");
@@ -102,10 +106,10 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
     if (!mctx) throw ossl::Error("EVP_MD_CTX_new");
     if (EVP_DigestSignInit_ex(mctx.get(), nullptr, no_digest ? nullptr : r.digest.c_str(), libctx,
                               propq, key, nullptr) != 1)
-        throw ossl::Error("cannot start signing the CSR with the " +
-                          std::string(EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
-                                                                   : "given") +
-                          " key and digest " + r.digest);
+        throw ossl::Error(
+            "cannot start signing the CSR with the " +
+            std::string(EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "given") +
+            " key and digest " + r.digest);
     if (X509_REQ_sign_ctx(req.get(), mctx.get()) <= 0)
         throw ossl::Error("signing the CSR failed (is the token key usable for signing?)");
     if (X509_REQ_verify_ex(req.get(), key, libctx, propq) != 1)

@@ -13,11 +13,11 @@
 namespace mtls::est {
 
 struct CsrRequest {
-    std::string common_name;          // required unless copy_names_from is set
+    std::string common_name;  // required unless copy_names_from is set
     std::string organization;
     std::string organizational_unit;
-    std::vector<std::string> dns_names;    // subjectAltName dNSName entries
-    std::vector<std::string> ip_addresses; // subjectAltName iPAddress entries (text form)
+    std::vector<std::string> dns_names;     // subjectAltName dNSName entries
+    std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries (text form)
     // simplereenroll (RFC 7030 §4.2.2): subject and subjectAltName copied verbatim from the
     // current certificate; the fields above are then ignored. Borrowed.
     X509* copy_names_from = nullptr;
@@ -28,8 +28,8 @@ struct CsrRequest {
 
 // Builds and signs the CSR with `key`, then checks the signature with the public key.
 // Throws ossl::Error / est::Error(config) naming what failed.
-ossl::X509ReqPtr build_csr(const CsrRequest& request, EVP_PKEY* key,
-                           OSSL_LIB_CTX* libctx = nullptr, const char* propq = nullptr);
+ossl::X509ReqPtr build_csr(const CsrRequest& request, EVP_PKEY* key, OSSL_LIB_CTX* libctx = nullptr,
+                           const char* propq = nullptr);
 
 std::string csr_der(X509_REQ* req);
 

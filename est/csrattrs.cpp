@@ -19,7 +19,9 @@
 namespace mtls::est {
 namespace {
 
-void free_seq_any(ASN1_SEQUENCE_ANY* s) noexcept { sk_ASN1_TYPE_pop_free(s, ASN1_TYPE_free); }
+void free_seq_any(ASN1_SEQUENCE_ANY* s) noexcept {
+    sk_ASN1_TYPE_pop_free(s, ASN1_TYPE_free);
+}
 using SeqAny = ossl::Owned<ASN1_SEQUENCE_ANY, &free_seq_any>;
 using Attr = ossl::Owned<X509_ATTRIBUTE, &X509_ATTRIBUTE_free>;
 void free_exts(STACK_OF(X509_EXTENSION) * s) noexcept {
@@ -52,23 +54,38 @@ bool digest_from_sig_nid(int nid, std::string& digest) {
         return true;
     }
     switch (md) {
-        case NID_sha256: digest = "SHA256"; return true;
-        case NID_sha384: digest = "SHA384"; return true;
-        case NID_sha512: digest = "SHA512"; return true;
-        default: return false;
+        case NID_sha256:
+            digest = "SHA256";
+            return true;
+        case NID_sha384:
+            digest = "SHA384";
+            return true;
+        case NID_sha512:
+            digest = "SHA512";
+            return true;
+        default:
+            return false;
     }
 }
 
 std::string general_name_type(int type) {
     switch (type) {
-        case GEN_DNS: return "DNS";
-        case GEN_IPADD: return "IP";
-        case GEN_URI: return "URI";
-        case GEN_EMAIL: return "email";
-        case GEN_DIRNAME: return "dirName";
-        case GEN_OTHERNAME: return "otherName";
-        case GEN_RID: return "registeredID";
-        default: return "type " + std::to_string(type);
+        case GEN_DNS:
+            return "DNS";
+        case GEN_IPADD:
+            return "IP";
+        case GEN_URI:
+            return "URI";
+        case GEN_EMAIL:
+            return "email";
+        case GEN_DIRNAME:
+            return "dirName";
+        case GEN_OTHERNAME:
+            return "otherName";
+        case GEN_RID:
+            return "registeredID";
+        default:
+            return "type " + std::to_string(type);
     }
 }
 
@@ -88,11 +105,13 @@ void take_extension_request(CsrAttributes& out, X509_ATTRIBUTE* attr) {
         if (!v) continue;
         if (v->type == V_ASN1_OBJECT) {
             note_extension(out, v->value.object);
-            if (OBJ_obj2nid(v->value.object) == NID_subject_alt_name) add_unique(out.san_types, "DNS");
+            if (OBJ_obj2nid(v->value.object) == NID_subject_alt_name)
+                add_unique(out.san_types, "DNS");
             continue;
         }
         if (v->type != V_ASN1_SEQUENCE) {
-            add_unique(out.unhandled, "extensionRequest value of ASN.1 type " + std::to_string(v->type));
+            add_unique(out.unhandled,
+                       "extensionRequest value of ASN.1 type " + std::to_string(v->type));
             continue;
         }
         const unsigned char* p = v->value.sequence->data;
@@ -114,7 +133,8 @@ void take_extension_request(CsrAttributes& out, X509_ATTRIBUTE* attr) {
                 continue;
             }
             for (int k = 0; k < sk_GENERAL_NAME_num(names.get()); ++k)
-                add_unique(out.san_types, general_name_type(sk_GENERAL_NAME_value(names.get(), k)->type));
+                add_unique(out.san_types,
+                           general_name_type(sk_GENERAL_NAME_value(names.get(), k)->type));
         }
     }
 }
@@ -144,7 +164,8 @@ void take_key_attribute(CsrAttributes& out, int nid, X509_ATTRIBUTE* attr) {
                 add_unique(out.unhandled, "RSA key size " + std::to_string(bits));
             }
         } else {
-            add_unique(out.unhandled, "key attribute value of ASN.1 type " + std::to_string(v->type));
+            add_unique(out.unhandled,
+                       "key attribute value of ASN.1 type " + std::to_string(v->type));
         }
     }
     if (!named) out.keys.push_back(k);
@@ -232,7 +253,8 @@ CsrAttributes parse_csrattrs_der(std::string_view der) {
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
     SeqAny seq(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, static_cast<long>(der.size())));
     if (!seq) throw bad("not a DER SEQUENCE OF AttrOrOID: " + ossl::drain_errors());
-    if (static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data())) != der.size())
+    if (static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data())) !=
+        der.size())
         throw bad("trailing data after the CsrAttrs SEQUENCE");
     for (int i = 0; i < sk_ASN1_TYPE_num(seq.get()); ++i) {
         ASN1_TYPE* item = sk_ASN1_TYPE_value(seq.get(), i);
@@ -247,7 +269,8 @@ CsrAttributes parse_csrattrs_der(std::string_view der) {
         const long len = item->value.sequence->length;
         Attr attr(d2i_X509_ATTRIBUTE(nullptr, &q, len));
         if (!attr || q != item->value.sequence->data + len)
-            throw bad("element " + std::to_string(i) + " is not an Attribute: " + ossl::drain_errors());
+            throw bad("element " + std::to_string(i) +
+                      " is not an Attribute: " + ossl::drain_errors());
         const ASN1_OBJECT* type = X509_ATTRIBUTE_get0_object(attr.get());
         const int nid = OBJ_obj2nid(type);
         if (nid == NID_ext_req || nid == NID_ms_ext_req) {
@@ -293,7 +316,8 @@ std::string key_mismatch(const CsrAttributes& attrs, EVP_PKEY* key) {
                 break;
             }
             case KeyRequest::Type::rsa:
-                if (EVP_PKEY_is_a(key, "RSA") && (!k.rsa_bits || EVP_PKEY_get_bits(key) == k.rsa_bits))
+                if (EVP_PKEY_is_a(key, "RSA") &&
+                    (!k.rsa_bits || EVP_PKEY_get_bits(key) == k.rsa_bits))
                     return {};
                 break;
             case KeyRequest::Type::ed25519:

@@ -14,16 +14,16 @@ namespace mtls::est {
 
 struct KeyRequest {
     enum class Type { ec, rsa, ed25519, ed448 } type = Type::ec;
-    int curve_nid = 0;  // for ec: NID of the named curve, 0 when the server named none
-    int rsa_bits = 0;   // for rsa: requested modulus size, 0 when the server named none
+    int curve_nid = 0;             // for ec: NID of the named curve, 0 when the server named none
+    int rsa_bits = 0;              // for rsa: requested modulus size, 0 when the server named none
     std::string describe() const;  // "EC P-384", "RSA 3072", "Ed25519"
 };
 
 struct CsrAttributes {
-    bool challenge_password = false;   // asks for challengePassword (PoP linking, §3.5)
-    std::vector<KeyRequest> keys;      // acceptable key types, in the server's order
-    std::string digest;                // "SHA256" | "SHA384" | "SHA512" from a signature
-                                       // algorithm OID; empty: no preference
+    bool challenge_password = false;      // asks for challengePassword (PoP linking, §3.5)
+    std::vector<KeyRequest> keys;         // acceptable key types, in the server's order
+    std::string digest;                   // "SHA256" | "SHA384" | "SHA512" from a signature
+                                          // algorithm OID; empty: no preference
     std::vector<std::string> extensions;  // extension types asked for ("subjectAltName", OIDs)
     std::vector<std::string> san_types;   // GeneralName types in a requested SAN ("DNS", "IP")
     std::vector<std::string> unhandled;   // things we recognised or not but cannot honour

@@ -45,8 +45,8 @@ std::string status_hint(long status) {
 }
 
 Error status_error(std::string_view operation, const http::Response& response) {
-    std::string msg = "EST " + std::string(operation) + " failed: server said " +
-                      std::to_string(response.status);
+    std::string msg =
+        "EST " + std::string(operation) + " failed: server said " + std::to_string(response.status);
     std::string text = response.body_excerpt(200);
     if (!text.empty()) msg += " (\"" + text + "\")";
     msg += " — " + status_hint(response.status);
@@ -60,14 +60,16 @@ Error transport_error(std::string_view operation, const http::Error& e) {
             return Error(Error::Kind::untrusted_server,
                          msg + " — check est.trust_anchor / est.pinned_sha256 and est.server");
         case http::Error::Kind::too_large:
-            return Error(Error::Kind::bad_response, msg + " — raise est.max_response_bytes if the "
-                                                          "server legitimately sends this much");
+            return Error(Error::Kind::bad_response, msg +
+                                                        " — raise est.max_response_bytes if the "
+                                                        "server legitimately sends this much");
         case http::Error::Kind::invalid_request:
             return Error(Error::Kind::config, msg + " — check est.server");
         case http::Error::Kind::tls:
             return Error(Error::Kind::transport,
-                         msg + " — TLS handshake failed; check that est.server speaks TLS 1.2+ and "
-                               "accepts our client certificate");
+                         msg +
+                             " — TLS handshake failed; check that est.server speaks TLS 1.2+ and "
+                             "accepts our client certificate");
         default:
             return Error(Error::Kind::transport, msg + " — check est.server; retrying later");
     }

@@ -10,7 +10,7 @@
 namespace mtls::est {
 
 class Error : public std::runtime_error {
-public:
+  public:
     enum class Kind {
         config,            // our settings are unusable (URL, trust, credentials file)
         transport,         // no HTTP response (connect, TLS, timeout, too large)
@@ -20,10 +20,10 @@ public:
         key_mismatch,      // the issued certificate is for another key
         cert_expired,      // the issued certificate is already expired
         cert_not_yet_valid,
-        chain_untrusted,   // the issued certificate does not chain to the stored CA certs
-        pending,           // still 202 after the allowed number of attempts
-        pop_failed,        // proof-of-possession linking could not be done
-        interrupted,       // the stop token was triggered while waiting
+        chain_untrusted,  // the issued certificate does not chain to the stored CA certs
+        pending,          // still 202 after the allowed number of attempts
+        pop_failed,       // proof-of-possession linking could not be done
+        interrupted,      // the stop token was triggered while waiting
     };
 
     Error(Kind kind, const std::string& message, long status = 0);
@@ -33,7 +33,7 @@ public:
     // Whether trying again later may succeed (5xx, transport, pending).
     bool retryable() const;
 
-private:
+  private:
     Kind kind_;
     long status_;
 };

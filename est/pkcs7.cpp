@@ -14,10 +14,13 @@ namespace mtls::est {
 namespace {
 
 Error bad(const std::string& what) {
-    return Error(Error::Kind::bad_response, "EST response is not a usable certs-only PKCS#7: " + what);
+    return Error(Error::Kind::bad_response,
+                 "EST response is not a usable certs-only PKCS#7: " + what);
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 }  // namespace
 
@@ -61,9 +64,11 @@ std::vector<ossl::X509Ptr> parse_certs_only(std::string_view body, std::string_v
         std::string why = ossl::drain_errors();
         throw bad("cannot decode the PKCS#7 structure (truncated or not PKCS#7): " + why);
     }
-    const auto consumed = static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data()));
+    const auto consumed =
+        static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data()));
     if (consumed != der.size())
-        throw bad(std::to_string(der.size() - consumed) + " bytes of trailing data after the PKCS#7");
+        throw bad(std::to_string(der.size() - consumed) +
+                  " bytes of trailing data after the PKCS#7");
     if (!PKCS7_type_is_signed(p7.get()))
         throw bad(std::string("PKCS#7 type is ") + OBJ_nid2ln(OBJ_obj2nid(p7->type)) +
                   ", expected signed-data");

@@ -40,7 +40,8 @@ IssuedCertificate verify_issued(std::vector<ossl::X509Ptr> returned, EVP_PKEY* k
     ERR_clear_error();
     if (!out.cert) {
         std::string subjects;
-        for (auto& c : others) subjects += (subjects.empty() ? "\"" : ", \"") + subject(c.get()) + "\"";
+        for (auto& c : others)
+            subjects += (subjects.empty() ? "\"" : ", \"") + subject(c.get()) + "\"";
         throw Error(Error::Kind::key_mismatch,
                     "EST server returned a certificate for another key: none of the " +
                         std::to_string(others.size()) + " returned certificates (" + subjects +
@@ -48,18 +49,20 @@ IssuedCertificate verify_issued(std::vector<ossl::X509Ptr> returned, EVP_PKEY* k
     }
     X509* leaf = out.cert.get();
     if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
-        throw Error(Error::Kind::cert_not_yet_valid,
-                    "the issued certificate \"" + subject(leaf) + "\" is not yet valid (notBefore " +
-                        time_text(X509_get0_notBefore(leaf)) +
-                        "); check this host's clock and the CA's");
+        throw Error(Error::Kind::cert_not_yet_valid, "the issued certificate \"" + subject(leaf) +
+                                                         "\" is not yet valid (notBefore " +
+                                                         time_text(X509_get0_notBefore(leaf)) +
+                                                         "); check this host's clock and the CA's");
     if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
-        throw Error(Error::Kind::cert_expired,
-                    "the issued certificate \"" + subject(leaf) + "\" is already expired (notAfter " +
-                        time_text(X509_get0_notAfter(leaf)) + "); check this host's clock and the CA's");
+        throw Error(Error::Kind::cert_expired, "the issued certificate \"" + subject(leaf) +
+                                                   "\" is already expired (notAfter " +
+                                                   time_text(X509_get0_notAfter(leaf)) +
+                                                   "); check this host's clock and the CA's");
 
     if (ca_certs.empty())
-        throw Error(Error::Kind::chain_untrusted,
-                    "no CA certificates to verify the issued certificate against; fetch /cacerts first");
+        throw Error(
+            Error::Kind::chain_untrusted,
+            "no CA certificates to verify the issued certificate against; fetch /cacerts first");
     ossl::X509StorePtr store(X509_STORE_new());
     if (!store) throw ossl::Error("X509_STORE_new");
     for (X509* ca : ca_certs)
