@@ -17,7 +17,7 @@
 namespace mtls::identity {
 
 class Identity {
-public:
+  public:
     using Clock = std::chrono::system_clock;
 
     // Takes ownership of the parts. Throws std::runtime_error (ossl::Error) when the key
@@ -39,7 +39,7 @@ public:
     EVP_PKEY* key() const { return key_.get(); }
     const std::string& key_id() const { return key_id_; }
     const std::string& thumbprint_sha256() const { return thumb_raw_; }  // 32 raw bytes
-    const std::string& x5t_s256() const { return thumb_b64url_; }  // RFC 8705 cnf.x5t#S256
+    const std::string& x5t_s256() const { return thumb_b64url_; }        // RFC 8705 cnf.x5t#S256
     Clock::time_point not_before() const { return not_before_; }
     Clock::time_point not_after() const { return not_after_; }
     std::uint64_t generation() const { return generation_; }
@@ -50,7 +50,7 @@ public:
     Identity(const Identity&) = delete;
     Identity& operator=(const Identity&) = delete;
 
-private:
+  private:
     Identity() = default;
     ossl::X509Ptr leaf_;
     std::vector<ossl::X509Ptr> chain_;

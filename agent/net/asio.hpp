@@ -20,6 +20,8 @@ using tcp = boost::asio::ip::tcp;
 using unix_socket = boost::asio::local::stream_protocol;
 
 // co_await op(..., net::use_ec(ec)) style: errors as error_code, no exceptions.
-inline auto use_ec(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+inline auto use_ec(error_code& ec) {
+    return asio::redirect_error(asio::use_awaitable, ec);
+}
 
 }  // namespace mtls::net

@@ -26,7 +26,7 @@ struct Token {
 using TokenResult = std::variant<Token, TokenError>;
 
 class TokenSource {
-public:
+  public:
     virtual ~TokenSource() = default;
     // A valid token for `profile`, bound to `id`'s certificate (x5t#S256). May suspend
     // (network, single-flight wait). Must not throw; errors come back as TokenError.

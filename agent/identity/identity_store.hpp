@@ -1,0 +1,73 @@
+// IdentityStore: the one shared mutable thing of the agent — the current Identity snapshot
+// behind a mutex-guarded shared_ptr (readers copy the pointer: one uncontended lock).
+// Subscribers are told after each publish (on the publishing thread; post to your own
+// executor if you need to).
+#pragma once
+
+#include "agent/identity/identity.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace mtls::identity {
+
+class IdentityStore {
+  public:
+    using Listener = std::function<void(const IdentityPtr& now, const IdentityPtr& before)>;
+
+    IdentityPtr current() const;
+
+    // Makes `next` current. Its generation must be greater than the current one's (a
+    // rotation never goes back); throws std::invalid_argument otherwise.
+    void publish(IdentityPtr next);
+
+    // Drops the current identity (e.g. its certificate expired and renewal failed): requests
+    // then get 503 no_identity until the next publish.
+    void clear();
+
+    // A generation number greater than any published so far.
+    std::uint64_t next_generation() const;
+
+    // Returns a handle; the listener stays registered while the handle lives.
+    class Subscription {
+      public:
+        Subscription() = default;
+        Subscription(Subscription&&) noexcept = default;
+        Subscription& operator=(Subscription&& o) noexcept {
+            if (this != &o) {
+                reset();
+                owner_ = std::move(o.owner_);
+                store_ = o.store_;
+                id_ = o.id_;
+            }
+            return *this;
+        }
+        ~Subscription() { reset(); }
+        void reset();
+
+      private:
+        friend class IdentityStore;
+        Subscription(std::weak_ptr<void> owner, const IdentityStore* store, std::uint64_t id)
+            : owner_(std::move(owner)), store_(store), id_(id) {}
+        std::weak_ptr<void> owner_;
+        const IdentityStore* store_ = nullptr;
+        std::uint64_t id_ = 0;
+    };
+    [[nodiscard]] Subscription subscribe(Listener listener);
+
+  private:
+    void unsubscribe(std::uint64_t id) const;
+    void notify(const IdentityPtr& now, const IdentityPtr& before);
+
+    mutable std::mutex mu_;
+    IdentityPtr current_;
+    std::uint64_t highest_generation_ = 0;
+    mutable std::map<std::uint64_t, Listener> listeners_;
+    std::uint64_t next_listener_ = 1;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // lets Subscriptions outlive us
+};
+
+}  // namespace mtls::identity

@@ -1,0 +1,78 @@
+#include "agent/proxy/errors.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace mtls::proxy {
+namespace {
+using net::http::status;
+ProxyError make(status s, const char* code, std::string message) {
+    return ProxyError{s, code, std::move(message)};
+}
+}  // namespace
+
+ProxyError bad_request(std::string m) {
+    return make(status::bad_request, "bad_request", std::move(m));
+}
+ProxyError forbidden(std::string m) {
+    return make(status::forbidden, "caller_not_allowed", std::move(m));
+}
+ProxyError no_route(std::string m) {
+    return make(status::not_found, "no_route", std::move(m));
+}
+ProxyError method_not_allowed(std::string m) {
+    return make(status::method_not_allowed, "method_not_allowed", std::move(m));
+}
+ProxyError payload_too_large(std::string m) {
+    return make(status::payload_too_large, "body_too_large", std::move(m));
+}
+ProxyError headers_too_large(std::string m) {
+    return make(status::request_header_fields_too_large, "headers_too_large", std::move(m));
+}
+ProxyError expectation_failed(std::string m) {
+    return make(status::expectation_failed, "expectation_failed", std::move(m));
+}
+ProxyError authorization_not_allowed(std::string m) {
+    return make(status::bad_request, "authorization_not_allowed", std::move(m));
+}
+ProxyError upstream_connect(std::string m) {
+    return make(status::bad_gateway, "upstream_connect", std::move(m));
+}
+ProxyError upstream_tls(std::string m) {
+    return make(status::bad_gateway, "upstream_tls", std::move(m));
+}
+ProxyError upstream_reset(std::string m) {
+    return make(status::bad_gateway, "upstream_reset", std::move(m));
+}
+ProxyError upstream_bad_response(std::string m) {
+    return make(status::bad_gateway, "upstream_bad_response", std::move(m));
+}
+ProxyError no_identity(std::string m) {
+    return make(status::service_unavailable, "no_identity", std::move(m));
+}
+ProxyError token_unavailable(std::string m) {
+    return make(status::service_unavailable, "token_unavailable", std::move(m));
+}
+ProxyError pool_exhausted(std::string m) {
+    return make(status::service_unavailable, "upstream_busy", std::move(m));
+}
+ProxyError upstream_timeout(std::string m) {
+    return make(status::gateway_timeout, "upstream_timeout", std::move(m));
+}
+
+std::string error_body(const ProxyError& e) {
+    nlohmann::json j{{"error", e.code}, {"message", e.message}};
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+net::http::response<net::http::string_body> error_response(const ProxyError& e, unsigned version,
+                                                           bool keep_alive) {
+    net::http::response<net::http::string_body> res{e.status, version};
+    res.set(net::http::field::content_type, "application/json");
+    res.set(net::http::field::cache_control, "no-store");
+    res.body() = error_body(e);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+}
+
+}  // namespace mtls::proxy

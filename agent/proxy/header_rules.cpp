@@ -1,0 +1,245 @@
+#include "agent/proxy/header_rules.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace mtls::proxy {
+namespace {
+using net::http::field;
+using net::http::verb;
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return lower(a) == lower(b);
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+std::vector<std::string> connection_tokens(const net::http::fields& f) {
+    std::vector<std::string> out;
+    for (auto it = f.find(field::connection); it != f.end() && it->name() == field::connection;
+         ++it) {
+        std::string_view v = it->value();
+        while (!v.empty()) {
+            auto comma = v.find(',');
+            std::string_view tok = trim(v.substr(0, comma));
+            if (!tok.empty()) out.push_back(lower(tok));
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return out;
+}
+
+// "." or ".." as a path segment, also percent-encoded (%2e).
+bool has_dot_segment(std::string_view path) {
+    while (!path.empty()) {
+        auto slash = path.find('/');
+        std::string_view seg = path.substr(0, slash);
+        std::string dec;
+        for (std::size_t i = 0; i < seg.size(); ++i) {
+            if (seg[i] == '%' && i + 2 < seg.size() && seg[i + 1] == '2' &&
+                (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+                dec += '.';
+                i += 2;
+            } else {
+                dec += seg[i];
+            }
+        }
+        if (dec == "." || dec == "..") return true;
+        if (slash == std::string_view::npos) break;
+        path.remove_prefix(slash + 1);
+    }
+    return false;
+}
+
+bool is_idempotent(verb m) {
+    switch (m) {
+        case verb::get:
+        case verb::head:
+        case verb::options:
+        case verb::trace:
+        case verb::put:
+        case verb::delete_:
+            return true;
+        default:
+            return false;
+    }
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens) {
+    static const char* const fixed[] = {"connection",      "keep-alive",        "te",
+                                        "trailer",         "transfer-encoding", "upgrade",
+                                        "proxy-connection"};
+    std::string n = lower(name);
+    for (const char* h : fixed)
+        if (n == h) return true;
+    if (n.rfind("proxy-", 0) == 0) return true;  // Proxy-Authorization, Proxy-Authenticate, …
+    return std::find(tokens.begin(), tokens.end(), n) != tokens.end();
+}
+
+PrepareResult prepare_request(const net::http::request_header<>& in, const RouteTable& routes,
+                              const Caller& caller, std::size_t max_header_count) {
+    // Method and target form.
+    if (in.method() == verb::connect)
+        return method_not_allowed(
+            "CONNECT is refused: this proxy only forwards to its "
+            "configured routes");
+    std::string_view target = in.target();
+    if (target.empty() || target.front() != '/') {
+        if (target == "*") return bad_request("asterisk-form request-target is not supported");
+        return bad_request(
+            "absolute-form request-target refused: this is not an open proxy; "
+            "send origin-form (GET /route-prefix/path)");
+    }
+    if (in.method() == verb::unknown)
+        return bad_request("unknown method \"" + std::string(in.method_string()) + "\"");
+    if (in.version() != 11 && in.version() != 10)
+        return bad_request("HTTP version " + std::to_string(in.version() / 10) + "." +
+                           std::to_string(in.version() % 10) + " is not supported (1.0, 1.1)");
+    std::string_view path = target.substr(0, target.find('?'));
+    if (has_dot_segment(path)) return bad_request("\".\" or \"..\" path segments are refused");
+
+    // Fields: count, framing, Host.
+    std::size_t count = 0, hosts = 0, content_lengths = 0, transfer_encodings = 0;
+    for (const auto& f : in) {
+        ++count;
+        if (f.name() == field::host) ++hosts;
+        if (f.name() == field::content_length) ++content_lengths;
+        if (f.name() == field::transfer_encoding) ++transfer_encodings;
+    }
+    if (count > max_header_count)
+        return headers_too_large("the request has " + std::to_string(count) +
+                                 " header fields; the limit is " +
+                                 std::to_string(max_header_count) + " (listener.max_header_count)");
+    if (content_lengths > 1) return bad_request("more than one Content-Length field");
+    if (transfer_encodings > 1) return bad_request("more than one Transfer-Encoding field");
+    if (transfer_encodings == 1 && content_lengths == 1)
+        return bad_request("both Content-Length and Transfer-Encoding");
+    PreparedRequest out;
+    if (transfer_encodings == 1) {
+        if (!iequals(trim(in[field::transfer_encoding]), "chunked"))
+            return bad_request("Transfer-Encoding other than \"chunked\" is refused");
+        if (in.version() == 10) return bad_request("Transfer-Encoding in an HTTP/1.0 request");
+        out.chunked = true;
+    }
+    if (content_lengths == 1) {
+        std::string_view v = trim(in[field::content_length]);
+        std::uint64_t n = 0;
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+            return bad_request("bad Content-Length");
+        out.content_length = n;
+    }
+    if (hosts > 1) return bad_request("more than one Host field");
+    if (hosts == 0 && in.version() == 11) return bad_request("HTTP/1.1 request without Host");
+    std::string_view host = in[field::host];
+
+    // Expect.
+    if (auto e = in.find(field::expect); e != in.end()) {
+        if (!iequals(trim(e->value()), "100-continue"))
+            return expectation_failed("only \"Expect: 100-continue\" is supported");
+        out.expect_continue = in.version() == 11;
+    }
+
+    // Route.
+    auto m = routes.match(target, host);
+    if (!m)
+        return no_route("no route for " + std::string(path.substr(0, 200)) +
+                        " (configured [[routes]] match by path_prefix or host)");
+    const auto& entry = routes.routes()[m->index];
+    const auto& route = entry.route;
+    if (!routes.caller_allowed(m->index, caller))
+        return forbidden("route " + route.name + " is restricted to listed uids/gids on the " +
+                         "Unix socket; this caller is " + caller.address);
+    if (in.find(field::authorization) != in.end() &&
+        route.client_authorization == config::Route::ClientAuthorization::reject)
+        return authorization_not_allowed("route " + route.name +
+                                         " refuses an Authorization header from the app "
+                                         "(the proxy adds the credentials)");
+
+    // The upstream head.
+    auto tokens = connection_tokens(in);
+    auto& up = out.upstream;
+    up.version(11);
+    up.method(in.method());
+    up.target(m->upstream_target);
+    for (const auto& f : in) {
+        std::string_view name = f.name_string();
+        if (is_hop_by_hop(name, tokens)) continue;
+        switch (f.name()) {
+            case field::host:
+            case field::content_length:
+            case field::expect:
+            case field::authorization:
+                continue;
+            default:
+                break;
+        }
+        bool overridden = false;
+        for (const auto& [k, v] : route.set_headers)
+            if (iequals(k, name)) overridden = true;
+        if (overridden) continue;
+        up.insert(name, f.value());
+    }
+    up.set(field::host, entry.target.authority);
+    for (const auto& [k, v] : route.set_headers) up.set(k, v);
+    if (route.add_forwarded) {
+        std::string addr = caller.address;
+        if (auto prior = in.find("X-Forwarded-For"); prior != in.end())
+            addr = std::string(prior->value()) + ", " + addr;
+        up.set("X-Forwarded-For", addr);
+        if (!host.empty()) up.set("X-Forwarded-Host", host);
+        up.set("X-Forwarded-Proto", "http");
+    }
+    out.route_index = m->index;
+    out.idempotent = is_idempotent(in.method());
+    auto has_token = [&](const char* t) {
+        return std::find(tokens.begin(), tokens.end(), t) != tokens.end();
+    };
+    out.client_keep_alive = in.version() == 11 ? !has_token("close") : has_token("keep-alive");
+    return out;
+}
+
+net::http::response_header<> downstream_response_head(const net::http::response_header<>& up) {
+    net::http::response_header<> out;
+    out.version(11);
+    out.result(up.result_int());
+    out.reason(up.reason());
+    auto tokens = connection_tokens(up);
+    for (const auto& f : up) {
+        if (is_hop_by_hop(f.name_string(), tokens)) continue;
+        if (f.name() == field::content_length) continue;  // set by the session
+        out.insert(f.name_string(), f.value());
+    }
+    return out;
+}
+
+bool is_invalid_token_challenge(const net::http::response_header<>& res) {
+    if (res.result() != net::http::status::unauthorized) return false;
+    for (auto it = res.find(field::www_authenticate);
+         it != res.end() && it->name() == field::www_authenticate; ++it) {
+        std::string v = lower(it->value());
+        if (istarts_with(trim(v), "bearer") && v.find("invalid_token") != std::string::npos)
+            return true;
+    }
+    return false;
+}
+
+}  // namespace mtls::proxy

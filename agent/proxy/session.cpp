@@ -1,0 +1,514 @@
+#include "agent/proxy/session.hpp"
+
+#include "agent/proxy/errors.hpp"
+#include "agent/proxy/header_rules.hpp"
+#include "agent/proxy/upstream_pool.hpp"
+#include "common/log.hpp"
+
+#include <array>
+#include <chrono>
+#include <optional>
+
+namespace mtls::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+using net::error_code;
+namespace http = net::http;
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kChunk = 16 * 1024;
+
+long long ms_since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+std::string identity_problem(const identity::IdentityPtr& id) {
+    if (!id) return "no valid client certificate (none enrolled yet; see `mtls-agentctl status`)";
+    auto now = identity::Identity::Clock::now();
+    if (now < id->not_before())
+        return "no valid client certificate (the current one is not valid yet; check the clock)";
+    return "no valid client certificate (the current one expired and renewal has not "
+           "succeeded; see `mtls-agentctl status`)";
+}
+
+// What one request did, for the access log and the counters.
+struct Outcome {
+    std::string route = "-";
+    std::string method;
+    std::string path;
+    unsigned status = 0;
+    std::string error;
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    long long upstream_ms = -1;
+    bool reused = false, resumed = false;
+    int attempts = 0;
+};
+
+template <class Stream>
+class Session {
+  public:
+    Session(Stream& s, ProxyContext& ctx, Caller caller)
+        : client_(s),
+          ctx_(ctx),
+          caller_(std::move(caller)),
+          cbuf_(ctx.listener.max_header_bytes + 2 * kChunk) {}
+
+    net::awaitable<void> run() {
+        for (;;) {
+            bool keep = co_await one_request();
+            if (!keep) break;
+        }
+        error_code ec;
+        client_.socket().shutdown(net::asio::socket_base::shutdown_send, ec);
+        client_.close();
+    }
+
+  private:
+    using Parser = http::request_parser<http::buffer_body>;
+
+    void client_deadline() { client_.expires_after(ctx_.listener.client_idle); }
+
+    void upstream_deadline(UpstreamConnection& c, std::chrono::milliseconds d) {
+        auto at = Clock::now() + d;
+        if (total_deadline_ && *total_deadline_ < at) at = *total_deadline_;
+        c.tcp().expires_at(at);
+    }
+
+    // Reads until the whole head is in cbuf_, refusing obs-fold and oversized heads before
+    // Beast parses (Beast would unfold obs-fold silently). nullopt: the app closed.
+    net::awaitable<std::optional<ProxyError>> read_head_block() {
+        const std::size_t limit = ctx_.listener.max_header_bytes;
+        for (;;) {
+            auto bytes = cbuf_.data();
+            std::string_view sv(static_cast<const char*>(bytes.data()), bytes.size());
+            auto end = sv.find("\r\n\r\n");
+            if (end != std::string_view::npos) {
+                if (end + 4 > limit) break;
+                std::string_view head = sv.substr(0, end + 2);
+                if (head.find("\r\n ") != std::string_view::npos ||
+                    head.find("\r\n\t") != std::string_view::npos)
+                    co_return bad_request("obsolete line folding (obs-fold) in the request head");
+                co_return ProxyError{};
+            }
+            if (sv.size() >= limit) break;
+            error_code ec;
+            client_deadline();
+            auto n = co_await client_.async_read_some(
+                cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size())),
+                net::use_ec(ec));
+            if (ec) co_return std::nullopt;
+            cbuf_.commit(n);
+        }
+        co_return headers_too_large("the request head exceeds " + std::to_string(limit) +
+                                    " bytes (listener.max_header_bytes)");
+    }
+
+    net::awaitable<bool> send_error(const ProxyError& e, unsigned version, bool keep_alive,
+                                    Outcome& out) {
+        out.status = static_cast<unsigned>(e.status);
+        out.error = e.code;
+        auto res = error_response(e, version == 10 ? 10 : 11, keep_alive);
+        error_code ec;
+        client_deadline();
+        co_await http::async_write(client_, res, net::use_ec(ec));
+        co_return keep_alive && !ec;
+    }
+
+    void finish(const Outcome& out, Clock::time_point t0, std::optional<std::size_t> route) {
+        if (route) {
+            auto& rs = ctx_.stats.routes[*route];
+            ++rs.requests;
+            rs.count_status(out.status);
+            if (!out.error.empty()) ++rs.proxy_errors;
+            rs.bytes_in += out.bytes_in;
+            rs.bytes_out += out.bytes_out;
+        } else {
+            ++ctx_.stats.unrouted_requests;
+        }
+        log::info("proxy.request", {{"route", out.route},
+                                    {"method", out.method},
+                                    {"path", out.path},
+                                    {"status", out.status},
+                                    {"error", out.error.empty() ? "-" : out.error},
+                                    {"bytes_in", out.bytes_in},
+                                    {"bytes_out", out.bytes_out},
+                                    {"upstream_ms", out.upstream_ms},
+                                    {"total_ms", ms_since(t0)},
+                                    {"conn_reused", out.reused ? "yes" : "no"},
+                                    {"tls_resumed", out.resumed ? "yes" : "no"},
+                                    {"attempts", out.attempts},
+                                    {"caller", caller_.address}});
+    }
+
+    // One request/response exchange. Returns whether the app's connection stays open.
+    net::awaitable<bool> one_request() {
+        auto head_err = co_await read_head_block();
+        if (!head_err) co_return false;  // closed or idle timeout
+        const auto t0 = Clock::now();
+        total_deadline_.reset();
+        Outcome out;
+        if (*head_err) {
+            co_await send_error(*head_err, 11, false, out);
+            finish(out, t0, std::nullopt);
+            co_return false;
+        }
+
+        Parser parser;
+        parser.header_limit(static_cast<std::uint32_t>(ctx_.listener.max_header_bytes + 4));
+        parser.body_limit(boost::none);  // enforced per route below
+        error_code ec;
+        client_deadline();
+        co_await http::async_read_header(client_, cbuf_, parser, net::use_ec(ec));
+        if (ec) {
+            ProxyError e = ec == http::error::header_limit
+                               ? headers_too_large("the request head is too large")
+                               : bad_request("malformed request: " + ec.message());
+            if (ec == net::beast::error::timeout || ec == http::error::end_of_stream)
+                co_return false;
+            co_await send_error(e, 11, false, out);
+            finish(out, t0, std::nullopt);
+            co_return false;
+        }
+        const auto& head = parser.get().base();
+        out.method = std::string(head.method_string());
+        {
+            std::string_view target = head.target();
+            out.path = std::string(target.substr(0, std::min<std::size_t>(target.find('?'), 256)));
+        }
+        auto prepared_or_error =
+            prepare_request(head, ctx_.routes, caller_, ctx_.listener.max_header_count);
+        if (auto* e = std::get_if<ProxyError>(&prepared_or_error)) {
+            bool keep = parser.is_done() && parser.get().keep_alive();
+            bool kept = co_await send_error(*e, head.version(), keep, out);
+            finish(out, t0, std::nullopt);
+            co_return kept;
+        }
+        auto& prep = std::get<PreparedRequest>(prepared_or_error);
+        const std::size_t ri = prep.route_index;
+        const auto& entry = ctx_.routes.routes()[ri];
+        const auto& route = entry.route;
+        out.route = route.name;
+        if (route.timeouts.total.count() > 0) total_deadline_ = t0 + route.timeouts.total;
+
+        bool keep = co_await exchange(parser, prep, entry, ri, out);
+        finish(out, t0, ri);
+        co_return keep;
+    }
+
+    net::awaitable<bool> send_continue_once(const PreparedRequest& prep) {
+        if (!prep.expect_continue || continue_sent_) co_return true;
+        continue_sent_ = true;
+        http::response<http::empty_body> res{http::status::continue_, 11};
+        error_code ec;
+        client_deadline();
+        co_await http::async_write(client_, res, net::use_ec(ec));
+        co_return !ec;
+    }
+
+    // Reads the rest of the app's body into `body`. false: the app failed or went away.
+    net::awaitable<bool> read_small_body(Parser& parser, std::string& body, Outcome& out) {
+        std::array<char, kChunk> buf;
+        while (!parser.is_done()) {
+            parser.get().body().data = buf.data();
+            parser.get().body().size = buf.size();
+            error_code ec;
+            client_deadline();
+            co_await http::async_read(client_, cbuf_, parser, net::use_ec(ec));
+            if (ec == http::error::need_buffer) ec = {};
+            if (ec) co_return false;
+            std::size_t n = buf.size() - parser.get().body().size;
+            body.append(buf.data(), n);
+            out.bytes_in += n;
+        }
+        co_return true;
+    }
+
+    net::awaitable<bool> exchange(Parser& parser, PreparedRequest& prep,
+                                  const RouteTable::Entry& entry, std::size_t ri, Outcome& out) {
+        const auto& route = entry.route;
+        const unsigned version = parser.get().version();
+        continue_sent_ = false;
+        auto reply_error = [&](const ProxyError& e) -> net::awaitable<bool> {
+            bool keep = parser.is_done() && prep.client_keep_alive;
+            co_return co_await send_error(e, version, keep, out);
+        };
+
+        if (route.max_request_body > 0 && prep.content_length &&
+            *prep.content_length > route.max_request_body)
+            co_return co_await reply_error(
+                payload_too_large("the request body is " + std::to_string(*prep.content_length) +
+                                  " bytes; route " + route.name + " allows " +
+                                  std::to_string(route.max_request_body) + " (max_request_body)"));
+
+        // The identity this request uses from start to end.
+        identity::IdentityPtr id = ctx_.identities.current();
+        if (!id || !id->valid_at(identity::Identity::Clock::now()))
+            co_return co_await reply_error(no_identity(identity_problem(id)));
+
+        // The token.
+        std::optional<token::Token> token;
+        auto fetch_token = [&]() -> net::awaitable<std::optional<ProxyError>> {
+            if (route.token_profile.empty()) co_return std::nullopt;
+            if (ctx_.tokens == nullptr)
+                co_return token_unavailable("route " + route.name + " needs token profile " +
+                                            route.token_profile + " but no token source runs");
+            auto r = co_await ctx_.tokens->get(route.token_profile, id);
+            if (auto* te = std::get_if<token::TokenError>(&r))
+                co_return token_unavailable("token for profile " + route.token_profile + ": " +
+                                            te->message);
+            token = std::get<token::Token>(std::move(r));
+            co_return std::nullopt;
+        };
+        if (auto e = co_await fetch_token()) co_return co_await reply_error(*e);
+
+        // The body: small ones are read first so the request can be replayed.
+        const bool replayable =
+            !prep.has_body() || (prep.content_length && *prep.content_length <= kReplayableBodyMax);
+        std::string small_body;
+        if (prep.has_body() && replayable) {
+            if (!co_await send_continue_once(prep)) co_return false;
+            if (!co_await read_small_body(parser, small_body, out)) co_return false;
+        }
+
+        auto& pool = *ctx_.pools[ri];
+        bool token_retried = false;
+        bool stale_retried = false;
+        for (;;) {
+            ++out.attempts;
+            const auto t_up = Clock::now();
+            ProxyError err;
+            auto lease = co_await pool.acquire(id, err);
+            if (!lease.conn) co_return co_await reply_error(err);
+            auto& conn = *lease.conn;
+            out.reused = lease.reused;
+            out.resumed = conn.resumed();
+            conn.count_request();
+
+            // Request head (+ body).
+            http::request<http::buffer_body> upreq{prep.upstream};
+            if (prep.chunked)
+                upreq.chunked(true);
+            else if (prep.content_length)
+                upreq.content_length(*prep.content_length);
+            if (token) upreq.set(http::field::authorization, "Bearer " + token->access_token);
+            http::request_serializer<http::buffer_body> sr{upreq};
+            error_code ec;
+            bool client_failed = false;
+            bool body_limit_hit = false;
+            if (replayable) {
+                upreq.body().data = small_body.empty() ? nullptr : small_body.data();
+                upreq.body().size = small_body.size();
+                upreq.body().more = false;
+                upstream_deadline(conn, route.timeouts.response_header);
+                co_await http::async_write(conn.stream(), sr, net::use_ec(ec));
+            } else {
+                upstream_deadline(conn, route.timeouts.response_header);
+                co_await http::async_write_header(conn.stream(), sr, net::use_ec(ec));
+                if (!ec && !co_await send_continue_once(prep)) client_failed = true;
+                std::array<char, kChunk> buf;
+                while (!ec && !client_failed) {
+                    if (!parser.is_done()) {
+                        parser.get().body().data = buf.data();
+                        parser.get().body().size = buf.size();
+                        error_code cec;
+                        client_deadline();
+                        co_await http::async_read(client_, cbuf_, parser, net::use_ec(cec));
+                        if (cec == http::error::need_buffer) cec = {};
+                        if (cec) {
+                            client_failed = true;
+                            break;
+                        }
+                        std::size_t n = buf.size() - parser.get().body().size;
+                        out.bytes_in += n;
+                        if (route.max_request_body > 0 && out.bytes_in > route.max_request_body) {
+                            body_limit_hit = true;
+                            break;
+                        }
+                        upreq.body().data = n ? buf.data() : nullptr;
+                        upreq.body().size = n;
+                        upreq.body().more = !parser.is_done();
+                    } else {
+                        upreq.body().data = nullptr;
+                        upreq.body().size = 0;
+                        upreq.body().more = false;
+                    }
+                    upstream_deadline(conn, route.timeouts.idle);
+                    co_await http::async_write(conn.stream(), sr, net::use_ec(ec));
+                    if (ec == http::error::need_buffer) ec = {};
+                    if (sr.is_done()) break;
+                }
+            }
+            if (client_failed) {
+                pool.release(std::move(lease.conn), false);
+                out.status = 499;
+                out.error = "client_gone";
+                co_return false;
+            }
+            if (body_limit_hit) {
+                pool.release(std::move(lease.conn), false);
+                co_return co_await send_error(
+                    payload_too_large("the request body exceeds route " + route.name +
+                                      "'s max_request_body of " +
+                                      std::to_string(route.max_request_body) + " bytes"),
+                    version, false, out);
+            }
+            const bool can_retry = lease.reused && prep.idempotent && replayable && !stale_retried;
+
+            // Response head (skipping 1xx interim responses).
+            std::optional<http::response_parser<http::buffer_body>> rp;
+            if (!ec) {
+                for (;;) {
+                    rp.emplace();
+                    rp->header_limit(64 * 1024);
+                    rp->body_limit(boost::none);
+                    if (upreq.method() == http::verb::head) rp->skip(true);
+                    upstream_deadline(conn, route.timeouts.response_header);
+                    co_await http::async_read_header(conn.stream(), conn.buffer(), *rp,
+                                                     net::use_ec(ec));
+                    if (ec) break;
+                    unsigned s = rp->get().result_int();
+                    if (s / 100 != 1 || s == 101) break;
+                }
+            }
+            if (ec) {
+                bool got_some = rp && rp->got_some();
+                pool.release(std::move(lease.conn), false);
+                if (can_retry && !got_some && ec != net::beast::error::timeout) {
+                    stale_retried = true;
+                    ++ctx_.stats.routes[ri].retries;
+                    continue;
+                }
+                ProxyError e;
+                if (ec == net::beast::error::timeout)
+                    e = upstream_timeout("no response from " + entry.target.authority +
+                                         " in time (route " + route.name + " timeouts)");
+                else if (got_some)
+                    e = upstream_bad_response("bad response from " + entry.target.authority + ": " +
+                                              ec.message());
+                else
+                    e = upstream_reset(entry.target.authority +
+                                       " closed the connection before answering (" + ec.message() +
+                                       ")");
+                co_return co_await reply_error(e);
+            }
+            out.upstream_ms = ms_since(t_up);
+            auto& rhead = rp->get().base();
+            const unsigned status = rhead.result_int();
+            if (status == 101) {
+                pool.release(std::move(lease.conn), false);
+                co_return co_await reply_error(
+                    upstream_bad_response(entry.target.authority +
+                                          " answered 101 Switching Protocols, which the "
+                                          "proxy does not forward"));
+            }
+
+            // 401 invalid_token: drop the token and retry once, if the body can be replayed.
+            if (token && replayable && !token_retried && is_invalid_token_challenge(rhead)) {
+                token_retried = true;
+                pool.release(std::move(lease.conn), false);
+                ctx_.tokens->invalidate(route.token_profile, id->x5t_s256());
+                log::info("proxy.token_rejected", {{"route", route.name},
+                                                   {"profile", route.token_profile},
+                                                   {"token", log::redact(token->access_token)}});
+                if (auto e = co_await fetch_token()) co_return co_await reply_error(*e);
+                continue;
+            }
+
+            // Response to the app.
+            const bool is_head = upreq.method() == http::verb::head;
+            const bool no_body = is_head || status == 204 || status == 304 || status / 100 == 1;
+            bool client_keep = prep.client_keep_alive && parser.is_done();
+            http::response<http::buffer_body> res{downstream_response_head(rhead)};
+            res.version(version == 10 ? 10 : 11);
+            if (!no_body) {
+                if (auto cl = rp->content_length())
+                    res.content_length(*cl);
+                else if (version == 11)
+                    res.chunked(true);
+                else
+                    client_keep = false;  // HTTP/1.0 app: the end of the body is the close
+            } else if (is_head) {
+                if (auto it = rhead.find(http::field::content_length); it != rhead.end())
+                    res.set(http::field::content_length, it->value());
+            }
+            res.keep_alive(client_keep);
+            http::response_serializer<http::buffer_body> rs{res};
+            out.status = status;
+            error_code cec;
+            if (no_body) {
+                res.body().data = nullptr;
+                res.body().size = 0;
+                res.body().more = false;
+                client_deadline();
+                co_await http::async_write(client_, rs, net::use_ec(cec));
+                if (cec == http::error::need_buffer) cec = {};
+            } else {
+                std::array<char, kChunk> buf;
+                do {
+                    if (!rp->is_done()) {
+                        rp->get().body().data = buf.data();
+                        rp->get().body().size = buf.size();
+                        upstream_deadline(conn, route.timeouts.idle);
+                        co_await http::async_read(conn.stream(), conn.buffer(), *rp,
+                                                  net::use_ec(ec));
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) break;
+                        std::size_t n = buf.size() - rp->get().body().size;
+                        out.bytes_out += n;
+                        res.body().data = n ? buf.data() : nullptr;
+                        res.body().size = n;
+                        res.body().more = !rp->is_done();
+                    } else {
+                        res.body().data = nullptr;
+                        res.body().size = 0;
+                        res.body().more = false;
+                    }
+                    client_deadline();
+                    co_await http::async_write(client_, rs, net::use_ec(cec));
+                    if (cec == http::error::need_buffer) cec = {};
+                    if (cec) break;
+                } while (!rs.is_done());
+            }
+            const bool upstream_clean = !ec && rp->is_done() && rp->keep_alive();
+            pool.release(std::move(lease.conn), upstream_clean);
+            if (ec) {
+                out.error = "upstream_reset";
+                log::warn("proxy.upstream_body_failed",
+                          {{"route", route.name}, {"error", ec.message()}});
+                co_return false;  // the app sees a truncated body and a closed connection
+            }
+            if (cec) {
+                out.error = "client_gone";
+                co_return false;
+            }
+            co_return client_keep;
+        }
+    }
+
+    Stream& client_;
+    ProxyContext& ctx_;
+    Caller caller_;
+    net::beast::flat_buffer cbuf_;
+    std::optional<Clock::time_point> total_deadline_;
+    bool continue_sent_ = false;
+};
+
+}  // namespace
+
+template <class Stream>
+net::awaitable<void> run_session(Stream stream, ProxyContext& ctx, Caller caller) {
+    ++ctx.stats.connections_accepted;
+    ++ctx.stats.connections_open;
+    try {
+        Session<Stream> s(stream, ctx, std::move(caller));
+        co_await s.run();
+    } catch (const std::exception& e) {
+        log::error("proxy.session_failed", {{"error", e.what()}});
+    }
+    --ctx.stats.connections_open;
+}
+
+template net::awaitable<void> run_session<TcpStream>(TcpStream, ProxyContext&, Caller);
+template net::awaitable<void> run_session<UnixStream>(UnixStream, ProxyContext&, Caller);
+
+}  // namespace mtls::proxy

@@ -1,0 +1,47 @@
+// One local app connection: a coroutine that reads requests (HTTP/1.1 keep-alive), sends
+// each to its route's partner over mTLS, and streams both bodies through fixed-size
+// buffers. The steps of one request, in order:
+//   read head (obs-fold and size checked first) -> prepare_request (header_rules.hpp:
+//   validate, route, rewrite) -> identity snapshot -> token -> body (buffered when small
+//   enough to replay, else streamed) -> upstream connection from the pool -> response head
+//   (retry on a stale reused connection, or once after 401 invalid_token) -> response body
+//   -> access log line.
+#pragma once
+
+#include "agent/identity/identity_store.hpp"
+#include "agent/net/asio.hpp"
+#include "agent/proxy/router.hpp"
+#include "agent/proxy/stats.hpp"
+#include "agent/token/token_source.hpp"
+#include "config/config.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace mtls::proxy {
+
+class UpstreamPool;
+
+// What every session shares; owned by Proxy, used on its io_context thread.
+struct ProxyContext {
+    config::Listener listener;
+    RouteTable routes;
+    std::vector<std::unique_ptr<UpstreamPool>> pools;  // index = route index
+    identity::IdentityStore& identities;
+    token::TokenSource* tokens = nullptr;  // may be null when no route has a token profile
+    ProxyStats& stats;
+};
+
+// Request bodies up to this size (with a Content-Length) are read before sending, so the
+// request can be replayed (stale pooled connection, 401 invalid_token).
+inline constexpr std::uint64_t kReplayableBodyMax = 64 * 1024;
+
+template <class Stream>
+net::awaitable<void> run_session(Stream stream, ProxyContext& ctx, Caller caller);
+
+using TcpStream = net::beast::tcp_stream;
+using UnixStream = net::beast::basic_stream<net::unix_socket>;
+extern template net::awaitable<void> run_session<TcpStream>(TcpStream, ProxyContext&, Caller);
+extern template net::awaitable<void> run_session<UnixStream>(UnixStream, ProxyContext&, Caller);
+
+}  // namespace mtls::proxy

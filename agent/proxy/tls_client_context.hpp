@@ -1,0 +1,53 @@
+// The client-side TLS setup of one route for one identity: an SSL_CTX with the identity's
+// certificate, chain and key (any EVP_PKEY — a token key signs inside our provider), the
+// route's CA bundle, optional SPKI pins, TLS 1.3 (1.2 if route.tls_min_version says so),
+// and a client session cache so new connections resume instead of doing a full handshake
+// (which would mean a signature on the token). On rotation the pool builds a new context;
+// the old one, with its sessions, dies with the last connection that uses it.
+#pragma once
+
+#include "agent/identity/identity.hpp"
+#include "agent/net/asio_ssl.hpp"
+#include "agent/proxy/router.hpp"
+#include "config/config.hpp"
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mtls::proxy {
+
+class TlsClientContext {
+  public:
+    // Throws std::runtime_error saying what failed (CA file unreadable, key rejected, …).
+    TlsClientContext(const config::Route& route, const UpstreamTarget& target,
+                     identity::IdentityPtr id);
+    TlsClientContext(const TlsClientContext&) = delete;
+    TlsClientContext& operator=(const TlsClientContext&) = delete;
+
+    net::ssl::context& asio_context() { return ctx_; }
+    const identity::IdentityPtr& identity() const { return identity_; }
+
+    // Per new connection: SNI, host name (or IP) verification, a cached session to resume.
+    // Returns false and sets `error` when OpenSSL refuses.
+    bool prepare(SSL* ssl, std::string& error);
+
+    // After a failed handshake: why, in words ("certificate verify failed for host (…)").
+    std::string describe_failure(SSL* ssl, const std::string& transport_error) const;
+
+    std::size_t cached_sessions() const { return sessions_.size(); }
+
+  private:
+    static int on_new_session(SSL* ssl, SSL_SESSION* session);
+    static int on_verify(int preverify_ok, X509_STORE_CTX* store);
+    void add_session(SSL_SESSION* session);
+
+    net::ssl::context ctx_;
+    identity::IdentityPtr identity_;
+    UpstreamTarget target_;
+    std::vector<std::string> pins_;  // raw SHA-256 of SPKI DER
+    std::deque<ossl::SslSession> sessions_;
+};
+
+}  // namespace mtls::proxy

@@ -1,0 +1,60 @@
+#include "agent/proxy/upstream_connection.hpp"
+
+#include <sys/socket.h>
+
+namespace mtls::proxy {
+
+UpstreamConnection::UpstreamConnection(const net::asio::any_io_executor& ex,
+                                       std::shared_ptr<TlsClientContext> tls)
+    : tls_(std::move(tls)), stream_(ex, tls_->asio_context()) {}
+
+net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target,
+                                                    const config::Route::Timeouts& timeouts) {
+    net::error_code ec;
+    auto ex = co_await net::asio::this_coro::executor;
+    net::tcp::resolver resolver(ex);
+    auto endpoints =
+        co_await resolver.async_resolve(target.host, std::to_string(target.port), net::use_ec(ec));
+    if (ec) co_return upstream_connect("cannot resolve " + target.host + ": " + ec.message());
+
+    tcp().expires_after(timeouts.connect);
+    co_await tcp().async_connect(endpoints, net::use_ec(ec));
+    if (ec == net::beast::error::timeout)
+        co_return upstream_timeout("connect to " + target.authority + " timed out after " +
+                                   std::to_string(timeouts.connect.count()) + " ms");
+    if (ec)
+        co_return upstream_connect("connect to " + target.authority + " failed: " + ec.message());
+    tcp().socket().set_option(net::tcp::no_delay(true), ec);
+
+    std::string err;
+    if (!tls_->prepare(stream_.native_handle(), err))
+        co_return upstream_tls("TLS setup for " + target.authority + ": " + err);
+    tcp().expires_after(timeouts.handshake);
+    co_await stream_.async_handshake(net::ssl::stream_base::client, net::use_ec(ec));
+    if (ec == net::beast::error::timeout)
+        co_return upstream_timeout("TLS handshake with " + target.authority + " timed out after " +
+                                   std::to_string(timeouts.handshake.count()) + " ms");
+    if (ec) co_return upstream_tls(tls_->describe_failure(stream_.native_handle(), ec.message()));
+    tcp().expires_never();
+    resumed_ = SSL_session_reused(stream_.native_handle()) == 1;
+    co_return ProxyError{};
+}
+
+bool UpstreamConnection::looks_closed() {
+    if (buffer_.size() != 0) return true;  // unread bytes left from the last response
+    auto& sock = tcp().socket();
+    if (!sock.is_open()) return true;
+    char c;
+    ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return true;                                       // FIN
+    if (n < 0) return !(errno == EAGAIN || errno == EWOULDBLOCK);  // reset, …
+    return false;  // TLS records pending (e.g. a late session ticket): fine, SSL reads them
+}
+
+void UpstreamConnection::close() {
+    net::error_code ec;
+    tcp().socket().shutdown(net::tcp::socket::shutdown_both, ec);
+    tcp().socket().close(ec);
+}
+
+}  // namespace mtls::proxy

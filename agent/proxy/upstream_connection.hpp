@@ -1,0 +1,52 @@
+// One TLS connection to a partner: TCP connect + handshake with timeouts, the read buffer
+// that outlives single responses, and the facts the pool and the access log need.
+#pragma once
+
+#include "agent/net/asio_ssl.hpp"
+#include "agent/proxy/errors.hpp"
+#include "agent/proxy/tls_client_context.hpp"
+
+#include <chrono>
+#include <memory>
+
+namespace mtls::proxy {
+
+class UpstreamConnection {
+  public:
+    using Clock = std::chrono::steady_clock;
+
+    UpstreamConnection(const net::asio::any_io_executor& ex, std::shared_ptr<TlsClientContext> tls);
+
+    // Resolve, connect, handshake. On failure returns the error to answer (502/504).
+    net::awaitable<ProxyError> open(const UpstreamTarget& target,
+                                    const config::Route::Timeouts& timeouts);
+
+    net::tls_stream& stream() { return stream_; }
+    net::beast::tcp_stream& tcp() { return stream_.next_layer(); }
+    net::beast::flat_buffer& buffer() { return buffer_; }
+
+    std::uint64_t generation() const {
+        return tls_->identity() ? tls_->identity()->generation() : 0;
+    }
+    bool resumed() const { return resumed_; }
+    std::uint64_t requests() const { return requests_; }
+    void count_request() { ++requests_; }
+
+    Clock::time_point idle_since() const { return idle_since_; }
+    void mark_idle() { idle_since_ = Clock::now(); }
+
+    // Whether the peer closed (or sent something unasked) while we were idle: a cheap
+    // non-blocking peek, so the pool does not hand out a dead connection.
+    bool looks_closed();
+    void close();
+
+  private:
+    std::shared_ptr<TlsClientContext> tls_;  // keeps the identity (key, cert) alive
+    net::tls_stream stream_;
+    net::beast::flat_buffer buffer_;
+    bool resumed_ = false;
+    std::uint64_t requests_ = 0;
+    Clock::time_point idle_since_ = Clock::now();
+};
+
+}  // namespace mtls::proxy

@@ -1,0 +1,134 @@
+#include "agent/proxy/upstream_pool.hpp"
+
+#include "common/log.hpp"
+
+#include <algorithm>
+
+namespace mtls::proxy {
+
+UpstreamPool::UpstreamPool(net::asio::any_io_executor ex, const RouteTable::Entry& entry,
+                           RouteStats& stats)
+    : ex_(std::move(ex)), entry_(entry), stats_(stats) {}
+
+UpstreamPool::~UpstreamPool() {
+    close_all();
+}
+
+std::shared_ptr<TlsClientContext> UpstreamPool::context_for(const identity::IdentityPtr& id,
+                                                            ProxyError& err) {
+    if (tls_ && tls_->identity() == id) return tls_;
+    try {
+        tls_ = std::make_shared<TlsClientContext>(entry_.route, entry_.target, id);
+    } catch (const std::exception& e) {
+        err = upstream_tls(e.what());
+        return nullptr;
+    }
+    // A new identity: idle connections of the old one are never handed out again.
+    for (auto& c : idle_) c->close();
+    idle_.clear();
+    update_gauges();
+    return tls_;
+}
+
+net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr id,
+                                                          ProxyError& err) {
+    auto tls = context_for(id, err);
+    if (!tls) co_return Lease{};
+    const auto& t = entry_.route.timeouts;
+    auto wait_until = std::chrono::steady_clock::now() + t.connect;
+    for (;;) {
+        // Newest idle connection of this identity that still looks alive.
+        while (!idle_.empty()) {
+            auto c = std::move(idle_.back());
+            idle_.pop_back();
+            bool expired = UpstreamConnection::Clock::now() - c->idle_since() >= t.idle;
+            if (c->generation() != id->generation() || expired || c->looks_closed()) {
+                c->close();
+                continue;
+            }
+            ++busy_;
+            update_gauges();
+            co_return Lease{std::move(c), true};
+        }
+        if (busy_ + opening_ < std::max<std::size_t>(entry_.route.pool_max, 1)) break;
+        // Full: wait for a release, up to the connect timeout.
+        net::asio::steady_timer timer(ex_, wait_until);
+        waiters_.push_back(&timer);
+        net::error_code ec;
+        co_await timer.async_wait(net::use_ec(ec));
+        waiters_.remove(&timer);  // still listed when not woken by release()
+        if (!ec) {
+            err = pool_exhausted("route " + entry_.route.name + ": all " +
+                                 std::to_string(entry_.route.pool_max) +
+                                 " upstream connections are busy (raise pool_max?)");
+            co_return Lease{};
+        }
+    }
+    ++opening_;
+    auto conn = std::make_unique<UpstreamConnection>(ex_, tls);
+    err = co_await conn->open(entry_.target, t);
+    --opening_;
+    if (err) {
+        wake_one();
+        co_return Lease{};
+    }
+    if (conn->resumed())
+        ++stats_.handshakes_resumed;
+    else
+        ++stats_.handshakes_full;
+    log::debug("proxy.upstream_connected", {{"route", entry_.route.name},
+                                            {"upstream", entry_.target.authority},
+                                            {"tls_resumed", conn->resumed() ? "yes" : "no"},
+                                            {"identity_generation", id->generation()}});
+    ++busy_;
+    update_gauges();
+    co_return Lease{std::move(conn), false};
+}
+
+void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, bool reusable) {
+    if (!conn) return;
+    if (busy_ > 0) --busy_;
+    bool current = tls_ && tls_->identity() && conn->generation() == tls_->identity()->generation();
+    if (reusable && current && idle_.size() < entry_.route.pool_max) {
+        conn->mark_idle();
+        idle_.push_back(std::move(conn));
+    } else {
+        conn->close();
+    }
+    update_gauges();
+    wake_one();
+}
+
+void UpstreamPool::wake_one() {
+    if (waiters_.empty()) return;
+    auto* t = waiters_.front();
+    waiters_.pop_front();
+    t->cancel();
+}
+
+void UpstreamPool::sweep() {
+    const auto now = UpstreamConnection::Clock::now();
+    const auto gen = tls_ && tls_->identity() ? tls_->identity()->generation() : 0;
+    auto dead = [&](std::unique_ptr<UpstreamConnection>& c) {
+        if (c->generation() == gen && now - c->idle_since() < entry_.route.timeouts.idle &&
+            !c->looks_closed())
+            return false;
+        c->close();
+        return true;
+    };
+    idle_.erase(std::remove_if(idle_.begin(), idle_.end(), dead), idle_.end());
+    update_gauges();
+}
+
+void UpstreamPool::close_all() {
+    for (auto& c : idle_) c->close();
+    idle_.clear();
+    update_gauges();
+}
+
+void UpstreamPool::update_gauges() {
+    stats_.pool_idle = idle_.size();
+    stats_.pool_busy = busy_;
+}
+
+}  // namespace mtls::proxy
