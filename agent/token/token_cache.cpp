@@ -1,0 +1,444 @@
+#include "agent/token/token_cache.hpp"
+
+#include "agent/token/errors.hpp"
+#include "agent/token/metadata.hpp"
+#include "common/log.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+#include <stdexcept>
+
+namespace mtls::token {
+
+namespace asio = net::asio;
+
+struct TokenCache::Entry {
+    std::string profile;
+    std::string x5t;
+    std::uint64_t generation = 0;
+
+    std::optional<Token> token;
+    BindingCheck::Result binding = BindingCheck::Result::opaque;
+    Clock::time_point expires_at{};
+    Clock::time_point refresh_at{};
+
+    bool in_flight = false;
+    std::vector<Waiter> waiters;
+
+    std::optional<TokenError> last_error;
+    unsigned failures = 0;
+    Clock::time_point retry_at{};
+};
+
+struct TokenCache::Pool {
+    explicit Pool(std::size_t n) : pool(n) {}
+    asio::thread_pool pool;
+};
+
+namespace {
+
+// A token is handed out only while at least this much of it is left.
+constexpr std::chrono::seconds kMinRemaining{2};
+
+std::chrono::system_clock::time_point to_system(std::chrono::steady_clock::time_point t) {
+    auto now_s = std::chrono::steady_clock::now();
+    auto now_w = std::chrono::system_clock::now();
+    return now_w + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - now_s);
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+    std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+long long seconds_until(std::chrono::steady_clock::time_point t,
+                        std::chrono::steady_clock::time_point now) {
+    auto d = std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
+    return d <= 0 ? 0 : (d + 999) / 1000;
+}
+
+}  // namespace
+
+TokenCache::TokenCache(config::OAuth oauth, CacheSettings settings)
+    : oauth_(std::move(oauth)), settings_(settings) {
+    if (oauth_.issuer.empty() && oauth_.token_endpoint.empty())
+        throw std::invalid_argument("oauth: set issuer (RFC 8414 discovery) or token_endpoint");
+    if (!oauth_.token_endpoint.empty() && !is_https_url(oauth_.token_endpoint))
+        throw std::invalid_argument("oauth.token_endpoint \"" + oauth_.token_endpoint +
+                                    "\" is not an https URL");
+    if (oauth_.token_endpoint.empty() && metadata_urls(oauth_.issuer).empty())
+        throw std::invalid_argument("oauth.issuer \"" + oauth_.issuer +
+                                    "\" is not an https URL without query or fragment");
+    if (oauth_.ca_file.empty())
+        throw std::invalid_argument(
+            "oauth.ca_file is required (the CA that issued the AS's "
+            "server certificate)");
+    std::set<std::string> names;
+    for (const auto& p : oauth_.profiles) {
+        if (p.name.empty() || p.client_id.empty())
+            throw std::invalid_argument(
+                "oauth.profiles: every profile needs a name and a client_id");
+        if (!names.insert(p.name).second)
+            throw std::invalid_argument("oauth.profiles: duplicate profile name " + p.name);
+    }
+    if (settings_.backoff_initial <= std::chrono::milliseconds::zero())
+        settings_.backoff_initial = std::chrono::milliseconds(1);
+    settings_.backoff_max = std::max(settings_.backoff_max, settings_.backoff_initial);
+    request_.trust = http::ServerTrust::from_ca_file(oauth_.ca_file);
+    request_.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(oauth_.timeout);
+    if (request_.timeout <= std::chrono::milliseconds::zero())
+        request_.timeout = std::chrono::milliseconds(15000);
+    request_.max_response_bytes = settings_.max_response_bytes;
+    request_.limits.default_expires_in = settings_.default_expires_in;
+    request_.limits.max_expires_in = settings_.max_expires_in;
+    if (!oauth_.token_endpoint.empty()) endpoint_ = oauth_.token_endpoint;
+    pool_ = std::make_unique<Pool>(std::max<std::size_t>(1, settings_.threads));
+}
+
+TokenCache::~TokenCache() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+    }
+    pool_->pool.join();  // fetches not yet started complete at once with shutting_down
+    std::vector<Waiter> orphans;
+    {
+        std::lock_guard lk(mu_);
+        for (auto& [k, e] : entries_)
+            for (auto& w : e->waiters) orphans.push_back(std::move(w));
+        entries_.clear();
+    }
+    for (auto& w : orphans) w(make_error(errc::shutting_down, "the token cache is shutting down"));
+}
+
+const config::TokenProfile* TokenCache::find_profile(const std::string& name) const {
+    for (const auto& p : oauth_.profiles)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+void TokenCache::note_identity_locked(const identity::IdentityPtr& id) {
+    if (id->generation() <= newest_generation_) return;
+    newest_generation_ = id->generation();
+    for (auto it = entries_.begin(); it != entries_.end();) {
+        if (it->second->generation < newest_generation_ && it->second->x5t != id->x5t_s256()) {
+            log::info("token_dropped", {{"profile", it->second->profile},
+                                        {"thumbprint", it->second->x5t},
+                                        {"reason", "identity rotated"}});
+            it = entries_.erase(it);  // waiters of a fetch in flight are answered by complete()
+        } else {
+            ++it;
+        }
+    }
+}
+
+void TokenCache::identity_changed(const identity::IdentityPtr& current) {
+    if (!current) return;
+    std::lock_guard lk(mu_);
+    note_identity_locked(current);
+}
+
+std::optional<TokenResult> TokenCache::answer_locked(const std::shared_ptr<Entry>& e,
+                                                     Clock::time_point now) {
+    // A fresh token (get() starts a background refresh from refresh_at on).
+    if (e->token && now + kMinRemaining < e->expires_at) return TokenResult{*e->token};
+    if (e->in_flight) return std::nullopt;  // wait for the request in flight
+    if (e->last_error && now < e->retry_at) {
+        TokenError err = *e->last_error;
+        err.message +=
+            " (next attempt in " + std::to_string(seconds_until(e->retry_at, now)) + " s)";
+        return TokenResult{std::move(err)};
+    }
+    if (stopping_)
+        return TokenResult{make_error(errc::shutting_down, "the token cache is shutting down")};
+    return std::nullopt;  // start a request and wait for it
+}
+
+void TokenCache::start_fetch_locked(const std::shared_ptr<Entry>& e, identity::IdentityPtr id) {
+    e->in_flight = true;
+    ++requests_;
+    asio::post(pool_->pool, [this, e, id = std::move(id)]() mutable { fetch(e, std::move(id)); });
+}
+
+net::awaitable<TokenResult> TokenCache::get(const std::string& profile_name,
+                                            identity::IdentityPtr id) {
+    if (!id)
+        co_return make_error(errc::no_identity,
+                             "no client certificate yet (enrollment pending or failed; see "
+                             "`mtls-agentctl status`)");
+    const auto* profile = find_profile(profile_name);
+    if (!profile)
+        co_return make_error(errc::no_profile, "no token profile named \"" + profile_name +
+                                                   "\" in [oauth] (check routes.token_profile)");
+    const auto key = std::make_pair(profile_name, id->x5t_s256());
+
+    std::shared_ptr<Entry> entry;
+    {
+        std::lock_guard lk(mu_);
+        note_identity_locked(id);
+        if (id->generation() < newest_generation_)
+            co_return make_error(
+                errc::identity_rotated,
+                "the client certificate " + id->x5t_s256() +
+                    " was replaced by a newer one; retry with the current identity");
+        auto& slot = entries_[key];
+        if (!slot) {
+            slot = std::make_shared<Entry>();
+            slot->profile = profile_name;
+            slot->x5t = id->x5t_s256();
+            slot->generation = id->generation();
+        }
+        entry = slot;
+        auto now = Clock::now();
+        if (auto ready = answer_locked(entry, now)) {
+            if (std::holds_alternative<Token>(*ready) && now >= entry->refresh_at &&
+                !entry->in_flight && now >= entry->retry_at && !stopping_) {
+                log::debug("token_refresh_ahead",
+                           {{"profile", profile_name}, {"thumbprint", key.second}});
+                start_fetch_locked(entry, id);
+            }
+            co_return std::move(*ready);
+        }
+    }
+
+    // Wait for a request: register under the lock in the initiation, so that a request that
+    // completes in between cannot be missed.
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(TokenResult)>(
+        [this, entry, id](auto handler) {
+            using H = std::decay_t<decltype(handler)>;
+            auto h = std::make_shared<H>(std::move(handler));
+            auto resume = [h](TokenResult r) {
+                auto ex = asio::get_associated_executor(*h);
+                asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+            };
+            std::unique_lock lk(mu_);
+            if (auto ready = answer_locked(entry, Clock::now())) {
+                lk.unlock();
+                resume(std::move(*ready));
+                return;
+            }
+            entry->waiters.push_back(std::move(resume));
+            if (!entry->in_flight) start_fetch_locked(entry, id);
+        },
+        asio::use_awaitable);
+}
+
+std::variant<std::string, TokenError> TokenCache::token_endpoint() {
+    std::lock_guard lk(endpoint_mu_);
+    if (endpoint_) return *endpoint_;
+    auto d = discover(oauth_.issuer, request_.trust, request_.timeout);
+    if (auto* err = std::get_if<TokenError>(&d)) return *err;
+    auto& m = std::get<AsMetadata>(d);
+    if (!m.bound_tokens)
+        log::warn(
+            "oauth_metadata_no_bound_tokens",
+            {{"issuer", oauth_.issuer},
+             {"note", "the AS does not advertise tls_client_certificate_bound_access_tokens"}});
+    for (const auto& p : oauth_.profiles) {
+        auto method = p.auth_method == config::TokenProfile::AuthMethod::self_signed_tls_client_auth
+                          ? "self_signed_tls_client_auth"
+                          : "tls_client_auth";
+        if (!m.auth_methods.empty() &&
+            std::find(m.auth_methods.begin(), m.auth_methods.end(), method) == m.auth_methods.end())
+            log::warn("oauth_auth_method_not_advertised",
+                      {{"profile", p.name}, {"auth_method", method}, {"issuer", oauth_.issuer}});
+    }
+    endpoint_ = m.token_endpoint;
+    return *endpoint_;
+}
+
+void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
+    bool stop;
+    {
+        std::lock_guard lk(mu_);
+        stop = stopping_;
+    }
+    if (stop) {
+        complete(e, make_error(errc::shutting_down, "the token cache is shutting down"));
+        return;
+    }
+    const auto* profile = find_profile(e->profile);  // profiles never change after construction
+    auto ep = token_endpoint();
+    if (auto* err = std::get_if<TokenError>(&ep)) {
+        complete(e, *err);
+        return;
+    }
+    log::debug("token_request", {{"profile", e->profile},
+                                 {"client_id", profile->client_id},
+                                 {"endpoint", std::get<std::string>(ep)},
+                                 {"thumbprint", e->x5t}});
+    complete(e, request_token(std::get<std::string>(ep), *profile, *id, request_));
+}
+
+void TokenCache::complete(const std::shared_ptr<Entry>& e,
+                          std::variant<ObtainedToken, TokenError> r) {
+    std::vector<Waiter> waiters;
+    TokenResult answer;
+    {
+        std::lock_guard lk(mu_);
+        e->in_flight = false;
+        auto now = Clock::now();
+        auto it = entries_.find({e->profile, e->x5t});
+        bool current = it != entries_.end() && it->second == e;
+        if (auto* ok = std::get_if<ObtainedToken>(&r)) {
+            auto lifetime = ok->lifetime;
+            auto skew =
+                oauth_.refresh_skew
+                    ? std::chrono::duration_cast<std::chrono::seconds>(*oauth_.refresh_skew)
+                    : std::min<std::chrono::seconds>(std::chrono::seconds(60), lifetime / 10);
+            skew = std::min<std::chrono::seconds>(skew, lifetime / 2);
+            Token t{ok->response.access_token, "Bearer"};
+            if (current) {
+                e->token = t;
+                e->binding = ok->binding;
+                e->expires_at = now + lifetime;
+                e->refresh_at = e->expires_at - skew;
+                e->failures = 0;
+                e->last_error.reset();
+                e->retry_at = {};
+                answer = std::move(t);
+            } else {
+                answer = make_error(errc::identity_rotated,
+                                    "the client certificate " + e->x5t +
+                                        " was replaced or the tokens were flushed while its token "
+                                        "was requested; retry");
+            }
+            if (ok->response.expires_in_defaulted)
+                log::warn(
+                    "token_expires_in_missing",
+                    {{"profile", e->profile},
+                     {"assumed_s", static_cast<long long>(settings_.default_expires_in.count())}});
+            if (ok->response.expires_in_capped)
+                log::warn("token_expires_in_capped",
+                          {{"profile", e->profile},
+                           {"cap_s", static_cast<long long>(settings_.max_expires_in.count())}});
+            log::info("token_obtained",
+                      {{"profile", e->profile},
+                       {"thumbprint", e->x5t},
+                       {"expires_in_s", static_cast<long long>(lifetime.count())},
+                       {"refresh_in_s", static_cast<long long>((lifetime - skew).count())},
+                       {"binding", to_string(ok->binding)},
+                       {"token", log::redact(ok->response.access_token)},
+                       {"cached", current ? "yes" : "no (identity rotated)"}});
+        } else {
+            auto& err = std::get<TokenError>(r);
+            ++e->failures;
+            auto backoff = settings_.backoff_initial;
+            for (unsigned i = 1; i < e->failures && backoff < settings_.backoff_max; ++i)
+                backoff *= 2;
+            backoff = std::min(backoff, settings_.backoff_max);
+            e->retry_at = now + backoff;
+            e->last_error = err;
+            log::warn("token_request_failed",
+                      {{"profile", e->profile},
+                       {"thumbprint", e->x5t},
+                       {"code", err.code},
+                       {"error", err.message},
+                       {"failures", e->failures},
+                       {"retry_in_ms", static_cast<long long>(backoff.count())}});
+            answer = err;
+        }
+        waiters.swap(e->waiters);
+    }
+    for (auto& w : waiters) w(answer);
+}
+
+void TokenCache::invalidate(const std::string& profile, const std::string& thumbprint) {
+    std::lock_guard lk(mu_);
+    auto it = entries_.find({profile, thumbprint});
+    if (it == entries_.end() || !it->second->token) return;
+    log::info("token_invalidated", {{"profile", profile},
+                                    {"thumbprint", thumbprint},
+                                    {"token", log::redact(it->second->token->access_token)}});
+    it->second->token.reset();
+    it->second->expires_at = {};
+    it->second->refresh_at = {};
+}
+
+void TokenCache::flush() {
+    {
+        std::lock_guard lk(mu_);
+        // Entries with a request in flight stay (their waiters need an answer) but lose
+        // their token and error state; the others go.
+        for (auto it = entries_.begin(); it != entries_.end();) {
+            if (it->second->in_flight) {
+                it->second->token.reset();
+                it->second->last_error.reset();
+                it->second->failures = 0;
+                it->second->retry_at = {};
+                ++it;
+            } else {
+                it = entries_.erase(it);
+            }
+        }
+    }
+    if (!oauth_.issuer.empty() && oauth_.token_endpoint.empty()) {
+        std::lock_guard lk(endpoint_mu_);
+        endpoint_.reset();
+    }
+    log::info("tokens_flushed");
+}
+
+std::vector<EntryStatus> TokenCache::status() const {
+    std::vector<EntryStatus> out;
+    std::lock_guard lk(mu_);
+    auto now = Clock::now();
+    std::set<std::string> seen;
+    for (const auto& [key, e] : entries_) {
+        EntryStatus s;
+        s.profile = e->profile;
+        s.thumbprint = e->x5t;
+        s.generation = e->generation;
+        s.failures = e->failures;
+        s.last_error = e->last_error;
+        bool valid = e->token && now + kMinRemaining < e->expires_at;
+        if (valid) {
+            s.valid_until = to_system(e->expires_at);
+            s.refresh_at = to_system(e->refresh_at);
+            s.token_ref = log::redact(e->token->access_token);
+            s.binding = to_string(e->binding);
+        }
+        if (e->last_error && now < e->retry_at) s.next_attempt = to_system(e->retry_at);
+        s.state = e->in_flight    ? (valid ? "refreshing" : "fetching")
+                  : valid         ? "valid"
+                  : e->last_error ? "failed"
+                                  : "empty";
+        seen.insert(e->profile);
+        out.push_back(std::move(s));
+    }
+    for (const auto& p : oauth_.profiles)
+        if (!seen.count(p.name)) {
+            EntryStatus s;
+            s.profile = p.name;
+            s.state = "empty";
+            out.push_back(std::move(s));
+        }
+    return out;
+}
+
+nlohmann::json TokenCache::status_json() const {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& s : status()) {
+        nlohmann::json j = {{"profile", s.profile}, {"state", s.state}, {"failures", s.failures}};
+        if (!s.thumbprint.empty()) {
+            j["thumbprint"] = s.thumbprint;
+            j["generation"] = s.generation;
+        }
+        if (s.valid_until) j["valid_until"] = iso8601(*s.valid_until);
+        if (s.refresh_at) j["refresh_at"] = iso8601(*s.refresh_at);
+        if (!s.token_ref.empty()) j["token_ref"] = s.token_ref;
+        if (!s.binding.empty()) j["binding"] = s.binding;
+        if (s.last_error)
+            j["last_error"] = {{"code", s.last_error->code}, {"message", s.last_error->message}};
+        if (s.next_attempt) j["next_attempt"] = iso8601(*s.next_attempt);
+        arr.push_back(std::move(j));
+    }
+    return {{"profiles", arr}};
+}
+
+}  // namespace mtls::token
