@@ -1,4 +1,5 @@
 // mtls-agent: the daemon's entry point. Parses flags, loads the config, runs.
+#include "agent/daemon/daemon.hpp"
 #include "common/log.hpp"
 #include "config/config.hpp"
 
@@ -97,6 +98,5 @@ int main(int argc, char** argv) {
         std::cout << mtls::config::render(*loaded.config);
         return 0;
     }
-    std::cerr << "mtls-agent: the daemon is not implemented yet\n";
-    return 1;
+    return mtls::daemon::run(config_path, std::move(*loaded.config));
 }

@@ -1,0 +1,482 @@
+#include "agent/renewal/renewer.hpp"
+
+#include "common/atomic_file.hpp"
+#include "common/encoding.hpp"
+#include "common/log.hpp"
+#include "common/ossl_error.hpp"
+#include "est/client.hpp"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace mtls::renewal {
+namespace {
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch())
+        .count();
+}
+
+std::string pem_of(X509* cert) {
+    ossl::Bio bio(BIO_new(BIO_s_mem()));
+    if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) throw ossl::Error("PEM_write_bio_X509");
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(n));
+}
+
+std::vector<ossl::X509Ptr> certs_from_pem(const std::string& pem) {
+    std::vector<ossl::X509Ptr> out;
+    ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(c);
+    ERR_clear_error();  // the end of the data reads as an error
+    return out;
+}
+
+std::vector<X509*> raw(const std::vector<ossl::X509Ptr>& v) {
+    std::vector<X509*> r;
+    for (const auto& c : v) r.push_back(c.get());
+    return r;
+}
+
+std::string key_label(const std::string& prefix, std::mt19937_64& rng) {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    char rnd[8];
+    std::snprintf(rnd, sizeof rnd, "%04x", static_cast<unsigned>(rng() & 0xffff));
+    return prefix + "-" + buf + "-" + rnd;
+}
+
+bool ours(const std::string& label, const std::string& prefix) {
+    return label.size() > prefix.size() + 1 && label.compare(0, prefix.size(), prefix) == 0 &&
+           label[prefix.size()] == '-';
+}
+
+struct StepLog {
+    Outcome& out;
+    void ok(std::string step, std::string detail = {}) {
+        log::info("renewal.step", {{"step", step}, {"detail", detail}});
+        out.steps.push_back({std::move(step), "ok", std::move(detail)});
+    }
+    void failed(std::string step, std::string detail) {
+        log::error("renewal.step_failed", {{"step", step}, {"error", detail}});
+        out.steps.push_back({std::move(step), "failed", detail});
+        out.ok = false;
+        out.message = std::move(detail);
+    }
+};
+
+}  // namespace
+
+Renewer::Renewer(config::Config cfg, std::shared_ptr<pkcs11::ProviderContext> provider,
+                 identity::IdentityStore& identities, AttemptHook on_attempt)
+    : cfg_(std::move(cfg)),
+      provider_(std::move(provider)),
+      identities_(identities),
+      on_attempt_(std::move(on_attempt)),
+      store_(cfg_.state_dir),
+      backoff_(cfg_.renewal.backoff_initial, cfg_.renewal.backoff_max) {}
+
+Renewer::~Renewer() {
+    stop();
+}
+
+void Renewer::update_config(const config::Config& cfg) {
+    std::lock_guard lock(mu_);
+    cfg_ = cfg;
+}
+
+Status Renewer::status() const {
+    std::lock_guard lock(mu_);
+    return status_;
+}
+
+Outcome Renewer::start_up() {
+    Outcome out;
+    StepLog steps{out};
+    auto token = provider_->token();
+    std::string prefix;
+    {
+        std::lock_guard lock(mu_);
+        prefix = cfg_.key.label_prefix;
+    }
+
+    // 1. The persisted state. A corrupt state file is never guessed around: keys on the
+    //    token are left alone (no orphan cleanup) and a fresh identity is enrolled.
+    State st;
+    bool trust_state = true;
+    try {
+        if (auto loaded = store_.load()) st = std::move(*loaded);
+        steps.ok("load_state", store_.path().string());
+    } catch (const StateError& e) {
+        trust_state = false;
+        log::error("renewal.state_unreadable",
+                   {{"error", e.what()}, {"action", "enrolling anew; token keys left untouched"}});
+        out.steps.push_back({"load_state", "failed", e.what()});
+    }
+
+    // 2. Reconcile with the token: forget keys the token no longer has, destroy ours that
+    //    nothing references.
+    auto keys = token->list_keys();
+    auto present = [&](const std::string& id_hex) {
+        return std::any_of(keys.begin(), keys.end(),
+                           [&](const pkcs11::KeyInfo& k) { return k.id_hex() == id_hex; });
+    };
+    if (st.current_key && !present(st.current_key->id_hex)) {
+        log::warn("renewal.current_key_missing", {{"key_id", st.current_key->id_hex}});
+        st.current_key.reset();
+        st.chain_pem.clear();
+    }
+    std::erase_if(st.retiring, [&](const RetiringKey& r) { return !present(r.key.id_hex); });
+    if (trust_state) {
+        auto refs = st.referenced_ids();
+        for (const auto& k : keys) {
+            if (!ours(k.label, prefix)) continue;
+            if (std::find(refs.begin(), refs.end(), k.id_hex()) != refs.end()) continue;
+            token->destroy_key(k.id);
+            log::warn("renewal.orphan_key_destroyed", {{"key_id", k.id_hex()}, {"label", k.label}});
+            steps.ok("destroy_orphan", k.label);
+        }
+    }
+
+    // 3. A still-valid persisted identity is published as is.
+    identity::IdentityPtr id;
+    if (st.current_key) {
+        try {
+            auto certs = certs_from_pem(st.chain_pem);
+            if (certs.empty()) throw std::runtime_error("no certificate in the persisted chain");
+            auto leaf = std::move(certs.front());
+            certs.erase(certs.begin());
+            auto key_raw = encoding::hex_decode(st.current_key->id_hex).value_or("");
+            id = identity::Identity::create(std::move(leaf), std::move(certs),
+                                            provider_->load_private_key(key_raw),
+                                            st.current_key->id_hex, identities_.next_generation());
+            if (!id->valid_at(Clock::now())) {
+                log::warn("renewal.persisted_identity_expired", {{"subject", id->subject()}});
+                id.reset();
+            }
+        } catch (const std::exception& e) {
+            log::error("renewal.persisted_identity_unusable", {{"error", e.what()}});
+            id.reset();
+        }
+    }
+    {
+        std::lock_guard lock(mu_);
+        state_ = st;
+        if (st.current_key) {
+            status_.key_type = st.current_key->type;
+            status_.key_label = st.current_key->label;
+        }
+    }
+    if (id) {
+        identities_.publish(id);
+        steps.ok("publish", "persisted identity " + id->subject());
+        out.ok = true;
+        out.message = "using the persisted identity";
+        std::lock_guard lock(mu_);
+        schedule_next(id, false);
+        return out;
+    }
+
+    // 4. No usable identity: enroll now (failure is not fatal; the loop retries).
+    auto enrolled = attempt(false, {});
+    out.steps.insert(out.steps.end(), enrolled.steps.begin(), enrolled.steps.end());
+    out.ok = enrolled.ok;
+    out.message = enrolled.message;
+    return out;
+}
+
+Outcome Renewer::attempt(bool force_rekey, std::stop_token stop) {
+    Outcome out;
+    State st;
+    bool rekey;
+    {
+        std::lock_guard lock(mu_);
+        st = state_.value_or(State{});
+        rekey = force_rekey || cfg_.key.rekey_on_renew;
+        ++status_.attempts;
+    }
+    auto current = identities_.current();
+    bool usable = current && current->valid_at(Clock::now()) && st.current_key;
+    try {
+        out = usable ? renew_with(st, current, rekey, stop) : enroll_fresh(st, stop);
+    } catch (const std::exception& e) {
+        out.ok = false;
+        out.message = e.what();
+        out.steps.push_back({"renew", "failed", e.what()});
+    }
+    auto now_id = identities_.current();
+    {
+        std::lock_guard lock(mu_);
+        status_.last_at = Clock::now();
+        if (out.ok) {
+            status_.last_result = "ok";
+            status_.consecutive_failures = 0;
+            backoff_.reset();
+            if (st.current_key) {
+                status_.key_type = st.current_key->type;
+                status_.key_label = st.current_key->label;
+            }
+        } else {
+            status_.last_result = out.message;
+            ++status_.failures;
+            ++status_.consecutive_failures;
+        }
+        schedule_next(now_id, !out.ok);
+    }
+    if (!out.ok) {
+        log::error("renewal.failed", {{"error", out.message}});
+        // Never look usable with an expired certificate: requests get 503 no_identity.
+        if (now_id && !now_id->valid_at(Clock::now())) {
+            identities_.clear();
+            now_id.reset();
+        }
+    }
+    if (on_attempt_) on_attempt_(out, now_id);
+    return out;
+}
+
+Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
+    Outcome out;
+    StepLog steps{out};
+    config::Config cfg;
+    {
+        std::lock_guard lock(mu_);
+        cfg = cfg_;
+    }
+    auto token = provider_->token();
+    auto settings = est::settings_from_config(cfg.est);
+    // After first contact the CA certificates from /cacerts are the trust anchor (RFC 7030
+    // §4.1.3), unless an explicit trust anchor file is configured.
+    auto stored_ca = certs_from_pem(st.est_ca_pem);
+    if (cfg.est.trust_anchor_file.empty() && !stored_ca.empty())
+        settings.trust = http::ServerTrust::from_certs(raw(stored_ca));
+    est::Client client(settings);
+    if (stored_ca.empty()) {
+        stored_ca = client.cacerts();
+        st.est_ca_pem.clear();
+        for (const auto& c : stored_ca) st.est_ca_pem += pem_of(c.get());
+        steps.ok("cacerts", std::to_string(stored_ca.size()) + " CA certificate(s)");
+    }
+
+    // Bootstrap credentials.
+    std::optional<http::BasicAuth> basic;
+    est::Credentials creds;
+    if (cfg.est.auth == config::Est::Auth::basic) {
+        basic = est::load_basic_credentials(cfg.est.basic_credentials_file);
+        creds.basic = &*basic;
+    } else {
+        auto certs = certs_from_pem(files::read_all(cfg.est.bootstrap_cert_file));
+        if (certs.empty())
+            throw std::runtime_error("est.bootstrap_cert " + cfg.est.bootstrap_cert_file +
+                                     " holds no PEM certificate");
+        auto bkey = provider_->load_key(cfg.est.bootstrap_key_uri);
+        std::vector<X509*> chain;
+        for (std::size_t i = 1; i < certs.size(); ++i) chain.push_back(certs[i].get());
+        creds.tls = http::ClientIdentity::make(certs[0].get(), chain, bkey.get());
+    }
+
+    auto info = token->generate_key(cfg.key.type, key_label(cfg.key.label_prefix, rng_));
+    steps.ok("generate_key", std::string(config::to_string(cfg.key.type)) + " " + info.label);
+    try {
+        auto key = provider_->load_private_key(info.id);
+        est::CsrRequest req;
+        req.common_name = cfg.est.subject_cn;
+        req.organization = cfg.est.subject_o;
+        req.organizational_unit = cfg.est.subject_ou;
+        req.dns_names = cfg.est.san_dns;
+        auto res = client.simpleenroll(req, key.get(), creds, raw(stored_ca), stop);
+        steps.ok("enroll", "simpleenroll, " + std::to_string(res.attempts) + " request(s)" +
+                               (res.pop_linked ? ", PoP " + res.binding_type : ""));
+        std::string chain_pem = pem_of(res.issued.cert.get());
+        for (const auto& c : res.issued.chain) chain_pem += pem_of(c.get());
+        auto id = identity::Identity::create(std::move(res.issued.cert),
+                                             std::move(res.issued.chain), std::move(key),
+                                             info.id_hex(), identities_.next_generation());
+        steps.ok("verify", id->subject());
+        st.current_key = KeyRef{info.id_hex(), info.label, config::to_string(info.type)};
+        st.chain_pem = chain_pem;
+        store_.save(st);
+        steps.ok("persist", store_.path().string());
+        {
+            std::lock_guard lock(mu_);
+            state_ = st;
+        }
+        identities_.publish(id);
+        steps.ok("publish", "generation " + std::to_string(id->generation()));
+        out.ok = true;
+        out.message = "enrolled " + id->subject();
+    } catch (...) {
+        token->destroy_key(info.id);  // never referenced by any state
+        throw;
+    }
+    return out;
+}
+
+Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, bool rekey,
+                            std::stop_token stop) {
+    Outcome out;
+    StepLog steps{out};
+    config::Config cfg;
+    {
+        std::lock_guard lock(mu_);
+        cfg = cfg_;
+    }
+    auto token = provider_->token();
+    auto settings = est::settings_from_config(cfg.est);
+    auto stored_ca = certs_from_pem(st.est_ca_pem);
+    if (cfg.est.trust_anchor_file.empty() && !stored_ca.empty())
+        settings.trust = http::ServerTrust::from_certs(raw(stored_ca));
+    if (stored_ca.empty()) {
+        stored_ca = est::Client(settings).cacerts();
+        for (const auto& c : stored_ca) st.est_ca_pem += pem_of(c.get());
+        steps.ok("cacerts", std::to_string(stored_ca.size()) + " CA certificate(s)");
+    }
+    est::Client client(settings);
+    std::vector<X509*> cur_chain;
+    for (const auto& c : current->chain()) cur_chain.push_back(c.get());
+    est::Credentials creds;
+    creds.tls = http::ClientIdentity::make(current->leaf(), cur_chain, current->key());
+
+    std::optional<pkcs11::KeyInfo> fresh;
+    KeyRef new_ref = *st.current_key;
+    ossl::PKey key;
+    if (rekey) {
+        auto type = cfg.key.type;
+        fresh = token->generate_key(type, key_label(cfg.key.label_prefix, rng_));
+        steps.ok("generate_key", std::string(config::to_string(type)) + " " + fresh->label);
+        new_ref = KeyRef{fresh->id_hex(), fresh->label, config::to_string(type)};
+    }
+    try {
+        key = provider_->load_private_key(encoding::hex_decode(new_ref.id_hex).value_or(""));
+        auto res = client.simplereenroll(current->leaf(), key.get(), creds, raw(stored_ca), stop);
+        steps.ok("enroll", "simplereenroll, " + std::to_string(res.attempts) + " request(s)");
+        std::string chain_pem = pem_of(res.issued.cert.get());
+        for (const auto& c : res.issued.chain) chain_pem += pem_of(c.get());
+        auto id = identity::Identity::create(std::move(res.issued.cert),
+                                             std::move(res.issued.chain), std::move(key),
+                                             new_ref.id_hex, identities_.next_generation());
+        steps.ok("verify", id->subject());
+        if (rekey && st.current_key)
+            st.retiring.push_back({*st.current_key, unix_now() + cfg.key.retire_grace.count()});
+        st.current_key = new_ref;
+        st.chain_pem = chain_pem;
+        store_.save(st);
+        steps.ok("persist", store_.path().string());
+        {
+            std::lock_guard lock(mu_);
+            state_ = st;
+        }
+        identities_.publish(id);
+        steps.ok("publish", "generation " + std::to_string(id->generation()));
+        if (rekey)
+            steps.ok("retire_old_key",
+                     "after " + std::to_string(cfg.key.retire_grace.count()) + " s");
+        out.ok = true;
+        out.message = (rekey ? "rotated to a new key: " : "renewed: ") + id->subject();
+    } catch (...) {
+        if (fresh) token->destroy_key(fresh->id);
+        throw;
+    }
+    return out;
+}
+
+void Renewer::retire_due(State& st) {
+    auto now = unix_now();
+    bool changed = false;
+    auto token = provider_->token();
+    for (auto it = st.retiring.begin(); it != st.retiring.end();) {
+        if (it->destroy_after > now) {
+            ++it;
+            continue;
+        }
+        try {
+            token->destroy_key(encoding::hex_decode(it->key.id_hex).value_or(""));
+            log::info("renewal.key_retired",
+                      {{"key_id", it->key.id_hex}, {"label", it->key.label}});
+            it = st.retiring.erase(it);
+            changed = true;
+        } catch (const std::exception& e) {
+            log::error("renewal.retire_failed", {{"key_id", it->key.id_hex}, {"error", e.what()}});
+            ++it;
+        }
+    }
+    if (changed) {
+        store_.save(st);
+        std::lock_guard lock(mu_);
+        state_ = st;
+    }
+}
+
+// Caller holds mu_.
+void Renewer::schedule_next(const identity::IdentityPtr& id, bool failed) {
+    if (failed || !id) {
+        status_.next_at = Clock::now() + backoff_.next(rng_);
+        return;
+    }
+    status_.next_at = renewal_time(id->not_before(), id->not_after(), cfg_.renewal.at_fraction,
+                                   cfg_.renewal.jitter, rng_);
+}
+
+void Renewer::request(Kind kind, Done done) {
+    {
+        std::lock_guard lock(mu_);
+        queue_.emplace_back(kind, std::move(done));
+    }
+    cv_.notify_all();
+}
+
+void Renewer::run() {
+    thread_ = std::jthread([this](std::stop_token st) { loop(st); });
+}
+
+void Renewer::stop() {
+    if (thread_.joinable()) {
+        thread_.request_stop();
+        cv_.notify_all();
+        thread_.join();
+    }
+}
+
+void Renewer::loop(std::stop_token stop) {
+    while (!stop.stop_requested()) {
+        std::optional<std::pair<Kind, Done>> job;
+        bool scheduled = false;
+        {
+            std::unique_lock lock(mu_);
+            auto wake = status_.next_at.value_or(Clock::now() + std::chrono::hours(1));
+            if (state_)
+                for (const auto& r : state_->retiring)
+                    wake = std::min(wake, Clock::time_point(std::chrono::seconds(r.destroy_after)));
+            cv_.wait_until(lock, stop, wake, [&] { return !queue_.empty(); });
+            if (stop.stop_requested()) return;
+            if (!queue_.empty()) {
+                job = std::move(queue_.front());
+                queue_.pop_front();
+            } else if (status_.next_at && Clock::now() >= *status_.next_at) {
+                scheduled = true;
+            }
+        }
+        if (job) {
+            auto out = attempt(job->first == Kind::rotate, stop);
+            if (job->second) job->second(out);
+        } else if (scheduled) {
+            attempt(false, stop);
+        }
+        State st;
+        {
+            std::lock_guard lock(mu_);
+            if (!state_) continue;
+            st = *state_;
+        }
+        retire_due(st);
+    }
+}
+
+}  // namespace mtls::renewal
