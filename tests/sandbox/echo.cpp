@@ -170,9 +170,12 @@ Task<void> handle_echo(Exchange& ex, const TokenView& token) {
         j["body_bytes"] = body ? body->size() : 0;
         co_await ex.send_json(http::status::ok, j);
     } else if (path == "body") {
-        auto type = ex.header(http::field::content_type);
-        co_await stream_response(ex, true, 0, query_flag(ex.query(), "chunked", "1"),
-                                 type.empty() ? "application/octet-stream" : type);
+        // (GCC 12: no conditional-expression temporaries inside co_await arguments; they
+        // can be destroyed twice.)
+        std::string type = ex.header(http::field::content_type);
+        if (type.empty()) type = "application/octet-stream";
+        bool chunked = query_flag(ex.query(), "chunked", "1");
+        co_await stream_response(ex, true, 0, chunked, std::move(type));
     } else if (auto count = arg("bytes/")) {
         co_await drain(ex);
         auto n = number(*count);

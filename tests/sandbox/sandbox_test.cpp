@@ -3,9 +3,14 @@
 // API, the echo endpoints, the fault modes, resumption counters, start-up and SIGTERM.
 #include "common/atomic_file.hpp"
 #include "common/encoding.hpp"
+#include "common/ossl.hpp"
 #include "tests/support/sandbox_process.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -468,6 +473,60 @@ TEST_F(SandboxTest, EstProofOfPossessionWithTlsExporter) {
     EXPECT_NE(r.out.find("HTTP/1.1 400"), std::string::npos) << r.out;
 }
 
+// RFC 5929 tls-unique on TLS 1.2. openssl s_client cannot print the Finished message, so
+// this client is a few lines of plain OpenSSL (not the agent's code).
+TEST_F(SandboxTest, EstProofOfPossessionWithTlsUniqueOnTls12) {
+    sandbox_->set_mode("est_pop=tls-unique");
+    auto enroll_over_tls12 = [&](const std::string& name, bool use_binding) -> std::string {
+        ossl::SslCtx ctx(SSL_CTX_new(TLS_client_method()));
+        SSL_CTX_set_max_proto_version(ctx.get(), TLS1_2_VERSION);
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+        EXPECT_EQ(SSL_CTX_load_verify_locations(ctx.get(), sandbox_->ca_bundle().c_str(), nullptr),
+                  1);
+        struct Fd {
+            int fd;
+            ~Fd() { ::close(fd); }
+        } sock{::socket(AF_INET, SOCK_STREAM, 0)};
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(sandbox_->est_port());
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(sock.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+            return "connect failed";
+        ossl::Ssl ssl(SSL_new(ctx.get()));
+        SSL_set_fd(ssl.get(), sock.fd);
+        if (SSL_connect(ssl.get()) != 1) return "handshake failed";
+        // Full handshake: the first Finished is the client's own.
+        unsigned char fin[64];
+        size_t n = SSL_get_finished(ssl.get(), fin, sizeof fin);
+        std::string binding(reinterpret_cast<char*>(fin), n);
+        if (!use_binding) binding = std::string(n, 'x');
+        env_["PW"] = encoding::base64(binding);
+        auto csr = sh("make_csr " + name + " /CN=" + name + " \"\" \"$PW\"; base64 -w0 < \"$W/" +
+                      name + ".csr.der\"");
+        if (csr.exit_code != 0) return describe(csr);
+        std::string req =
+            "POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Authorization: Basic " +
+            encoding::base64("tester:s3cret:pass") +
+            "\r\nContent-Type: application/pkcs10\r\nContent-Length: " +
+            std::to_string(csr.out.size()) + "\r\nConnection: close\r\n\r\n" + csr.out;
+        if (SSL_write(ssl.get(), req.data(), static_cast<int>(req.size())) <= 0)
+            return "write failed";
+        std::string resp;
+        char buf[4096];
+        int got;
+        while ((got = SSL_read(ssl.get(), buf, sizeof buf)) > 0)
+            resp.append(buf, static_cast<size_t>(got));
+        return resp;
+    };
+    auto good = enroll_over_tls12("unique-good", true);
+    EXPECT_EQ(good.rfind("HTTP/1.1 200", 0), 0u) << good;
+    auto bad = enroll_over_tls12("unique-bad", false);
+    EXPECT_EQ(bad.rfind("HTTP/1.1 400", 0), 0u) << bad;
+    EXPECT_NE(bad.find("tls-unique"), std::string::npos) << bad;
+}
+
 // ---- OAuth AS -----------------------------------------------------------------------------
 
 TEST_F(SandboxTest, AsMetadataAdvertisesMtlsAliasesAndBoundTokens) {
@@ -661,14 +720,258 @@ TEST_F(SandboxTest, AsFaultModesAndRecovery) {
     EXPECT_EQ(bad.out, "400");
 }
 
+// ---- partner API --------------------------------------------------------------------------
+
+TEST_F(SandboxTest, ApiNeedsAClientCertificateThenABoundToken) {
+    auto tok = token("agent-dn", "host-1")["access_token"].get<std::string>();
+    files::write_atomic(dir_->path() / "tok1", tok);
+    auto r =
+        sh(R"(
+      get() { curl -sS -D "$W/api.h" -o "$W/api.out" -w '%{http_code}' --cacert "$CA" "$@" "$API/api/secure/data"; }
+      echo "nocert=$(get) $(cat "$W/api.out")" echo "notoken=$(get --cert " $W /
+                           host -
+                       1.pem " --key " $W / host - 1.key ") $(cat " $W / api.out ")" tr - d '\r' <
+                   "$W/api.h" |
+               grep - i '^www-authenticate: bearer' echo "garbage=$(get --cert " $W / host -
+                       1.pem " --key " $W / host -
+                       1.key " -H 'Authorization: Bearer abc.def.ghi')" tr - d '\r' <
+                   "$W/api.h" |
+               grep -
+                   i '^www-authenticate: bearer.*error="invalid_token"' echo "ok=$(get --cert " $W /
+                       host -
+                   1.pem " --key " $W / host - 1.key " -H " Authorization
+           : Bearer $(cat "$W/tok1") ")" cat "$W/api.out") ");
+        ASSERT_OK(r);
+    EXPECT_NE(r.out.find("nocert=401 {\"error\":\"Client certificate required\"}"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("notoken=401"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("garbage=401"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ok=200"), std::string::npos) << r.out;
+    auto body = parse(r.out.substr(r.out.find("ok=200") + 7));
+    const auto& c = body["client_certificate"];
+    EXPECT_EQ(c["common_name"], "host-1");
+    EXPECT_EQ(c["organization"], "Partner");
+    EXPECT_EQ(c["organizational_unit"], "payments");
+    auto openssl = sh(R"(openssl x509 -in "$W/host-1.pem" -noout -serial -startdate -enddate)");
+    EXPECT_NE(openssl.out.find("serial=" + c["serial"].get<std::string>()), std::string::npos)
+        << openssl.out << c.dump();
+    EXPECT_FALSE(c["not_before"].get<std::string>().empty());
+    EXPECT_FALSE(c["not_after"].get<std::string>().empty());
+    EXPECT_EQ(body["token"]["valid"], true);
+    EXPECT_EQ(body["token"]["bound_to_this_certificate"], true);
+    EXPECT_EQ(body["token"]["client_id"], "agent-dn");
+}
+
+TEST_F(SandboxTest, ApiRejectsATokenPresentedWithADifferentCertificate) {
+    sh(R"(curl -sS --fail --cacert "$CA" -X POST "$API/sandbox/stats/reset" >/dev/null)");
+    auto tok = token("agent-dn", "host-1")["access_token"].get<std::string>();
+    files::write_atomic(dir_->path() / "tok-stolen", tok);
+    auto r = sh(R"(
+      curl -sS -D "$W/mm.h" -o "$W/mm.out" -w '%{http_code}\n' --cacert "$CA" --cert "$W/host-2.pem" --key "$W/host-2.key" \
+           -H "Authorization: Bearer $(cat "$W/tok-stolen")"
+                "$API/api/secure/data" tr -
+                        d '\r' <
+                    "$W/mm.h" |
+                grep - i '^www-authenticate:' cat "$W/mm.out") ");
+        ASSERT_OK(r);
+    EXPECT_EQ(r.out.substr(0, 4), "401\n") << r.out;
+    EXPECT_NE(r.out.find("error=\"invalid_token\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("different certificate"), std::string::npos) << r.out;
+    auto stats = sandbox_->stats();
+    EXPECT_EQ(stats["bound_mismatch"], 1);
+    EXPECT_EQ(stats["bound_ok"], 0);
+    // The request log says which certificate the token was bound to and which the connection had.
+    auto reqs = parse(sh(R"(curl -sS --fail --cacert "$CA" "$API/sandbox/requests")").out);
+    ASSERT_FALSE(reqs.empty());
+    const auto& last = reqs.back();
+    auto x1 = sh(R"(x5t "$W/host-1.pem")").out, x2 = sh(R"(x5t "$W/host-2.pem")").out;
+    EXPECT_EQ(last["token_cnf_x5t"].get<std::string>() + "\n", x1);
+    EXPECT_EQ(last["conn_cert_x5t"].get<std::string>() + "\n", x2);
+    EXPECT_EQ(last["bound"], false);
+}
+
+TEST_F(SandboxTest, ApiRejectsCertificatesFromOtherCasAtTheHandshake) {
+    auto r = sh(
+        R"(curl -sS -o /dev/null --cacert "$CA" --cert "$W/self1.pem" --key "$W/self1.key" "$API/api/secure/data")");
+    EXPECT_NE(r.exit_code, 0) << describe(r);  // TLS alert: unknown CA
+    EXPECT_GE(sandbox_->stats()["services"]["api"]["handshake_failures"].get<int>(), 1);
+}
+
+TEST(SandboxApi, AllowlistAnswers403AndExpiredTokensAre401) {
+    TempDir dir("sandbox-allow");
+    files::write_atomic(dir.path() / "basic", "u:p\n", 0600);
+    SandboxProcess sb(
+        dir.path(), {"--api-allow-cn", "someone-else", "--token-lifetime", "1", "--est-credentials",
+                     (dir.path() / "basic").string(), "--log-level", "warning"});
+    std::map<std::string, std::string> env = {{"W", dir.path().string()}, {"CA", sb.ca_bundle()},
+                                              {"EST", sb.est_url()},      {"AS", sb.as_issuer()},
+                                              {"API", sb.api_url()},      {"EST_USER", "u:p"}};
+    auto r = run_shell(std::string(kEnrollFn) + R"(
+      enroll c "/CN=not-allowed"
+      curl -sS -w ' %{http_code}' --cacert "$CA" --cert "$W/c.pem" --key "$W/c.key" "$API/api/secure/data"
+    )",
+                       env);
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("{\"error\":\"Certificate not authorized\"} 403"), std::string::npos)
+        << r.out;
+
+    TempDir dir2("sandbox-expiry");
+    files::write_atomic(dir2.path() / "basic", "u:p\n", 0600);
+    SandboxProcess sb2(dir2.path(), {"--token-lifetime", "1", "--est-credentials",
+                                     (dir2.path() / "basic").string(), "--log-level", "warning"});
+    env = {{"W", dir2.path().string()}, {"CA", sb2.ca_bundle()}, {"EST", sb2.est_url()},
+           {"AS", sb2.as_issuer()},     {"API", sb2.api_url()},  {"EST_USER", "u:p"}};
+    r = run_shell(std::string(kEnrollFn) + R"(
+      enroll c "/CN=short"
+      tok=$(curl -sS --fail --cacert "$CA" --cert "$W/c.pem" --key "$W/c.key" -d grant_type=client_credentials -d client_id=any "$AS/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+      echo "fresh=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$W/c.pem" --key "$W/c.key" -H "Authorization: Bearer $tok" "$API/api/secure/data")"
+      sleep 2.1   # the token lives 1 s: waiting for its expiry, not for readiness
+      echo "expired=$(curl -sS -D - -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$W/c.pem" --key "$W/c.key" -H "Authorization: Bearer $tok" "$API/api/secure/data" | tr -d '\r')"
+    )", env);
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("fresh=200"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("token expired"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("401"), std::string::npos) << r.out;
+}
+
 TEST(SandboxOpaque, OpaqueTokensIntrospectAndWorkAtTheApi) {
     TempDir dir("sandbox-opaque");
-    SandboxProcess sb(dir.path(),
-                      {"--token-format", "opaque", "--log-level", "warning", "--est-credentials",
-                       (dir.path() / "basic").string()},
-                      std::chrono::seconds(10));
-    (void)0;
-    SUCCEED();
+    files::write_atomic(dir.path() / "basic", "u:p\n", 0600);
+    SandboxProcess sb(dir.path(), {"--token-format", "opaque", "--est-credentials",
+                                   (dir.path() / "basic").string(), "--log-level", "warning"});
+    std::map<std::string, std::string> env = {{"W", dir.path().string()}, {"CA", sb.ca_bundle()},
+                                              {"EST", sb.est_url()},      {"AS", sb.as_issuer()},
+                                              {"API", sb.api_url()},      {"EST_USER", "u:p"}};
+    auto r = run_shell(
+        std::string(kEnrollFn) + R"(
+      enroll c "/CN=opaque-client"
+      tok=$(curl -sS --fail --cacert "$CA" --cert "$W/c.pem" --key "$W/c.key" -d grant_type=client_credentials -d client_id=op "$AS/mtls/token" | sed 's/.*"access_token":"\([^"]*\)".*
+                                     /\1 /') echo "token=$tok" echo
+                                                  "introspect=$(curl -sS --fail --cacert " $CA
+                                                  " --cert " $W /
+                                     c.pem " --key " $W / c.key " --data-urlencode " token =
+            $tok " " $AS / mtls /
+            introspect ")" echo "bogus=$(curl -sS --fail --cacert " $CA " --cert " $W /
+            c.pem " --key " $W / c.key " -d token=nope " $AS / mtls /
+            introspect ")" echo "nocert=$(curl -sS -o /dev/null -w '%{http_code}' --cacert " $CA
+                       " -d token=nope " $AS /
+            mtls /
+            introspect ")" echo "api=$(curl -sS -o /dev/null -w '%{http_code}' --cacert " $CA
+                       " --cert " $W /
+            c.pem " --key " $W / c.key " -H " Authorization
+        : Bearer $tok " " $API / api / secure / data ")" echo "x5t=$(x5t " $W / c.pem ")") ", env);
+        ASSERT_OK(r);
+    auto field = [&](const std::string& name) {
+        auto p = r.out.find(name + "=");
+        return r.out.substr(p + name.size() + 1, r.out.find('\n', p) - p - name.size() - 1);
+    };
+    EXPECT_EQ(field("token").find('.'), std::string::npos);  // opaque
+    auto intro = parse(field("introspect"));
+    EXPECT_EQ(intro["active"], true);
+    EXPECT_EQ(intro["client_id"], "op");
+    EXPECT_EQ(intro["cnf"]["x5t#S256"], field("x5t"));
+    EXPECT_EQ(parse(field("bogus"))["active"], false);
+    EXPECT_EQ(field("nocert"), "401");
+    EXPECT_EQ(field("api"), "200");
+}
+
+// ---- echo endpoints -----------------------------------------------------------------------
+
+TEST_F(SandboxTest, EchoStatusHeadersAndSlow) {
+    auto r = sh(R"(
+      c() { curl -sS --cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" "$@"; }
+      echo "teapot=$(c -o /dev/null -w '%{http_code}' "$API/echo/status/418")"
+      echo "nocontent=$(c -o /dev/null -w '%{http_code}' -X POST -d x=1 "$API/echo/status/204")"
+      echo "headers=$(c -H 'X-Partner: 17' -H 'X-Partner: 18' "$API/echo/headers?q=1")"
+      s=$(date +%s%N); c -o /dev/null "$API/echo/slow/300"; e=$(date +%s%N)
+      echo "slow_ms=$(( (e - s) / 1000000 ))"
+    )");
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("teapot=418"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("nocontent=204"), std::string::npos) << r.out;
+    auto p = r.out.find("headers=");
+    auto h = parse(r.out.substr(p + 8, r.out.find('\n', p) - p - 8));
+    EXPECT_EQ(h["method"], "GET");
+    EXPECT_EQ(h["target"], "/echo/headers?q=1");
+    EXPECT_EQ(h["headers"]["x-partner"], "17, 18");
+    EXPECT_EQ(h["tls"]["client_certificate"]["common_name"], "host-1");
+    auto ms = std::stoi(r.out.substr(r.out.find("slow_ms=") + 8));
+    EXPECT_GE(ms, 290);
+}
+
+TEST_F(SandboxTest, EchoStreamsLargeBodiesBothWays) {
+    auto r = sh(R"(
+      c() { curl -sS --cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" "$@"; }
+      # 100 MiB down, Content-Length and chunked.
+      c -D "$W/b1.h" "$API/echo/bytes/104857600" | wc -c
+      tr -d '\r' < "$W/b1.h" | grep -i '^content-length: 104857600$'
+      c -D "$W/b2.h" "$API/echo/bytes/104857600?chunked=1" | wc -c
+      tr -d '\r' < "$W/b2.h" | grep -i '^transfer-encoding: chunked$'
+      # 20 MiB up and back, fixed length and chunked upload.
+      head -c 20971520 /dev/urandom > "$W/up.bin"
+      c --data-binary @"$W/up.bin" -H 'Content-Type: application/x-test' -D "$W/b3.h" "$API/echo/body" | cmp - "$W/up.bin"
+      tr -d '\r' < "$W/b3.h" | grep -i '^content-type: application/x-test$'
+      c -H 'Transfer-Encoding: chunked' --data-binary @"$W/up.bin" "$API/echo/body" | cmp - "$W/up.bin"
+      echo streamed-ok
+    )",
+                std::chrono::seconds(120));
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("104857600\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("streamed-ok"), std::string::npos) << r.out;
+}
+
+TEST_F(SandboxTest, EchoResetBreaksTheConnectionMidResponse) {
+    auto r = sh(R"(curl -sS --cacert "$CA" -o "$W/reset.out" "$API/echo/reset")");
+    EXPECT_TRUE(r.exit_code == 56 || r.exit_code == 18) << describe(r);
+    EXPECT_LT(std::filesystem::file_size(dir_->path() / "reset.out"), 1048576u);
+    // The sandbox is still serving.
+    auto ok = sh(R"(curl -sS --fail -o /dev/null --cacert "$CA" "$API/echo/status/200")");
+    EXPECT_OK(ok);
+}
+
+TEST_F(SandboxTest, CountsEveryTokenBindingAcrossEchoRequests) {
+    sh(R"(curl -sS --fail --cacert "$CA" -X POST "$API/sandbox/stats/reset" >/dev/null)");
+    auto t1 = token("agent-dn", "host-1")["access_token"].get<std::string>();
+    auto t2 = token("agent-2", "host-2")["access_token"].get<std::string>();
+    files::write_atomic(dir_->path() / "t1", t1);
+    files::write_atomic(dir_->path() / "t2", t2);
+    auto r =
+        sh(R"(
+      for i in 1 2 3; do
+        curl -sS --fail -o /dev/null --cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" -H "Authorization: Bearer $(cat "$W/t1")"
+           "$API/echo/headers" done curl -
+           sS-- fail - o / dev / null-- cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" -
+           H "Authorization: Bearer $(cat " $W / t2
+               ")"
+               "$API/echo/headers") ");
+        ASSERT_OK(r);
+    auto stats = sandbox_->stats();
+    EXPECT_EQ(stats["bound_ok"], 3);
+    EXPECT_EQ(stats["bound_mismatch"], 1);
+    EXPECT_EQ(stats["echo_requests"], 4);
+}
+
+// ---- TLS session resumption ---------------------------------------------------------------
+
+TEST_F(SandboxTest, CountsFullAndResumedHandshakes) {
+    sh(R"(curl -sS --fail --cacert "$CA" -X POST "$API/sandbox/stats/reset" >/dev/null)");
+    auto r = sh(R"(
+      hp="127.0.0.1:${API##*:}"
+      for v in -tls1_3 -tls1_2; do
+        printf 'GET /echo/status/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
+          | openssl s_client $v -connect "$hp" -CAfile "$CA" -cert "$W/host-1.pem" -key "$W/host-1.key" \
+              -sess_out "$W/sess$v" -ign_eof 2>&1 | grep -E '^(New|Reused),'
+        printf 'GET /echo/status/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
+          | openssl s_client $v -connect "$hp" -CAfile "$CA" -cert "$W/host-1.pem" -key "$W/host-1.key" \
+              -sess_in "$W/sess$v" -ign_eof 2>&1 | grep -E '^(New|Reused),'
+      done
+    )");
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("Reused,"), std::string::npos) << r.out;
+    auto api = sandbox_->stats()["services"]["api"];
+    EXPECT_EQ(api["full_handshakes"], 3) << r.out;  // + the connection of this stats request
+    EXPECT_EQ(api["resumed_handshakes"], 2) << r.out;
 }
 
 }  // namespace
