@@ -12,7 +12,7 @@ pkgs=(
   libssl-dev libboost-dev libcurl4-openssl-dev libtomlplusplus-dev nlohmann-json3-dev
   libcli11-dev libsystemd-dev libp11-kit-dev
   # tests: GoogleTest, SoftHSM2, pkcs11-tool, curl/openssl as independent peers, fuzzing
-  libgtest-dev softhsm2 opensc openssl curl coreutils procps clang libfuzzer-14-dev
+  libgtest-dev softhsm2 opensc openssl curl jq coreutils procps clang libfuzzer-14-dev
   libclang-rt-14-dev
 )
 if [ "${1:-}" = "--bench" ]; then

@@ -2,6 +2,7 @@
 
 #include "agent/admin/server.hpp"
 #include "agent/daemon/facts.hpp"
+#include "agent/daemon/metrics_http.hpp"
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/asio.hpp"
 #include "agent/proxy/proxy.hpp"
@@ -195,6 +196,17 @@ int run(const std::string& config_path, config::Config cfg) {
                                                  tokens.get())}};
         });
         admin.start();
+        std::unique_ptr<MetricsHttp> metrics_http;
+        if (!cfg.metrics.listen.empty()) {
+            metrics_http = std::make_unique<MetricsHttp>(
+                io, cfg.metrics.listen,
+                [&] { return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get()); },
+                [&] {
+                    auto doc = status_doc();
+                    Json h{{"state", doc["state"]}, {"reasons", doc["reasons"]}};
+                    return MetricsHttp::Health{doc["state"] != "failing", h.dump()};
+                });
+        }
         renewer.run();
 
         // Signals: TERM/INT stop, HUP reloads.
@@ -215,6 +227,7 @@ int run(const std::string& config_path, config::Config cfg) {
                 notify("STOPPING=1");
                 proxy.stop();
                 admin.stop();
+                if (metrics_http) metrics_http->stop();
                 io.stop();
             });
         };

@@ -5,6 +5,7 @@
 #include "agent/proxy/upstream_pool.hpp"
 #include "common/log.hpp"
 
+#include <limits>
 #include <array>
 #include <chrono>
 #include <optional>
@@ -155,7 +156,7 @@ class Session {
 
         Parser parser;
         parser.header_limit(static_cast<std::uint32_t>(ctx_.listener.max_header_bytes + 4));
-        parser.body_limit(boost::none);  // enforced per route below
+        parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // enforced per route below
         error_code ec;
         client_deadline();
         co_await http::async_read_header(client_, cbuf_, parser, net::use_ec(ec));
@@ -360,7 +361,7 @@ class Session {
                 for (;;) {
                     rp.emplace();
                     rp->header_limit(64 * 1024);
-                    rp->body_limit(boost::none);
+                    rp->body_limit(std::numeric_limits<std::uint64_t>::max());
                     if (upreq.method() == http::verb::head) rp->skip(true);
                     upstream_deadline(conn, route.timeouts.response_header);
                     co_await http::async_read_header(conn.stream(), conn.buffer(), *rp,

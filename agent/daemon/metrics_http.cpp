@@ -1,0 +1,90 @@
+#include "agent/daemon/metrics_http.hpp"
+
+#include "agent/proxy/listener.hpp"
+#include "common/log.hpp"
+
+#include <chrono>
+
+namespace mtls::daemon {
+
+namespace asio = net::asio;
+namespace http = net::http;
+
+MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text metrics,
+                         std::function<Health()> health)
+    : io_(io), acceptor_(io), metrics_(std::move(metrics)), health_(std::move(health)) {
+    net::tcp::endpoint ep;
+    try {
+        ep = proxy::parse_listen_address(listen);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("metrics.listen \"" + listen + "\": " + e.what());
+    }
+    net::error_code ec;
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on metrics.listen " + listen + ": " + ec.message());
+    asio::co_spawn(io_, accept_loop(), asio::detached);
+    log::info("metrics.listening", {{"address", listen}});
+}
+
+void MetricsHttp::stop() {
+    net::error_code ec;
+    acceptor_.close(ec);
+}
+
+net::awaitable<void> MetricsHttp::accept_loop() {
+    for (;;) {
+        net::error_code ec;
+        auto sock = co_await acceptor_.async_accept(net::use_ec(ec));
+        if (!acceptor_.is_open()) co_return;
+        if (ec) continue;
+        asio::co_spawn(io_, serve(std::move(sock)), asio::detached);
+    }
+}
+
+net::awaitable<void> MetricsHttp::serve(net::tcp::socket sock) {
+    net::beast::tcp_stream stream(std::move(sock));
+    net::beast::flat_buffer buf;
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(8192);
+    stream.expires_after(std::chrono::seconds(10));
+    net::error_code ec;
+    co_await http::async_read(stream, buf, parser, net::use_ec(ec));
+    if (ec) co_return;
+    const auto& req = parser.get();
+    http::response<http::string_body> res;
+    res.version(11);
+    res.keep_alive(false);
+    std::string target(req.target());
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        res.result(http::status::method_not_allowed);
+        res.set(http::field::allow, "GET, HEAD");
+    } else if (target == "/metrics") {
+        res.result(http::status::ok);
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = metrics_();
+    } else if (target == "/healthz") {
+        auto h = health_();
+        res.result(h.ok ? http::status::ok : http::status::service_unavailable);
+        res.set(http::field::content_type, "application/json");
+        res.body() = h.json;
+    } else {
+        res.result(http::status::not_found);
+        res.set(http::field::content_type, "application/json");
+        res.body() = R"({"error":"not_found","message":"try /metrics or /healthz"})";
+    }
+    if (req.method() == http::verb::head) {
+        res.content_length(res.body().size());
+        http::response_serializer<http::string_body> sr(res);
+        sr.split(true);
+        co_await http::async_write_header(stream, sr, net::use_ec(ec));
+    } else {
+        res.prepare_payload();
+        co_await http::async_write(stream, res, net::use_ec(ec));
+    }
+    stream.socket().shutdown(net::tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace mtls::daemon
