@@ -321,6 +321,22 @@ TEST(TokenRecovery, ConcurrentSignersRecoverTogether) {
     token->destroy_key(k.id);
 }
 
+// The module itself is reset (C_Finalize by someone else in the process): the next operation
+// initialises it again, finds the slot, opens a session, logs in, finds the key again.
+TEST(TokenRecovery, RecoversAfterModuleFinalize) {
+    auto token = test::open_test_token();
+    const auto k = token->generate_key(KeyType::ec_p256, "reinit");
+    pkcs11::PrivateKeyRef ref(k.id);
+    CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+    const unsigned char digest[32] = {7};
+    EXPECT_EQ(token->sign(ref, mech, digest, 64).size(), 64u);
+    ASSERT_EQ(token->fn()->C_Finalize(nullptr), CKR_OK);
+    EXPECT_EQ(token->sign(ref, mech, digest, 64).size(), 64u);
+    EXPECT_GE(token->recoveries(), 1u);
+    EXPECT_TRUE(token->find_key(k.id));
+    token->destroy_key(k.id);
+}
+
 TEST(TokenRecovery, RecoversAfterLogout) {
     auto token = test::open_test_token();
     const auto k = token->generate_key(KeyType::ec_p256, "relogin");
