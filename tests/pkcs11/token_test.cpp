@@ -183,7 +183,8 @@ TEST(Token, ListFindAndDestroy) {
     EXPECT_FALSE(token->find_key(a.id));
     EXPECT_TRUE(token->find_key(b.id));
     EXPECT_EQ(token->destroy_key(a.id), 0u);
-    token->destroy_key(b.id);
+    EXPECT_EQ(token->destroy_keys_by_label("list-b"), 2u);
+    EXPECT_FALSE(token->find_key(b.id));
 }
 
 TEST(Token, StoresAndFindsCertificates) {
