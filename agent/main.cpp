@@ -6,16 +6,87 @@
 
 #include <iostream>
 
+namespace {
+
+constexpr const char* kFooter = R"(
+NAME
+  mtls-agent - mutual-TLS identity on a PKCS#11 token, and a loopback proxy to partners
+
+SYNOPSIS
+  mtls-agent [-c FILE]
+  mtls-agent --check-config [-c FILE]
+  mtls-agent --help | --version
+
+DESCRIPTION
+  mtls-agent keeps this host's private key on a PKCS#11 token (HSM, TPM or SoftHSM2),
+  enrolls and renews its client certificate over EST (RFC 7030), obtains OAuth 2.0
+  certificate-bound access tokens (RFC 8705), and listens on loopback for plain HTTP:
+  each call is matched to a route and forwarded to the partner over mutual TLS with the
+  route's access token added. It normally runs as the systemd service mtls-agent.service
+  and is operated with mtls-agentctl(8).
+
+  The configuration is TOML. Unknown keys are errors. Every problem is reported, one per
+  line, as FILE:LINE: KEY: MESSAGE, for example
+    mtls-agent.toml:14: routes[1].upstream: "htp://x" is not an https URL
+  Files named in the configuration (PIN file, EST credentials, CA files) are checked for
+  readability at load; the PIN and credentials themselves are never read by the check nor
+  printed.
+
+OPTIONS
+  -c, --config FILE   the configuration file (default /etc/mtls-agent/mtls-agent.toml)
+  --check-config      load and validate the configuration, then exit. When it is valid,
+                      print the effective configuration as TOML (every default written
+                      out, no secrets: PINs and credentials appear only as their source)
+                      on standard output. Otherwise print every error on standard error.
+  --version           print the version and exit
+  -h, --help          print this help and exit
+
+FILES
+  /etc/mtls-agent/mtls-agent.toml   the configuration (documented sample installed there)
+  /var/lib/mtls-agent/              state: certificate chain, key labels ([agent] state_dir)
+  /run/mtls-agent/admin.sock        the admin socket used by mtls-agentctl ([admin] socket)
+
+ENVIRONMENT
+  The variable named by pkcs11.pin_env, when that is the PIN source.
+  CREDENTIALS_DIRECTORY (set by systemd) for pkcs11.pin_credential.
+
+EXIT STATUS
+  0   the configuration is valid (--check-config), or the daemon stopped cleanly
+  1   the configuration is invalid or unreadable, or the daemon failed
+  2   wrong command-line usage
+
+EXAMPLES
+  Check a configuration before reloading the service:
+    mtls-agent --check-config -c /etc/mtls-agent/mtls-agent.toml && systemctl reload mtls-agent
+  Show the effective configuration with every default:
+    mtls-agent --check-config | less
+
+SEE ALSO
+  mtls-agentctl(8), systemd.exec(5), README.md "Configuration reference"
+)";
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    CLI::App app{"mtls-agent - keeps this host's mTLS identity on a PKCS#11 token and proxies "
-                 "local HTTP calls to partners over mutual TLS"};
+    CLI::App app{
+        "mtls-agent - keeps this host's mTLS identity on a PKCS#11 token and proxies "
+        "local HTTP calls to partners over mutual TLS"};
     std::string config_path = "/etc/mtls-agent/mtls-agent.toml";
     bool check = false;
-    app.add_option("-c,--config", config_path, "configuration file (TOML)")->capture_default_str();
-    app.add_flag("--check-config", check, "validate the configuration, print it with secrets "
-                                          "redacted, exit 0 if valid and 1 if not");
+    app.add_option("-c,--config", config_path, "configuration file (TOML)")
+        ->type_name("FILE")
+        ->capture_default_str();
+    app.add_flag("--check-config", check,
+                 "validate the configuration, print it with secrets "
+                 "redacted, exit 0 if valid and 1 if not");
     app.set_version_flag("--version", std::string("mtls-agent ") + MTLS_VERSION);
-    CLI11_PARSE(app, argc, argv);
+    app.footer(kFooter);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    }
 
     auto loaded = mtls::config::load_file(config_path);
     if (!loaded.config) {

@@ -1,0 +1,165 @@
+#include "agent/admin/server.hpp"
+
+#include "common/log.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <unistd.h>
+
+namespace asio = boost::asio;
+using asio::local::stream_protocol;
+
+namespace mtls::admin {
+
+Server::Server(asio::io_context& io, ServerOptions opt) : io_(io), opt_(std::move(opt)) {}
+
+Server::~Server() {
+    stop();
+}
+
+void Server::add_command(std::string name, Handler h) {
+    handlers_[std::move(name)] = std::move(h);
+}
+
+void Server::start() {
+    int fd = make_unix_listener(opt_.listener);
+    acceptor_ = std::make_unique<stream_protocol::acceptor>(io_);
+    acceptor_->assign(stream_protocol(), fd);
+    started_ = true;
+    asio::co_spawn(io_, accept_loop(), asio::detached);
+    log::info("admin.listening", {{"socket", opt_.listener.path}});
+}
+
+void Server::stop() {
+    if (!started_) return;
+    started_ = false;
+    boost::system::error_code ec;
+    acceptor_->close(ec);
+    ::unlink(opt_.listener.path.c_str());
+}
+
+asio::awaitable<void> Server::accept_loop() {
+    for (;;) {
+        boost::system::error_code ec;
+        auto sock = co_await acceptor_->async_accept(asio::make_strand(io_),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+        if (ec) {
+            log::warn("admin.accept_failed", {{"error", ec.message()}});
+            continue;
+        }
+        if (live_->load() >= opt_.max_connections) {
+            log::warn("admin.too_many_connections", {{"limit", opt_.max_connections}});
+            continue;  // sock closes
+        }
+        auto ex = sock.get_executor();
+        asio::co_spawn(ex, serve(std::move(sock)), asio::detached);
+    }
+}
+
+asio::awaitable<void> Server::serve(stream_protocol::socket sock) {
+    auto live = live_;
+    ++*live;
+    struct Release {
+        std::shared_ptr<std::atomic<std::size_t>> n;
+        ~Release() { --*n; }
+    } release{live};
+
+    PeerCred peer;
+    try {
+        peer = peer_cred(sock.native_handle());
+    } catch (const std::exception& e) {
+        log::warn("admin.peer_unknown", {{"error", e.what()}});
+        co_return;
+    }
+    if (!allowed(peer, opt_.policy)) {
+        log::warn("admin.refused", {{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}});
+        auto line =
+            error_line("refused", "uid " + std::to_string(peer.uid) +
+                                      " may not use the admin socket (see admin.allowed_uids / "
+                                      "admin.allowed_gids)");
+        boost::system::error_code ec;
+        co_await asio::async_write(sock, asio::buffer(line),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+    }
+
+    asio::streambuf buf(kMaxRequestBytes + 1);
+    asio::steady_timer deadline(sock.get_executor());
+    bool timed_out = false;
+    for (;;) {
+        deadline.expires_after(opt_.read_timeout);
+        deadline.async_wait([&](boost::system::error_code ec) {
+            if (!ec) {
+                timed_out = true;
+                boost::system::error_code ignored;
+                sock.cancel(ignored);
+            }
+        });
+        boost::system::error_code ec;
+        std::size_t n = co_await asio::async_read_until(
+            sock, buf, '\n', asio::redirect_error(asio::use_awaitable, ec));
+        deadline.cancel();
+        std::string reply;
+        bool close_after = false;
+        if (timed_out) {
+            reply = error_line("timeout", "no complete request line within " +
+                                              std::to_string(opt_.read_timeout.count()) + " ms");
+            close_after = true;
+        } else if (ec == asio::error::not_found) {
+            reply = error_line("bad_request", "request line longer than " +
+                                                  std::to_string(kMaxRequestBytes) + " bytes");
+            close_after = true;
+        } else if (ec) {
+            co_return;  // peer went away
+        } else {
+            std::string line(asio::buffers_begin(buf.data()),
+                             asio::buffers_begin(buf.data()) + static_cast<std::ptrdiff_t>(n));
+            buf.consume(n);
+            if (!line.empty() && line.back() == '\n') line.pop_back();
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.empty()) continue;
+            reply = co_await dispatch(line, peer);
+        }
+        boost::system::error_code wec;
+        co_await asio::async_write(sock, asio::buffer(reply),
+                                   asio::redirect_error(asio::use_awaitable, wec));
+        if (wec || close_after) co_return;
+    }
+}
+
+asio::awaitable<std::string> Server::dispatch(const std::string& line, const PeerCred& peer) {
+    Request req;
+    try {
+        req = parse_request(line);
+    } catch (const CommandError& e) {
+        co_return error_line(e.code(), e.what());
+    }
+    auto it = handlers_.find(req.cmd);
+    if (it == handlers_.end()) {
+        std::string known;
+        for (const auto& [name, h] : handlers_) known += (known.empty() ? "" : ", ") + name;
+        co_return error_line("unknown_command",
+                             "unknown command \"" + req.cmd + "\" (known: " + known + ")");
+    }
+    log::info("admin.command", {{"cmd", req.cmd}, {"uid", peer.uid}, {"pid", peer.pid}});
+    try {
+        auto result = co_await it->second(req.args, peer);
+        co_return ok_line(result);
+    } catch (const CommandError& e) {
+        co_return error_line(e.code(), e.what());
+    } catch (const std::exception& e) {
+        log::error("admin.command_failed", {{"cmd", req.cmd}, {"error", e.what()}});
+        co_return error_line("internal", e.what());
+    }
+}
+
+}  // namespace mtls::admin

@@ -1,0 +1,69 @@
+// The admin socket server: accepts on a Unix socket, checks every caller (SO_PEERCRED)
+// against the policy, reads one JSON request per line and dispatches it to a registered
+// command handler. Slow, oversized or malformed requests get an error line or are timed out;
+// they never block other clients (one coroutine per connection, each on its own strand).
+//
+// Handlers run on the io_context: anything slow (EST, token requests, Cryptoki) must be
+// awaited asynchronously, not done inline.
+#pragma once
+
+#include "agent/admin/peer.hpp"
+#include "agent/admin/protocol.hpp"
+#include "agent/admin/unix_listener.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace mtls::admin {
+
+using Handler = std::function<boost::asio::awaitable<nlohmann::json>(const nlohmann::json& args,
+                                                                     const PeerCred& caller)>;
+
+struct ServerOptions {
+    UnixListenerOptions listener;
+    AccessPolicy policy;
+    std::chrono::milliseconds read_timeout{10000};  // to receive one whole request line
+    std::size_t max_connections = 64;
+};
+
+class Server {
+  public:
+    Server(boost::asio::io_context& io, ServerOptions opt);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Register before start(). Throwing CommandError gives the caller {code, message};
+    // any other exception becomes "internal" with its what().
+    void add_command(std::string name, Handler h);
+
+    // Creates the socket file and starts accepting. Throws std::runtime_error.
+    void start();
+    // Stops accepting and removes the socket file; connections finish on their own.
+    void stop();
+
+    const std::string& path() const { return opt_.listener.path; }
+
+  private:
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> serve(boost::asio::local::stream_protocol::socket sock);
+    boost::asio::awaitable<std::string> dispatch(const std::string& line, const PeerCred& peer);
+
+    boost::asio::io_context& io_;
+    ServerOptions opt_;
+    std::map<std::string, Handler> handlers_;
+    std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
+    std::shared_ptr<std::atomic<std::size_t>> live_ = std::make_shared<std::atomic<std::size_t>>(0);
+    bool started_ = false;
+};
+
+}  // namespace mtls::admin

@@ -1,0 +1,97 @@
+#include "agent/daemon/health.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+namespace mtls::daemon {
+
+std::string rfc3339(Clock::time_point t) {
+    std::time_t tt = Clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+namespace {
+nlohmann::json opt_time(const std::optional<Clock::time_point>& t) {
+    return t ? nlohmann::json(rfc3339(*t)) : nlohmann::json(nullptr);
+}
+}  // namespace
+
+nlohmann::json build_status(const StatusInputs& in) {
+    using std::chrono::duration_cast;
+    using std::chrono::seconds;
+    int level = 0;  // 0 healthy, 1 degraded, 2 failing
+    std::vector<std::string> reasons;
+    auto worse = [&](int l, std::string why) {
+        level = std::max(level, l);
+        reasons.push_back(std::move(why));
+    };
+    const bool renewal_failing = in.renewal.consecutive_failures > 0;
+
+    nlohmann::json id = nullptr;
+    if (!in.identity) {
+        worse(2, "no client certificate: enrollment has not succeeded (last attempt: " +
+                     in.renewal.last_result + ")");
+    } else {
+        const auto& f = *in.identity;
+        auto left = duration_cast<seconds>(f.not_after - in.now).count();
+        auto life = duration_cast<seconds>(f.not_after - f.not_before).count();
+        auto last_part = std::max<long long>(60, life / 10);
+        if (left <= 0) {
+            worse(2, "certificate expired at " + rfc3339(f.not_after));
+        } else if (renewal_failing && left <= last_part) {
+            worse(2, "certificate expires in " + std::to_string(left) +
+                         " s and renewal is failing: " + in.renewal.last_result);
+        } else if (renewal_failing) {
+            worse(1, "renewal failed " + std::to_string(in.renewal.consecutive_failures) +
+                         " time(s), retrying: " + in.renewal.last_result);
+        }
+        id = {{"subject", {{"cn", f.cn}, {"o", f.o}, {"ou", f.ou}}},
+              {"serial", f.serial_hex},
+              {"issuer", f.issuer},
+              {"not_before", rfc3339(f.not_before)},
+              {"not_after", rfc3339(f.not_after)},
+              {"seconds_left", left},
+              {"key_type", f.key_type},
+              {"key_id", f.key_id},
+              {"token_uri", f.token_uri},
+              {"thumbprint_sha256", f.thumbprint}};
+    }
+    if (!in.token_present)
+        worse(2, "the PKCS#11 token is not present");
+    else if (!in.token_logged_in)
+        worse(1, "not logged in to the PKCS#11 token (will retry)");
+
+    nlohmann::json tokens = nlohmann::json::array();
+    for (const auto& t : in.tokens) {
+        if (!t.last_error.empty()) worse(1, "access token for " + t.profile + ": " + t.last_error);
+        tokens.push_back({{"profile", t.profile},
+                          {"valid_until", opt_time(t.valid_until)},
+                          {"last_error", t.last_error}});
+    }
+    nlohmann::json routes = nlohmann::json::array();
+    for (const auto& r : in.routes)
+        routes.push_back({{"name", r.name},
+                          {"requests", r.requests},
+                          {"errors", r.errors},
+                          {"pool_size", r.pool_size}});
+
+    static const char* names[] = {"healthy", "degraded", "failing"};
+    return {{"state", names[level]},
+            {"reasons", reasons},
+            {"version", in.version},
+            {"identity", id},
+            {"renewal",
+             {{"next_at", opt_time(in.renewal.next_at)},
+              {"last_at", opt_time(in.renewal.last_at)},
+              {"last_result", in.renewal.last_result},
+              {"consecutive_failures", in.renewal.consecutive_failures}}},
+            {"token_device", {{"present", in.token_present}, {"logged_in", in.token_logged_in}}},
+            {"tokens", tokens},
+            {"routes", routes}};
+}
+
+}  // namespace mtls::daemon

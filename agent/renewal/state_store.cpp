@@ -1,0 +1,126 @@
+#include "agent/renewal/state_store.hpp"
+
+#include "common/atomic_file.hpp"
+#include "common/encoding.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <system_error>
+
+namespace mtls::renewal {
+namespace {
+
+constexpr int kVersion = 1;
+constexpr std::size_t kMaxStateBytes = 4u << 20;
+
+[[noreturn]] void bad(const std::string& origin, const std::string& what) {
+    throw StateError(origin + ": " + what);
+}
+
+const nlohmann::json& member(const nlohmann::json& o, const char* key, const std::string& where,
+                             const std::string& origin) {
+    auto it = o.find(key);
+    if (it == o.end()) bad(origin, where + "." + key + " is missing");
+    return *it;
+}
+
+std::string string_member(const nlohmann::json& o, const char* key, const std::string& where,
+                          const std::string& origin) {
+    const auto& v = member(o, key, where, origin);
+    if (!v.is_string()) bad(origin, where + "." + key + " must be a string");
+    return v.get<std::string>();
+}
+
+KeyRef parse_key(const nlohmann::json& j, const std::string& where, const std::string& origin) {
+    if (!j.is_object()) bad(origin, where + " must be an object");
+    KeyRef k{string_member(j, "id", where, origin), string_member(j, "label", where, origin),
+             string_member(j, "type", where, origin)};
+    auto raw = encoding::hex_decode(k.id_hex);
+    if (!raw || raw->empty() || raw->size() > 64 || k.id_hex.find(':') != std::string::npos)
+        bad(origin, where + ".id must be 1-64 bytes of hex");
+    return k;
+}
+
+nlohmann::json key_json(const KeyRef& k) {
+    return {{"id", k.id_hex}, {"label", k.label}, {"type", k.type}};
+}
+
+}  // namespace
+
+std::vector<std::string> State::referenced_ids() const {
+    std::vector<std::string> ids;
+    if (current_key) ids.push_back(current_key->id_hex);
+    for (const auto& r : retiring) ids.push_back(r.key.id_hex);
+    return ids;
+}
+
+State parse_state(std::string_view text, const std::string& origin) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded()) bad(origin, "not valid JSON");
+    if (!j.is_object()) bad(origin, "top level must be an object");
+    const auto& v = member(j, "version", "state", origin);
+    if (!v.is_number_integer() || v.get<long long>() != kVersion)
+        bad(origin, "unsupported state version " + v.dump() + " (expected 1)");
+    State s;
+    if (auto it = j.find("current_key"); it != j.end() && !it->is_null())
+        s.current_key = parse_key(*it, "current_key", origin);
+    if (auto it = j.find("chain_pem"); it != j.end()) {
+        if (!it->is_string()) bad(origin, "state.chain_pem must be a string");
+        s.chain_pem = it->get<std::string>();
+    }
+    if (auto it = j.find("est_ca_pem"); it != j.end()) {
+        if (!it->is_string()) bad(origin, "state.est_ca_pem must be a string");
+        s.est_ca_pem = it->get<std::string>();
+    }
+    if (auto it = j.find("retiring"); it != j.end()) {
+        if (!it->is_array()) bad(origin, "state.retiring must be an array");
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            const auto& r = (*it)[i];
+            std::string where = "retiring[" + std::to_string(i) + "]";
+            if (!r.is_object()) bad(origin, where + " must be an object");
+            const auto& when = member(r, "destroy_after", where, origin);
+            if (!when.is_number_integer()) bad(origin, where + ".destroy_after must be an integer");
+            s.retiring.push_back(
+                {parse_key(member(r, "key", where, origin), where + ".key", origin),
+                 when.get<std::int64_t>()});
+        }
+    }
+    if (s.current_key && s.chain_pem.empty()) bad(origin, "current_key without chain_pem");
+    return s;
+}
+
+std::string serialize_state(const State& s) {
+    nlohmann::json j;
+    j["version"] = kVersion;
+    j["current_key"] = s.current_key ? key_json(*s.current_key) : nlohmann::json(nullptr);
+    j["chain_pem"] = s.chain_pem;
+    j["est_ca_pem"] = s.est_ca_pem;
+    j["retiring"] = nlohmann::json::array();
+    for (const auto& r : s.retiring)
+        j["retiring"].push_back({{"key", key_json(r.key)}, {"destroy_after", r.destroy_after}});
+    return j.dump(2) + "\n";
+}
+
+StateStore::StateStore(std::filesystem::path dir)
+    : dir_(std::move(dir)), path_(dir_ / "identity.json") {}
+
+std::optional<State> StateStore::load() const {
+    std::string text;
+    try {
+        text = files::read_all(path_, kMaxStateBytes);
+    } catch (const std::system_error& e) {
+        if (e.code().value() == ENOENT) return std::nullopt;
+        throw StateError(std::string(e.what()) + " (check the state directory's owner and mode)");
+    } catch (const std::length_error& e) {
+        throw StateError(e.what());
+    }
+    return parse_state(text, path_.string());
+}
+
+void StateStore::save(const State& s) const {
+    files::ensure_dir(dir_, 0700);
+    files::write_atomic(path_, serialize_state(s), 0600);
+}
+
+}  // namespace mtls::renewal

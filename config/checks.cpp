@@ -1,0 +1,330 @@
+#include "config/checks.hpp"
+
+#include "common/encoding.hpp"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+namespace mtls::config::checks {
+
+namespace {
+
+struct CurlUrlFree {
+    void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+struct CurlStrFree {
+    void operator()(char* s) const { curl_free(s); }
+};
+using CurlUrl = std::unique_ptr<CURLU, CurlUrlFree>;
+using CurlStr = std::unique_ptr<char, CurlStrFree>;
+
+// One part of a parsed URL, or "" when absent.
+std::string url_part(CURLU* u, CURLUPart part) {
+    char* raw = nullptr;
+    if (curl_url_get(u, part, &raw, 0) != CURLUE_OK) return {};
+    CurlStr s(raw);
+    return s ? std::string(s.get()) : std::string();
+}
+
+bool has_control(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [](char x, char y) { return lower(x) == lower(y); });
+}
+
+bool is_loopback(const std::string& host) {
+    if (iequals(host, "localhost")) return true;
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host.c_str(), buf) == 1) return buf[0] == 127;
+    if (inet_pton(AF_INET6, host.c_str(), buf) == 1) {
+        static const unsigned char v6_loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+        static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::memcmp(buf, v6_loop, 16) == 0) return true;
+        return std::memcmp(buf, v4_mapped, 12) == 0 && buf[12] == 127;
+    }
+    return false;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    auto norm = [](char c) { return c == '-' ? '_' : lower(c); };
+    std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        cur[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t sub = prev[j - 1] + (norm(a[i - 1]) == norm(b[j - 1]) ? 0 : 1);
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+        }
+        std::swap(prev, cur);
+    }
+    return prev[b.size()];
+}
+
+}  // namespace
+
+std::string quote(std::string_view s) {
+    static const char hexd[] = "0123456789abcdef";
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += char(c);
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += hexd[c >> 4];
+            out += hexd[c & 15];
+        } else {
+            out += char(c);
+        }
+    }
+    return out + "\"";
+}
+
+std::string number(double v) {
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    std::string out(buf, ec == std::errc() ? end : buf);
+    if (out.find_first_of(".eEn") == std::string::npos) out += ".0";  // n: nan/inf
+    return out;
+}
+
+std::string https_url(std::string_view url) {
+    const std::string q = quote(url);
+    if (url.empty()) return "is empty; write an https URL such as \"https://host.example/\"";
+    if (has_control(url) || url.find(' ') != std::string_view::npos)
+        return q + " is not an https URL (it contains spaces or control characters)";
+    if (url.find("://") == std::string_view::npos)
+        return q + " is not an https URL (write https://host[:port]/path)";
+    CurlUrl u(curl_url());
+    if (!u) return "out of memory while checking " + q;
+    std::string text(url);
+    CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME);
+    if (rc != CURLUE_OK)
+        return q + " is not an https URL (" + curl_url_strerror(rc) +
+               "; write https://host[:port]/path)";
+    std::string scheme = url_part(u.get(), CURLUPART_SCHEME);
+    if (iequals(scheme, "http")) return q + " is not an https URL (plain http is not allowed here)";
+    if (!iequals(scheme, "https")) return q + " is not an https URL";
+    if (url_part(u.get(), CURLUPART_HOST).empty()) return q + " has no host";
+    if (!url_part(u.get(), CURLUPART_USER).empty() ||
+        !url_part(u.get(), CURLUPART_PASSWORD).empty())
+        return q + " contains user:password@; credentials do not belong in URLs";
+    if (url.find('#') != std::string_view::npos) return q + " has a #fragment; remove it";
+    return {};
+}
+
+std::string listen_address(std::string_view text, ListenAddress& out) {
+    const std::string q = quote(text);
+    std::string_view host, port;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return q + " is not host:port (write IPv6 as [::1]:8480)";
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+        unsigned char buf[16];
+        if (inet_pton(AF_INET6, std::string(host).c_str(), buf) != 1)
+            return q + ": " + quote(host) + " is not an IPv6 address";
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string_view::npos)
+            return q + " is not host:port (e.g. \"127.0.0.1:8480\")";
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos)
+            return q + " is not host:port (write IPv6 in brackets, e.g. \"[::1]:8480\")";
+        unsigned char buf[4];
+        if (!iequals(host, "localhost") && inet_pton(AF_INET, std::string(host).c_str(), buf) != 1)
+            return q + ": the host must be an IP address or \"localhost\"";
+    }
+    unsigned long p = 0;
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return q + " has no valid port (1-65535)";
+    p = std::stoul(std::string(port));
+    if (p < 1 || p > 65535) return q + " has no valid port (1-65535)";
+    out.host = std::string(host);
+    out.port = static_cast<unsigned>(p);
+    out.loopback = is_loopback(out.host);
+    return {};
+}
+
+std::string dns_name(std::string_view name) {
+    const std::string q = quote(name);
+    if (name.empty()) return "is empty";
+    if (name.size() > 253) return q + " is longer than 253 characters";
+    std::size_t start = 0;
+    while (start <= name.size()) {
+        auto dot = name.find('.', start);
+        std::string_view label =
+            name.substr(start, dot == std::string_view::npos ? dot : dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-' ||
+            !std::all_of(label.begin(), label.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-';
+            }))
+            return q + " is not a DNS name (letters, digits, '-' and '.')";
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    return {};
+}
+
+std::string absolute_path(std::string_view path) {
+    if (path.empty()) return "is empty; write an absolute path";
+    if (path.front() != '/') return quote(path) + " is not an absolute path";
+    if (has_control(path)) return quote(path) + " contains control characters";
+    return {};
+}
+
+std::string unix_socket_path(std::string_view path) {
+    if (auto e = absolute_path(path); !e.empty()) return e;
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+        return quote(path) + " is too long for a Unix socket (at most " +
+               std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes)";
+    return {};
+}
+
+std::string readable_file(const std::string& path, bool secret) {
+    if (auto e = absolute_path(path); !e.empty()) return e;
+    const std::string q = quote(path);
+    // O_NONBLOCK: a FIFO must not hang the check; nothing is read.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int err = errno;
+        std::string what = q + " cannot be read: " + std::strerror(err);
+        if (err == EACCES) what += " (give the agent's user read access)";
+        return what;
+    }
+    struct stat st {};
+    int rc = ::fstat(fd, &st);
+    ::close(fd);
+    if (rc != 0) return q + " cannot be read: " + std::strerror(errno);
+    if (!S_ISREG(st.st_mode)) return q + " is not a regular file";
+    if (secret && (st.st_mode & S_IROTH))
+        return q +
+               " is readable by every user; restrict it (chmod 0600, or 0640 with the agent's "
+               "group)";
+    return {};
+}
+
+std::string file_mode(std::string_view text, unsigned& out) {
+    const std::string q = quote(text);
+    if (text.empty() || text.size() > 6 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; }))
+        return q + " is not an octal mode such as \"0660\"";
+    unsigned m = 0;
+    for (char c : text) m = m * 8 + unsigned(c - '0');
+    if (m > 0777) return q + " is more than 0777 (no setuid, setgid or sticky bits)";
+    out = m;
+    return {};
+}
+
+std::string spki_pin(std::string_view text) {
+    auto bytes = encoding::base64_decode(text);
+    if (!bytes) return quote(text) + " is not base64";
+    if (bytes->size() != 32)
+        return quote(text) + " decodes to " + std::to_string(bytes->size()) +
+               " bytes, not 32 (base64 of the SHA-256 of the SubjectPublicKeyInfo)";
+    return {};
+}
+
+std::string sha256_hex(std::string_view text) {
+    auto bytes = encoding::hex_decode(text);
+    if (!bytes || bytes->size() != 32)
+        return quote(text) + " is not a SHA-256 fingerprint (64 hex digits, colons allowed)";
+    return {};
+}
+
+std::string env_name(std::string_view name) {
+    auto ok_first = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    };
+    auto ok = [&](char c) { return ok_first(c) || (c >= '0' && c <= '9'); };
+    if (name.empty() || !ok_first(name.front()) || !std::all_of(name.begin(), name.end(), ok))
+        return quote(name) + " is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)";
+    return {};
+}
+
+std::string plain_name(std::string_view name) {
+    auto ok = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '_' || c == '.' || c == '~';
+    };
+    if (name.empty() || name == "." || name == ".." || !std::all_of(name.begin(), name.end(), ok))
+        return quote(name) + " is not a plain name (letters, digits, '-', '_', '.', '~')";
+    return {};
+}
+
+std::string header_name(std::string_view name) {
+    static constexpr std::string_view tchar_extra = "!#$%&'*+-.^_`|~";
+    auto ok = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               tchar_extra.find(c) != std::string_view::npos;
+    };
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ok))
+        return quote(name) + " is not an HTTP header name";
+    return {};
+}
+
+std::string header_value(std::string_view value) {
+    if (std::any_of(value.begin(), value.end(),
+                    [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }))
+        return "the value contains control characters (CR/LF are not allowed in headers)";
+    return {};
+}
+
+std::string oauth_scope(std::string_view scope) {
+    std::size_t start = 0;
+    while (start <= scope.size()) {
+        auto sp = scope.find(' ', start);
+        std::string_view tok = scope.substr(start, sp == std::string_view::npos ? sp : sp - start);
+        if (tok.empty() || !std::all_of(tok.begin(), tok.end(), [](unsigned char c) {
+                return c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
+            }))
+            return quote(scope) +
+                   " is not an OAuth scope (tokens separated by single spaces; no quotes or "
+                   "backslashes)";
+        if (sp == std::string_view::npos) break;
+        start = sp + 1;
+    }
+    return {};
+}
+
+std::string did_you_mean(std::string_view unknown, const std::vector<std::string_view>& known) {
+    std::string_view best;
+    std::size_t best_d = SIZE_MAX;
+    for (auto k : known) {
+        std::size_t d = edit_distance(unknown, k);
+        if (d < best_d) {
+            best_d = d;
+            best = k;
+        }
+    }
+    std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, best.size() / 3));
+    if (best.empty() || best_d > limit) return {};
+    return std::string(best);
+}
+
+}  // namespace mtls::config::checks

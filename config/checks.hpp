@@ -1,0 +1,63 @@
+// Value checks used by the loader. Each returns an empty string when the value is fine,
+// otherwise the problem in words (without the key: the caller adds file, line and key).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mtls::config::checks {
+
+// An absolute https URL with a host, no user:password@ part and no #fragment.
+std::string https_url(std::string_view url);
+
+// "host:port" or "[v6]:port", host an IP literal or "localhost", port 1..65535.
+struct ListenAddress {
+    std::string host;  // without brackets
+    unsigned port = 0;
+    bool loopback = false;
+};
+std::string listen_address(std::string_view text, ListenAddress& out);
+
+// A DNS host name: dot-separated labels of letters, digits and '-', not starting or ending
+// with '-', at most 253 characters.
+std::string dns_name(std::string_view name);
+
+std::string absolute_path(std::string_view path);
+// An absolute path that fits a sockaddr_un.
+std::string unix_socket_path(std::string_view path);
+
+// The file exists, is a regular file and this process can open it for reading. Opens and
+// closes it without reading a byte (PIN and credential files are never read here).
+// `secret`: also refuse a file that every user may read.
+std::string readable_file(const std::string& path, bool secret);
+
+// "0660": an octal mode, at most 0777.
+std::string file_mode(std::string_view text, unsigned& out);
+
+// base64 of exactly 32 bytes (a SHA-256 of a SubjectPublicKeyInfo).
+std::string spki_pin(std::string_view text);
+// 64 hex digits, colons allowed.
+std::string sha256_hex(std::string_view text);
+
+// An environment variable name: [A-Za-z_][A-Za-z0-9_]*.
+std::string env_name(std::string_view name);
+// A file name without '/' (a systemd credential name, an EST CA label).
+std::string plain_name(std::string_view name);
+// An HTTP header field name (RFC 9110 token).
+std::string header_name(std::string_view name);
+// An HTTP header field value: no control characters except tab.
+std::string header_value(std::string_view value);
+// An OAuth scope (RFC 6749 3.3): space-separated NQCHAR tokens.
+std::string oauth_scope(std::string_view scope);
+
+// The known name closest to `unknown`, if close enough to be a likely typo; else "".
+std::string did_you_mean(std::string_view unknown, const std::vector<std::string_view>& known);
+
+// The shortest text that reads back as the same double ("0.05", "0.6667", "1.0").
+std::string number(double v);
+
+// Quoted for messages, with control characters escaped.
+std::string quote(std::string_view s);
+
+}  // namespace mtls::config::checks

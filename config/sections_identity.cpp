@@ -1,0 +1,194 @@
+// [pkcs11], [key], [est], [renewal]: where the key lives and how the certificate is obtained.
+#include "config/checks.hpp"
+#include "config/duration.hpp"
+#include "config/sections.hpp"
+
+namespace mtls::config::detail {
+
+using checks::quote;
+
+Section section(Section& root, std::string_view key, bool required, std::string_view hint) {
+    if (auto s = root.table(key)) return *s;
+    if (required && !root.has(key)) {
+        std::string msg = "required section [" + std::string(key) + "] is missing";
+        if (!hint.empty()) msg += " (" + std::string(hint) + ")";
+        root.errors().add(0, std::string(key), msg);
+    }
+    return root.absent(key);
+}
+
+std::string pkcs11_uri(std::string_view uri) {
+    if (uri.substr(0, 7) != "pkcs11:")
+        return quote(uri) + " is not a pkcs11: URI (RFC 7512), e.g. \"pkcs11:token=mtls-agent\"";
+    if (uri.find("pin-value=") != std::string_view::npos)
+        return "the URI carries a pin-value; remove it and give the PIN through pkcs11.pin_file, "
+               "pin_env or pin_credential";
+    return {};
+}
+
+void read_pkcs11(Section& root, Config& c) {
+    Section s = section(root, "pkcs11", true, "module, token and a PIN source");
+    auto& p = c.pkcs11;
+    if (s.str("module", p.module, Need::required,
+              "the PKCS#11 module, e.g. module = \"/usr/lib/softhsm/libsofthsm2.so\""))
+        s.check("module", checks::readable_file(p.module, false));
+    if (s.str("token", p.token_uri, Need::required,
+              "a pkcs11: URI naming the token, e.g. token = \"pkcs11:token=mtls-agent\""))
+        s.check("token", pkcs11_uri(p.token_uri));
+
+    std::string value;
+    switch (s.one_of({"pin_file", "pin_env", "pin_credential"}, true,
+                     "where the token's user PIN comes from; never the PIN itself")) {
+        case 0:
+            p.pin_source = Pkcs11::PinSource::file;
+            if (s.str("pin_file", p.pin_file) &&
+                s.check("pin_file", checks::absolute_path(p.pin_file)))
+                s.check("pin_file", checks::readable_file(p.pin_file, true));
+            break;
+        case 1:
+            p.pin_source = Pkcs11::PinSource::env;
+            if (s.str("pin_env", p.pin_env)) s.check("pin_env", checks::env_name(p.pin_env));
+            break;
+        case 2:
+            p.pin_source = Pkcs11::PinSource::credential;
+            if (s.str("pin_credential", p.pin_credential))
+                s.check("pin_credential", checks::plain_name(p.pin_credential));
+            break;
+        default:
+            break;
+    }
+    s.finish();
+}
+
+void read_key(Section& root, Config& c) {
+    Section s = section(root, "key", false);
+    auto& k = c.key;
+    s.enumeration("type", k.type,
+                  {{"ec-p256", KeyType::ec_p256},
+                   {"ec-p384", KeyType::ec_p384},
+                   {"rsa-2048", KeyType::rsa_2048},
+                   {"rsa-3072", KeyType::rsa_3072}});
+    s.boolean("rekey_on_renew", k.rekey_on_renew);
+    if (s.str("label_prefix", k.label_prefix)) {
+        if (s.check("label_prefix", checks::plain_name(k.label_prefix)) &&
+            k.label_prefix.size() > 32)
+            s.error("label_prefix", quote(k.label_prefix) + " is longer than 32 characters");
+    }
+    s.seconds("retire_grace", k.retire_grace, std::chrono::seconds(0));
+    s.finish();
+}
+
+namespace {
+// X.520 upper bounds for the subject attributes we set.
+void subject_attr(Section& s, std::string_view key, std::string& out, Need need,
+                  std::string_view hint = {}) {
+    if (s.str(key, out, need, hint) && out.size() > 64)
+        s.error(key, quote(out) + " is longer than 64 characters (X.520 limit)");
+}
+}  // namespace
+
+void read_est(Section& root, Config& c) {
+    Section s = section(root, "est", true, "server, trust_anchor or pinned_sha256, common_name");
+    auto& e = c.est;
+    if (s.str("server", e.server_url, Need::required,
+              "the EST server's base URL, e.g. server = \"https://est.example:8443\""))
+        s.check("server", checks::https_url(e.server_url));
+    if (s.str("ca_label", e.ca_label) && !e.ca_label.empty())
+        s.check("ca_label", checks::plain_name(e.ca_label));
+
+    switch (s.one_of({"trust_anchor", "pinned_sha256"}, true,
+                     "how the EST server's certificate is verified")) {
+        case 0:
+            if (s.str("trust_anchor", e.trust_anchor_file))
+                s.check("trust_anchor", checks::readable_file(e.trust_anchor_file, false));
+            break;
+        case 1:
+            if (s.str("pinned_sha256", e.pinned_sha256))
+                s.check("pinned_sha256", checks::sha256_hex(e.pinned_sha256));
+            break;
+        default:
+            break;
+    }
+
+    s.enumeration("auth", e.auth,
+                  {{"basic", Est::Auth::basic}, {"bootstrap-cert", Est::Auth::bootstrap_cert}});
+    if (e.auth == Est::Auth::basic) {
+        if (s.str("basic_credentials", e.basic_credentials_file, Need::required,
+                  "with auth = \"basic\": a file holding user:password, mode 0600"))
+            s.check("basic_credentials", checks::readable_file(e.basic_credentials_file, true));
+        for (auto key : {"bootstrap_cert", "bootstrap_key"}) {
+            s.get(key);
+            if (s.has(key))
+                s.error(key,
+                        "only used with auth = \"bootstrap-cert\"; remove it or change est.auth");
+        }
+    } else {
+        if (s.str("bootstrap_cert", e.bootstrap_cert_file, Need::required,
+                  "with auth = \"bootstrap-cert\": the PEM certificate used for the first "
+                  "enrollment"))
+            s.check("bootstrap_cert", checks::readable_file(e.bootstrap_cert_file, false));
+        if (s.str("bootstrap_key", e.bootstrap_key_uri, Need::required,
+                  "with auth = \"bootstrap-cert\": a pkcs11: URI of the bootstrap key"))
+            s.check("bootstrap_key", pkcs11_uri(e.bootstrap_key_uri));
+        s.get("basic_credentials");
+        if (s.has("basic_credentials"))
+            s.error("basic_credentials",
+                    "only used with auth = \"basic\"; remove it or change est.auth");
+    }
+
+    subject_attr(s, "common_name", e.subject_cn, Need::required,
+                 "the certificate's subject CN, e.g. common_name = \"host-17.example\"");
+    subject_attr(s, "organization", e.subject_o, Need::optional);
+    subject_attr(s, "organizational_unit", e.subject_ou, Need::optional);
+    std::vector<int> lines;
+    if (s.str_list("dns_names", e.san_dns, &lines)) {
+        for (std::size_t i = 0; i < e.san_dns.size(); ++i) {
+            if (auto problem = checks::dns_name(e.san_dns[i]); !problem.empty())
+                root.errors().add(lines[i], s.key_path("dns_names") + "[" + std::to_string(i) + "]",
+                                  problem);
+        }
+    }
+    s.boolean("proof_of_possession", e.pop_linking);
+    s.seconds("retry_after_cap", e.retry_after_cap, std::chrono::seconds(1));
+    s.seconds("timeout", e.timeout, std::chrono::seconds(1));
+    s.unsigned_int("max_response_bytes", e.max_response_bytes, 1024, std::int64_t(1) << 30);
+    s.finish();
+}
+
+void read_renewal(Section& root, Config& c) {
+    Section s = section(root, "renewal", false);
+    auto& r = c.renewal;
+    double v = 0;
+    if (s.number("at_fraction", v)) {
+        if (v > 0 && v < 1)
+            r.at_fraction = v;
+        else
+            s.error("at_fraction",
+                    checks::number(v) +
+                        " is out of range: it must be greater than 0 and "
+                        "less than 1 (e.g. 0.6667 renews after two thirds of the lifetime)");
+    }
+    bool jitter_ok = true;
+    if (s.number("jitter", v)) {
+        if (v >= 0 && v < 0.5)
+            r.jitter = v;
+        else {
+            jitter_ok = false;
+            s.error("jitter", checks::number(v) +
+                                  " is out of range: it must be at least 0 and less than 0.5");
+        }
+    }
+    if (jitter_ok && (r.at_fraction - r.jitter <= 0 || r.at_fraction + r.jitter >= 1))
+        s.error(
+            s.has("jitter") ? "jitter" : "at_fraction",
+            "at_fraction ± jitter must stay between 0 and 1, or renewal could fall after expiry");
+    bool a = s.seconds("backoff_initial", r.backoff_initial, std::chrono::seconds(1));
+    bool b = s.seconds("backoff_max", r.backoff_max, std::chrono::seconds(1));
+    if ((a || b) && r.backoff_initial > r.backoff_max)
+        s.error(a ? "backoff_initial" : "backoff_max",
+                "backoff_initial (" + format_duration(r.backoff_initial) +
+                    ") is longer than backoff_max (" + format_duration(r.backoff_max) + ")");
+    s.finish();
+}
+
+}  // namespace mtls::config::detail

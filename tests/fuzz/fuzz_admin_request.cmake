@@ -1,0 +1,2 @@
+mtls_fuzzer(fuzz_admin_request ${CMAKE_CURRENT_LIST_DIR}/fuzz_admin_request.cpp)
+target_link_libraries(fuzz_admin_request PRIVATE mtls_admin_protocol)

@@ -1,0 +1,82 @@
+#include "agent/renewal/state_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace mtls::renewal;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir() {
+    char tmpl[] = "/tmp/mtls-state-XXXXXX";
+    return fs::path(::mkdtemp(tmpl));
+}
+
+std::string error_of(std::string_view text) {
+    try {
+        parse_state(text, "identity.json");
+    } catch (const StateError& e) {
+        return e.what();
+    }
+    return "ok";
+}
+
+}  // namespace
+
+TEST(StateStore, MissingFileIsNoState) {
+    auto dir = temp_dir();
+    EXPECT_FALSE(StateStore(dir).load().has_value());
+    fs::remove_all(dir);
+}
+
+TEST(StateStore, RoundTripsWithMode0600) {
+    auto dir = temp_dir();
+    StateStore store(dir / "state");
+    State s;
+    s.current_key = KeyRef{"0a0b", "mtls-agent-1", "ec-p256"};
+    s.chain_pem = "-----BEGIN CERTIFICATE-----\n...\n";
+    s.retiring.push_back({KeyRef{"ff", "mtls-agent-0", "rsa-2048"}, 1700000000});
+    s.est_ca_pem = "ca";
+    store.save(s);
+    struct stat st {};
+    ASSERT_EQ(::stat(store.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto back = store.load();
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->current_key->id_hex, "0a0b");
+    EXPECT_EQ(back->retiring.at(0).destroy_after, 1700000000);
+    EXPECT_EQ(back->referenced_ids(), (std::vector<std::string>{"0a0b", "ff"}));
+    EXPECT_EQ(back->est_ca_pem, "ca");
+    fs::remove_all(dir);
+}
+
+TEST(StateStore, CorruptStateIsAClearError) {
+    EXPECT_EQ(error_of("{"), "identity.json: not valid JSON");
+    EXPECT_EQ(error_of("[]"), "identity.json: top level must be an object");
+    EXPECT_EQ(error_of(R"({"version":2})"),
+              "identity.json: unsupported state version 2 (expected 1)");
+    EXPECT_EQ(
+        error_of(
+            R"({"version":1,"current_key":{"id":"zz","label":"a","type":"ec-p256"},"chain_pem":"x"})"),
+        "identity.json: current_key.id must be 1-64 bytes of hex");
+    EXPECT_EQ(error_of(R"({"version":1,"current_key":{"id":"aa","label":"a","type":"ec-p256"}})"),
+              "identity.json: current_key without chain_pem");
+    EXPECT_EQ(error_of(R"({"version":1,"retiring":[{"key":{"id":"aa","label":"a","type":"x"}}]})"),
+              "identity.json: retiring[0].destroy_after is missing");
+}
+
+TEST(StateStore, TruncatedFileOnDiskIsReportedWithItsPath) {
+    auto dir = temp_dir();
+    std::ofstream(dir / "identity.json") << R"({"version":1,"current_k)";
+    try {
+        StateStore(dir).load();
+        FAIL();
+    } catch (const StateError& e) {
+        EXPECT_EQ(std::string(e.what()), (dir / "identity.json").string() + ": not valid JSON");
+    }
+    fs::remove_all(dir);
+}
