@@ -13,7 +13,7 @@
 namespace mtls::est::testing {
 
 class SandboxChild {
-public:
+  public:
     // `extra` flags are appended to --ca-dir/--info-file/--est-credentials/--log-level.
     explicit SandboxChild(std::vector<std::string> extra = {});
     ~SandboxChild();
@@ -27,7 +27,7 @@ public:
     const std::filesystem::path& dir() const { return dir_; }
     std::filesystem::path credentials_file() const { return dir_ / "est-basic"; }
 
-private:
+  private:
     std::filesystem::path dir_;
     pid_t pid_ = -1;
     nlohmann::json info_;
