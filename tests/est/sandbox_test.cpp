@@ -357,3 +357,50 @@ TEST_F(EstSandbox, HttpSessionReusesItsConnectionAndExposesTheSsl) {
 
 }  // namespace
 }  // namespace mtls::est
+
+namespace mtls::est {
+namespace {
+
+TEST_F(EstSandbox, NewConnectionIsDetectedBetweenRequests) {
+    start({"--idle-timeout-ms", "1"});
+    http::Options o;
+    o.trust = http::ServerTrust::from_ca_file(sandbox->root_ca_file());
+    http::Session session(o);
+    http::Request req;
+    req.url = sandbox->est_base() + "/.well-known/est/cacerts";
+    std::string first, second;
+    EXPECT_EQ(session.perform(req, [&](SSL* ssl) { first = channel_binding(ssl).bytes; }).status,
+              200);
+    // Longer than the server's idle timeout: it closes the connection in between.
+    std::this_thread::sleep_for(200ms);
+    auto r = session.perform(req, [&](SSL* ssl) { second = channel_binding(ssl).bytes; });
+    EXPECT_EQ(r.status, 200);
+    EXPECT_FALSE(r.connection_reused);
+    EXPECT_NE(first, second);  // what PoP linking compares before sending the CSR
+}
+
+TEST_F(EstSandbox, ClientIdentityWithAForeignKeyIsRefusedClearly) {
+    start();
+    auto ca = testing::make_ca("Some CA");
+    auto key = testing::ec_key();
+    auto other = testing::ec_key();
+    auto cert = testing::issue(ca, key.get(), "me");
+    http::Options o;
+    o.trust = http::ServerTrust::from_ca_file(sandbox->root_ca_file());
+    o.identity = http::ClientIdentity::make(cert.get(), nullptr, other.get());
+    http::Session session(o);
+    http::Request req;
+    req.url = sandbox->est_base() + "/.well-known/est/cacerts";
+    try {
+        session.perform(req);
+        ADD_FAILURE() << "a certificate with a foreign key was accepted";
+    } catch (const http::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot install the client certificate"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find(req.url), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace mtls::est
