@@ -1,0 +1,129 @@
+#include "est/csr.hpp"
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
+
+#include "common/ossl_error.hpp"
+#include "est/errors.hpp"
+
+namespace mtls::est {
+namespace {
+
+using GenNames = ossl::Owned<GENERAL_NAMES, &GENERAL_NAMES_free>;
+using GenName = ossl::Owned<GENERAL_NAME, &GENERAL_NAME_free>;
+void free_exts(STACK_OF(X509_EXTENSION) * s) noexcept {
+    sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+}
+using Exts = ossl::Owned<STACK_OF(X509_EXTENSION), &free_exts>;
+using Ia5 = ossl::Owned<ASN1_IA5STRING, &ASN1_IA5STRING_free>;
+
+void add_name_entry(X509_NAME* name, int nid, const std::string& value) {
+    if (value.empty()) return;
+    if (X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(value.data()),
+                                   static_cast<int>(value.size()), -1, 0) != 1)
+        throw ossl::Error(std::string("cannot put ") + OBJ_nid2sn(nid) + "=\"" + value +
+                          "\" in the CSR subject");
+}
+
+ossl::X509ExtPtr make_san(const CsrRequest& r) {
+    GenNames names(GENERAL_NAMES_new());
+    if (!names) throw ossl::Error("GENERAL_NAMES_new");
+    for (const auto& dns : r.dns_names) {
+        GenName gn(GENERAL_NAME_new());
+        Ia5 s(ASN1_IA5STRING_new());
+        if (!gn || !s || ASN1_STRING_set(s.get(), dns.data(), static_cast<int>(dns.size())) != 1)
+            throw ossl::Error("cannot encode DNS name \"" + dns + "\"");
+        GENERAL_NAME_set0_value(gn.get(), GEN_DNS, s.release());
+        if (!sk_GENERAL_NAME_push(names.get(), gn.get())) throw ossl::Error("sk_GENERAL_NAME_push");
+        (void)gn.release();
+    }
+    for (const auto& ip : r.ip_addresses) {
+        GenName gn(a2i_GENERAL_NAME(nullptr, nullptr, nullptr, GEN_IPADD, ip.c_str(), 0));
+        if (!gn)
+            throw Error(Error::Kind::config,
+                        "\"" + ip + "\" is not an IP address: " + ossl::drain_errors());
+        if (!sk_GENERAL_NAME_push(names.get(), gn.get())) throw ossl::Error("sk_GENERAL_NAME_push");
+        (void)gn.release();
+    }
+    ossl::X509ExtPtr ext(X509V3_EXT_i2d(NID_subject_alt_name, 0, names.get()));
+    if (!ext) throw ossl::Error("cannot encode the subjectAltName extension");
+    return ext;
+}
+
+}  // namespace
+
+ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* libctx,
+                           const char* propq) {
+    if (!key) throw Error(Error::Kind::config, "CSR: no key");
+    ossl::X509ReqPtr req(X509_REQ_new_ex(libctx, propq));
+    if (!req) throw ossl::Error("X509_REQ_new_ex");
+    if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1)
+        throw ossl::Error("X509_REQ_set_version");
+
+    Exts exts(sk_X509_EXTENSION_new_null());
+    if (!exts) throw ossl::Error("sk_X509_EXTENSION_new_null");
+    if (r.copy_names_from) {
+        if (X509_REQ_set_subject_name(req.get(), X509_get_subject_name(r.copy_names_from)) != 1)
+            throw ossl::Error("cannot copy the subject of the current certificate");
+        int idx = X509_get_ext_by_NID(r.copy_names_from, NID_subject_alt_name, -1);
+        if (idx >= 0) {
+            ossl::X509ExtPtr san(X509_EXTENSION_dup(X509_get_ext(r.copy_names_from, idx)));
+            if (!san || !sk_X509_EXTENSION_push(exts.get(), san.get()))
+                throw ossl::Error("cannot copy the subjectAltName of the current certificate");
+            (void)san.release();
+        }
+    } else {
+        if (r.common_name.empty())
+            throw Error(Error::Kind::config, "CSR: est.common_name is required");
+        X509_NAME* name = X509_REQ_get_subject_name(req.get());
+        add_name_entry(name, NID_organizationName, r.organization);
+        add_name_entry(name, NID_organizationalUnitName, r.organizational_unit);
+        add_name_entry(name, NID_commonName, r.common_name);
+        if (!r.dns_names.empty() || !r.ip_addresses.empty()) {
+            auto san = make_san(r);
+            if (!sk_X509_EXTENSION_push(exts.get(), san.get()))
+                throw ossl::Error("sk_X509_EXTENSION_push");
+            (void)san.release();
+        }
+    }
+    if (sk_X509_EXTENSION_num(exts.get()) > 0 &&
+        X509_REQ_add_extensions(req.get(), exts.get()) != 1)
+        throw ossl::Error("cannot add the extension request to the CSR");
+    if (!r.challenge_password.empty() &&
+        X509_REQ_add1_attr_by_NID(
+            req.get(), NID_pkcs9_challengePassword, MBSTRING_ASC,
+            reinterpret_cast<const unsigned char*>(r.challenge_password.data()),
+            static_cast<int>(r.challenge_password.size())) != 1)
+        throw ossl::Error("cannot add the challengePassword attribute to the CSR");
+    if (X509_REQ_set_pubkey(req.get(), key) != 1)
+        throw ossl::Error("cannot put the public key in the CSR");
+
+    // Ed25519/Ed448 sign without a separate digest.
+    const bool no_digest = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448");
+    ossl::MdCtx mctx(EVP_MD_CTX_new());
+    if (!mctx) throw ossl::Error("EVP_MD_CTX_new");
+    if (EVP_DigestSignInit_ex(mctx.get(), nullptr, no_digest ? nullptr : r.digest.c_str(), libctx,
+                              propq, key, nullptr) != 1)
+        throw ossl::Error(
+            "cannot start signing the CSR with the " +
+            std::string(EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "given") +
+            " key and digest " + r.digest);
+    if (X509_REQ_sign_ctx(req.get(), mctx.get()) <= 0)
+        throw ossl::Error("signing the CSR failed (is the token key usable for signing?)");
+    if (X509_REQ_verify_ex(req.get(), key, libctx, propq) != 1)
+        throw ossl::Error("the CSR signature does not verify with the key's public half");
+    return req;
+}
+
+std::string csr_der(X509_REQ* req) {
+    unsigned char* der = nullptr;
+    const int n = i2d_X509_REQ(req, &der);
+    if (n <= 0) throw ossl::Error("cannot encode the CSR");
+    std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
+    OPENSSL_free(der);
+    return out;
+}
+
+}  // namespace mtls::est

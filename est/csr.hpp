@@ -1,0 +1,36 @@
+// PKCS#10 certification requests signed with any EVP_PKEY (a token key through our provider
+// included): only EVP_DigestSignInit_ex + X509_REQ_sign_ctx touch the key.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <string>
+#include <vector>
+
+#include "common/ossl.hpp"
+
+namespace mtls::est {
+
+struct CsrRequest {
+    std::string common_name;  // required unless copy_names_from is set
+    std::string organization;
+    std::string organizational_unit;
+    std::vector<std::string> dns_names;     // subjectAltName dNSName entries
+    std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries (text form)
+    // simplereenroll (RFC 7030 §4.2.2): subject and subjectAltName copied verbatim from the
+    // current certificate; the fields above are then ignored. Borrowed.
+    X509* copy_names_from = nullptr;
+    // challengePassword attribute (PoP linking: the base64 channel binding). Empty: none.
+    std::string challenge_password;
+    std::string digest = "SHA256";  // ignored for Ed25519/Ed448
+};
+
+// Builds and signs the CSR with `key`, then checks the signature with the public key.
+// Throws ossl::Error / est::Error(config) naming what failed.
+ossl::X509ReqPtr build_csr(const CsrRequest& request, EVP_PKEY* key, OSSL_LIB_CTX* libctx = nullptr,
+                           const char* propq = nullptr);
+
+std::string csr_der(X509_REQ* req);
+
+}  // namespace mtls::est

@@ -1,0 +1,416 @@
+// The EST response parsers and local checks, fed bytes directly: PKCS#7 certs-only,
+// CsrAttrs, the CSR builder, issued-certificate verification, Retry-After.
+#include <gtest/gtest.h>
+#include <openssl/x509v3.h>
+
+#include <chrono>
+#include <stop_token>
+#include <thread>
+
+#include "common/encoding.hpp"
+#include "est/client.hpp"
+#include "est/csr.hpp"
+#include "est/csrattrs.hpp"
+#include "est/pkcs7.hpp"
+#include "est/verify.hpp"
+#include "tests/est/test_pki.hpp"
+
+namespace mtls::est {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::der;
+using testing::ec_key;
+using testing::pkcs7_der;
+
+std::string wrap(const std::string& b64, std::size_t cols, const char* eol) {
+    std::string out;
+    for (std::size_t i = 0; i < b64.size(); i += cols) out += b64.substr(i, cols) + eol;
+    return out;
+}
+
+template <class F>
+Error::Kind error_kind(F&& f, std::string* message = nullptr) {
+    try {
+        f();
+    } catch (const Error& e) {
+        if (message) *message = e.what();
+        return e.kind();
+    }
+    ADD_FAILURE() << "no est::Error thrown";
+    return Error::Kind::config;
+}
+
+class Pkcs7Test : public ::testing::Test {
+  protected:
+    testing::Ca root = testing::make_ca("Test Root");
+    testing::Ca issuing = testing::make_ca("Test Issuing", &root);
+    std::string certs_der = pkcs7_der({issuing.cert.get(), root.cert.get()});
+};
+
+TEST_F(Pkcs7Test, AcceptsBase64WithAndWithoutLineBreaks) {
+    const std::string b64 = encoding::base64(certs_der);
+    for (const std::string& body :
+         {b64, wrap(b64, 64, "\n"), wrap(b64, 76, "\r\n"), "  \n" + wrap(b64, 60, "\n") + "\n\n"}) {
+        auto certs = parse_certs_only(body, "application/pkcs7-mime; smime-type=certs-only");
+        ASSERT_EQ(certs.size(), 2u);
+        EXPECT_EQ(X509_cmp(certs[0].get(), issuing.cert.get()), 0);
+        EXPECT_EQ(X509_cmp(certs[1].get(), root.cert.get()), 0);
+    }
+}
+
+TEST_F(Pkcs7Test, AcceptsContentTypeVariantsAndRawDer) {
+    const std::string b64 = encoding::base64(certs_der);
+    EXPECT_EQ(parse_certs_only(b64, "Application/PKCS7-MIME").size(), 2u);
+    EXPECT_EQ(parse_certs_only(b64, "application/pkcs7-mime;smime-type=certs-only").size(), 2u);
+    EXPECT_EQ(parse_certs_only(b64).size(), 2u);
+    EXPECT_EQ(parse_certs_only(certs_der, "application/pkcs7-mime").size(), 2u);
+}
+
+TEST_F(Pkcs7Test, RejectsWrongContentType) {
+    std::string msg;
+    EXPECT_EQ(error_kind([&] { parse_certs_only(encoding::base64(certs_der), "text/html"); }, &msg),
+              Error::Kind::bad_response);
+    EXPECT_NE(msg.find("text/html"), std::string::npos) << msg;
+}
+
+TEST_F(Pkcs7Test, RejectsGarbageTruncatedEmptyAndTrailing) {
+    std::string msg;
+    EXPECT_EQ(error_kind([&] { parse_certs_only("<html>oops</html>"); }, &msg),
+              Error::Kind::bad_response);
+    EXPECT_NE(msg.find("neither base64 nor DER"), std::string::npos) << msg;
+
+    const std::string truncated = encoding::base64(certs_der.substr(0, certs_der.size() / 2));
+    EXPECT_EQ(error_kind([&] { parse_certs_only(truncated); }, &msg), Error::Kind::bad_response);
+    EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+
+    EXPECT_EQ(error_kind([&] { parse_certs_only(" \r\n"); }, &msg), Error::Kind::bad_response);
+    EXPECT_NE(msg.find("empty"), std::string::npos) << msg;
+
+    const std::string trailing = encoding::base64(certs_der + "xyz");
+    EXPECT_EQ(error_kind([&] { parse_certs_only(trailing); }, &msg), Error::Kind::bad_response);
+    EXPECT_NE(msg.find("trailing"), std::string::npos) << msg;
+}
+
+TEST_F(Pkcs7Test, RejectsNoCertificatesAndContent) {
+    std::string msg;
+    EXPECT_EQ(error_kind([&] { parse_certs_only(encoding::base64(pkcs7_der({}))); }, &msg),
+              Error::Kind::bad_response);
+    EXPECT_NE(msg.find("no certificates"), std::string::npos) << msg;
+
+    const std::string with_content = pkcs7_der({root.cert.get()}, "hello");
+    EXPECT_EQ(error_kind([&] { parse_certs_only(encoding::base64(with_content)); }, &msg),
+              Error::Kind::bad_response);
+    EXPECT_NE(msg.find("content"), std::string::npos) << msg;
+}
+
+TEST_F(Pkcs7Test, RejectsACertificateInsteadOfPkcs7) {
+    std::string msg;
+    EXPECT_EQ(error_kind([&] { parse_certs_only(encoding::base64(der(root.cert.get()))); }, &msg),
+              Error::Kind::bad_response);
+}
+
+// ---- csrattrs ---------------------------------------------------------------------------
+
+TEST(CsrAttrsTest, ParsesTheRfc7030Example) {
+    // RFC 7030 §4.5.2: challengePassword, id-ecPublicKey{secp384r1}, extensionRequest{macAddress},
+    // ecdsa-with-SHA384.
+    const std::string body =
+        "MEEGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiMBYGCSqGSIb3DQEJDjEJ\r\n"
+        "BgcrBgEBAQEWBggqhkjOPQQDAw==\r\n";
+    auto a = parse_csrattrs(body);
+    EXPECT_TRUE(a.challenge_password);
+    ASSERT_EQ(a.keys.size(), 1u);
+    EXPECT_EQ(a.keys[0].type, KeyRequest::Type::ec);
+    EXPECT_EQ(a.keys[0].curve_nid, NID_secp384r1);
+    EXPECT_EQ(a.digest, "SHA384");
+    ASSERT_EQ(a.unhandled.size(), 1u);
+    EXPECT_NE(a.unhandled[0].find("1.3.6.1.1.1.1.22"), std::string::npos) << a.unhandled[0];
+
+    auto p256 = ec_key("P-256");
+    auto p384 = ec_key("P-384");
+    EXPECT_FALSE(key_mismatch(a, p256.get()).empty());
+    EXPECT_TRUE(key_mismatch(a, p384.get()).empty());
+}
+
+std::string seq_any_der(std::vector<ASN1_TYPE*> items) {
+    STACK_OF(ASN1_TYPE)* sk = sk_ASN1_TYPE_new_null();
+    for (auto* t : items) sk_ASN1_TYPE_push(sk, t);
+    unsigned char* out = nullptr;
+    int n = i2d_ASN1_SEQUENCE_ANY(sk, &out);
+    sk_ASN1_TYPE_pop_free(sk, ASN1_TYPE_free);
+    std::string s(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+    OPENSSL_free(out);
+    return s;
+}
+
+ASN1_TYPE* as_sequence(X509_ATTRIBUTE* attr) {
+    unsigned char* der_out = nullptr;
+    int n = i2d_X509_ATTRIBUTE(attr, &der_out);
+    ASN1_STRING* s = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
+    ASN1_STRING_set(s, der_out, n);
+    OPENSSL_free(der_out);
+    X509_ATTRIBUTE_free(attr);
+    ASN1_TYPE* t = ASN1_TYPE_new();
+    ASN1_TYPE_set(t, V_ASN1_SEQUENCE, s);
+    return t;
+}
+
+TEST(CsrAttrsTest, ParsesExtensionRequestWithSanAndRsaSize) {
+    // extensionRequest { subjectAltName: DNS + IP }, rsaEncryption { INTEGER 3072 }, sha256WithRSA.
+    GENERAL_NAMES* gens = GENERAL_NAMES_new();
+    sk_GENERAL_NAME_push(gens,
+                         a2i_GENERAL_NAME(nullptr, nullptr, nullptr, GEN_DNS, "x.example", 0));
+    sk_GENERAL_NAME_push(gens,
+                         a2i_GENERAL_NAME(nullptr, nullptr, nullptr, GEN_IPADD, "10.0.0.1", 0));
+    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+    X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT);
+    GENERAL_NAMES_free(gens);
+    unsigned char* ext_der = nullptr;
+    int n = i2d_X509_EXTENSIONS(exts, &ext_der);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_ATTRIBUTE* ext_req =
+        X509_ATTRIBUTE_create_by_NID(nullptr, NID_ext_req, V_ASN1_SEQUENCE, ext_der, n);
+    OPENSSL_free(ext_der);
+    ASSERT_NE(ext_req, nullptr);
+
+    ASN1_INTEGER* bits = ASN1_INTEGER_new();
+    ASN1_INTEGER_set(bits, 3072);
+    X509_ATTRIBUTE* rsa = X509_ATTRIBUTE_create(NID_rsaEncryption, V_ASN1_INTEGER, bits);
+    ASSERT_NE(rsa, nullptr);
+    ASN1_TYPE* sig = ASN1_TYPE_new();
+    ASN1_TYPE_set(sig, V_ASN1_OBJECT, OBJ_nid2obj(NID_sha256WithRSAEncryption));
+
+    auto d = seq_any_der({as_sequence(ext_req), as_sequence(rsa), sig});
+    auto a = parse_csrattrs(encoding::base64(d));
+    EXPECT_FALSE(a.challenge_password);
+    ASSERT_EQ(a.keys.size(), 1u);
+    EXPECT_EQ(a.keys[0].type, KeyRequest::Type::rsa);
+    EXPECT_EQ(a.keys[0].rsa_bits, 3072);
+    EXPECT_EQ(a.digest, "SHA256");
+    EXPECT_EQ(a.extensions, std::vector<std::string>{"subjectAltName"});
+    EXPECT_EQ(a.san_types, (std::vector<std::string>{"DNS", "IP"}));
+    EXPECT_TRUE(a.unhandled.empty()) << a.describe();
+    // Raw DER bodies are accepted too.
+    EXPECT_EQ(parse_csrattrs(d).keys.size(), 1u);
+
+    auto ec = ec_key();
+    EXPECT_NE(key_mismatch(a, ec.get()).find("RSA 3072"), std::string::npos);
+}
+
+TEST(CsrAttrsTest, EmptyAndGarbage) {
+    EXPECT_TRUE(parse_csrattrs("").empty());
+    EXPECT_TRUE(parse_csrattrs("\r\n").empty());
+    EXPECT_TRUE(parse_csrattrs(encoding::base64(std::string("\x30\x00", 2))).empty());
+    EXPECT_EQ(error_kind([] { parse_csrattrs("not base64 !"); }), Error::Kind::bad_response);
+    EXPECT_EQ(error_kind([] { parse_csrattrs(encoding::base64("\x30\x05\x06\x03")); }),
+              Error::Kind::bad_response);
+    // An INTEGER where an OID or an Attribute must be.
+    EXPECT_EQ(error_kind(
+                  [] { parse_csrattrs(encoding::base64(std::string("\x30\x03\x02\x01\x05", 5))); }),
+              Error::Kind::bad_response);
+    // A SEQUENCE that is not an Attribute.
+    EXPECT_EQ(error_kind([] {
+                  parse_csrattrs(encoding::base64(std::string("\x30\x05\x30\x03\x02\x01\x05", 7)));
+              }),
+              Error::Kind::bad_response);
+}
+
+// ---- CSR --------------------------------------------------------------------------------
+
+std::string challenge_of(X509_REQ* req) {
+    int i = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1);
+    if (i < 0) return {};
+    ASN1_TYPE* t = X509_ATTRIBUTE_get0_type(X509_REQ_get_attr(req, i), 0);
+    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(t->value.asn1_string)),
+                       static_cast<size_t>(ASN1_STRING_length(t->value.asn1_string)));
+}
+
+TEST(CsrTest, BuildsAndSignsWithEcRsaEd25519) {
+    CsrRequest r;
+    r.common_name = "host-17.example";
+    r.organization = "Example Corp";
+    r.organizational_unit = "payments";
+    r.dns_names = {"host-17.example", "alt.example"};
+    r.ip_addresses = {"192.0.2.7"};
+    r.challenge_password = encoding::base64(std::string(12, '\x01'));
+    std::vector<ossl::PKey> keys;
+    keys.push_back(ec_key("P-384"));
+    keys.push_back(testing::rsa_key(2048));
+    keys.push_back(testing::ed25519_key());
+    for (auto& key : keys) {
+        auto req = build_csr(r, key.get());
+        EXPECT_EQ(X509_REQ_verify(req.get(), key.get()), 1);
+        EXPECT_EQ(EVP_PKEY_eq(X509_REQ_get0_pubkey(req.get()), key.get()), 1);
+        char cn[128] = {};
+        X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req.get()), NID_commonName, cn,
+                                  sizeof cn);
+        EXPECT_STREQ(cn, "host-17.example");
+        EXPECT_EQ(challenge_of(req.get()), r.challenge_password);
+        STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req.get());
+        auto* names = static_cast<GENERAL_NAMES*>(
+            X509V3_get_d2i(exts, NID_subject_alt_name, nullptr, nullptr));
+        ASSERT_NE(names, nullptr);
+        EXPECT_EQ(sk_GENERAL_NAME_num(names), 3);
+        GENERAL_NAMES_free(names);
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        // Round trip through DER.
+        auto d = csr_der(req.get());
+        const auto* p = reinterpret_cast<const unsigned char*>(d.data());
+        ossl::X509ReqPtr back(d2i_X509_REQ(nullptr, &p, static_cast<long>(d.size())));
+        ASSERT_TRUE(back);
+        EXPECT_EQ(X509_REQ_verify(back.get(), key.get()), 1);
+    }
+}
+
+TEST(CsrTest, CopiesNamesFromTheCurrentCertificate) {
+    auto ca = testing::make_ca("CA");
+    auto old_key = ec_key();
+    auto cur = testing::issue(ca, old_key.get(), "host-9.example");
+    auto new_key = ec_key();
+    CsrRequest r;
+    r.copy_names_from = cur.get();
+    r.common_name = "ignored";
+    auto req = build_csr(r, new_key.get());
+    EXPECT_EQ(X509_NAME_cmp(X509_REQ_get_subject_name(req.get()), X509_get_subject_name(cur.get())),
+              0);
+    EXPECT_EQ(X509_REQ_verify(req.get(), new_key.get()), 1);
+}
+
+TEST(CsrTest, ClearErrors) {
+    auto key = ec_key();
+    CsrRequest r;
+    std::string msg;
+    EXPECT_EQ(error_kind([&] { build_csr(r, key.get()); }, &msg), Error::Kind::config);
+    EXPECT_NE(msg.find("est.common_name"), std::string::npos);
+    r.common_name = "x";
+    r.ip_addresses = {"not-an-ip"};
+    EXPECT_EQ(error_kind([&] { build_csr(r, key.get()); }, &msg), Error::Kind::config);
+    EXPECT_NE(msg.find("not-an-ip"), std::string::npos);
+}
+
+// ---- verification of what was issued -----------------------------------------------------
+
+class VerifyTest : public ::testing::Test {
+  protected:
+    testing::Ca root = testing::make_ca("Root");
+    testing::Ca issuing = testing::make_ca("Issuing", &root);
+    ossl::PKey key = ec_key();
+    std::vector<X509*> anchors{issuing.cert.get(), root.cert.get()};
+
+    std::vector<ossl::X509Ptr> returned(ossl::X509Ptr leaf) {
+        std::vector<ossl::X509Ptr> v;
+        v.push_back(std::move(leaf));
+        return v;
+    }
+};
+
+TEST_F(VerifyTest, AcceptsTheLeafForOurKey) {
+    auto issued =
+        verify_issued(returned(testing::issue(issuing, key.get(), "me")), key.get(), anchors);
+    ASSERT_TRUE(issued.cert);
+    EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(issued.cert.get()), key.get()), 1);
+    // The issuing CA is itself a stored anchor: nothing between.
+    EXPECT_TRUE(issued.chain.empty());
+
+    // With only the root stored, the returned intermediate becomes the chain.
+    std::vector<ossl::X509Ptr> v = returned(testing::issue(issuing, key.get(), "me"));
+    X509_up_ref(issuing.cert.get());
+    v.emplace_back(issuing.cert.get());
+    auto issued2 = verify_issued(std::move(v), key.get(), {root.cert.get()});
+    ASSERT_EQ(issued2.chain.size(), 1u);
+    EXPECT_EQ(X509_cmp(issued2.chain[0].get(), issuing.cert.get()), 0);
+}
+
+TEST_F(VerifyTest, RejectsCertificateForAnotherKey) {
+    auto other = ec_key();
+    std::string msg;
+    EXPECT_EQ(error_kind(
+                  [&] {
+                      verify_issued(returned(testing::issue(issuing, other.get(), "me")), key.get(),
+                                    anchors);
+                  },
+                  &msg),
+              Error::Kind::key_mismatch);
+    EXPECT_NE(msg.find("another key"), std::string::npos) << msg;
+}
+
+TEST_F(VerifyTest, RejectsExpiredAndNotYetValid) {
+    std::string msg;
+    EXPECT_EQ(error_kind(
+                  [&] {
+                      verify_issued(returned(testing::issue(issuing, key.get(), "me", -2h, -1h)),
+                                    key.get(), anchors);
+                  },
+                  &msg),
+              Error::Kind::cert_expired);
+    EXPECT_NE(msg.find("expired"), std::string::npos) << msg;
+    EXPECT_EQ(error_kind(
+                  [&] {
+                      verify_issued(returned(testing::issue(issuing, key.get(), "me", 1h, 2h)),
+                                    key.get(), anchors);
+                  },
+                  &msg),
+              Error::Kind::cert_not_yet_valid);
+    EXPECT_NE(msg.find("not yet valid"), std::string::npos) << msg;
+}
+
+TEST_F(VerifyTest, RejectsAChainToAnotherCa) {
+    auto stranger = testing::make_ca("Stranger");
+    std::string msg;
+    EXPECT_EQ(error_kind(
+                  [&] {
+                      verify_issued(returned(testing::issue(stranger, key.get(), "me")), key.get(),
+                                    anchors);
+                  },
+                  &msg),
+              Error::Kind::chain_untrusted);
+    EXPECT_NE(msg.find("does not verify"), std::string::npos) << msg;
+}
+
+// ---- Retry-After and the interruptible wait ------------------------------------------------
+
+TEST(RetryAfterTest, DeltaSecondsAndHttpDate) {
+    EXPECT_EQ(parse_retry_after("7"), 7s);
+    EXPECT_EQ(parse_retry_after(" 0 "), 0s);
+    EXPECT_EQ(parse_retry_after("soon"), std::nullopt);
+    EXPECT_EQ(parse_retry_after(""), std::nullopt);
+    const auto now =
+        std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37 GMT
+    EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now), 60s);
+    EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:40:37 GMT", now), 0s);
+}
+
+TEST(RetryAfterTest, WaitIsInterruptible) {
+    std::stop_source src;
+    std::jthread stopper([&] {
+        std::this_thread::sleep_for(50ms);  // the thing under test is the wait's early return
+        src.request_stop();
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(wait_for(30s, src.get_token()));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    EXPECT_TRUE(wait_for(1ms, std::stop_token{}));
+}
+
+TEST(SettingsTest, FromConfig) {
+    config::Est c;
+    c.server_url = "https://est.example:8443/";
+    c.pinned_sha256 = std::string(31, 'a') + std::string(33, 'b');
+    auto s = settings_from_config(c);
+    EXPECT_EQ(s.trust.pinned_sha256.size(), 32u);
+    c.pinned_sha256 = "abcd";
+    EXPECT_EQ(error_kind([&] { settings_from_config(c); }), Error::Kind::config);
+    c.pinned_sha256.clear();
+    EXPECT_EQ(error_kind([&] { settings_from_config(c); }), Error::Kind::config);
+    c.trust_anchor_file = "/x.pem";
+    c.ca_label = "partner-a";
+    Client client(settings_from_config(c));
+    EXPECT_EQ(client.url("simpleenroll"),
+              "https://est.example:8443/.well-known/est/partner-a/simpleenroll");
+    c.server_url = "http://est.example";
+    EXPECT_EQ(error_kind([&] { Client x(settings_from_config(c)); }), Error::Kind::config);
+}
+
+}  // namespace
+}  // namespace mtls::est

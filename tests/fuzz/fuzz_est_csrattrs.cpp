@@ -1,0 +1,25 @@
+// Fuzz target: the EST CsrAttrs parser (base64 or DER) and the key check over its result.
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "common/ossl.hpp"
+#include "est/csrattrs.hpp"
+#include "est/errors.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    static mtls::ossl::PKey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    std::string_view in(reinterpret_cast<const char*>(data), size);
+    try {
+        auto attrs = mtls::est::parse_csrattrs(in);
+        (void)attrs.describe();
+        (void)mtls::est::key_mismatch(attrs, key.get());
+    } catch (const mtls::est::Error&) {
+    }
+    try {
+        (void)mtls::est::parse_csrattrs_der(in);
+    } catch (const mtls::est::Error&) {
+    }
+    return 0;
+}
