@@ -112,7 +112,14 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
             " key and digest " + r.digest);
     if (X509_REQ_sign_ctx(req.get(), mctx.get()) <= 0)
         throw ossl::Error("signing the CSR failed (is the token key usable for signing?)");
-    if (X509_REQ_verify_ex(req.get(), key, libctx, propq) != 1)
+    // Verify a copy decoded from the DER we will send, with the public key as encoded in
+    // it (a plain default-provider key): a token key through our provider signs but does
+    // not verify, and X509_REQ_set_pubkey keeps the original key object cached.
+    std::string der = csr_der(req.get());
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    ossl::X509ReqPtr copy(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+    EVP_PKEY* pub = copy ? X509_REQ_get0_pubkey(copy.get()) : nullptr;
+    if (pub == nullptr || X509_REQ_verify(copy.get(), pub) != 1)
         throw ossl::Error("the CSR signature does not verify with the key's public half");
     return req;
 }
