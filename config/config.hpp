@@ -24,43 +24,39 @@ const char* to_string(KeyType t);  // "ec-p256", …
 
 // [pkcs11]
 struct Pkcs11 {
-    std::string module;     // module = "/usr/lib/softhsm/libsofthsm2.so"
-    std::string token_uri;  // token = "pkcs11:token=mtls-agent"
+    std::string module;           // module = "/usr/lib/softhsm/libsofthsm2.so"
+    std::string token_uri;        // token = "pkcs11:token=mtls-agent"
     enum class PinSource { file, env, credential } pin_source = PinSource::file;
-    std::string pin_file;        // pin_file = "/etc/mtls-agent/pin"        (exactly one of
-    std::string pin_env;         // pin_env = "MTLS_AGENT_PIN"               these three)
-    std::string pin_credential;  // pin_credential = "token-pin" ($CREDENTIALS_DIRECTORY/…)
+    std::string pin_file;         // pin_file = "/etc/mtls-agent/pin"        (exactly one of
+    std::string pin_env;          // pin_env = "MTLS_AGENT_PIN"               these three)
+    std::string pin_credential;   // pin_credential = "token-pin" ($CREDENTIALS_DIRECTORY/…)
 };
 
 // [key]
 struct KeyPolicy {
-    KeyType type = KeyType::ec_p256;  // type = "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-3072"
-    bool rekey_on_renew = true;       // rekey_on_renew = true
+    KeyType type = KeyType::ec_p256;    // type = "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-3072"
+    bool rekey_on_renew = true;         // rekey_on_renew = true
     std::string label_prefix = "mtls-agent";  // label_prefix: CKA_LABEL = "<prefix>-<time>"
-    Seconds retire_grace{120};                // retire_grace = "2m": old key kept after a switch
+    Seconds retire_grace{120};          // retire_grace = "2m": old key kept after a switch
 };
 
 // [est]
 struct Est {
-    std::string server_url;         // server = "https://est.example:8443" (https only)
-    std::string ca_label;           // ca_label = "partner-a"  (optional path segment)
-    std::string trust_anchor_file;  // trust_anchor = "/etc/mtls-agent/est-ca.pem"   (one of
-    std::string pinned_sha256;      // pinned_sha256 = "ab:cd:…" or hex (RFC 7030 4.1.1) these)
-    enum class Auth {
-        basic,
-        bootstrap_cert
-    } auth = Auth::basic;                       // auth = "basic" | "bootstrap-cert"
-    std::string basic_credentials_file;         // basic_credentials = "/etc/mtls-agent/est-basic"
-                                                // ("user:password")
-    std::string bootstrap_cert_file;            // bootstrap_cert = "/etc/mtls-agent/bootstrap.pem"
-    std::string bootstrap_key_uri;              // bootstrap_key = "pkcs11:object=manufacturer"
-    std::string subject_cn;                     // common_name = "host-17.example"  (required)
-    std::string subject_o;                      // organization = "Example Corp"
-    std::string subject_ou;                     // organizational_unit = "payments"
-    std::vector<std::string> san_dns;           // dns_names = ["host-17.example"]
-    bool pop_linking = false;                   // proof_of_possession = false (tls-unique/exporter)
-    Seconds retry_after_cap{300};               // retry_after_cap = "5m"
-    Seconds timeout{30};                        // timeout = "30s"
+    std::string server_url;        // server = "https://est.example:8443" (https only)
+    std::string ca_label;          // ca_label = "partner-a"  (optional path segment)
+    std::string trust_anchor_file; // trust_anchor = "/etc/mtls-agent/est-ca.pem"   (one of
+    std::string pinned_sha256;     // pinned_sha256 = "ab:cd:…" or hex (RFC 7030 4.1.1) these)
+    enum class Auth { basic, bootstrap_cert } auth = Auth::basic;  // auth = "basic" | "bootstrap-cert"
+    std::string basic_credentials_file;  // basic_credentials = "/etc/mtls-agent/est-basic" ("user:password")
+    std::string bootstrap_cert_file;     // bootstrap_cert = "/etc/mtls-agent/bootstrap.pem"
+    std::string bootstrap_key_uri;       // bootstrap_key = "pkcs11:object=manufacturer"
+    std::string subject_cn;              // common_name = "host-17.example"  (required)
+    std::string subject_o;               // organization = "Example Corp"
+    std::string subject_ou;              // organizational_unit = "payments"
+    std::vector<std::string> san_dns;    // dns_names = ["host-17.example"]
+    bool pop_linking = false;            // proof_of_possession = false (tls-unique/exporter)
+    Seconds retry_after_cap{300};        // retry_after_cap = "5m"
+    Seconds timeout{30};                 // timeout = "30s"
     std::size_t max_response_bytes = 1u << 20;  // max_response_bytes = 1048576
 };
 
@@ -74,65 +70,58 @@ struct Renewal {
 
 // [[oauth.profiles]]
 struct TokenProfile {
-    std::string name;       // name = "partner-a"
-    std::string client_id;  // client_id = "agent-17"
-    enum class AuthMethod {
-        tls_client_auth,
-        self_signed_tls_client_auth
-    } auth_method = AuthMethod::tls_client_auth;  // auth_method = "tls_client_auth"
-    std::string scope;                            // scope = "orders:read orders:write"
-    std::vector<std::string>
-        resources;         // resources = ["https://api.partner-a.example/"] (RFC 8707)
-    std::string audience;  // audience = "partner-a"
+    std::string name;                // name = "partner-a"
+    std::string client_id;           // client_id = "agent-17"
+    enum class AuthMethod { tls_client_auth, self_signed_tls_client_auth } auth_method =
+        AuthMethod::tls_client_auth;  // auth_method = "tls_client_auth"
+    std::string scope;               // scope = "orders:read orders:write"
+    std::vector<std::string> resources;  // resources = ["https://api.partner-a.example/"] (RFC 8707)
+    std::string audience;            // audience = "partner-a"
 };
 
 // [oauth]
 struct OAuth {
-    std::string issuer;          // issuer = "https://as.partner-a.example" (RFC 8414 discovery)
-    std::string token_endpoint;  // token_endpoint = "https://…/token"  (instead of issuer)
-    std::string ca_file;         // ca_file = "/etc/mtls-agent/as-ca.pem" (AS server CA)
-    std::optional<Seconds>
-        refresh_skew;     // refresh_skew = "60s" (default min(60 s, 10 % of lifetime))
-    Seconds timeout{15};  // timeout = "15s"
+    std::string issuer;              // issuer = "https://as.partner-a.example" (RFC 8414 discovery)
+    std::string token_endpoint;      // token_endpoint = "https://…/token"  (instead of issuer)
+    std::string ca_file;             // ca_file = "/etc/mtls-agent/as-ca.pem" (AS server CA)
+    std::optional<Seconds> refresh_skew;  // refresh_skew = "60s" (default min(60 s, 10 % of lifetime))
+    Seconds timeout{15};             // timeout = "15s"
     std::vector<TokenProfile> profiles;
 };
 
 // [[routes]]
 struct Route {
-    std::string name;         // name = "partner-a"
-    std::string path_prefix;  // path_prefix = "/partner-a/"   (one of path_prefix / host)
-    std::string host;         // host = "partner-a.local"
-    std::string upstream;     // upstream = "https://api.partner-a.example/v2/"
-    std::string ca_file;      // ca_file = "/etc/mtls-agent/partner-a-ca.pem"
+    std::string name;                // name = "partner-a"
+    std::string path_prefix;         // path_prefix = "/partner-a/"   (one of path_prefix / host)
+    std::string host;                // host = "partner-a.local"
+    std::string upstream;            // upstream = "https://api.partner-a.example/v2/"
+    std::string ca_file;             // ca_file = "/etc/mtls-agent/partner-a-ca.pem"
     std::vector<std::string> spki_pins;  // spki_pins = ["base64 SHA-256 of SPKI", …]
-    std::string token_profile;           // token_profile = "partner-a" (empty: no token)
+    std::string token_profile;       // token_profile = "partner-a" (empty: no token)
     std::map<std::string, std::string> set_headers;  // [routes.set_headers] X-Partner = "17"
-    enum class ClientAuthorization {
-        replace,
-        reject
-    } client_authorization =
-        ClientAuthorization::replace;     // client_authorization = "replace" | "reject"
-    bool add_forwarded = false;           // add_forwarded = false (X-Forwarded-*)
+    enum class ClientAuthorization { replace, reject } client_authorization =
+        ClientAuthorization::replace;  // client_authorization = "replace" | "reject"
+    bool add_forwarded = false;      // add_forwarded = false (X-Forwarded-*)
     std::string tls_min_version = "1.3";  // tls_min_version = "1.3" | "1.2"
-    std::uint64_t max_request_body = 0;   // max_request_body = 0 (unlimited, streamed)
-    std::size_t pool_max = 32;            // pool_max = 32 idle+busy upstream connections
-    std::vector<uid_t> allowed_uids;      // allowed_uids = [1000]  (Unix-socket callers only)
-    std::vector<gid_t> allowed_gids;      // allowed_gids = [1000]
+    std::uint64_t max_request_body = 0;  // max_request_body = 0 (unlimited, streamed)
+    std::size_t pool_max = 32;       // pool_max = 32 idle+busy upstream connections
+    std::vector<uid_t> allowed_uids; // allowed_uids = [1000]  (Unix-socket callers only)
+    std::vector<gid_t> allowed_gids; // allowed_gids = [1000]
     struct Timeouts {
-        Millis connect{5000};           // [routes.timeouts] connect = "5s"
-        Millis handshake{5000};         // handshake = "5s"
-        Millis response_header{30000};  // response_header = "30s"
-        Millis idle{60000};             // idle = "60s" (pooled upstream connection)
-        Millis total{0};                // total = "0s" (0: none)
+        Millis connect{5000};          // [routes.timeouts] connect = "5s"
+        Millis handshake{5000};        // handshake = "5s"
+        Millis response_header{30000}; // response_header = "30s"
+        Millis idle{60000};            // idle = "60s" (pooled upstream connection)
+        Millis total{0};               // total = "0s" (0: none)
     } timeouts;
 };
 
 // [listener]
 struct Listener {
     std::vector<std::string> addresses{"127.0.0.1:8480", "[::1]:8480"};  // addresses = [...]
-    bool allow_non_loopback = false;       // allow_non_loopback = false
-    std::string unix_socket;               // unix_socket = "/run/mtls-agent/proxy.sock" (optional)
-    mode_t unix_socket_mode = 0660;        // unix_socket_mode = "0660"
+    bool allow_non_loopback = false;  // allow_non_loopback = false
+    std::string unix_socket;          // unix_socket = "/run/mtls-agent/proxy.sock" (optional)
+    mode_t unix_socket_mode = 0660;   // unix_socket_mode = "0660"
     std::size_t max_header_bytes = 16384;  // max_header_bytes = 16384
     std::size_t max_header_count = 100;    // max_header_count = 100
     Millis client_idle{60000};             // client_idle = "60s"
@@ -141,25 +130,25 @@ struct Listener {
 // [admin]
 struct Admin {
     std::string socket = "/run/mtls-agent/admin.sock";  // socket = "…"
-    mode_t mode = 0660;                                 // mode = "0660"
-    std::string group;                // group = "mtls-admin" (empty: the agent's group)
-    std::vector<uid_t> allowed_uids;  // allowed_uids = [] (root is always allowed)
-    std::vector<gid_t> allowed_gids;  // allowed_gids = []
+    mode_t mode = 0660;              // mode = "0660"
+    std::string group;               // group = "mtls-admin" (empty: the agent's group)
+    std::vector<uid_t> allowed_uids; // allowed_uids = [] (root is always allowed)
+    std::vector<gid_t> allowed_gids; // allowed_gids = []
 };
 
 // [metrics]
 struct Metrics {
-    std::string listen;  // listen = "127.0.0.1:9480" (empty: off)
+    std::string listen;              // listen = "127.0.0.1:9480" (empty: off)
 };
 
 // [logging]
 struct Logging {
-    std::string level = "info";   // level = "debug" | "info" | "warning" | "error"
-    std::string format = "text";  // format = "text" | "json"
+    std::string level = "info";      // level = "debug" | "info" | "warning" | "error"
+    std::string format = "text";     // format = "text" | "json"
 };
 
 struct Config {
-    std::string source;                             // the file it was read from
+    std::string source;              // the file it was read from
     std::string state_dir = "/var/lib/mtls-agent";  // [agent] state_dir = "…"
     Pkcs11 pkcs11;
     KeyPolicy key;
@@ -175,15 +164,15 @@ struct Config {
 
 struct Error {
     std::string file;
-    int line = 0;         // 0 when the problem has no single line (e.g. a missing section)
-    std::string key;      // "routes[1].upstream"
-    std::string message;  // "\"htp://x\" is not an https URL"
+    int line = 0;        // 0 when the problem has no single line (e.g. a missing section)
+    std::string key;     // "routes[1].upstream"
+    std::string message; // "\"htp://x\" is not an https URL"
     std::string to_string() const;  // "agent.toml:14: routes[1].upstream: …"
 };
 
 struct LoadResult {
-    std::optional<Config> config;  // set only when errors is empty
-    std::vector<Error> errors;     // every problem found, in file order
+    std::optional<Config> config;    // set only when errors is empty
+    std::vector<Error> errors;       // every problem found, in file order
 };
 
 LoadResult load_file(const std::string& path);

@@ -257,6 +257,12 @@ std::size_t Token::destroy_key(std::string_view id) {
     return n;
 }
 
+std::size_t Token::destroy_keys_by_label(std::string_view label) {
+    std::size_t n = 0;
+    for (const auto& k : find_keys_by_label(label)) n += destroy_key(k.id);
+    return n;
+}
+
 ossl::PKey Token::public_key(std::string_view id) {
     struct Raw {
         CK_ULONG key_type = 0;

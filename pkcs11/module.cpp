@@ -75,6 +75,17 @@ Module::~Module() {
     if (handle_) ::dlclose(handle_);
 }
 
+void Module::reinitialize() {
+    std::lock_guard lk(init_lock_);
+    CK_C_INITIALIZE_ARGS args{};
+    args.flags = serialized_ ? 0 : CKF_OS_LOCKING_OK;
+    const CK_RV rv = fn_->C_Initialize(serialized_ ? nullptr : &args);
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        throw Error("C_Initialize (module " + path_ + ", after a reset) failed: " + rv_name(rv),
+                    rv);
+    log::warn("pkcs11_module_reinitialized", {{"module", path_}});
+}
+
 void Module::check(CK_RV rv, const char* call) const {
     if (rv != CKR_OK)
         throw Error(std::string(call) + " (module " + path_ + ") failed: " + rv_name(rv), rv);

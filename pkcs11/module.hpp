@@ -33,6 +33,10 @@ class Module {
     bool serialized() const noexcept { return serialized_; }
     std::mutex& call_lock() noexcept { return call_lock_; }
 
+    // C_Initialize again after the module was finalized under us (another component of the
+    // process called C_Finalize). CKR_CRYPTOKI_ALREADY_INITIALIZED counts as success.
+    void reinitialize();
+
     // Throws pkcs11::Error "<call> (module <path>) failed: CKR_…" unless rv is CKR_OK.
     void check(CK_RV rv, const char* call) const;
 
@@ -45,6 +49,7 @@ class Module {
     bool finalize_ = false;  // false when someone else in the process had initialised it
     bool serialized_ = false;
     std::mutex call_lock_;
+    std::mutex init_lock_;
 };
 
 // A space-padded Cryptoki text field as a string with trailing blanks removed.

@@ -221,8 +221,16 @@ void Token::recover(std::uint64_t seen_epoch, CK_RV why) {
         ++epoch_;
         idle_.clear();
     }
+    if (why == CKR_CRYPTOKI_NOT_INITIALIZED) {
+        // The module was finalized under us: every session and handle is gone.
+        try {
+            module_->reinitialize();
+        } catch (const Error&) {
+            // The retry fails with the module's own error.
+        }
+    }
     if (why == CKR_DEVICE_REMOVED || why == CKR_TOKEN_NOT_PRESENT || why == CKR_SLOT_ID_INVALID ||
-        why == CKR_TOKEN_NOT_RECOGNIZED) {
+        why == CKR_TOKEN_NOT_RECOGNIZED || why == CKR_CRYPTOKI_NOT_INITIALIZED) {
         try {
             slot_ = find_slot();
         } catch (const Error&) {

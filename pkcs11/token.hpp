@@ -98,6 +98,8 @@ class Token {
     // Destroys every object (private key, public key, certificates) with this CKA_ID; returns
     // how many were destroyed.
     std::size_t destroy_key(std::string_view id);
+    // destroy_key() for every private key with this CKA_LABEL; returns objects destroyed.
+    std::size_t destroy_keys_by_label(std::string_view label);
     // The public half as a plain OpenSSL key (default library context), from the public key
     // object (or, failing that, the certificate) with this CKA_ID. Throws if there is none.
     ossl::PKey public_key(std::string_view id);

@@ -62,6 +62,9 @@ nlohmann::json call(const std::string& path, const admin::Request& req,
         ssize_t n = ::send(s.fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
+            // The agent may already have answered and closed (a refusal is sent before the
+            // request is read): read what it said before giving up.
+            if (errno == EPIPE || errno == ECONNRESET) break;
             throw Unreachable("sending to " + path + ": " + std::strerror(errno));
         }
         off += static_cast<size_t>(n);

@@ -69,7 +69,7 @@ Error expect_est_error(F&& f) {
 }
 
 class EstSandbox : public ::testing::Test {
-protected:
+  protected:
     void start(std::vector<std::string> flags = {}) {
         sandbox = std::make_unique<SandboxChild>(std::move(flags));
         ca_certs = load_pem(sandbox->info()["ca"]["bundle"]);
@@ -113,19 +113,25 @@ TEST_F(EstSandbox, CacertsWithCaFile) {
 
 TEST_F(EstSandbox, PinnedFingerprintBootstrap) {
     start();
-    auto root = load_pem(sandbox->root_ca_file());
+    // The sandbox presents its server certificate and the issuing CA (not the root).
+    auto issuing = load_pem(sandbox->info()["ca"]["issuing"]);
     auto server = load_pem(sandbox->server_cert_file());
+    ASSERT_FALSE(issuing.empty());
     ASSERT_FALSE(server.empty());
-    for (X509* pinned : {root[0].get(), server[0].get()}) {
+    for (X509* pinned : {issuing[0].get(), server[0].get()}) {
         Settings s = settings();
         s.trust = http::ServerTrust::from_pin(encoding::sha256(testing::der(pinned)));
         Client c(s);
-        EXPECT_EQ(c.cacerts().size(), 2u);
+        auto certs = c.cacerts();
+        EXPECT_EQ(certs.size(), 2u);
+        // What first contact returns becomes the trust anchor of the next connection.
+        s.trust = http::ServerTrust::from_certs(raw(certs));
+        EXPECT_EQ(Client(s).cacerts().size(), 2u);
     }
-    // A pin that matches nothing the server presents.
-    auto stranger = testing::make_ca("Not The Server");
+    // A pin that matches nothing the server presents: here, the root it does not send.
+    auto root = load_pem(sandbox->root_ca_file());
     Settings s = settings();
-    s.trust = http::ServerTrust::from_pin(encoding::sha256(testing::der(stranger.cert.get())));
+    s.trust = http::ServerTrust::from_pin(encoding::sha256(testing::der(root[0].get())));
     Client c(s);
     auto e = expect_est_error([&] { c.cacerts(); });
     EXPECT_EQ(e.kind(), Error::Kind::untrusted_server);
@@ -143,7 +149,8 @@ TEST_F(EstSandbox, WrongTlsCaIsRejected) {
     Client c(s);
     auto e = expect_est_error([&] { c.cacerts(); });
     EXPECT_EQ(e.kind(), Error::Kind::untrusted_server);
-    EXPECT_NE(std::string(e.what()).find("unable to get local issuer certificate"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("unable to get local issuer certificate"),
+              std::string::npos)
         << e.what();
 }
 
@@ -164,7 +171,8 @@ TEST_F(EstSandbox, EnrollWithBasicAuth) {
 }
 
 TEST_F(EstSandbox, EnrollWithBootstrapCertificate) {
-    auto dir = testing::make_temp_dir("est-bootstrap");
+    test::TempDir tmp("est-bootstrap");
+    const auto& dir = tmp.path();
     auto maker = testing::make_ca("Device Maker CA");
     files::write_atomic(dir / "maker.pem", pem(maker.cert.get()), 0644);
     start({"--est-bootstrap-ca", (dir / "maker.pem").string()});
@@ -173,7 +181,8 @@ TEST_F(EstSandbox, EnrollWithBootstrapCertificate) {
 
     Client c(settings());
     auto key = testing::ec_key();
-    Credentials creds{nullptr, http::ClientIdentity::make(boot_cert.get(), nullptr, boot_key.get())};
+    Credentials creds{nullptr,
+                      http::ClientIdentity::make(boot_cert.get(), nullptr, boot_key.get())};
     auto r = c.simpleenroll(names(), key.get(), creds, raw(ca_certs));
     EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(r.issued.cert.get()), key.get()), 1);
 
@@ -181,11 +190,11 @@ TEST_F(EstSandbox, EnrollWithBootstrapCertificate) {
     auto unknown_key = testing::ec_key();
     auto unknown = testing::make_ca("Unknown Maker");
     auto unknown_cert = testing::issue(unknown, unknown_key.get(), "device-x");
-    Credentials bad{nullptr, http::ClientIdentity::make(unknown_cert.get(), nullptr, unknown_key.get())};
+    Credentials bad{nullptr,
+                    http::ClientIdentity::make(unknown_cert.get(), nullptr, unknown_key.get())};
     auto e = expect_est_error([&] { c.simpleenroll(names(), key.get(), bad, raw(ca_certs)); });
     EXPECT_EQ(e.status(), 401);
     EXPECT_NE(std::string(e.what()).find("bootstrap certificate"), std::string::npos) << e.what();
-    std::filesystem::remove_all(dir);
 }
 
 TEST_F(EstSandbox, ReenrollKeepsSubjectWithNewSerialAndKey) {
@@ -194,7 +203,8 @@ TEST_F(EstSandbox, ReenrollKeepsSubjectWithNewSerialAndKey) {
     auto key1 = testing::ec_key();
     auto first = c.simpleenroll(names(), key1.get(), basic_creds(), raw(ca_certs));
     auto key2 = testing::ec_key();
-    Credentials current{nullptr, http::ClientIdentity::make(first.issued.cert.get(), nullptr, key1.get())};
+    Credentials current{nullptr,
+                        http::ClientIdentity::make(first.issued.cert.get(), nullptr, key1.get())};
     auto second = c.simplereenroll(first.issued.cert.get(), key2.get(), current, raw(ca_certs));
     EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(first.issued.cert.get()),
                             X509_get_subject_name(second.issued.cert.get())),
@@ -202,8 +212,9 @@ TEST_F(EstSandbox, ReenrollKeepsSubjectWithNewSerialAndKey) {
     EXPECT_NE(serial_of(first.issued.cert.get()), serial_of(second.issued.cert.get()));
     EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(second.issued.cert.get()), key2.get()), 1);
     // Re-enroll without a client certificate is refused before anything is sent.
-    auto e = expect_est_error(
-        [&] { c.simplereenroll(first.issued.cert.get(), key2.get(), basic_creds(), raw(ca_certs)); });
+    auto e = expect_est_error([&] {
+        c.simplereenroll(first.issued.cert.get(), key2.get(), basic_creds(), raw(ca_certs));
+    });
     EXPECT_EQ(e.kind(), Error::Kind::config);
 }
 
@@ -213,7 +224,8 @@ TEST_F(EstSandbox, CaLabel) {
     Client good(settings("partner-a"));
     EXPECT_TRUE(good.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)).issued.cert);
     Client bad(settings("partner-b"));
-    auto e = expect_est_error([&] { bad.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
+    auto e = expect_est_error(
+        [&] { bad.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
     EXPECT_EQ(e.status(), 404);
     EXPECT_NE(std::string(e.what()).find("est.ca_label"), std::string::npos) << e.what();
 }
@@ -234,7 +246,8 @@ TEST_F(EstSandbox, GivesUpAfterMaxAttemptsAndStopsOnRequest) {
     s.max_attempts = 2;
     Client c(s);  // cap 1 s: the server's 30 s are not honoured in full
     auto key = testing::ec_key();
-    auto e = expect_est_error([&] { c.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
+    auto e =
+        expect_est_error([&] { c.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
     EXPECT_EQ(e.kind(), Error::Kind::pending);
     EXPECT_TRUE(e.retryable());
 
@@ -247,8 +260,9 @@ TEST_F(EstSandbox, GivesUpAfterMaxAttemptsAndStopsOnRequest) {
         stop.request_stop();
     });
     const auto t0 = std::chrono::steady_clock::now();
-    auto e2 = expect_est_error(
-        [&] { patient.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs), stop.get_token()); });
+    auto e2 = expect_est_error([&] {
+        patient.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs), stop.get_token());
+    });
     EXPECT_EQ(e2.kind(), Error::Kind::interrupted);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
 }
@@ -277,28 +291,33 @@ TEST_F(EstSandbox, ProofOfPossessionTls12Unique) {
     // Without linking, the server that requires it says 400 and why.
     s.pop_linking = false;
     Client unlinked(s);
-    auto e = expect_est_error([&] { unlinked.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
+    auto e = expect_est_error(
+        [&] { unlinked.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
     EXPECT_EQ(e.status(), 400);
     EXPECT_NE(std::string(e.what()).find("proof of possession"), std::string::npos) << e.what();
 }
 
-TEST_F(EstSandbox, Rejections401And500) {
+TEST_F(EstSandbox, WrongBasicCredentials401) {
     start();
     Client c(settings());
     auto key = testing::ec_key();
     http::BasicAuth wrong{"agent-17", "wrong"};
-    auto e = expect_est_error([&] { c.simpleenroll(names(), key.get(), {&wrong, nullptr}, raw(ca_certs)); });
+    auto e = expect_est_error([&] {
+        c.simpleenroll(names(), key.get(), {&wrong, nullptr}, raw(ca_certs));
+    });
     EXPECT_EQ(e.status(), 401);
     EXPECT_FALSE(e.retryable());
     EXPECT_NE(std::string(e.what()).find("est.basic_credentials"), std::string::npos) << e.what();
-    EXPECT_EQ(std::string(e.what()).find("wrong"), std::string::npos) << "password leaked: " << e.what();
+    EXPECT_EQ(std::string(e.what()).find("wrong"), std::string::npos)
+        << "password leaked: " << e.what();
 }
 
 TEST_F(EstSandbox, ServerFailure500) {
     start({"--est-fail", "500"});
     Client c(settings());
     auto key = testing::ec_key();
-    auto e = expect_est_error([&] { c.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
+    auto e =
+        expect_est_error([&] { c.simpleenroll(names(), key.get(), basic_creds(), raw(ca_certs)); });
     EXPECT_EQ(e.status(), 500);
     EXPECT_TRUE(e.retryable());
     EXPECT_NE(std::string(e.what()).find("retrying later"), std::string::npos) << e.what();
@@ -334,6 +353,53 @@ TEST_F(EstSandbox, HttpSessionReusesItsConnectionAndExposesTheSsl) {
     EXPECT_TRUE(r2.connection_reused);
     EXPECT_EQ(first_binding, second_binding);
     EXPECT_EQ(first_binding.size(), 32u);
+}
+
+}  // namespace
+}  // namespace mtls::est
+
+namespace mtls::est {
+namespace {
+
+TEST_F(EstSandbox, NewConnectionIsDetectedBetweenRequests) {
+    start({"--idle-timeout-ms", "250"});
+    http::Options o;
+    o.trust = http::ServerTrust::from_ca_file(sandbox->root_ca_file());
+    http::Session session(o);
+    http::Request req;
+    req.url = sandbox->est_base() + "/.well-known/est/cacerts";
+    std::string first, second;
+    EXPECT_EQ(session.perform(req, [&](SSL* ssl) { first = channel_binding(ssl).bytes; }).status,
+              200);
+    // Longer than the server's idle timeout: it closes the connection in between.
+    std::this_thread::sleep_for(1s);
+    auto r = session.perform(req, [&](SSL* ssl) { second = channel_binding(ssl).bytes; });
+    EXPECT_EQ(r.status, 200);
+    EXPECT_FALSE(r.connection_reused);
+    EXPECT_NE(first, second);  // what PoP linking compares before sending the CSR
+}
+
+TEST_F(EstSandbox, ClientIdentityWithAForeignKeyIsRefusedClearly) {
+    start();
+    auto ca = testing::make_ca("Some CA");
+    auto key = testing::ec_key();
+    auto other = testing::ec_key();
+    auto cert = testing::issue(ca, key.get(), "me");
+    http::Options o;
+    o.trust = http::ServerTrust::from_ca_file(sandbox->root_ca_file());
+    o.identity = http::ClientIdentity::make(cert.get(), nullptr, other.get());
+    http::Session session(o);
+    http::Request req;
+    req.url = sandbox->est_base() + "/.well-known/est/cacerts";
+    try {
+        session.perform(req);
+        ADD_FAILURE() << "a certificate with a foreign key was accepted";
+    } catch (const http::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot install the client certificate"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find(req.url), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

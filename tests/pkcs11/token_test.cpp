@@ -183,7 +183,8 @@ TEST(Token, ListFindAndDestroy) {
     EXPECT_FALSE(token->find_key(a.id));
     EXPECT_TRUE(token->find_key(b.id));
     EXPECT_EQ(token->destroy_key(a.id), 0u);
-    token->destroy_key(b.id);
+    EXPECT_EQ(token->destroy_keys_by_label("list-b"), 2u);
+    EXPECT_FALSE(token->find_key(b.id));
 }
 
 TEST(Token, StoresAndFindsCertificates) {
@@ -318,6 +319,22 @@ TEST(TokenRecovery, ConcurrentSignersRecoverTogether) {
     // thread already finished recovering.
     EXPECT_GE(token->recoveries(), static_cast<std::uint64_t>(kRounds - 1));
     EXPECT_LE(token->recoveries(), static_cast<std::uint64_t>(2 * kRounds));
+    token->destroy_key(k.id);
+}
+
+// The module itself is reset (C_Finalize by someone else in the process): the next operation
+// initialises it again, finds the slot, opens a session, logs in, finds the key again.
+TEST(TokenRecovery, RecoversAfterModuleFinalize) {
+    auto token = test::open_test_token();
+    const auto k = token->generate_key(KeyType::ec_p256, "reinit");
+    pkcs11::PrivateKeyRef ref(k.id);
+    CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+    const unsigned char digest[32] = {7};
+    EXPECT_EQ(token->sign(ref, mech, digest, 64).size(), 64u);
+    ASSERT_EQ(token->fn()->C_Finalize(nullptr), CKR_OK);
+    EXPECT_EQ(token->sign(ref, mech, digest, 64).size(), 64u);
+    EXPECT_GE(token->recoveries(), 1u);
+    EXPECT_TRUE(token->find_key(k.id));
     token->destroy_key(k.id);
 }
 

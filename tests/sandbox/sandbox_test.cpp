@@ -825,6 +825,45 @@ TEST(SandboxApi, ExpiredTokensAre401) {
     EXPECT_NE(r.out.find("\n401\n"), std::string::npos) << r.out;
 }
 
+TEST(SandboxEst, SimpleenrollWithABootstrapCertificateFromAGivenCa) {
+    TempDir dir("sandbox-bootstrap");
+    // A manufacturer CA and a device certificate from it (made with openssl only).
+    auto r = run_shell(R"SH(
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -keyout "$W/mfg.key" -out "$W/mfg.pem" -subj "/CN=manufacturer CA" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign 2>/dev/null
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dev.key" \
+        -subj "/CN=device-17" -out "$W/dev.csr" 2>/dev/null
+      printf 'extendedKeyUsage=clientAuth\n' > "$W/dev.ext"
+      openssl x509 -req -in "$W/dev.csr" -CA "$W/mfg.pem" -CAkey "$W/mfg.key" -CAcreateserial \
+        -days 1 -extfile "$W/dev.ext" -out "$W/dev.pem" 2>/dev/null
+    )SH",
+                       {{"W", dir.path().string()}});
+    ASSERT_OK(r);
+    SandboxProcess sb(dir.path(), {"--est-bootstrap-ca", (dir.path() / "mfg.pem").string(),
+                                   "--log-level", "warning"});
+    auto env = env_for(dir, sb);
+    r = run_shell(std::string(kEnrollFn) + R"SH(
+      make_csr boot "/CN=device-17"
+      p10=(-H 'Content-Type: application/pkcs10' --data-binary @"$W/boot.csr.b64")
+      echo "bootstrap=$(curl -sS -o "$W/boot.p7" -w '%{http_code}' --cacert "$CA" --cert "$W/dev.pem" --key "$W/dev.key" "${p10[@]}" "$EST/simpleenroll")"
+      base64 -d < "$W/boot.p7" | openssl pkcs7 -inform DER -print_certs | openssl x509 -noout -subject -issuer
+      echo "none=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" "${p10[@]}" "$EST/simpleenroll")"
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -keyout "$W/rogue.key" -out "$W/rogue.pem" -subj "/CN=rogue" 2>/dev/null
+      echo "rogue=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$W/rogue.pem" --key "$W/rogue.key" "${p10[@]}" "$EST/simpleenroll")"
+    )SH",
+                  env);
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("bootstrap=200"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("subject=CN = device-17"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("issuer=O = mtls-agent sandbox, CN = mtls-agent sandbox issuing CA"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("none=401"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("rogue=401"), std::string::npos) << r.out;
+}
+
 TEST(SandboxOpaque, OpaqueTokensIntrospectAndWorkAtTheApi) {
     TempDir dir("sandbox-opaque");
     files::write_atomic(dir.path() / "basic", "u:p\n", 0600);
