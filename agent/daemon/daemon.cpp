@@ -150,7 +150,9 @@ int run(const std::string& config_path, config::Config cfg) {
                     renewer.request(kind, {});
                     co_return Json{{"message", std::string(what) + " queued; see mtls-agentctl status"}};
                 }
-                auto rv = std::make_shared<Rendezvous<renewal::Outcome>>(co_await asio::this_coro::executor);
+                // (co_await kept out of larger expressions: GCC 12 miscompiles temporaries there)
+                asio::any_io_executor ex = co_await asio::this_coro::executor;
+                auto rv = std::make_shared<Rendezvous<renewal::Outcome>>(ex);
                 renewer.request(kind, [rv](const renewal::Outcome& o) { rv->deliver(o); });
                 auto out = co_await rv->wait();
                 if (!out.ok)
