@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <limits>
 #include <optional>
 
 namespace mtls::proxy {
@@ -155,7 +156,10 @@ class Session {
 
         Parser parser;
         parser.header_limit(static_cast<std::uint32_t>(ctx_.listener.max_header_bytes + 4));
-        parser.body_limit(boost::none);  // enforced per route below
+        parser.body_limit(
+            std::numeric_limits<std::uint64_t>::max());  // per route below (not boost::none:
+                                                         // Beast 1.74 then rejects every
+                                                         // Content-Length)
         error_code ec;
         client_deadline();
         co_await http::async_read_header(client_, cbuf_, parser, net::use_ec(ec));
@@ -337,7 +341,7 @@ class Session {
                 for (;;) {
                     rp.emplace();
                     rp->header_limit(64 * 1024);
-                    rp->body_limit(boost::none);
+                    rp->body_limit(std::numeric_limits<std::uint64_t>::max());
                     if (upreq.method() == http::verb::head) rp->skip(true);
                     upstream_deadline(conn, route.timeouts.response_header);
                     co_await http::async_read_header(conn.stream(), conn.buffer(), *rp,

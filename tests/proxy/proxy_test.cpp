@@ -36,7 +36,7 @@ class ProxyTest : public ::testing::Test {
         partners->b = std::make_unique<SandboxProcess>(
             partners->dir / "b",
             std::vector<std::string>{"--api-trust-ca",
-                                     (partners->ca_a / "issuing-ca.pem").string()});
+                                     (partners->ca_a / "ca-bundle.pem").string()});
         partners->ca_b = partners->dir / "b" / "ca";
     }
     static void TearDownTestSuite() {
@@ -93,6 +93,10 @@ TEST_F(ProxyTest, TwoRoutesToTwoPartnersWithDifferentCAs) {
     EXPECT_NE(jw["message"].get<std::string>().find("certificate verify failed for 127.0.0.1"),
               std::string::npos)
         << jw;
+    // Counters are written right after the response; poll briefly.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (px.stats().routes[2].status_5xx == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
     EXPECT_EQ(px.stats().routes[0].status_2xx, 1u);
     EXPECT_EQ(px.stats().routes[2].status_5xx, 1u);
 }
@@ -407,7 +411,7 @@ TEST_F(ProxyTest, GiBStreamedEachWayWithFlatMemory) {
     const long rss_before = proc_status_kib("VmRSS");
     auto read_streamed = [](net::asio::ip::tcp::socket& s, net::beast::flat_buffer& buf) {
         http::response_parser<http::buffer_body> p;
-        p.body_limit(boost::none);
+        p.body_limit(std::numeric_limits<std::uint64_t>::max());
         std::vector<char> chunk(64 * 1024);
         http::read_header(s, buf, p);
         std::uint64_t got = 0;
