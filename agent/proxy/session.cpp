@@ -5,9 +5,9 @@
 #include "agent/proxy/upstream_pool.hpp"
 #include "common/log.hpp"
 
-#include <limits>
 #include <array>
 #include <chrono>
+#include <limits>
 #include <optional>
 
 namespace mtls::proxy {
@@ -156,7 +156,10 @@ class Session {
 
         Parser parser;
         parser.header_limit(static_cast<std::uint32_t>(ctx_.listener.max_header_bytes + 4));
-        parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // enforced per route below
+        parser.body_limit(
+            std::numeric_limits<std::uint64_t>::max());  // per route below (not boost::none:
+                                                         // Beast 1.74 then rejects every
+                                                         // Content-Length)
         error_code ec;
         client_deadline();
         co_await http::async_read_header(client_, cbuf_, parser, net::use_ec(ec));
@@ -296,6 +299,7 @@ class Session {
             error_code ec;
             bool client_failed = false;
             bool body_limit_hit = false;
+            std::optional<Upload> upload;
             if (replayable) {
                 upreq.body().data = small_body.empty() ? nullptr : small_body.data();
                 upreq.body().size = small_body.size();
@@ -303,40 +307,16 @@ class Session {
                 upstream_deadline(conn, route.timeouts.response_header);
                 co_await http::async_write(conn.stream(), sr, net::use_ec(ec));
             } else {
+                // Streamed body: upload in a second coroutine while this one reads the
+                // response, so a partner that answers (or echoes) early cannot deadlock us.
                 upstream_deadline(conn, route.timeouts.response_header);
                 co_await http::async_write_header(conn.stream(), sr, net::use_ec(ec));
                 if (!ec && !co_await send_continue_once(prep)) client_failed = true;
-                std::array<char, kChunk> buf;
-                while (!ec && !client_failed) {
-                    if (!parser.is_done()) {
-                        parser.get().body().data = buf.data();
-                        parser.get().body().size = buf.size();
-                        error_code cec;
-                        client_deadline();
-                        co_await http::async_read(client_, cbuf_, parser, net::use_ec(cec));
-                        if (cec == http::error::need_buffer) cec = {};
-                        if (cec) {
-                            client_failed = true;
-                            break;
-                        }
-                        std::size_t n = buf.size() - parser.get().body().size;
-                        out.bytes_in += n;
-                        if (route.max_request_body > 0 && out.bytes_in > route.max_request_body) {
-                            body_limit_hit = true;
-                            break;
-                        }
-                        upreq.body().data = n ? buf.data() : nullptr;
-                        upreq.body().size = n;
-                        upreq.body().more = !parser.is_done();
-                    } else {
-                        upreq.body().data = nullptr;
-                        upreq.body().size = 0;
-                        upreq.body().more = false;
-                    }
-                    upstream_deadline(conn, route.timeouts.idle);
-                    co_await http::async_write(conn.stream(), sr, net::use_ec(ec));
-                    if (ec == http::error::need_buffer) ec = {};
-                    if (sr.is_done()) break;
+                if (!ec && !client_failed) {
+                    upload.emplace(co_await net::asio::this_coro::executor);
+                    net::asio::co_spawn(co_await net::asio::this_coro::executor,
+                                        upload_body(parser, upreq, sr, conn, route, out, *upload),
+                                        net::asio::detached);
                 }
             }
             if (client_failed) {
@@ -369,6 +349,23 @@ class Session {
                     if (ec) break;
                     unsigned s = rp->get().result_int();
                     if (s / 100 != 1 || s == 101) break;
+                }
+            }
+            if (upload && (ec || upload->body_limit || upload->client_failed)) {
+                co_await finish_upload(*upload, conn, true);
+                if (upload->client_failed) {
+                    pool.release(std::move(lease.conn), false);
+                    out.status = 499;
+                    out.error = "client_gone";
+                    co_return false;
+                }
+                if (upload->body_limit) {
+                    pool.release(std::move(lease.conn), false);
+                    co_return co_await send_error(
+                        payload_too_large("the request body exceeds route " + route.name +
+                                          "'s max_request_body of " +
+                                          std::to_string(route.max_request_body) + " bytes"),
+                        version, false, out);
                 }
             }
             if (ec) {
@@ -470,7 +467,15 @@ class Session {
                     if (cec) break;
                 } while (!rs.is_done());
             }
-            const bool upstream_clean = !ec && rp->is_done() && rp->keep_alive();
+            bool upload_clean = true;
+            if (upload) {
+                // The response is complete (or failed): an upload still running is cut off.
+                bool cut = !upload->done;
+                co_await finish_upload(*upload, conn, cut);
+                upload_clean = !cut && !upload->client_failed && !upload->body_limit && !upload->ec;
+                if (!upload_clean) client_keep = false;
+            }
+            const bool upstream_clean = upload_clean && !ec && rp->is_done() && rp->keep_alive();
             pool.release(std::move(lease.conn), upstream_clean);
             if (ec) {
                 out.error = "upstream_reset";
@@ -484,6 +489,72 @@ class Session {
             }
             co_return client_keep;
         }
+    }
+
+    // The streamed request body's uploader and how it ended.
+    struct Upload {
+        explicit Upload(const net::asio::any_io_executor& ex)
+            : signal(ex, net::asio::steady_timer::time_point::max()) {}
+        bool done = false;
+        bool client_failed = false;
+        bool body_limit = false;
+        error_code ec;  // upstream write error
+        net::asio::steady_timer signal;
+    };
+
+    net::awaitable<void> upload_body(Parser& parser, http::request<http::buffer_body>& upreq,
+                                     http::request_serializer<http::buffer_body>& sr,
+                                     UpstreamConnection& conn, const config::Route& route,
+                                     Outcome& out, Upload& st) {
+        std::array<char, kChunk> buf;
+        error_code ec;
+        while (!ec) {
+            if (!parser.is_done()) {
+                parser.get().body().data = buf.data();
+                parser.get().body().size = buf.size();
+                error_code cec;
+                client_deadline();
+                co_await http::async_read(client_, cbuf_, parser, net::use_ec(cec));
+                if (cec == http::error::need_buffer) cec = {};
+                if (cec) {
+                    st.client_failed = true;
+                    conn.close();  // the partner must not take a truncated body as complete
+                    break;
+                }
+                std::size_t n = buf.size() - parser.get().body().size;
+                out.bytes_in += n;
+                if (route.max_request_body > 0 && out.bytes_in > route.max_request_body) {
+                    st.body_limit = true;
+                    conn.close();  // the partner must not take a truncated body as complete
+                    break;
+                }
+                upreq.body().data = n ? buf.data() : nullptr;
+                upreq.body().size = n;
+                upreq.body().more = !parser.is_done();
+            } else {
+                upreq.body().data = nullptr;
+                upreq.body().size = 0;
+                upreq.body().more = false;
+            }
+            upstream_deadline(conn, route.timeouts.idle);
+            co_await http::async_write(conn.stream(), sr, net::use_ec(ec));
+            if (ec == http::error::need_buffer) ec = {};
+            if (sr.is_done()) break;
+        }
+        st.ec = ec;
+        st.done = true;
+        st.signal.cancel();
+    }
+
+    // Waits for the uploader; abort: cut it off first (close upstream, cancel the app read).
+    net::awaitable<void> finish_upload(Upload& st, UpstreamConnection& conn, bool abort) {
+        if (st.done) co_return;
+        if (abort) {
+            conn.close();
+            client_.cancel();
+        }
+        error_code ec;
+        while (!st.done) co_await st.signal.async_wait(net::use_ec(ec));
     }
 
     Stream& client_;

@@ -1,0 +1,2 @@
+mtls_fuzzer(fuzz_proxy_request ${CMAKE_CURRENT_LIST_DIR}/fuzz_proxy_request.cpp)
+target_link_libraries(fuzz_proxy_request PRIVATE mtls_proxy_rules)
