@@ -64,6 +64,8 @@ Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bo
         ex.close = true;
         co_return;
     }
+    // HEAD: the header says what a GET would send (RFC 9110 §9.3.2), and nothing follows.
+    if (ex.req().method() == http::verb::head) co_return;
     static const std::string pattern = [] {
         std::string p(64 * 1024, '\0');
         for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<char>('a' + i % 26);
