@@ -265,7 +265,8 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
     const auto* profile = find_profile(e->profile);  // profiles never change after construction
     auto ep = token_endpoint();
     if (auto* err = std::get_if<TokenError>(&ep)) {
-        complete(e, *err);
+        complete(e, make_error(err->code, "token request for profile " + e->profile +
+                                              " impossible: " + err->message));
         return;
     }
     log::debug("token_request", {{"profile", e->profile},
