@@ -1,0 +1,59 @@
+// The sandbox's development CA: a root and an issuing CA (EC P-256), created in a directory
+// at start or reused from it. Issues the partner server's TLS certificate and the EST
+// client certificates, and verifies client certificates against itself.
+#pragma once
+
+#include "common/ossl.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace mtls::sandbox {
+
+enum class Usage { server, client };
+
+struct CaFiles {
+    std::filesystem::path root;         // root-ca.pem
+    std::filesystem::path issuing;      // issuing-ca.pem
+    std::filesystem::path bundle;       // ca-bundle.pem: issuing + root (what clients trust)
+    std::filesystem::path server_cert;  // server.pem: leaf + issuing CA
+    std::filesystem::path server_key;   // server.key
+};
+
+class DevCa {
+  public:
+    // Loads root-ca.{pem,key} and issuing-ca.{pem,key} from dir, or creates them.
+    static DevCa open(const std::filesystem::path& dir);
+
+    X509* root() const { return root_.get(); }
+    X509* issuing() const { return issuing_.get(); }
+    const CaFiles& files() const { return files_; }
+    bool created() const { return created_; }
+
+    // Issues a certificate for `pub`, signed by the issuing CA. `sans` may be null.
+    // notBefore = now, notAfter = now + validity.
+    ossl::X509Ptr issue(EVP_PKEY* pub, const X509_NAME* subject, const GENERAL_NAMES* sans,
+                        std::chrono::seconds validity, Usage usage) const;
+
+    // Issues a fresh server certificate (localhost, 127.0.0.1, ::1) and writes
+    // server.pem/server.key; returns the key and the chain [leaf, issuing].
+    void make_server_identity(ossl::PKey& key, std::vector<ossl::X509Ptr>& chain) const;
+
+    // True when `leaf` chains to this CA and is valid now; else sets `why`.
+    bool verify(X509* leaf, STACK_OF(X509) * untrusted, std::string& why) const;
+    // A new store holding root + issuing CA (for SSL_CTX verification).
+    ossl::X509StorePtr new_store() const;
+
+  private:
+    ossl::X509Ptr root_, issuing_;
+    ossl::PKey root_key_, issuing_key_;
+    CaFiles files_;
+    bool created_ = false;
+};
+
+// Verifies `leaf` against `store` for TLS client use; sets `why` on failure.
+bool verify_against(X509_STORE* store, X509* leaf, STACK_OF(X509) * untrusted, std::string& why);
+
+}  // namespace mtls::sandbox

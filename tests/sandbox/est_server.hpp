@@ -1,0 +1,46 @@
+// EST server (RFC 7030) under /.well-known/est/[<label>/]: cacerts, csrattrs, simpleenroll,
+// simplereenroll, with the fault and proof-of-possession modes of modes.hpp.
+#pragma once
+
+#include "common/ossl.hpp"
+#include "tests/sandbox/ca.hpp"
+#include "tests/sandbox/https_server.hpp"
+#include "tests/sandbox/modes.hpp"
+#include "tests/sandbox/options.hpp"
+#include "tests/sandbox/stats.hpp"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mtls::sandbox {
+
+class EstServer {
+  public:
+    EstServer(const DevCa& ca, const Options& options, Modes& modes, Stats& stats);
+    Task<void> handle(Exchange& ex);
+
+    // The DER CsrAttrs for a spec: "none" (empty), "default", or a comma-separated list of
+    // items "OID" (an OID to include) and "OID=OID" (an attribute with one OID value);
+    // OIDs in dotted form or OpenSSL names (challengePassword, ecdsa-with-SHA256, …).
+    static std::string csrattrs_der(const std::string& spec, PopMode pop);
+
+  private:
+    Task<void> enroll(Exchange& ex, bool reenroll);
+
+    const DevCa& ca_;
+    const Options& opt_;
+    Modes& modes_;
+    Stats& stats_;
+    std::vector<std::pair<std::string, std::string>> credentials_;
+    ossl::X509StorePtr bootstrap_;
+    std::string cacerts_b64_;
+};
+
+// base64 PKCS#7 certs-only (degenerate SignedData) holding `certs`, lines of 64 columns.
+std::string pkcs7_certs_only_b64(const std::vector<X509*>& certs);
+
+// Reads "user:password" lines (blank lines and '#' comments skipped).
+std::vector<std::pair<std::string, std::string>> read_credentials(const std::string& path);
+
+}  // namespace mtls::sandbox

@@ -1,0 +1,271 @@
+// partner-sandbox: the other side of the wire on loopback — a partner's development PKI
+// (root + issuing CA), its EST server, its OAuth 2.0 authorization server and its mTLS API
+// (plus echo endpoints), for the integration tests and the README's first command.
+//
+//   partner-sandbox --ca-dir /tmp/sbx/ca --info-file /tmp/sbx/info.json
+//                   --est-credentials /tmp/sbx/est-basic
+//
+// Prints where each service listens and which CA files to trust, and writes the same as
+// JSON to --info-file (atomically, once every listener is up). SIGTERM/SIGINT: exit 0.
+#include "common/atomic_file.hpp"
+#include "common/log.hpp"
+#include "tests/sandbox/admin.hpp"
+#include "tests/sandbox/ca.hpp"
+#include "tests/sandbox/est_server.hpp"
+#include "tests/sandbox/https_server.hpp"
+#include "tests/sandbox/jwt.hpp"
+#include "tests/sandbox/modes.hpp"
+#include "tests/sandbox/oauth_server.hpp"
+#include "tests/sandbox/options.hpp"
+#include "tests/sandbox/partner_api.hpp"
+#include "tests/sandbox/pem.hpp"
+#include "tests/sandbox/stats.hpp"
+#include "tests/sandbox/tls_context.hpp"
+#include "tests/sandbox/tokens.hpp"
+
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+
+#include <boost/asio/signal_set.hpp>
+
+#include <iostream>
+#include <thread>
+
+using namespace mtls;
+using namespace mtls::sandbox;
+
+namespace {
+
+std::string url_host(const std::string& host) {
+    return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+int run(Options& o) {
+    auto addr = asio::ip::make_address(o.bind);
+    if (!addr.is_loopback())
+        throw std::runtime_error("--bind " + o.bind +
+                                 " is not a loopback address (use 127.0.0.1 "
+                                 "or ::1)");
+    if (o.host.empty()) o.host = o.bind;
+
+    auto ca = DevCa::open(o.ca_dir);
+    ossl::PKey server_key;
+    std::vector<ossl::X509Ptr> server_chain;
+    ca.make_server_identity(server_key, server_chain);
+    std::vector<X509*> chain;
+    for (auto& c : server_chain) chain.push_back(c.get());
+
+    Stats stats;
+    Modes modes(o);
+    JwtSigner signer;
+    TokenService tokens(o, signer);
+    auto clients = o.clients_file.empty() ? ClientRegistry::open_registration()
+                                          : ClientRegistry::from_file(o.clients_file);
+    EstServer est(ca, o, modes, stats);
+    OAuthServer oauth(ca, std::move(clients), tokens, signer, modes, stats);
+    PartnerApi api(o, tokens, stats);
+    Admin admin(modes, stats);
+
+    // TLS contexts, one per service.
+    std::vector<ossl::X509Ptr> bootstrap_cas;
+    for (auto& f : o.est_bootstrap_ca)
+        for (auto& c : certs_from_file(f)) bootstrap_cas.push_back(std::move(c));
+    ServerTlsConfig est_tls{server_key.get(),          chain,
+                            ClientCerts::accept_any,   nullptr,
+                            {ca.issuing(), ca.root()}, "sandbox-est"};
+    for (auto& c : bootstrap_cas) est_tls.client_ca_names.push_back(c.get());
+    ServerTlsConfig as_tls{server_key.get(), chain, ClientCerts::accept_any,
+                           nullptr,          {},    "sandbox-as"};
+    auto api_store = ca.new_store();
+    std::vector<ossl::X509Ptr> api_extra;
+    for (auto& f : o.api_extra_ca)
+        for (auto& c : certs_from_file(f)) api_extra.push_back(std::move(c));
+    ServerTlsConfig api_tls{server_key.get(),          chain,
+                            ClientCerts::verify,       api_store.get(),
+                            {ca.issuing(), ca.root()}, "sandbox-api"};
+    for (auto& c : api_extra) {
+        X509_STORE_add_cert(api_store.get(), c.get());
+        api_tls.client_ca_names.push_back(c.get());
+    }
+
+    asio::io_context io;
+    auto admin_h = [&](Exchange& ex) { return admin.handle(ex); };
+    HttpsServer est_srv(
+        io, "est", make_server_ctx(est_tls), [&](Exchange& ex) { return est.handle(ex); }, admin_h,
+        stats, o.idle_timeout);
+    HttpsServer as_srv(
+        io, "as", make_server_ctx(as_tls), [&](Exchange& ex) { return oauth.handle(ex); }, admin_h,
+        stats, o.idle_timeout);
+    HttpsServer api_srv(
+        io, "api", make_server_ctx(api_tls), [&](Exchange& ex) { return api.handle(ex); }, admin_h,
+        stats, o.idle_timeout);
+    est_srv.listen(addr, o.est_port);
+    as_srv.listen(addr, o.as_port);
+    api_srv.listen(addr, o.api_port);
+    modes.on_as_availability = [&](bool up) { up ? as_srv.resume() : as_srv.pause(); };
+    if (modes.as().kind == "down") as_srv.pause();
+
+    auto base = [&](std::uint16_t port) {
+        return "https://" + url_host(o.host) + ":" + std::to_string(port);
+    };
+    oauth.set_base_url(base(as_srv.port()));
+    auto est_url = base(est_srv.port()) + "/.well-known/est";
+    nlohmann::json info = {
+        {"pid", ::getpid()},
+        {"bind", o.bind},
+        {"host", o.host},
+        {"ca",
+         {{"dir", o.ca_dir},
+          {"root", ca.files().root.string()},
+          {"issuing", ca.files().issuing.string()},
+          {"bundle", ca.files().bundle.string()},
+          {"created", ca.created()}}},
+        {"server_cert", ca.files().server_cert.string()},
+        {"est",
+         {{"port", est_srv.port()},
+          {"url", est_url},
+          {"cacerts", est_url + "/cacerts"},
+          {"csrattrs", est_url + "/csrattrs"},
+          {"simpleenroll", est_url + "/simpleenroll"},
+          {"simplereenroll", est_url + "/simplereenroll"}}},
+        {"as",
+         {{"port", as_srv.port()},
+          {"issuer", base(as_srv.port())},
+          {"metadata", base(as_srv.port()) + "/.well-known/oauth-authorization-server"},
+          {"token_endpoint", base(as_srv.port()) + "/token"},
+          {"mtls_token_endpoint", base(as_srv.port()) + "/mtls/token"},
+          {"introspection_endpoint", base(as_srv.port()) + "/introspect"},
+          {"jwks_uri", base(as_srv.port()) + "/jwks"},
+          {"token_format", o.token_format == TokenFormat::jwt ? "jwt" : "opaque"}}},
+        {"api",
+         {{"port", api_srv.port()},
+          {"url", base(api_srv.port())},
+          {"data", base(api_srv.port()) + "/api/secure/data"},
+          {"echo", base(api_srv.port()) + "/echo"}}},
+        {"admin",
+         {{"stats", base(api_srv.port()) + "/sandbox/stats"},
+          {"mode", base(api_srv.port()) + "/sandbox/mode"},
+          {"requests", base(api_srv.port()) + "/sandbox/requests"}}},
+    };
+    admin.set_info(info);
+
+    asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        log::info("sandbox_stopping", {{"signal", sig}});
+        est_srv.stop();
+        as_srv.stop();
+        api_srv.stop();
+        io.stop();
+    });
+
+    if (!o.info_file.empty()) files::write_atomic(o.info_file, info.dump(2) + "\n", 0644);
+    std::cout << "partner-sandbox ready (pid " << ::getpid() << ")\n"
+              << "  trust (CA bundle): " << ca.files().bundle.string() << "\n"
+              << "  root CA:           " << ca.files().root.string() << "\n"
+              << "  EST:               " << est_url << "\n"
+              << "  OAuth AS issuer:   " << base(as_srv.port()) << "\n"
+              << "  token endpoint:    " << base(as_srv.port()) << "/mtls/token\n"
+              << "  partner API:       " << base(api_srv.port()) << "/api/secure/data\n"
+              << "  echo:              " << base(api_srv.port()) << "/echo/headers\n"
+              << "  stats:             " << base(api_srv.port()) << "/sandbox/stats\n";
+    if (!o.info_file.empty()) std::cout << "  info file:         " << o.info_file << "\n";
+    std::cout << std::flush;
+
+    std::vector<std::thread> workers;
+    for (unsigned i = 1; i < o.threads; ++i) workers.emplace_back([&] { io.run(); });
+    io.run();
+    for (auto& t : workers) t.join();
+    log::info("sandbox_stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    CLI::App app{"partner-sandbox: dev CA, EST server, OAuth AS and mTLS partner API on loopback"};
+    std::string log_level = "info", pop = "off", token_format = "jwt";
+    long validity = o.cert_validity.count(), lifetime = o.token_lifetime.count();
+    long idle_ms = o.idle_timeout.count();
+    app.add_option("--ca-dir", o.ca_dir, "directory of the dev CA (created or reused)")->required();
+    app.add_option("--info-file", o.info_file, "write listen ports and CA files here as JSON");
+    app.add_option("--bind", o.bind, "loopback address to bind: 127.0.0.1 or ::1");
+    app.add_option("--host", o.host, "host name used in advertised URLs (default: --bind)");
+    app.add_option("--est-port", o.est_port, "EST port (0: pick a free one)");
+    app.add_option("--as-port", o.as_port, "OAuth AS port (0: pick a free one)");
+    app.add_option("--api-port", o.api_port, "partner API port (0: pick a free one)");
+    app.add_option("--threads", o.threads, "I/O threads")->check(CLI::Range(1u, 64u));
+    app.add_option("--idle-timeout-ms", idle_ms, "close idle keep-alive connections after this");
+    app.add_option("--log-level", log_level, "debug|info|warning|error");
+    app.add_option("--est-credentials", o.est_credentials_file,
+                   "file with user:password lines for HTTP Basic on simpleenroll")
+        ->check(CLI::ExistingFile);
+    app.add_option("--est-bootstrap-ca", o.est_bootstrap_ca,
+                   "PEM CA file whose certificates may authenticate simpleenroll (repeatable)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--est-label", o.est_labels,
+                   "accepted CA label in /.well-known/est/<label>/ (repeatable; default any)");
+    app.add_option("--cert-validity", validity, "seconds of validity of EST-issued certificates");
+    app.add_option("--est-csrattrs", o.est_csrattrs,
+                   "csrattrs: default | none | list of OID and OID=OID items, comma-separated");
+    app.add_option("--est-pop", pop, "proof-of-possession: off|tls-unique|tls-exporter|any");
+    app.add_option("--est-retry-count", o.est_retry_count,
+                   "answer this many (re)enrolls with 202 + Retry-After first");
+    app.add_option("--est-retry-after", o.est_retry_after, "Retry-After seconds for 202");
+    app.add_option("--est-fail", o.est_fail_status, "reject every EST request: 401|403|500")
+        ->check(CLI::IsMember({0, 401, 403, 500}));
+    app.add_option("--clients", o.clients_file, "OAuth client registrations (JSON)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--token-format", token_format, "jwt|opaque");
+    app.add_option("--token-lifetime", lifetime, "access token lifetime in seconds");
+    app.add_option("--as-mode", o.as_mode,
+                   "initial AS mode: normal|down|slow|400|401|500|hostile-json|error");
+    app.add_option("--api-trust-ca", o.api_extra_ca,
+                   "extra PEM CA file trusted for API client certificates (repeatable)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--api-allow-cn", o.api_allow_cn,
+                   "allow only these client certificate CNs on /api/secure (repeatable)");
+    app.add_flag("--api-token-optional", o.api_token_optional,
+                 "/api/secure/* answers without a bearer token");
+    app.add_option("--api-audience", o.api_audience,
+                   "require tokens whose aud contains this value");
+    CLI11_PARSE(app, argc, argv);
+
+    log::Level level;
+    if (!log::parse_level(log_level, level)) {
+        std::cerr << "partner-sandbox: --log-level must be debug, info, warning or error\n";
+        return 2;
+    }
+    log::configure(level, log::Format::text);
+    if (!parse_pop(pop, o.est_pop)) {
+        std::cerr << "partner-sandbox: --est-pop must be off, tls-unique, tls-exporter or any\n";
+        return 2;
+    }
+    if (token_format != "jwt" && token_format != "opaque") {
+        std::cerr << "partner-sandbox: --token-format must be jwt or opaque\n";
+        return 2;
+    }
+    o.token_format = token_format == "jwt" ? TokenFormat::jwt : TokenFormat::opaque;
+    if (validity <= 0 || lifetime <= 0 || idle_ms <= 0) {
+        std::cerr << "partner-sandbox: --cert-validity, --token-lifetime and --idle-timeout-ms "
+                     "must be positive\n";
+        return 2;
+    }
+    o.cert_validity = std::chrono::seconds(validity);
+    o.token_lifetime = std::chrono::seconds(lifetime);
+    o.idle_timeout = std::chrono::milliseconds(idle_ms);
+    {
+        Modes probe(o);
+        if (auto err = probe.apply("as", o.as_mode); !err.empty()) {
+            std::cerr << "partner-sandbox: --as-mode: " << err << "\n";
+            return 2;
+        }
+    }
+    try {
+        return run(o);
+    } catch (const std::exception& e) {
+        std::cerr << "partner-sandbox: " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,58 @@
+// Fault modes the tests switch at run time through POST /sandbox/mode (admin.cpp) or set at
+// start by flag: the AS down / slow / answering errors / hostile JSON, EST rejecting or
+// deferring, and recovery.
+#pragma once
+
+#include "tests/sandbox/options.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace mtls::sandbox {
+
+struct AsMode {
+    // normal | down | slow | 400 | 401 | 500 | hostile-json | error
+    std::string kind = "normal";
+    std::chrono::milliseconds delay{2000};  // for slow
+    std::string error = "invalid_grant";    // for error: the RFC 6749 error code
+    std::string variant = "truncated";      // for hostile-json
+};
+
+struct EstMode {
+    int fail_status = 0;      // 0 or 401/403/500
+    int retry_remaining = 0;  // 202 answers left before issuing
+    int retry_after = 1;      // seconds
+    PopMode pop = PopMode::off;
+};
+
+class Modes {
+  public:
+    explicit Modes(const Options& o);
+
+    AsMode as() const;
+    EstMode est() const;
+    // Consumes one 202 if any are left; returns the Retry-After to send.
+    std::optional<int> take_retry();
+
+    // Applies `key=value` settings (from the admin query); returns an error text or "".
+    std::string apply(const std::string& key, const std::string& value);
+    nlohmann::json to_json() const;
+
+    // Called when the AS goes down (false) or comes back (true).
+    std::function<void(bool up)> on_as_availability;
+
+  private:
+    mutable std::mutex mu_;
+    AsMode as_;
+    EstMode est_;
+};
+
+bool parse_pop(const std::string& s, PopMode& out);
+const char* to_string(PopMode p);
+
+}  // namespace mtls::sandbox

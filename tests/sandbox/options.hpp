@@ -1,0 +1,48 @@
+// Everything the sandbox can be told on its command line (see main.cpp for the flags).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mtls::sandbox {
+
+enum class PopMode { off, tls_unique, tls_exporter, any };  // --est-pop
+enum class TokenFormat { jwt, opaque };                     // --token-format
+
+struct Options {
+    std::string ca_dir;
+    std::string info_file;
+    std::string bind = "127.0.0.1";  // 127.0.0.1 or ::1 (loopback only)
+    std::string host;                // host name used in URLs (default: the bind address)
+    std::uint16_t est_port = 0, as_port = 0, api_port = 0;
+    unsigned threads = 1;
+    std::chrono::milliseconds idle_timeout{30000};
+    bool quiet = false;
+
+    // EST
+    std::string est_credentials_file;           // lines "user:password"
+    std::vector<std::string> est_bootstrap_ca;  // PEM files: CAs of bootstrap client certs
+    std::vector<std::string> est_labels;        // accepted CA labels (empty: any)
+    std::chrono::seconds cert_validity{86400};
+    std::string est_csrattrs = "default";  // "default", "none", or a list (see main.cpp)
+    PopMode est_pop = PopMode::off;
+    int est_retry_count = 0;  // reply 202 this many times first
+    int est_retry_after = 1;  // Retry-After seconds
+    int est_fail_status = 0;  // 401/403/500: reject everything
+
+    // OAuth AS
+    std::string clients_file;  // JSON registrations (empty: open)
+    TokenFormat token_format = TokenFormat::jwt;
+    std::chrono::seconds token_lifetime{300};
+    std::string as_mode = "normal";  // initial fault mode (see admin.cpp)
+
+    // Partner API
+    std::vector<std::string> api_extra_ca;  // extra trusted client CA files
+    std::vector<std::string> api_allow_cn;  // allowlist (empty: every CA-issued cert)
+    bool api_token_optional = false;        // /api/secure/* without a token is fine
+    std::string api_audience;               // if set, tokens' aud must contain it
+};
+
+}  // namespace mtls::sandbox

@@ -1,0 +1,30 @@
+// Server TLS contexts of the sandbox (one per service): TLS 1.2–1.3, the server chain from
+// the dev CA, session tickets and a session cache for resumption, and a client-certificate
+// request that never fails the handshake for a missing certificate (the services answer
+// 401 at the HTTP level instead).
+#pragma once
+
+#include "common/ossl.hpp"
+
+#include <string>
+#include <vector>
+
+namespace mtls::sandbox {
+
+enum class ClientCerts {
+    verify,      // request; a presented certificate must chain to `trusted` (else alert)
+    accept_any,  // request; accept anything (self-signed too), the service checks it
+};
+
+struct ServerTlsConfig {
+    EVP_PKEY* key = nullptr;
+    std::vector<X509*> chain;  // leaf first
+    ClientCerts client_certs = ClientCerts::accept_any;
+    X509_STORE* trusted = nullptr;       // for ClientCerts::verify (reference is taken)
+    std::vector<X509*> client_ca_names;  // CAs named in the CertificateRequest
+    std::string session_id_context;      // distinct per service
+};
+
+ossl::SslCtx make_server_ctx(const ServerTlsConfig& cfg);
+
+}  // namespace mtls::sandbox
