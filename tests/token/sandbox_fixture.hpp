@@ -4,10 +4,12 @@
 
 #include "agent/identity/identity.hpp"
 #include "common/http_client.hpp"
+#include "tests/support/sandbox_process.hpp"
 
 #include <sys/types.h>
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,10 +19,9 @@ std::string make_temp_dir();
 
 class Sandbox {
   public:
-    // Starts partner-sandbox with the given extra flags; waits (polling, 30 s deadline) for
-    // its info file. Throws std::runtime_error with the log's tail on failure.
+    // Starts partner-sandbox (tests/support's SandboxProcess) with the given extra flags;
+    // waits (polling, 30 s deadline) for its info file. Throws std::runtime_error on failure.
     Sandbox(const std::string& dir, const std::vector<std::string>& extra_args);
-    ~Sandbox();
     Sandbox(const Sandbox&) = delete;
     Sandbox& operator=(const Sandbox&) = delete;
 
