@@ -65,7 +65,7 @@ void Sandbox::set_mode(const std::string& query) const {
     http::Request r;
     r.method = "POST";
     r.url = std::string(info_["admin"]["mode"]) + "?" + query;
-    r.body = " ";
+    r.body.clear();
     auto resp = http::fetch(admin_options(ca_bundle()), r);
     if (resp.status != 200)
         throw std::runtime_error("POST /sandbox/mode?" + query + ": HTTP " +
@@ -76,7 +76,7 @@ void Sandbox::reset_stats() const {
     http::Request r;
     r.method = "POST";
     r.url = std::string(info_["admin"]["stats"]) + "/reset";
-    r.body = " ";
+    r.body.clear();
     auto resp = http::fetch(admin_options(ca_bundle()), r);
     if (resp.status != 200)
         throw std::runtime_error("POST /sandbox/stats/reset: HTTP " + std::to_string(resp.status));

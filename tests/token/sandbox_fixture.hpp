@@ -40,11 +40,11 @@ class Sandbox {
     // GET /api/secure/data with `token` over a connection presenting `id`'s certificate.
     http::Response call_api(const identity::Identity& id, const std::string& token) const;
 
-    static std::string binary();  // "" when unknown
+    // MTLS_PARTNER_SANDBOX if set, else the one built in this tree.
+    static std::string binary();
 
   private:
-    std::string dir_;
-    pid_t pid_ = -1;
+    std::unique_ptr<test::SandboxProcess> process_;
     nlohmann::json info_;
 };
 
