@@ -1,7 +1,7 @@
 #include "agent/token/token_cache.hpp"
 
+#include "agent/token/discovery.hpp"
 #include "agent/token/errors.hpp"
-#include "agent/token/metadata.hpp"
 #include "common/log.hpp"
 
 #include <algorithm>
