@@ -3,6 +3,7 @@
 // messages say what failed and what to do, and never contain a token.
 #pragma once
 
+#include "agent/token/remote_text.hpp"
 #include "agent/token/token_source.hpp"
 
 #include <string>
@@ -32,12 +33,5 @@ inline constexpr const char* shutting_down = "shutting_down";
 namespace mtls::token {
 
 TokenError make_error(std::string code, std::string message);
-
-// Text that came from the AS (error_description, a body excerpt) made safe for a message:
-// printable ASCII only (others become '?'), at most `max` bytes (then "…").
-std::string sanitize_remote_text(std::string_view text, std::size_t max = 200);
-
-// True when `code` is one of the RFC 6749 §5.2 / RFC 8707 token endpoint error codes.
-bool is_standard_oauth_error(std::string_view code);
 
 }  // namespace mtls::token

@@ -1,6 +1,6 @@
 #include "agent/token/json_strict.hpp"
 
-#include "agent/token/errors.hpp"
+#include "agent/token/remote_text.hpp"
 
 #include <set>
 #include <stdexcept>

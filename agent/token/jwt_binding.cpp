@@ -1,7 +1,7 @@
 #include "agent/token/jwt_binding.hpp"
 
-#include "agent/token/errors.hpp"
 #include "agent/token/json_strict.hpp"
+#include "agent/token/remote_text.hpp"
 #include "common/encoding.hpp"
 
 #include <vector>

@@ -3,10 +3,6 @@
 // mtls_endpoint_aliases.token_endpoint (RFC 8705 §5) when present, else token_endpoint.
 #pragma once
 
-#include "agent/token/token_source.hpp"
-#include "common/http_client.hpp"
-
-#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,12 +33,5 @@ std::variant<AsMetadata, std::string> parse_metadata(std::string_view body,
 
 // An absolute https URL without fragment, with a host; ≤ 2048 bytes.
 bool is_https_url(std::string_view url, bool allow_http = false);
-
-// Discovery (blocking, libcurl): tries metadata_urls(issuer) in order — the next one only
-// when the previous answered 404 (or another 4xx) — and parses the first document found.
-// No client certificate is presented (metadata is public). Never throws.
-std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
-                                              const http::ServerTrust& trust,
-                                              std::chrono::milliseconds timeout);
 
 }  // namespace mtls::token

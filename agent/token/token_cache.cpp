@@ -1,7 +1,7 @@
 #include "agent/token/token_cache.hpp"
 
+#include "agent/token/discovery.hpp"
 #include "agent/token/errors.hpp"
-#include "agent/token/metadata.hpp"
 #include "common/log.hpp"
 
 #include <algorithm>
@@ -207,25 +207,29 @@ net::awaitable<TokenResult> TokenCache::get(const std::string& profile_name,
     }
 
     // Wait for a request: register under the lock in the initiation, so that a request that
-    // completes in between cannot be missed.
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(TokenResult)>(
-        [this, entry, id](auto handler) {
-            using H = std::decay_t<decltype(handler)>;
-            auto h = std::make_shared<H>(std::move(handler));
-            auto resume = [h](TokenResult r) {
-                auto ex = asio::get_associated_executor(*h);
-                asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
-            };
-            std::unique_lock lk(mu_);
-            if (auto ready = answer_locked(entry, Clock::now())) {
-                lk.unlock();
-                resume(std::move(*ready));
-                return;
-            }
-            entry->waiters.push_back(std::move(resume));
-            if (!entry->in_flight) start_fetch_locked(entry, id);
-        },
-        asio::use_awaitable);
+    // completes in between cannot be missed. The initiation captures by reference only
+    // (entry and id live in this frame until it resumes): GCC 12 destroys captured
+    // non-trivial objects of a lambda temporary in a co_await expression twice.
+    auto initiation = [this, &entry, &id](auto handler) {
+        using H = std::decay_t<decltype(handler)>;
+        auto h = std::make_shared<H>(std::move(handler));
+        auto resume = [h](TokenResult r) {
+            auto ex = asio::get_associated_executor(*h);
+            asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+        };
+        std::unique_lock lk(mu_);
+        if (auto ready = answer_locked(entry, Clock::now())) {
+            lk.unlock();
+            resume(std::move(*ready));
+            return;
+        }
+        entry->waiters.push_back(std::move(resume));
+        if (!entry->in_flight) start_fetch_locked(entry, id);
+    };
+    TokenResult result =
+        co_await asio::async_initiate<decltype(asio::use_awaitable), void(TokenResult)>(
+            initiation, asio::use_awaitable);
+    co_return result;
 }
 
 std::variant<std::string, TokenError> TokenCache::token_endpoint() {
@@ -265,7 +269,8 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
     const auto* profile = find_profile(e->profile);  // profiles never change after construction
     auto ep = token_endpoint();
     if (auto* err = std::get_if<TokenError>(&ep)) {
-        complete(e, *err);
+        complete(e, make_error(err->code, "token request for profile " + e->profile +
+                                              " impossible: " + err->message));
         return;
     }
     log::debug("token_request", {{"profile", e->profile},

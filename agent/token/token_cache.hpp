@@ -70,7 +70,7 @@ class TokenCache final : public TokenSource {
     void invalidate(const std::string& profile, const std::string& thumbprint) override;
 
     // Admin "tokens flush": forgets every token, error and backoff, and the discovered
-    // endpoint. Requests in flight complete for their waiters but are not cached.
+    // endpoint. A request already in flight still completes (its token is fresh).
     void flush();
     // Tell the cache about a newly published identity (IdentityStore subscription): drops
     // the entries of every other certificate at once instead of at the next get().

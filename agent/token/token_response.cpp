@@ -1,7 +1,7 @@
 #include "agent/token/token_response.hpp"
 
-#include "agent/token/errors.hpp"
 #include "agent/token/json_strict.hpp"
+#include "agent/token/remote_text.hpp"
 
 #include <cmath>
 #include <cstdint>

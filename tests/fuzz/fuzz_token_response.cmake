@@ -1,2 +1,2 @@
 mtls_fuzzer(fuzz_token_response ${CMAKE_CURRENT_LIST_DIR}/fuzz_token_response.cpp)
-target_link_libraries(fuzz_token_response PRIVATE mtls_token)
+target_link_libraries(fuzz_token_response PRIVATE mtls_token_parsers)

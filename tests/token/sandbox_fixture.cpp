@@ -1,23 +1,16 @@
 #include "tests/token/sandbox_fixture.hpp"
 
-#include "common/atomic_file.hpp"
 #include "common/ossl.hpp"
 #include "common/ossl_error.hpp"
 
-#include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
-#include <thread>
 
 namespace mtls::token::testing {
 namespace fs = std::filesystem;
@@ -30,22 +23,10 @@ std::string make_temp_dir() {
 
 std::string Sandbox::binary() {
     if (const char* e = std::getenv("MTLS_PARTNER_SANDBOX"); e && *e) return e;
-#ifdef PARTNER_SANDBOX_BIN
-    return PARTNER_SANDBOX_BIN;
-#else
-    return {};
-#endif
+    return test::SandboxProcess::default_binary().string();
 }
 
 namespace {
-
-std::string tail_of(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto s = ss.str();
-    return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
-}
 
 http::Options admin_options(const std::string& bundle) {
     http::Options o;
@@ -56,56 +37,10 @@ http::Options admin_options(const std::string& bundle) {
 
 }  // namespace
 
-Sandbox::Sandbox(const std::string& dir, const std::vector<std::string>& extra) : dir_(dir) {
-    auto bin = binary();
-    if (bin.empty())
-        throw std::runtime_error("partner-sandbox binary unknown (set MTLS_PARTNER_SANDBOX)");
-    auto info_file = dir_ + "/info.json";
-    auto log_file = dir_ + "/sandbox.log";
-    std::vector<std::string> args = {bin, "--ca-dir", dir_ + "/ca", "--info-file", info_file};
-    args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-        int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execv(argv[0], argv.data());
-        _exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-        int status = 0;
-        if (waitpid(pid_, &status, WNOHANG) == pid_) {
-            pid_ = -1;
-            throw std::runtime_error("partner-sandbox exited at start: " + tail_of(log_file));
-        }
-        if (fs::exists(info_file)) {
-            info_ = nlohmann::json::parse(files::read_all(info_file, 1 << 20));
-            return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling, not waiting blind
-    }
-    throw std::runtime_error("partner-sandbox did not write its info file within 30 s: " +
-                             tail_of(log_file));
-}
-
-Sandbox::~Sandbox() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-}
+Sandbox::Sandbox(const std::string& dir, const std::vector<std::string>& extra)
+    : process_(
+          std::make_unique<test::SandboxProcess>(dir, extra, std::chrono::seconds(30), binary())),
+      info_(process_->info()) {}
 
 nlohmann::json Sandbox::stats() const {
     http::Request r;
@@ -130,7 +65,7 @@ void Sandbox::set_mode(const std::string& query) const {
     http::Request r;
     r.method = "POST";
     r.url = std::string(info_["admin"]["mode"]) + "?" + query;
-    r.body = " ";
+    r.body.clear();
     auto resp = http::fetch(admin_options(ca_bundle()), r);
     if (resp.status != 200)
         throw std::runtime_error("POST /sandbox/mode?" + query + ": HTTP " +
@@ -141,7 +76,7 @@ void Sandbox::reset_stats() const {
     http::Request r;
     r.method = "POST";
     r.url = std::string(info_["admin"]["stats"]) + "/reset";
-    r.body = " ";
+    r.body.clear();
     auto resp = http::fetch(admin_options(ca_bundle()), r);
     if (resp.status != 200)
         throw std::runtime_error("POST /sandbox/stats/reset: HTTP " + std::to_string(resp.status));

@@ -4,10 +4,12 @@
 
 #include "agent/identity/identity.hpp"
 #include "common/http_client.hpp"
+#include "tests/support/sandbox_process.hpp"
 
 #include <sys/types.h>
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,10 +19,9 @@ std::string make_temp_dir();
 
 class Sandbox {
   public:
-    // Starts partner-sandbox with the given extra flags; waits (polling, 30 s deadline) for
-    // its info file. Throws std::runtime_error with the log's tail on failure.
+    // Starts partner-sandbox (tests/support's SandboxProcess) with the given extra flags;
+    // waits (polling, 30 s deadline) for its info file. Throws std::runtime_error on failure.
     Sandbox(const std::string& dir, const std::vector<std::string>& extra_args);
-    ~Sandbox();
     Sandbox(const Sandbox&) = delete;
     Sandbox& operator=(const Sandbox&) = delete;
 
@@ -39,11 +40,11 @@ class Sandbox {
     // GET /api/secure/data with `token` over a connection presenting `id`'s certificate.
     http::Response call_api(const identity::Identity& id, const std::string& token) const;
 
-    static std::string binary();  // "" when unknown
+    // MTLS_PARTNER_SANDBOX if set, else the one built in this tree.
+    static std::string binary();
 
   private:
-    std::string dir_;
-    pid_t pid_ = -1;
+    std::unique_ptr<test::SandboxProcess> process_;
     nlohmann::json info_;
 };
 

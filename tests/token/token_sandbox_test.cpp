@@ -56,7 +56,6 @@ std::string cnf_of(const std::string& jwt) {
 class TokenSandbox : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        if (Sandbox::binary().empty()) return;
         dir_ = new std::string(make_temp_dir());
         // The self-signed client must be registered before the AS starts: make it first.
         self_signed_ = new identity::IdentityPtr(make_identity("", "token-test-self-signed", 1));
