@@ -14,7 +14,7 @@
 
 namespace mtls::test {
 
-CommandResult run_command(const std::string& command, const std::string& input) {
+ShellResult run_command(const std::string& command, const std::string& input) {
     // stdin from a temp file (popen is one-directional); output captured through popen.
     char in_path[] = "/tmp/mtls-cmd-in-XXXXXX";
     const int fd = ::mkstemp(in_path);
@@ -27,7 +27,7 @@ CommandResult run_command(const std::string& command, const std::string& input) 
     }
     ::close(fd);
     const std::string full = "(" + command + ") < " + in_path + " 2>&1";
-    CommandResult r;
+    ShellResult r;
     FILE* p = ::popen(full.c_str(), "r");
     if (!p) {
         ::unlink(in_path);
@@ -52,7 +52,7 @@ SoftHsmToken SoftHsmToken::create(const std::string& label) {
                             "/softhsm-setup/softhsm-setup.sh' '" + t.dir.string() + "' --label '" +
                             label + "' --init-tool '" + MTLS_BINARY_DIR +
                             "/softhsm-setup/softhsm-token-init'";
-    const CommandResult r = run_command(cmd);
+    const ShellResult r = run_command(cmd);
     if (r.status != 0) throw std::runtime_error("softhsm-setup.sh failed: " + r.output);
     std::istringstream lines(r.output);
     std::string line;

@@ -40,10 +40,10 @@ const SoftHsmToken& shared_softhsm_token();
 
 // Runs a shell command, returns its exit status and combined stdout+stderr; `input` is
 // written to its stdin. Never put secrets in `command`.
-struct CommandResult {
+struct ShellResult {
     int status = -1;
     std::string output;
 };
-CommandResult run_command(const std::string& command, const std::string& input = {});
+ShellResult run_command(const std::string& command, const std::string& input = {});
 
 }  // namespace mtls::test

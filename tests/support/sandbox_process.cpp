@@ -210,18 +210,6 @@ nlohmann::json wait_for_json_file(const std::filesystem::path& path,
     }
 }
 
-TempDir::TempDir(const std::string& prefix) {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
-    if (!::mkdtemp(tmpl.data()))
-        throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
-    path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-}
 
 std::filesystem::path SandboxProcess::default_binary() {
     return std::filesystem::path(MTLS_BINARY_DIR) / "tests" / "sandbox" / "partner-sandbox";

@@ -4,12 +4,14 @@
 //   - ChildProcess: a long-running child whose output goes to a log file, stopped with
 //     SIGTERM (SIGKILL after a grace period) by stop() or the destructor;
 //   - wait_for_json_file: poll (never sleep-and-hope) for a file a child writes;
-//   - TempDir: a private temporary directory removed at scope exit;
+//   - TempDir: see tests/support/temp_dir.hpp;
 //   - SandboxProcess: tests/sandbox's partner-sandbox started in a directory, with its
 //     --info-file parsed (ports, URLs, CA files).
 #pragma once
 
 #include <sys/types.h>
+
+#include "tests/support/temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -71,18 +73,6 @@ nlohmann::json wait_for_json_file(const std::filesystem::path& path,
                                   std::chrono::milliseconds deadline,
                                   ChildProcess* child = nullptr);
 
-class TempDir {
-  public:
-    explicit TempDir(const std::string& prefix = "mtls-test");
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-  private:
-    std::filesystem::path path_;
-};
 
 // partner-sandbox as a child process. The info JSON (see tests/sandbox/main.cpp) has:
 //   ca.{dir,root,issuing,bundle}, est.{port,url,…}, as.{port,issuer,metadata,
