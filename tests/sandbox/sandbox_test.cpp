@@ -951,7 +951,11 @@ TEST_F(SandboxTest, EchoStreamsLargeBodiesBothWays) {
 TEST_F(SandboxTest, EchoResetBreaksTheConnectionMidResponse) {
     auto r = sh(R"SH(curl -sS --cacert "$CA" -o "$W/reset.out" "$API/echo/reset")SH");
     EXPECT_TRUE(r.exit_code == 56 || r.exit_code == 18) << describe(r);
-    EXPECT_LT(std::filesystem::file_size(dir_->path() / "reset.out"), 1048576u);
+    // curl creates the output file only once bytes arrived; a reset before the first byte
+    // leaves none, which is as valid an outcome as a truncated body.
+    std::error_code ec;
+    const auto got = std::filesystem::file_size(dir_->path() / "reset.out", ec);
+    EXPECT_LT(ec ? 0u : got, 1048576u);
     // The sandbox is still serving.
     auto ok = sh(R"SH(curl -sS --fail -o /dev/null --cacert "$CA" "$API/echo/status/200")SH");
     EXPECT_OK(ok);
