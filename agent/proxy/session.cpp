@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 using net::error_code;
 namespace http = net::http;
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kChunk = 16 * 1024;
+constexpr std::size_t kChunk = 64 * 1024;
 
 long long ms_since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -30,6 +30,22 @@ std::string identity_problem(const identity::IdentityPtr& id) {
         return "no valid client certificate (the current one is not valid yet; check the clock)";
     return "no valid client certificate (the current one expired and renewal has not "
            "succeeded; see `mtls-agentctl status`)";
+}
+
+// No Transfer-Encoding and at most one Content-Length: where the request ends is beyond
+// doubt.
+bool framing_is_plain(const http::request_header<>& head) {
+    std::size_t lengths = 0;
+    for (const auto& f : head) {
+        if (f.name() == http::field::transfer_encoding) return false;
+        if (f.name() == http::field::content_length) ++lengths;
+    }
+    return lengths <= 1;
+}
+
+// A parse error of Beast's HTTP parser (bad chunk, bad length, …), not a transport error.
+bool is_http_error(const error_code& ec) {
+    return ec && &ec.category() == &http::make_error_code(http::error::bad_chunk).category();
 }
 
 // What one request did, for the access log and the counters.
@@ -182,7 +198,12 @@ class Session {
         auto prepared_or_error =
             prepare_request(head, ctx_.routes, caller_, ctx_.listener.max_header_count);
         if (auto* e = std::get_if<ProxyError>(&prepared_or_error)) {
-            bool keep = parser.is_done() && parser.get().keep_alive();
+            // Keep the connection only when the next request's start is known for sure: the
+            // request is complete and its framing was not what we refused (a 400 may be
+            // conflicting or unknown Content-Length / Transfer-Encoding: where this request
+            // ends is then unknown, and reading on would smuggle its body as a request).
+            bool keep = parser.is_done() && parser.get().keep_alive() &&
+                        e->status != http::status::bad_request && framing_is_plain(head);
             bool kept = co_await send_error(*e, head.version(), keep, out);
             finish(out, t0, std::nullopt);
             co_return kept;
@@ -355,6 +376,10 @@ class Session {
                 co_await finish_upload(*upload, conn, true);
                 if (upload->client_failed) {
                     pool.release(std::move(lease.conn), false);
+                    if (is_http_error(upload->client_ec))  // e.g. a bad chunk: say so, close
+                        co_return co_await send_error(
+                            bad_request("malformed request body: " + upload->client_ec.message()),
+                            version, false, out);
                     out.status = 499;
                     out.error = "client_gone";
                     co_return false;
@@ -498,7 +523,8 @@ class Session {
         bool done = false;
         bool client_failed = false;
         bool body_limit = false;
-        error_code ec;  // upstream write error
+        error_code client_ec;  // why reading the app's body failed
+        error_code ec;         // upstream write error
         net::asio::steady_timer signal;
     };
 
@@ -518,6 +544,7 @@ class Session {
                 if (cec == http::error::need_buffer) cec = {};
                 if (cec) {
                     st.client_failed = true;
+                    st.client_ec = cec;
                     conn.close();  // the partner must not take a truncated body as complete
                     break;
                 }

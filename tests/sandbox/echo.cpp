@@ -49,7 +49,7 @@ Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bo
     } else {
         res.content_length(total);
     }
-    res.keep_alive(ex.req().keep_alive());
+    res.keep_alive(ex.req().keep_alive() && !ex.close);
     res.body().data = nullptr;
     res.body().more = true;
     http::response_serializer<http::buffer_body> sr{res};
@@ -152,6 +152,9 @@ Task<void> handle_echo(Exchange& ex, const TokenView& token) {
         if (!path.starts_with(prefix)) return std::nullopt;
         return path.substr(prefix.size());
     };
+    // ?close=1 on any echo endpoint: answer with Connection: close and close (a partner that
+    // never keeps connections alive: bench/'s handshake-bound scenario).
+    if (query_flag(ex.query(), "close", "1")) ex.close = true;
 
     if (auto code = arg("status/")) {
         co_await drain(ex);

@@ -924,6 +924,23 @@ TEST_F(SandboxTest, EchoStatusHeadersAndSlow) {
     EXPECT_GE(ms, 290);
 }
 
+TEST_F(SandboxTest, EchoCloseFlagEndsTheConnectionAfterTheAnswer) {
+    // Two URLs per curl call: curl reuses the connection unless the server closed it.
+    auto r = sh(R"SH(
+      c() { curl -sS --cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" "$@"; }
+      w='%{http_code} connects=%{num_connects} size=%{size_download}\n'
+      echo "kept: $(c -w "$w" -o /dev/null "$API/echo/bytes/10" -o /dev/null "$API/echo/status/200" | tr '\n' ';')"
+      echo "closed: $(c -D "$W/close.h" -w "$w" -o /dev/null "$API/echo/bytes/10?close=1" -o /dev/null "$API/echo/status/200?close=1" | tr '\n' ';')"
+      echo "header: $(grep -ci '^connection: close' "$W/close.h")"
+    )SH");
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("kept: 200 connects=1 size=10;200 connects=0 "), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("closed: 200 connects=1 size=10;200 connects=1 "), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("header: 2"), std::string::npos) << r.out;
+}
+
 TEST_F(SandboxTest, EchoStreamsLargeBodiesBothWays) {
     auto r = sh(R"SH(
       c() { curl -sS --cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" "$@"; }
