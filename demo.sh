@@ -65,23 +65,10 @@ echo "EST $est_url   AS $(j .as.issuer)   partner API $(j .api.url)"
 
 step "Writing the agent's config ($run/mtls-agent.toml)"
 port=18480
-cat > "$run/mtls-agent.toml" <<TOML
-[agent]
-state_dir = "$run/state"
-
-[pkcs11]
-module = "$MTLS_PKCS11_MODULE"
-token = "$MTLS_PKCS11_TOKEN_URI"
-pin_file = "$MTLS_PKCS11_PIN_FILE"
-
-[key]
-type = "ec-p256"
-
-[est]
-server = "$est_url"
-trust_anchor = "$run/sandbox-ca/ca-bundle.pem"
-basic_credentials = "$run/est-basic"
-common_name = "demo-host.example"
+. scripts/agent-toml.sh
+{ agent_toml_base "$run/state" "$est_url" "$run/sandbox-ca/ca-bundle.pem" "$run/est-basic" \
+    demo-host.example
+  cat <<TOML
 organization = "Example Corp"
 organizational_unit = "payments"
 dns_names = ["demo-host.example"]
@@ -107,6 +94,7 @@ addresses = ["127.0.0.1:$port"]
 [admin]
 socket = "$run/admin.sock"
 TOML
+} > "$run/mtls-agent.toml"
 "$bin/agent/mtls-agent" --check-config --config "$run/mtls-agent.toml" >/dev/null
 
 step "Starting mtls-agent: key pair generated on the token, EST enrollment"

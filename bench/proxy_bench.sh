@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# proxy_bench.sh — the loopback proxy (mtls-agent, client key on a SoftHSM2 token) against
+# nginx and haproxy doing the same job: plain HTTP in on 127.0.0.1, mutual TLS out to the
+# partner sandbox's API, keep-alive upstream pools, one worker / thread each (the agent's
+# data path is one thread). nginx and haproxy get a client certificate from the same CA
+# with an EC P-256 key in a file (the agent's key is on the token and cannot be copied).
+#
+# Scenarios, each run ROUNDS times, interleaved (agent, nginx, haproxy, agent, …), medians:
+#   small    GET /echo/status/200, wrk 64 connections: requests/s and p99 latency
+#   get64k   GET /echo/bytes/65536, 16 connections: MiB/s downloaded
+#   post1m   POST 1 MiB to /echo/status/200 (the partner reads and drops it), 8 connections:
+#            MiB/s uploaded
+#   hshake   GET /echo/status/200?close=1 (the partner closes after every answer, so every
+#            request needs a new upstream TLS connection; resumption allowed), 16 connections
+# and the resident memory (VmRSS, all processes of the proxy) idle after start and while
+# holding 1,000 idle keep-alive client connections.
+#
+#   bench/proxy_bench.sh              (needs: scripts/deps.sh --bench; a default-preset build)
+#   ROUNDS=5 DURATION=10 bench/proxy_bench.sh
+# Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
+# is removed, kept with KEEP=1).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$(pwd)"
+bin="${MTLS_BUILD_DIR:-$root/build/default}"
+rounds="${ROUNDS:-3}"
+duration="${DURATION:-8}"
+
+die() { echo "proxy_bench.sh: $*" >&2; exit 1; }
+for t in wrk nginx haproxy jq openssl python3; do
+  command -v "$t" >/dev/null || die "$t not found (run scripts/deps.sh --bench)"
+done
+for b in agent/mtls-agent tests/sandbox/partner-sandbox softhsm-setup/softhsm-token-init; do
+  [ -x "$bin/$b" ] || die "$bin/$b missing: cmake --build --preset default --target mtls-agent partner-sandbox softhsm-token-init"
+done
+
+run="${MTLS_BENCH_DIR:-$(mktemp -d /tmp/mtls-bench.XXXXXX)}"
+mkdir -p "$run"; chmod 700 "$run"
+umask 077
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 0 ] && [ -z "${MTLS_BENCH_DIR:-}" ]; then rm -rf "$run"; fi
+}
+trap cleanup EXIT
+
+# Polls `cond` every 0.1 s until it succeeds or `secs` pass.
+wait_for() { local secs="$1" what="$2"; shift 2; local end=$((SECONDS + secs))
+  until "$@"; do [ $SECONDS -lt $end ] || die "timed out after ${secs}s waiting for $what"; sleep 0.1; done; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/p/echo/status/200"; }
+
+# --- the partner: sandbox API (one I/O thread) -------------------------------------------
+printf 'bench:%s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$run/est-basic"
+"$bin/tests/sandbox/partner-sandbox" --ca-dir "$run/ca" --info-file "$run/sandbox.json" \
+  --est-credentials "$run/est-basic" --cert-validity 86400 --log-level error \
+  > "$run/sandbox.log" 2>&1 &
+pids+=($!)
+wait_for 10 "the sandbox" test -s "$run/sandbox.json"
+api_url="$(jq -r .api.url "$run/sandbox.json")"
+api_port="$(jq -r .api.port "$run/sandbox.json")"
+est_url="$(jq -r .est.url "$run/sandbox.json" | sed 's|/.well-known/est$||')"
+ca="$run/ca/ca-bundle.pem"
+
+# --- a file key for nginx and haproxy, issued by the sandbox CA ---------------------------
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=bench-file-key" \
+  -keyout "$run/client.key" -out "$run/client.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+  > "$run/client.ext"
+openssl x509 -req -in "$run/client.csr" -CA "$run/ca/issuing-ca.pem" -CAkey "$run/ca/issuing-ca.key" \
+  -CAcreateserial -days 1 -sha256 -extfile "$run/client.ext" -out "$run/client.pem" 2>/dev/null
+cat "$run/client.pem" "$run/ca/issuing-ca.pem" > "$run/client-chain.pem"
+cat "$run/client-chain.pem" "$run/client.key" > "$run/client-haproxy.pem"
+
+# --- mtls-agent: key generated on a SoftHSM2 token, certificate by EST --------------------
+eval "$("$root/softhsm-setup/softhsm-setup.sh" "$run/token" --label bench-agent \
+        --init-tool "$bin/softhsm-setup/softhsm-token-init")"
+export SOFTHSM2_CONF
+agent_port="$(free_port)"
+. "$root/scripts/agent-toml.sh"
+{ agent_toml_base "$run/state" "$est_url" "$ca" "$run/est-basic" bench-agent
+  cat <<TOML
+
+[[routes]]
+name = "p"
+path_prefix = "/p/"
+upstream = "$api_url/"
+ca_file = "$ca"
+pool_max = 128
+
+[listener]
+addresses = ["127.0.0.1:$agent_port"]
+
+[admin]
+socket = "$run/admin.sock"
+
+[logging]
+level = "warning"
+TOML
+} > "$run/agent.toml"
+"$bin/agent/mtls-agent" --check-config --config "$run/agent.toml" >/dev/null
+
+# --- nginx: one worker, keep-alive upstream pool, session reuse (its default) -------------
+nginx_port="$(free_port)"
+mkdir -p "$run/nginx"
+cat > "$run/nginx/nginx.conf" <<NGINX
+daemon off;
+user root;
+worker_processes 1;
+pid $run/nginx/nginx.pid;
+error_log $run/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $run/nginx/body;
+  proxy_temp_path $run/nginx/proxy;
+  fastcgi_temp_path $run/nginx/fcgi; uwsgi_temp_path $run/nginx/uwsgi; scgi_temp_path $run/nginx/scgi;
+  client_max_body_size 0;
+  keepalive_requests 1000000;
+  upstream partner { server 127.0.0.1:$api_port; keepalive 128; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location /p/ {
+      proxy_pass https://partner/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host 127.0.0.1:$api_port;
+      proxy_ssl_certificate $run/client-chain.pem;
+      proxy_ssl_certificate_key $run/client.key;
+      proxy_ssl_trusted_certificate $ca;
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_session_reuse on;
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+NGINX
+
+# --- haproxy: one thread, always reuse idle server connections ----------------------------
+haproxy_port="$(free_port)"
+cat > "$run/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+  maxconn 8192
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$haproxy_port
+  default_backend partner
+backend partner
+  http-request replace-path ^/p/(.*) /\1
+  http-request set-header Host 127.0.0.1:$api_port
+  server api 127.0.0.1:$api_port ssl verify required ca-file $ca crt $run/client-haproxy.pem sni str(localhost) verifyhost localhost ssl-min-ver TLSv1.3 pool-max-conn 128
+HAPROXY
+haproxy -c -q -f "$run/haproxy.cfg" || die "haproxy rejected $run/haproxy.cfg"
+
+# --- start / stop ------------------------------------------------------------------------
+declare -A port=([agent]=$agent_port [nginx]=$nginx_port [haproxy]=$haproxy_port)
+declare -A pid=()
+start() {
+  case "$1" in
+    agent) "$bin/agent/mtls-agent" --config "$run/agent.toml" > "$run/agent.log" 2>&1 & ;;
+    nginx) nginx -c "$run/nginx/nginx.conf" -e "$run/nginx/error.log" > "$run/nginx.out" 2>&1 & ;;
+    haproxy) haproxy -db -f "$run/haproxy.cfg" > "$run/haproxy.log" 2>&1 & ;;
+  esac
+  pid[$1]=$!
+  pids+=("${pid[$1]}")
+  wait_for 60 "$1 on port ${port[$1]}" up "${port[$1]}"
+}
+stop() { kill "${pid[$1]}" 2>/dev/null || true; wait "${pid[$1]}" 2>/dev/null || true; }
+# VmRSS in KiB of a process and its children (nginx's master + worker).
+rss_kib() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+cat > "$run/post1m.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
+
+# wrk_run NAME PROXY CONNECTIONS PATH [wrk args…] -> raw output in $run/NAME-PROXY-ROUND.txt
+wrk_run() {
+  local name="$1" who="$2" conns="$3" path="$4"; shift 4
+  wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "http://127.0.0.1:${port[$who]}/p$path" \
+    > "$run/$name-$who-$round.txt" 2>&1 || true
+}
+# Values from a wrk output: requests/s, p99 in ms, transfer MiB/s, non-2xx + socket errors.
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+wrk_p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$1"; }
+wrk_errors() { awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$1"; }
+
+# 1,000 idle keep-alive connections, one request each, then held while RSS is read.
+hold_idle() {
+  python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+port, out = int(sys.argv[1]), sys.argv[2]
+socks = []
+for _ in range(1000):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /p/echo/status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b'{"status":200}' not in data:
+        chunk = s.recv(4096)
+        if not chunk: raise SystemExit("closed early")
+        data += chunk
+    socks.append(s)
+open(out, "w").write("ready\n")
+sys.stdin.read()  # hold until told to stop
+PY
+}
+
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$run/summary.md"
+echo "# nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(openssl version), rounds=$rounds, ${duration}s per wrk run" | tee -a "$run/summary.md"
+
+declare -A res=()
+for round in $(seq 1 "$rounds"); do
+  for who in agent nginx haproxy; do
+    start "$who"
+    sleep 1  # let start-up settle before the idle reading (not a readiness wait: start() polled)
+    res[$who,rss_idle,$round]=$(rss_kib "${pid[$who]}")
+    wrk -t1 -c64 -d2s "http://127.0.0.1:${port[$who]}/p/echo/status/200" >/dev/null 2>&1 || true  # warm-up
+    wrk_run small "$who" 64 /echo/status/200
+    wrk_run get64k "$who" 16 /echo/bytes/65536
+    wrk_run post1m "$who" 8 /echo/status/200 -s "$run/post1m.lua"
+    wrk_run hshake "$who" 16 "/echo/status/200?close=1"
+    f="$run/small-$who-$round.txt"
+    res[$who,small_rps,$round]=$(wrk_rps "$f"); res[$who,small_p99,$round]=$(wrk_p99 "$f")
+    res[$who,small_err,$round]=$(wrk_errors "$f")
+    res[$who,get64k,$round]=$(awk -v r="$(wrk_rps "$run/get64k-$who-$round.txt")" 'BEGIN {print r*65536/1048576}')
+    res[$who,get64k_err,$round]=$(wrk_errors "$run/get64k-$who-$round.txt")
+    res[$who,post1m,$round]=$(wrk_rps "$run/post1m-$who-$round.txt")
+    res[$who,post1m_err,$round]=$(wrk_errors "$run/post1m-$who-$round.txt")
+    res[$who,hshake,$round]=$(wrk_rps "$run/hshake-$who-$round.txt")
+    res[$who,hshake_err,$round]=$(wrk_errors "$run/hshake-$who-$round.txt")
+    rm -f "$run/idle-ready"
+    mkfifo "$run/idle-hold.$round.$who"
+    hold_idle "${port[$who]}" "$run/idle-ready" < "$run/idle-hold.$round.$who" &
+    holder=$!
+    exec 9> "$run/idle-hold.$round.$who"
+    wait_for 60 "1,000 idle connections to $who" test -s "$run/idle-ready"
+    res[$who,rss_1000,$round]=$(rss_kib "${pid[$who]}")
+    exec 9>&-
+    wait "$holder" || true
+    stop "$who"
+    echo "round $round $who: small ${res[$who,small_rps,$round]} req/s p99 ${res[$who,small_p99,$round]} ms," \
+      "64k ${res[$who,get64k,$round]} MiB/s, 1m POST ${res[$who,post1m,$round]} MiB/s," \
+      "handshake-bound ${res[$who,hshake,$round]} req/s, RSS idle ${res[$who,rss_idle,$round]} KiB," \
+      "1000 idle ${res[$who,rss_1000,$round]} KiB, errors ${res[$who,small_err,$round]}/${res[$who,get64k_err,$round]}/${res[$who,post1m_err,$round]}/${res[$who,hshake_err,$round]}" \
+      | tee -a "$run/rounds.txt"
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+med() { local who="$1" key="$2" vals="" r; for r in $(seq 1 "$rounds"); do vals+="${res[$who,$key,$r]:-} "; done; echo "$vals" | median; }
+{
+  echo
+  echo "| scenario | mtls-agent (token key) | nginx (file key) | haproxy (file key) |"
+  echo "| --- | --- | --- | --- |"
+  row() { printf '| %s | %s | %s | %s |\n' "$1" "$(med agent "$2")" "$(med nginx "$2")" "$(med haproxy "$2")"; }
+  row "small GET, 64 conns: req/s" small_rps
+  row "small GET, 64 conns: p99 ms" small_p99
+  row "64 KiB GET, 16 conns: MiB/s" get64k
+  row "1 MiB POST, 8 conns: MiB/s" post1m
+  row "handshake-bound, 16 conns: req/s" hshake
+  row "RSS idle: KiB" rss_idle
+  row "RSS with 1,000 idle conns: KiB" rss_1000
+  echo
+  errs() { local n=0 r k; for r in $(seq 1 "$rounds"); do for k in small_err get64k_err post1m_err hshake_err; do
+    n=$((n + ${res[$1,$k,$r]:-0})); done; done; echo "$n"; }
+  echo "non-2xx answers + socket errors over all wrk runs: agent $(errs agent), nginx $(errs nginx), haproxy $(errs haproxy)"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee -a "$run/summary.md"
