@@ -142,6 +142,7 @@ class Session {
         } else {
             ++ctx_.stats.unrouted_requests;
         }
+        if (!log::enabled(log::Level::info)) return;  // the fields cost on every request
         log::info("proxy.request", {{"route", out.route},
                                     {"method", out.method},
                                     {"path", out.path},

@@ -117,6 +117,29 @@ Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bo
     if (ec) ex.close = true;
 }
 
+// Reads the request body in 64 KiB pieces and drops it; nullopt when the read failed.
+Task<std::optional<std::uint64_t>> sink_body(Exchange& ex) {
+    co_await ex.continue_if_expected();
+    std::string buf(64 * 1024, '\0');
+    std::uint64_t got = 0;
+    beast::error_code ec;
+    while (!ex.parser().is_done()) {
+        auto& body = ex.parser().get().body();
+        body.data = buf.data();
+        body.size = buf.size();
+        ex.refresh_timeout();
+        co_await http::async_read(ex.stream(), ex.buffer(), ex.parser(),
+                                  redirect_error(use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+            ex.close = true;
+            co_return std::nullopt;
+        }
+        got += buf.size() - body.size;
+    }
+    co_return got;
+}
+
 nlohmann::json headers_json(Exchange& ex, const TokenView& token) {
     nlohmann::json map = nlohmann::json::object(), list = nlohmann::json::array();
     for (auto& f : ex.req()) {
@@ -181,6 +204,11 @@ Task<void> handle_echo(Exchange& ex, const TokenView& token) {
         if (type.empty()) type = "application/octet-stream";
         bool chunked = query_flag(ex.query(), "chunked", "1");
         co_await stream_response(ex, true, 0, chunked, std::move(type));
+    } else if (path == "sink") {
+        auto got = co_await sink_body(ex);
+        if (!got) co_return;  // the client went away or sent a broken body
+        nlohmann::json j = {{"bytes", *got}};
+        co_await ex.send_json(http::status::ok, std::move(j));
     } else if (auto count = arg("bytes/")) {
         co_await drain(ex);
         auto n = number(*count);

@@ -941,6 +941,19 @@ TEST_F(SandboxTest, EchoCloseFlagEndsTheConnectionAfterTheAnswer) {
     EXPECT_NE(r.out.find("header: 2"), std::string::npos) << r.out;
 }
 
+TEST_F(SandboxTest, EchoSinkCountsBodiesOfAnySize) {
+    auto r = sh(R"SH(
+      c() { curl -sS --cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" "$@"; }
+      echo "cl=$(head -c 50000000 /dev/zero | c --data-binary @- -H 'Content-Type: application/octet-stream' "$API/echo/sink")"
+      echo "chunked=$(head -c 70001 /dev/zero | c -H 'Transfer-Encoding: chunked' --data-binary @- "$API/echo/sink")"
+      echo "empty=$(c -X POST "$API/echo/sink")"
+    )SH");
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find(R"(cl={"bytes":50000000})"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(R"(chunked={"bytes":70001})"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(R"(empty={"bytes":0})"), std::string::npos) << r.out;
+}
+
 TEST_F(SandboxTest, EchoStreamsLargeBodiesBothWays) {
     auto r = sh(R"SH(
       c() { curl -sS --cacert "$CA" --cert "$W/host-1.pem" --key "$W/host-1.key" "$@"; }
