@@ -32,6 +32,24 @@ Task<void> drain(Exchange& ex) {
     (void)co_await ex.read_body(16u << 20);
 }
 
+// Reads the next piece of the request body into buf; nullopt (and ex.close) when the read
+// failed.
+Task<std::optional<std::size_t>> read_body_piece(Exchange& ex, std::string& buf) {
+    auto& body = ex.parser().get().body();
+    body.data = buf.data();
+    body.size = buf.size();
+    ex.refresh_timeout();
+    beast::error_code ec;
+    co_await http::async_read(ex.stream(), ex.buffer(), ex.parser(),
+                              redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+        ex.close = true;
+        co_return std::nullopt;
+    }
+    co_return buf.size() - body.size;
+}
+
 // Streams `total` bytes of a repeating pattern, or the request body when echo_body.
 Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bool chunked,
                            std::string content_type) {
@@ -78,18 +96,9 @@ Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bo
         const char* data = nullptr;
         if (echo_body) {
             if (ex.parser().is_done()) break;
-            auto& body = ex.parser().get().body();
-            body.data = buf.data();
-            body.size = buf.size();
-            ex.refresh_timeout();
-            co_await http::async_read(ex.stream(), ex.buffer(), ex.parser(),
-                                      redirect_error(use_awaitable, ec));
-            if (ec == http::error::need_buffer) ec = {};
-            if (ec) {
-                ex.close = true;
-                co_return;
-            }
-            n = buf.size() - body.size;
+            auto piece = co_await read_body_piece(ex, buf);
+            if (!piece) co_return;
+            n = *piece;
             data = buf.data();
         } else {
             if (sent >= total) break;
@@ -122,20 +131,10 @@ Task<std::optional<std::uint64_t>> sink_body(Exchange& ex) {
     co_await ex.continue_if_expected();
     std::string buf(64 * 1024, '\0');
     std::uint64_t got = 0;
-    beast::error_code ec;
     while (!ex.parser().is_done()) {
-        auto& body = ex.parser().get().body();
-        body.data = buf.data();
-        body.size = buf.size();
-        ex.refresh_timeout();
-        co_await http::async_read(ex.stream(), ex.buffer(), ex.parser(),
-                                  redirect_error(use_awaitable, ec));
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
-            ex.close = true;
-            co_return std::nullopt;
-        }
-        got += buf.size() - body.size;
+        auto piece = co_await read_body_piece(ex, buf);
+        if (!piece) co_return std::nullopt;
+        got += *piece;
     }
     co_return got;
 }
