@@ -6,7 +6,8 @@
 # with an EC P-256 key in a file (the agent's key is on the token and cannot be copied).
 #
 # Scenarios, each run ROUNDS times, interleaved (agent, nginx, haproxy, agent, …), medians:
-#   small    GET /echo/status/200, wrk 64 connections: requests/s and p99 latency
+#   small    GET /echo/status/200, wrk 64 connections: requests/s and p99 latency (and the
+#            proxy's CPU time per request, which other load on the machine disturbs less)
 #   get64k   GET /echo/bytes/65536, 16 connections: MiB/s downloaded
 #   post1m   POST 1 MiB to /echo/status/200 (the partner reads and drops it), 8 connections:
 #            MiB/s uploaded
@@ -187,6 +188,16 @@ rss_kib() {
   echo "$total"
 }
 
+# CPU time (user + system, clock ticks) of a process and its children so far.
+cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
 cat > "$run/post1m.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = string.rep("x", 1048576)
@@ -198,6 +209,16 @@ wrk_run() {
   local name="$1" who="$2" conns="$3" path="$4"; shift 4
   wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "http://127.0.0.1:${port[$who]}/p$path" \
     > "$run/$name-$who-$round.txt" 2>&1 || true
+}
+# wrk_cpu NAME PROXY …: wrk_run, and the proxy's CPU µs per request in res[PROXY,NAME_cpu,round]
+# (less sensitive to other load on the machine than requests/s).
+wrk_cpu() {
+  local c0 c1 n
+  c0=$(cpu_ticks "${pid[$2]}")
+  wrk_run "$@"
+  c1=$(cpu_ticks "${pid[$2]}")
+  n=$(awk '/requests in/ {print $1}' "$run/$1-$2-$round.txt")
+  res[$2,$1_cpu,$round]=$(awk -v t=$((c1 - c0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
 }
 # Values from a wrk output: requests/s, p99 in ms, transfer MiB/s, non-2xx + socket errors.
 wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
@@ -234,10 +255,10 @@ for round in $(seq 1 "$rounds"); do
     sleep 1  # let start-up settle before the idle reading (not a readiness wait: start() polled)
     res[$who,rss_idle,$round]=$(rss_kib "${pid[$who]}")
     wrk -t1 -c64 -d2s "http://127.0.0.1:${port[$who]}/p/echo/status/200" >/dev/null 2>&1 || true  # warm-up
-    wrk_run small "$who" 64 /echo/status/200
+    wrk_cpu small "$who" 64 /echo/status/200
     wrk_run get64k "$who" 16 /echo/bytes/65536
     wrk_run post1m "$who" 8 /echo/status/200 -s "$run/post1m.lua"
-    wrk_run hshake "$who" 16 "/echo/status/200?close=1"
+    wrk_cpu hshake "$who" 16 "/echo/status/200?close=1"
     f="$run/small-$who-$round.txt"
     res[$who,small_rps,$round]=$(wrk_rps "$f"); res[$who,small_p99,$round]=$(wrk_p99 "$f")
     res[$who,small_err,$round]=$(wrk_errors "$f")
@@ -259,7 +280,7 @@ for round in $(seq 1 "$rounds"); do
     stop "$who"
     echo "round $round $who: small ${res[$who,small_rps,$round]} req/s p99 ${res[$who,small_p99,$round]} ms," \
       "64k ${res[$who,get64k,$round]} MiB/s, 1m POST ${res[$who,post1m,$round]} MiB/s," \
-      "handshake-bound ${res[$who,hshake,$round]} req/s, RSS idle ${res[$who,rss_idle,$round]} KiB," \
+      "handshake-bound ${res[$who,hshake,$round]} req/s, CPU/request ${res[$who,small_cpu,$round]}/${res[$who,hshake_cpu,$round]} µs, RSS idle ${res[$who,rss_idle,$round]} KiB," \
       "1000 idle ${res[$who,rss_1000,$round]} KiB, errors ${res[$who,small_err,$round]}/${res[$who,get64k_err,$round]}/${res[$who,post1m_err,$round]}/${res[$who,hshake_err,$round]}" \
       | tee -a "$run/rounds.txt"
   done
@@ -274,9 +295,11 @@ med() { local who="$1" key="$2" vals="" r; for r in $(seq 1 "$rounds"); do vals+
   row() { printf '| %s | %s | %s | %s |\n' "$1" "$(med agent "$2")" "$(med nginx "$2")" "$(med haproxy "$2")"; }
   row "small GET, 64 conns: req/s" small_rps
   row "small GET, 64 conns: p99 ms" small_p99
+  row "small GET: proxy CPU µs/request" small_cpu
   row "64 KiB GET, 16 conns: MiB/s" get64k
   row "1 MiB POST, 8 conns: MiB/s" post1m
   row "handshake-bound, 16 conns: req/s" hshake
+  row "handshake-bound: proxy CPU µs/request" hshake_cpu
   row "RSS idle: KiB" rss_idle
   row "RSS with 1,000 idle conns: KiB" rss_1000
   echo
