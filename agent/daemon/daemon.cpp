@@ -92,6 +92,14 @@ int run(const std::string& config_path, config::Config cfg) {
         auto token = pkcs11::Token::open(pkcs11::TokenOptions::from_config(cfg.pkcs11));
         auto provider = std::make_shared<pkcs11::ProviderContext>(token);
         log::info("agent.token_ready", {{"token", token->description()}});
+        metrics::TokenOpMetrics token_ops;
+        token->set_sign_observer([&token_ops](std::chrono::nanoseconds elapsed, bool ok) {
+            token_ops.observe_sign(elapsed, ok);
+        });
+        struct ObserverReset {  // the token may outlive token_ops (shared with the provider)
+            pkcs11::Token& t;
+            ~ObserverReset() { t.set_sign_observer({}); }
+        } observer_reset{*token};
 
         identity::IdentityStore identities;
         std::unique_ptr<token::TokenCache> tokens;
@@ -193,16 +201,19 @@ int run(const std::string& config_path, config::Config cfg) {
             if (tokens) tokens->flush();
             co_return Json{{"message", tokens ? "access tokens flushed" : "no token profiles configured"}};
         });
+        auto metrics_doc = [&] {
+            return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
+                                token_ops);
+        };
         admin.add_command("metrics", [&](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
-            co_return Json{{"text", metrics_text(proxy.stats(), renewer.status(), identities.current(),
-                                                 tokens.get())}};
+            co_return Json{{"text", metrics_doc()}};
         });
         admin.start();
         std::unique_ptr<MetricsHttp> metrics_http;
         if (!cfg.metrics.listen.empty()) {
             metrics_http = std::make_unique<MetricsHttp>(
                 io, cfg.metrics.listen,
-                [&] { return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get()); },
+                metrics_doc,
                 [&] {
                     auto doc = status_doc();
                     Json h{{"state", doc["state"]}, {"reasons", doc["reasons"]}};
