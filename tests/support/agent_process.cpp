@@ -4,10 +4,11 @@
 #include "tests/support/cryptoki.hpp"
 
 #include <arpa/inet.h>
-#include <csignal>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <cstdio>
 #include <stdexcept>
@@ -49,7 +50,17 @@ AgentProcess::AgentProcess(std::filesystem::path dir, const TempToken& token,
 }
 
 AgentProcess::~AgentProcess() {
-    if (child_) child_->stop(std::chrono::seconds(5));
+    // A clean stop exits 0: anything else (a leak report under ASan, a crash on the way
+    // out) fails the test that ran the agent. Sanitizer reports fail it in any case.
+    if (child_ && child_->running()) {
+        const int rc = child_->stop(std::chrono::seconds(10));
+        if (rc != 0)
+            ADD_FAILURE() << "mtls-agent exited with " << rc << " on SIGTERM; log:\n" << log();
+    }
+    const auto text = log();
+    for (const char* bad : {"Sanitizer", "runtime error:"})
+        if (text.find(bad) != std::string::npos)
+            ADD_FAILURE() << "the agent's log has a sanitizer report:\n" << text;
 }
 
 std::string AgentProcess::render(const SandboxProcess& sandbox) const {
