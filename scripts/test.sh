@@ -14,15 +14,19 @@ presets="${MTLS_TEST_PRESETS:-default asan}"
 # them but does not run them until they have been made clean there. Shrink this list; never
 # grow it.
 asan_pending='^(ProxyTest)[.]'
+took() { echo "=== $1 took $(( SECONDS - t0 )) s"; t0=$SECONDS; }
+t0=$SECONDS
 for p in $presets; do
   echo "=== preset $p: configure, build, test"
   cmake --preset "$p" >/dev/null
   cmake --build --preset "$p" -j "$jobs"
-  if [ "$p" = asan ]; then
+  took "building $p"
+  if [ -n "$asan_pending" ] && [ "$p" = asan ]; then
     ctest --preset "$p" -j "$jobs" -E "$asan_pending"
   else
     ctest --preset "$p" -j "$jobs"
   fi
+  took "testing $p"
 done
 
 secs="${MTLS_FUZZ_SECONDS:-30}"
@@ -30,5 +34,7 @@ if [ "$secs" != 0 ]; then
   echo "=== fuzz targets, ${secs}s each"
   cmake --preset fuzz >/dev/null
   cmake --build --preset fuzz -j "$jobs"
+  took "building fuzz"
   scripts/fuzz.sh "$secs"
+  took "fuzzing"
 fi
