@@ -391,8 +391,33 @@ std::optional<std::string> Token::find_certificate(std::string_view id) {
     });
 }
 
+void Token::set_sign_observer(SignObserver observer) {
+    auto p = observer ? std::make_shared<const SignObserver>(std::move(observer)) : nullptr;
+    std::lock_guard lock(observer_mu_);
+    sign_observer_ = std::move(p);
+}
+
 std::string Token::sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
                         std::span<const unsigned char> data, std::size_t max_sig) {
+    std::shared_ptr<const SignObserver> observer;
+    {
+        std::lock_guard lock(observer_mu_);
+        observer = sign_observer_;
+    }
+    if (!observer) return sign_on_token(key, mech, data, max_sig);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        auto sig = sign_on_token(key, mech, data, max_sig);
+        (*observer)(std::chrono::steady_clock::now() - t0, true);
+        return sig;
+    } catch (...) {
+        (*observer)(std::chrono::steady_clock::now() - t0, false);
+        throw;
+    }
+}
+
+std::string Token::sign_on_token(PrivateKeyRef& key, const CK_MECHANISM& mech,
+                                 std::span<const unsigned char> data, std::size_t max_sig) {
     return with_session([&](CK_SESSION_HANDLE s) {
         CK_MECHANISM m = mech;
         for (int attempt = 0;; ++attempt) {

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -112,6 +114,10 @@ class Token {
     // C_SignInit + C_Sign with the private key `key`, returning at most max_sig bytes.
     std::string sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
                      std::span<const unsigned char> data, std::size_t max_sig);
+    // Called after every sign() with its duration and whether it succeeded (for the
+    // token-operation latency metrics). May be set at any time; runs on the signing thread.
+    using SignObserver = std::function<void(std::chrono::nanoseconds elapsed, bool ok)>;
+    void set_sign_observer(SignObserver observer);
 
     // --- low level ---
     CK_FUNCTION_LIST* fn() const noexcept { return module_->fn(); }
@@ -136,6 +142,8 @@ class Token {
     void login(CK_SESSION_HANDLE h);
     void recover(std::uint64_t seen_epoch, CK_RV why);
     CK_SLOT_ID find_slot() const;
+    std::string sign_on_token(PrivateKeyRef& key, const CK_MECHANISM& mech,
+                              std::span<const unsigned char> data, std::size_t max_sig);
 
     std::shared_ptr<Module> module_;
     Uri uri_;
@@ -150,6 +158,8 @@ class Token {
     std::mutex login_mu_;
     std::atomic<bool> logged_in_{false};
     std::atomic<std::uint64_t> recoveries_{0};
+    std::mutex observer_mu_;
+    std::shared_ptr<const SignObserver> sign_observer_;
 };
 
 // A checked-out session; returns itself to the pool on destruction.

@@ -10,19 +10,23 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/deps.sh
 jobs="$(nproc)"
 presets="${MTLS_TEST_PRESETS:-default asan}"
-# Tests not yet run under ASan+UBSan (the token client's sandbox tests): the asan preset
-# builds them but does not run them until they have been made clean there. Shrink this
-# list; never grow it.
-asan_pending='^(TokenSandbox)[.]'
+# Tests not yet run under ASan+UBSan: the asan preset builds them but does not run them
+# until they have been made clean there (as a ctest -E regex). Empty now: every suite runs
+# under ASan. Keep it empty; never grow it.
+asan_pending=''
+took() { echo "=== $1 took $(( SECONDS - t0 )) s"; t0=$SECONDS; }
+t0=$SECONDS
 for p in $presets; do
   echo "=== preset $p: configure, build, test"
   cmake --preset "$p" >/dev/null
   cmake --build --preset "$p" -j "$jobs"
-  if [ "$p" = asan ]; then
+  took "building $p"
+  if [ -n "$asan_pending" ] && [ "$p" = asan ]; then
     ctest --preset "$p" -j "$jobs" -E "$asan_pending"
   else
     ctest --preset "$p" -j "$jobs"
   fi
+  took "testing $p"
 done
 
 secs="${MTLS_FUZZ_SECONDS:-30}"
@@ -30,5 +34,7 @@ if [ "$secs" != 0 ]; then
   echo "=== fuzz targets, ${secs}s each"
   cmake --preset fuzz >/dev/null
   cmake --build --preset fuzz -j "$jobs"
+  took "building fuzz"
   scripts/fuzz.sh "$secs"
+  took "fuzzing"
 fi

@@ -108,7 +108,8 @@ std::string chain_pem(const identity::Identity& id) {
 }
 
 std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& renewal,
-                         const identity::IdentityPtr& id, const token::TokenCache* cache) {
+                         const identity::IdentityPtr& id, const token::TokenCache* cache,
+                         const metrics::TokenOpMetrics& token_ops) {
     metrics::Writer w;
     auto d = [](std::uint64_t v) { return static_cast<double>(v); };
     w.family("mtls_agent_requests_total", "Proxied requests by route and status class.", "counter");
@@ -159,6 +160,12 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
         for (const auto& e : cache->status())
             w.sample("mtls_agent_token_failures", {{"profile", e.profile}}, e.failures);
     }
+    w.family("mtls_agent_token_sign_seconds",
+             "Latency of signatures on the PKCS#11 token (TLS handshakes, CSRs).", "histogram");
+    token_ops.sign_seconds.write(w, "mtls_agent_token_sign_seconds", {});
+    w.family("mtls_agent_token_sign_failures_total", "Failed signatures on the PKCS#11 token.",
+             "counter");
+    w.sample("mtls_agent_token_sign_failures_total", {}, d(token_ops.sign_failures));
     return w.text();
 }
 

@@ -1,6 +1,8 @@
 // Reading the facts the status and metrics documents need from the live parts.
 #pragma once
 
+#include "agent/metrics/token_ops.hpp"
+
 #include "agent/daemon/health.hpp"
 #include "agent/identity/identity.hpp"
 #include "agent/proxy/stats.hpp"
@@ -25,6 +27,7 @@ std::string chain_pem(const identity::Identity& id);
 
 // Prometheus text for everything the agent counts.
 std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& renewal,
-                         const identity::IdentityPtr& id, const token::TokenCache* cache);
+                         const identity::IdentityPtr& id, const token::TokenCache* cache,
+                         const metrics::TokenOpMetrics& token_ops);
 
 }  // namespace mtls::daemon

@@ -1,5 +1,6 @@
 #include "agent/renewal/renewer.hpp"
 
+#include "agent/renewal/crash_point.hpp"
 #include "common/atomic_file.hpp"
 #include "common/encoding.hpp"
 #include "common/log.hpp"
@@ -60,8 +61,10 @@ bool ours(const std::string& label, const std::string& prefix) {
 
 struct StepLog {
     Outcome& out;
+    std::string_view phase;  // for crash_point(): "startup", "enroll", "renew"
     void ok(std::string step, std::string detail = {}) {
         log::info("renewal.step", {{"step", step}, {"detail", detail}});
+        crash_point(phase, step);
         out.steps.push_back({std::move(step), "ok", std::move(detail)});
     }
     void failed(std::string step, std::string detail) {
@@ -99,7 +102,7 @@ Status Renewer::status() const {
 
 Outcome Renewer::start_up() {
     Outcome out;
-    StepLog steps{out};
+    StepLog steps{out, "startup"};
     auto token = provider_->token();
     std::string prefix;
     {
@@ -244,7 +247,7 @@ Outcome Renewer::attempt(bool force_rekey, std::stop_token stop) {
 
 Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
     Outcome out;
-    StepLog steps{out};
+    StepLog steps{out, "enroll"};
     config::Config cfg;
     {
         std::lock_guard lock(mu_);
@@ -322,7 +325,7 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
 Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, bool rekey,
                             std::stop_token stop) {
     Outcome out;
-    StepLog steps{out};
+    StepLog steps{out, "renew"};
     config::Config cfg;
     {
         std::lock_guard lock(mu_);
@@ -400,6 +403,7 @@ void Renewer::retire_due(State& st) {
             token->destroy_key(encoding::hex_decode(it->key.id_hex).value_or(""));
             log::info("renewal.key_retired",
                       {{"key_id", it->key.id_hex}, {"label", it->key.label}});
+            crash_point("retire", "destroy_key");
             it = st.retiring.erase(it);
             changed = true;
         } catch (const std::exception& e) {

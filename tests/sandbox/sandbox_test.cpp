@@ -807,7 +807,7 @@ TEST(SandboxApi, AllowlistAnswers403) {
 TEST(SandboxApi, ExpiredTokensAre401) {
     TempDir dir("sandbox-expiry");
     files::write_atomic(dir.path() / "basic", "u:p\n", 0600);
-    SandboxProcess sb(dir.path(), {"--token-lifetime", "1", "--est-credentials",
+    SandboxProcess sb(dir.path(), {"--token-lifetime", "3", "--est-credentials",
                                    (dir.path() / "basic").string(), "--log-level", "warning"});
     auto r = run_shell(std::string(kEnrollFn) + R"SH(
       enroll c "/CN=short"
@@ -815,7 +815,12 @@ TEST(SandboxApi, ExpiredTokensAre401) {
       curl -sS --fail "${c1[@]}" -d grant_type=client_credentials -d client_id=any "$AS/token" \
         | sed 's/.*"access_token":"\([^"]*\)".*/\1/' > "$W/tok"
       echo "fresh=$(curl -sS -o /dev/null -w '%{http_code}' "${c1[@]}" -H "Authorization: Bearer $(cat "$W/tok")" "$API/api/secure/data")"
-      sleep 2.1   # the token lives 1 s: waiting for its expiry, not for readiness
+      # The token lives 3 s: poll (deadline 20 s) until the API stops accepting it.
+      for _ in $(seq 200); do
+        code="$(curl -sS -o /dev/null -w '%{http_code}' "${c1[@]}" -H "Authorization: Bearer $(cat "$W/tok")" "$API/api/secure/data")"
+        [ "$code" = 401 ] && break
+        sleep 0.1
+      done
       curl -sS -D - -o /dev/null -w '%{http_code}\n' "${c1[@]}" -H "Authorization: Bearer $(cat "$W/tok")" "$API/api/secure/data" | tr -d '\r'
     )SH",
                        env_for(dir, sb));

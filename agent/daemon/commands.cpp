@@ -1,0 +1,144 @@
+#include "agent/daemon/commands.hpp"
+
+#include "agent/daemon/facts.hpp"
+#include "agent/net/asio.hpp"
+#include "common/log.hpp"
+
+#include <memory>
+#include <optional>
+#include <utility>
+
+namespace mtls::daemon {
+namespace {
+
+namespace asio = net::asio;
+using Json = nlohmann::json;
+
+// Waits on the io_context for a result posted from another thread.
+template <class T>
+struct Rendezvous {
+    explicit Rendezvous(asio::any_io_executor ex)
+        : timer(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer timer;
+    std::optional<T> value;
+    void deliver(T v) {
+        asio::post(timer.get_executor(), [this, v = std::move(v)]() mutable {
+            value = std::move(v);
+            timer.cancel();
+        });
+    }
+    net::awaitable<T> wait() {
+        while (!value) {
+            net::error_code ec;
+            co_await timer.async_wait(net::use_ec(ec));
+        }
+        co_return std::move(*value);
+    }
+};
+
+Json outcome_json(const renewal::Outcome& o) {
+    Json steps = Json::array();
+    for (const auto& s : o.steps)
+        steps.push_back({{"step", s.step}, {"status", s.status}, {"detail", s.detail}});
+    return {{"ok", o.ok}, {"steps", steps}, {"message", o.message}};
+}
+
+// rotate / renew: queued, or (--wait) answered when the renewer has finished.
+admin::Handler lifecycle(Parts& p, renewal::Renewer::Kind kind) {
+    return [&p, kind](const Json& args, const admin::PeerCred&) -> net::awaitable<Json> {
+        const bool rotate = kind == renewal::Renewer::Kind::rotate;
+        if (!args.value("wait", false)) {
+            p.renewer.request(kind, {});
+            co_return Json{{"message", std::string(rotate ? "rotation" : "renewal") +
+                                           " queued; see mtls-agentctl status"}};
+        }
+        // (co_await kept out of larger expressions: GCC 12 miscompiles temporaries there)
+        asio::any_io_executor ex = co_await asio::this_coro::executor;
+        auto rv = std::make_shared<Rendezvous<renewal::Outcome>>(ex);
+        p.renewer.request(kind, [rv](const renewal::Outcome& o) { rv->deliver(o); });
+        auto out = co_await rv->wait();
+        if (!out.ok)
+            throw admin::CommandError(rotate ? "rotate_failed" : "renew_failed", out.message);
+        co_return outcome_json(out);
+    };
+}
+
+}  // namespace
+
+std::vector<std::string> needs_restart(const config::Config& a, const config::Config& b) {
+    std::vector<std::string> out;
+    auto section = [](const config::Config& c, auto pick) {
+        config::Config only;
+        pick(only, c);
+        return config::render(only);
+    };
+    auto differs = [&](const char* name, auto pick) {
+        if (section(a, pick) != section(b, pick)) out.push_back(name);
+    };
+    differs("[pkcs11]", [](config::Config& o, const config::Config& c) { o.pkcs11 = c.pkcs11; });
+    differs("[listener]",
+            [](config::Config& o, const config::Config& c) { o.listener = c.listener; });
+    differs("[[routes]]", [](config::Config& o, const config::Config& c) { o.routes = c.routes; });
+    differs("[oauth]", [](config::Config& o, const config::Config& c) { o.oauth = c.oauth; });
+    differs("[admin]", [](config::Config& o, const config::Config& c) { o.admin = c.admin; });
+    differs("[metrics]", [](config::Config& o, const config::Config& c) { o.metrics = c.metrics; });
+    if (a.state_dir != b.state_dir) out.push_back("[agent] state_dir");
+    return out;
+}
+
+void apply_logging(const config::Logging& l) {
+    log::Level level = log::Level::info;
+    log::parse_level(l.level, level);
+    log::configure(level, l.format == "json" ? log::Format::json : log::Format::text);
+}
+
+Json reload(Parts& p) {
+    auto loaded = config::load_file(p.config_path);
+    if (!loaded.config) {
+        std::string msg = "configuration rejected; the running one is kept:";
+        for (const auto& e : loaded.errors) msg += "\n  " + e.to_string();
+        log::error("agent.reload_rejected", {{"errors", loaded.errors.size()}});
+        throw admin::CommandError("reload_invalid", msg);
+    }
+    auto restart = needs_restart(p.cfg, *loaded.config);
+    p.renewer.update_config(*loaded.config);
+    apply_logging(loaded.config->logging);
+    p.cfg.key = loaded.config->key;
+    p.cfg.est = loaded.config->est;
+    p.cfg.renewal = loaded.config->renewal;
+    p.cfg.logging = loaded.config->logging;
+    std::string msg = "reloaded: [key], [est], [renewal] and [logging] applied";
+    if (!restart.empty()) {
+        msg += "; changed but applied only after a restart:";
+        for (const auto& s : restart) msg += " " + s;
+    }
+    log::info("agent.reloaded", {{"restart_needed", restart.size()}});
+    return Json{{"message", msg}, {"restart_needed", restart}};
+}
+
+void register_commands(admin::Server& admin, Parts& p) {
+    admin.add_command("status", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
+        co_return p.status();
+    });
+    admin.add_command("cert", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
+        auto id = p.identities.current();
+        if (!id) throw admin::CommandError("no_identity", "no certificate enrolled yet");
+        co_return Json{{"pem", chain_pem(*id)}};
+    });
+    admin.add_command("rotate", lifecycle(p, renewal::Renewer::Kind::rotate));
+    admin.add_command("renew", lifecycle(p, renewal::Renewer::Kind::renew));
+    admin.add_command("reload", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
+        co_return reload(p);
+    });
+    admin.add_command(
+        "tokens.flush", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
+            if (p.tokens) p.tokens->flush();
+            co_return Json{
+                {"message", p.tokens ? "access tokens flushed" : "no token profiles configured"}};
+        });
+    admin.add_command("metrics", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
+        co_return Json{{"text", p.metrics()}};
+    });
+}
+
+}  // namespace mtls::daemon

@@ -1,0 +1,15 @@
+// Crash points for the crash-safety tests: when the environment variable
+// MTLS_AGENT_TEST_CRASH_AT is "<phase>:<step>" (e.g. "renew:persist"), the agent kills itself
+// with SIGKILL right after that step of a renewal has completed, so the tests can check that a
+// restart finds a valid identity and no orphan key. Unset (always, in production): no effect.
+//   phases: "enroll" (first enrollment), "renew" (renew or rotate), "retire" (old key
+//   destroyed, state not yet saved)
+#pragma once
+
+#include <string_view>
+
+namespace mtls::renewal {
+
+void crash_point(std::string_view phase, std::string_view step);
+
+}  // namespace mtls::renewal
