@@ -179,23 +179,17 @@ start() {
   wait_for 60 "$1 on port ${port[$1]}" up "${port[$1]}"
 }
 stop() { kill "${pid[$1]}" 2>/dev/null || true; wait "${pid[$1]}" 2>/dev/null || true; }
-# VmRSS in KiB of a process and its children (nginx's master + worker).
-rss_kib() {
+# sum_proc PID FILE AWK: the AWK value of /proc/P/FILE summed over PID and its children
+# (nginx's master + worker).
+sum_proc() {
   local total=0 p
   for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    total=$((total + $(awk "$3" "/proc/$p/$2" 2>/dev/null || echo 0)))
   done
   echo "$total"
 }
-
-# CPU time (user + system, clock ticks) of a process and its children so far.
-cpu_ticks() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
+rss_kib() { sum_proc "$1" status '/^VmRSS:/ {print $2}'; }         # resident KiB
+cpu_ticks() { sum_proc "$1" stat '{print $14 + $15}'; }            # user + system clock ticks
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 cat > "$run/post1m.lua" <<'LUA'
