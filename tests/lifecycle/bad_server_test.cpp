@@ -87,8 +87,10 @@ TEST_P(EstBadServer, ClearErrorAndTheCurrentIdentityIsKept) {
     // The proxy keeps working with the current certificate.
     auto answer = w_.call();
     ASSERT_TRUE(answer.is_object()) << w_.agent->log();
-    EXPECT_EQ(norm_serial(answer["client_certificate"]["serial"]), norm_serial(serial));
-    EXPECT_TRUE(answer["token"].value("bound_to_this_certificate", false)) << answer;
+    EXPECT_EQ(bound_answer(200, answer.dump()), "") << answer;
+    EXPECT_EQ(
+        norm_serial(answer.value(json::json_pointer("/client_certificate/serial"), std::string())),
+        norm_serial(serial));
 
     // The server is fixed: the next renewal works and the agent is healthy again.
     if (*p.mode) {
@@ -102,7 +104,7 @@ TEST_P(EstBadServer, ClearErrorAndTheCurrentIdentityIsKept) {
     auto after = w_.agent->status().value();
     EXPECT_EQ(after["state"], "healthy") << after;
     EXPECT_NE(after["identity"]["serial"], serial);
-    expect_consistent(w_, after);
+    expect_consistent(w_);
 }
 
 INSTANTIATE_TEST_SUITE_P(

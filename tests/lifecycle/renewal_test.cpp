@@ -19,7 +19,7 @@ TEST(LifecycleRenewal, RenewsOnScheduleRekeysAndRetiresTheOldKey) {
     AgentWorld w("renewal", {"--cert-validity", "60"}, setup);
     w.agent->start();
     const auto first = w.agent->wait_healthy(60s);
-    expect_consistent(w, first);
+    expect_consistent(w);
     const auto& id1 = first["identity"];
     const auto key1 = id1["key_id"].get<std::string>();
     const auto serial1 = id1["serial"].get<std::string>();
@@ -66,7 +66,7 @@ TEST(LifecycleRenewal, RenewsOnScheduleRekeysAndRetiresTheOldKey) {
         << "old key still there: " << mtls::renewal::serialize_state(w.state()) << "\n"
         << w.agent->log();
     // The proxy uses the new certificate with a token bound to it.
-    expect_consistent(w, w.agent->status().value());
+    expect_consistent(w);
     EXPECT_GE(w.sandbox->stats()["est_reenrolls"].get<int>(), 1);
 }
 

@@ -7,11 +7,12 @@
 //   AgentWorld w("crash", {"--cert-validity", "60"}, setup);
 //   w.agent->start();
 //   auto st = w.agent->wait_healthy();
-//   expect_consistent(w, st);   // state == token == status == what the partner saw
+//   expect_consistent(w);       // state == token == status == what the partner saw
 #pragma once
 
 #include "agent/renewal/state_store.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/poll.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <nlohmann/json.hpp>
@@ -50,8 +51,9 @@ std::vector<std::string> referenced_keys(const renewal::State& s);
 std::vector<std::string> unreferenced_keys(const std::vector<std::string>& token_keys,
                                            const renewal::State& s);
 
-// Reads the state and the token's keys as one consistent snapshot (re-reads when the agent
-// saved a new state meanwhile, e.g. after retiring a key), within `deadline`.
+// Reads the state and the token's keys as one settled snapshot: the state did not change
+// while the token was read, and the two agree — polled until `deadline`, after which the
+// last reading is returned as it is (for the caller's assertions to show).
 struct StateSnapshot {
     renewal::State state;
     std::vector<std::string> keys;
@@ -68,13 +70,13 @@ std::string leaf_serial(const std::string& chain_pem);
 // An HttpLoad check: 200 with a valid token bound to the connection's certificate.
 std::string bound_answer(unsigned status, const std::string& body);
 
-// `status` (from wait_healthy) is an agent with a valid identity whose key and certificate
-// are the state's current ones; the token holds exactly the keys the state references; a
-// call through the proxy is made with that certificate and a token bound to it.
-void expect_consistent(const AgentWorld& w, const nlohmann::json& status);
-
-// Polls `pred` every 50 ms until it holds; false when `deadline` passes.
-bool poll_until(const std::function<bool()>& pred, std::chrono::milliseconds deadline);
+// The agent is healthy with a valid identity whose key and certificate are identity.json's
+// current ones; the token holds exactly the keys the state references; a call through the
+// proxy is made with that certificate and a token bound to it. Status, state and token are
+// re-read until they agree (they may not for a moment while the agent renews), at most for
+// `deadline`. Returns the status it checked.
+nlohmann::json expect_consistent(const AgentWorld& w,
+                                 std::chrono::milliseconds deadline = std::chrono::seconds(20));
 
 // "2024-05-01T12:00:00Z" (as status prints times) as a system_clock time point.
 std::chrono::system_clock::time_point parse_utc(const std::string& rfc3339);
