@@ -23,7 +23,7 @@ TEST(E2E, RotationUnderLoadLosesNothing) {
     AgentSetup setup;
     // 60 s certificates renewed at 30 % ± 5 % of their life: 15–21 s after the last switch.
     setup.renewal = "at_fraction = 0.3\njitter = 0.05\n";
-    setup.key = "retire_grace = \"2s\"\n";
+    setup.key = "retire_grace = \"5s\"\n";
     AgentWorld w("e2e-rotation", {"--cert-validity", "60", "--threads", "2"}, setup);
     w.agent->start();
     w.agent->wait_healthy(60s);
