@@ -3,6 +3,7 @@
 #include "agent/proxy/errors.hpp"
 #include "agent/proxy/header_rules.hpp"
 #include "agent/proxy/upstream_pool.hpp"
+#include "agent/token/errors.hpp"
 #include "common/log.hpp"
 
 #include <array>
@@ -278,12 +279,24 @@ class Session {
             if (ctx_.tokens == nullptr)
                 co_return token_unavailable("route " + route.name + " needs token profile " +
                                             route.token_profile + " but no token source runs");
-            auto r = co_await ctx_.tokens->get(route.token_profile, id);
-            if (auto* te = std::get_if<token::TokenError>(&r))
-                co_return token_unavailable("token for profile " + route.token_profile + ": " +
-                                            te->message);
-            token = std::get<token::Token>(std::move(r));
-            co_return std::nullopt;
+            // A rotation while the token was on its way makes the cache refuse the old
+            // certificate. Nothing was sent upstream yet: the request moves to the new
+            // identity (a few times at most, should rotations keep coming).
+            for (int moved = 0;; ++moved) {
+                auto r = co_await ctx_.tokens->get(route.token_profile, id);
+                if (auto* te = std::get_if<token::TokenError>(&r)) {
+                    auto newer = ctx_.identities.current();
+                    if (te->code == token::errc::identity_rotated && moved < 3 && newer &&
+                        newer != id && newer->valid_at(identity::Identity::Clock::now())) {
+                        id = std::move(newer);
+                        continue;
+                    }
+                    co_return token_unavailable("token for profile " + route.token_profile + ": " +
+                                                te->message);
+                }
+                token = std::get<token::Token>(std::move(r));
+                co_return std::nullopt;
+            }
         };
         if (auto e = co_await fetch_token()) co_return co_await reply_error(*e);
 
@@ -504,9 +517,15 @@ class Session {
             const bool upstream_clean = upload_clean && !ec && rp->is_done() && rp->keep_alive();
             pool.release(std::move(lease.conn), upstream_clean);
             if (ec) {
-                out.error = "upstream_reset";
                 log::warn("proxy.upstream_body_failed",
                           {{"route", route.name}, {"error", ec.message()}});
+                // Nothing of the response reached the app yet (its head goes out with the
+                // first body bytes): it gets a proper 502 instead of an empty reply.
+                if (!rs.is_header_done())
+                    co_return co_await reply_error(upstream_reset(
+                        entry.target.authority + " broke off its response before the body (" +
+                        ec.message() + ")"));
+                out.error = "upstream_reset";
                 co_return false;  // the app sees a truncated body and a closed connection
             }
             if (cec) {

@@ -2,8 +2,9 @@
 // MTLS_AGENT_TEST_CRASH_AT is "<phase>:<step>" (e.g. "renew:persist"), the agent kills itself
 // with SIGKILL right after that step of a renewal has completed, so the tests can check that a
 // restart finds a valid identity and no orphan key. Unset (always, in production): no effect.
-//   phases: "enroll" (first enrollment), "renew" (renew or rotate), "retire" (old key
-//   destroyed, state not yet saved)
+//   phases: "startup" (load_state, save_reconciled_state, destroy_orphan, publish), "enroll"
+//   (first enrollment), "renew" (renew or rotate), "retire" (old key destroyed, state not
+//   yet saved). tests/lifecycle/crash_test.cpp goes through every one of them.
 #pragma once
 
 #include <string_view>

@@ -131,12 +131,20 @@ Outcome Renewer::start_up() {
         return std::any_of(keys.begin(), keys.end(),
                            [&](const pkcs11::KeyInfo& k) { return k.id_hex() == id_hex; });
     };
+    bool forgot = false;
     if (st.current_key && !present(st.current_key->id_hex)) {
         log::warn("renewal.current_key_missing", {{"key_id", st.current_key->id_hex}});
         st.current_key.reset();
         st.chain_pem.clear();
+        forgot = true;
     }
-    std::erase_if(st.retiring, [&](const RetiringKey& r) { return !present(r.key.id_hex); });
+    if (std::erase_if(st.retiring, [&](const RetiringKey& r) { return !present(r.key.id_hex); }))
+        forgot = true;  // e.g. a crash between destroying a retired key and saving the state
+    if (trust_state && forgot) {
+        // The file says what the token holds again (it is what operators and tests read).
+        store_.save(st);
+        steps.ok("save_reconciled_state", store_.path().string());
+    }
     if (trust_state) {
         auto refs = st.referenced_ids();
         for (const auto& k : keys) {

@@ -2,6 +2,7 @@
 // the partner sandbox): status, cert, metrics, tokens flush, rotate under traffic, renew,
 // reload with a broken and a good config, refused callers, hostile admin clients.
 #include "tests/support/agent_process.hpp"
+#include "tests/support/agent_world.hpp"
 #include "tests/support/http_load.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -21,23 +22,6 @@ namespace {
 using namespace mtls::test;
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-std::string norm_serial(std::string s) {
-    s.erase(std::remove(s.begin(), s.end(), ':'), s.end());
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    s.erase(0, std::min(s.find_first_not_of('0'), s.size()));
-    return s;
-}
-
-// The partner's answer must be 200 with a valid token bound to the connection's certificate.
-std::string bound_answer(unsigned status, const std::string& body) {
-    if (status != 200) return "status " + std::to_string(status);
-    auto j = json::parse(body, nullptr, false);
-    if (j.is_discarded()) return "not JSON";
-    if (!j["token"].value("valid", false)) return "token not valid";
-    if (!j["token"].value("bound_to_this_certificate", false)) return "token not bound";
-    return "";
-}
 
 class CtlTest : public ::testing::Test {
   protected:

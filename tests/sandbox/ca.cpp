@@ -46,7 +46,8 @@ ossl::X509NamePtr make_name(const std::string& cn) {
 
 // Builds and signs a certificate. `issuer` null = self-signed with `sign_key`.
 ossl::X509Ptr build(EVP_PKEY* pub, const X509_NAME* subject, X509* issuer, EVP_PKEY* sign_key,
-                    std::chrono::seconds validity) {
+                    std::chrono::seconds validity,
+                    std::chrono::seconds not_before_offset = std::chrono::seconds(0)) {
     ossl::X509Ptr c(X509_new());
     if (!c || X509_set_version(c.get(), X509_VERSION_3) != 1) throw ossl::Error("X509_new");
     set_random_serial(c.get());
@@ -54,8 +55,9 @@ ossl::X509Ptr build(EVP_PKEY* pub, const X509_NAME* subject, X509* issuer, EVP_P
         X509_set_issuer_name(c.get(), issuer ? X509_get_subject_name(issuer) : subject) != 1 ||
         X509_set_pubkey(c.get(), pub) != 1)
         throw ossl::Error("cannot fill certificate");
-    if (!X509_gmtime_adj(X509_getm_notBefore(c.get()), 0) ||
-        !X509_gmtime_adj(X509_getm_notAfter(c.get()), static_cast<long>(validity.count())))
+    const long from = static_cast<long>(not_before_offset.count());
+    if (!X509_gmtime_adj(X509_getm_notBefore(c.get()), from) ||
+        !X509_gmtime_adj(X509_getm_notAfter(c.get()), from + static_cast<long>(validity.count())))
         throw ossl::Error("cannot set validity");
     (void)sign_key;
     return c;
@@ -119,8 +121,9 @@ DevCa DevCa::open(const fs::path& dir) {
 }
 
 ossl::X509Ptr DevCa::issue(EVP_PKEY* pub, const X509_NAME* subject, const GENERAL_NAMES* sans,
-                           std::chrono::seconds validity, Usage usage) const {
-    auto c = build(pub, subject, issuing_.get(), issuing_key_.get(), validity);
+                           std::chrono::seconds validity, Usage usage,
+                           std::chrono::seconds not_before_offset) const {
+    auto c = build(pub, subject, issuing_.get(), issuing_key_.get(), validity, not_before_offset);
     X509* ci = c.get();
     add_ext(ci, issuing_.get(), NID_basic_constraints, "critical,CA:FALSE");
     add_ext(ci, issuing_.get(), NID_key_usage,

@@ -33,9 +33,11 @@ class DevCa {
     bool created() const { return created_; }
 
     // Issues a certificate for `pub`, signed by the issuing CA. `sans` may be null.
-    // notBefore = now, notAfter = now + validity.
+    // notBefore = now + not_before_offset (negative: in the past), notAfter = notBefore +
+    // validity.
     ossl::X509Ptr issue(EVP_PKEY* pub, const X509_NAME* subject, const GENERAL_NAMES* sans,
-                        std::chrono::seconds validity, Usage usage) const;
+                        std::chrono::seconds validity, Usage usage,
+                        std::chrono::seconds not_before_offset = std::chrono::seconds(0)) const;
 
     // Issues a fresh server certificate (localhost, 127.0.0.1, ::1) and writes
     // server.pem/server.key; returns the key and the chain [leaf, issuing].

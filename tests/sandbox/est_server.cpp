@@ -101,7 +101,7 @@ bool constant_eq(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-std::string pkcs7_certs_only_b64(const std::vector<X509*>& certs) {
+std::string pkcs7_certs_only_der(const std::vector<X509*>& certs) {
     ossl::Pkcs7 p7(PKCS7_new());
     if (!p7 || PKCS7_set_type(p7.get(), NID_pkcs7_signed) != 1 ||
         PKCS7_content_new(p7.get(), NID_pkcs7_data) != 1)
@@ -113,7 +113,11 @@ std::string pkcs7_certs_only_b64(const std::vector<X509*>& certs) {
     if (n <= 0) throw ossl::Error("i2d_PKCS7 failed");
     std::string bytes(reinterpret_cast<char*>(der), static_cast<size_t>(n));
     OPENSSL_free(der);
-    return wrap64(encoding::base64(bytes));
+    return bytes;
+}
+
+std::string pkcs7_certs_only_b64(const std::vector<X509*>& certs) {
+    return wrap64(encoding::base64(pkcs7_certs_only_der(certs)));
 }
 
 std::vector<std::pair<std::string, std::string>> read_credentials(const std::string& path) {
@@ -398,16 +402,36 @@ Task<void> EstServer::enroll(Exchange& ex, bool reenroll) {
         co_return;
     }
 
-    auto cert = ca_.issue(pub, subject, sans.get(), opt_.cert_validity, Usage::client);
+    // A broken answer on purpose (est_variant), for the clients' error paths.
+    const std::string variant = modes_.est().variant;
+    using std::chrono::hours;
+    ossl::PKey other_key;
+    if (variant == "other-key") other_key = new_p256_key();
+    const auto not_before = variant == "expired"         ? -hours(2)
+                            : variant == "not-yet-valid" ? hours(1)
+                                                         : hours(0);
+    auto cert = ca_.issue(other_key ? other_key.get() : pub, subject, sans.get(),
+                          not_before == hours(0) ? opt_.cert_validity : hours(1), Usage::client,
+                          not_before);
     ++(reenroll ? stats_.est_reenrolls : stats_.est_enrolls);
     log::info("sandbox_est_issued", {{"op", reenroll ? "simplereenroll" : "simpleenroll"},
                                      {"subject", subject_rfc4514(subject)},
                                      {"serial", serial_hex(cert.get())},
-                                     {"validity_s", opt_.cert_validity.count()}});
+                                     {"validity_s", opt_.cert_validity.count()},
+                                     {"variant", variant}});
     auto res = ex.make(http::status::ok);
     res.set(http::field::content_type, "application/pkcs7-mime; smime-type=certs-only");
     res.set("Content-Transfer-Encoding", "base64");
-    res.body() = pkcs7_certs_only_b64({cert.get()});
+    if (variant == "garbage") {
+        res.body() = wrap64(encoding::base64("garbage: this is not a PKCS#7 certs-only structure"));
+    } else if (variant == "truncated") {
+        auto whole = pkcs7_certs_only_der({cert.get()});
+        res.body() = wrap64(encoding::base64(whole.substr(0, whole.size() / 2)));
+    } else if (variant == "huge") {
+        res.body() = wrap64(std::string(kHugeEstAnswerBytes / 65 * 64, 'A'));
+    } else {
+        res.body() = pkcs7_certs_only_b64({cert.get()});
+    }
     co_await ex.send(std::move(res));
 }
 

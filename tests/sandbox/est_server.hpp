@@ -39,6 +39,12 @@ class EstServer {
 
 // base64 PKCS#7 certs-only (degenerate SignedData) holding `certs`, lines of 64 columns.
 std::string pkcs7_certs_only_b64(const std::vector<X509*>& certs);
+// The same, as DER.
+std::string pkcs7_certs_only_der(const std::vector<X509*>& certs);
+
+// Size of the est_variant=huge answer (base64 lines of 64 + newline): far above any
+// client's sane limit (the agent's est.max_response_bytes defaults to 1 MiB).
+inline constexpr std::size_t kHugeEstAnswerBytes = 4u << 20;
 
 // Reads "user:password" lines (blank lines and '#' comments skipped).
 std::vector<std::pair<std::string, std::string>> read_credentials(const std::string& path);

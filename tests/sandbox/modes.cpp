@@ -66,6 +66,8 @@ std::string Modes::apply(const std::string& key, const std::string& value) {
         "invalid_target",      "server_error",           "temporarily_unavailable"};
     static const std::set<std::string> kVariants = {"truncated", "deep",  "types",   "huge",
                                                     "not-json",  "empty", "no-token"};
+    static const std::set<std::string> kEstVariants = {
+        "normal", "garbage", "truncated", "other-key", "expired", "not-yet-valid", "huge"};
     auto number = [&](int lo, int hi, int& out) -> std::string {
         try {
             std::size_t used = 0;
@@ -113,6 +115,13 @@ std::string Modes::apply(const std::string& key, const std::string& value) {
             err = number(0, 1000, est_.retry_remaining);
         } else if (key == "retry_after") {
             err = number(0, 86400, est_.retry_after);
+        } else if (key == "est_variant") {
+            if (!kEstVariants.count(value))
+                err =
+                    "est_variant: expected normal, garbage, truncated, other-key, expired, "
+                    "not-yet-valid or huge";
+            else
+                est_.variant = value;
         } else if (key == "est_pop") {
             if (!parse_pop(value, est_.pop))
                 err = "est_pop: expected off, tls-unique, tls-exporter or any";
@@ -136,7 +145,8 @@ nlohmann::json Modes::to_json() const {
              {{"fail_status", est_.fail_status},
               {"retry_remaining", est_.retry_remaining},
               {"retry_after", est_.retry_after},
-              {"pop", to_string(est_.pop)}}}};
+              {"pop", to_string(est_.pop)},
+              {"variant", est_.variant}}}};
 }
 
 }  // namespace mtls::sandbox

@@ -28,6 +28,9 @@ struct EstMode {
     int retry_remaining = 0;  // 202 answers left before issuing
     int retry_after = 1;      // seconds
     PopMode pop = PopMode::off;
+    // How a successful (re)enroll is answered: normal, or broken on purpose —
+    // garbage | truncated | other-key | expired | not-yet-valid | huge (see README.md).
+    std::string variant = "normal";
 };
 
 class Modes {

@@ -160,7 +160,7 @@ class SandboxTest : public ::testing::Test {
 
     void SetUp() override {
         ASSERT_TRUE(sandbox_) << "sandbox did not start";
-        sandbox_->set_mode("as=normal&est=normal&est_retry=0&est_pop=off");
+        sandbox_->set_mode("as=normal&est=normal&est_retry=0&est_pop=off&est_variant=normal");
     }
 
     // A token for `client` with the given cert/key names from $W; returns the JSON answer.
@@ -419,6 +419,61 @@ TEST_F(SandboxTest, EstFaultModesRejectEverythingThenRecover) {
     sandbox_->set_mode("est=normal");
     auto r = sh(R"SH(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" "$EST/cacerts")SH");
     EXPECT_EQ(r.out, "200");
+}
+
+// est_variant: a (re)enroll that passes every check is answered 200 with a broken body.
+TEST_F(SandboxTest, EstVariantsAnswerEnrollWithBrokenResults) {
+    constexpr const char* kEnrollVariant = R"SH(
+      make_csr v "/CN=variant"
+      curl -sS --fail -o "$W/v.p7.b64" --cacert "$CA" -u "$EST_USER" \
+           -H 'Content-Type: application/pkcs10' --data-binary @"$W/v.csr.b64" "$EST/simpleenroll"
+      echo "size=$(stat -c %s "$W/v.p7.b64")"
+      base64 -d < "$W/v.p7.b64" > "$W/v.p7.der"
+      if openssl pkcs7 -inform DER -in "$W/v.p7.der" -print_certs -out "$W/v.pem" 2>/dev/null; then
+        echo "pkcs7=ok"
+        openssl x509 -in "$W/v.pem" -noout -pubkey > "$W/v.certpub"
+        openssl pkey -in "$W/v.key" -pubout > "$W/v.keypub"
+        cmp -s "$W/v.certpub" "$W/v.keypub" && echo "key=ours" || echo "key=other"
+        openssl x509 -in "$W/v.pem" -noout -checkend 0 >/dev/null && echo "expired=no" || echo "expired=yes"
+        openssl verify -CAfile "$CA" "$W/v.pem" 2>&1 || true
+      else
+        echo "pkcs7=unparsable"
+      fi
+    )SH";
+    auto run = [&](const std::string& variant) {
+        sandbox_->set_mode("est_variant=" + variant);
+        auto r = sh(kEnrollVariant);
+        EXPECT_OK(r);
+        return r.out;
+    };
+    auto has = [](const std::string& out, const std::string& what) {
+        return out.find(what) != std::string::npos;
+    };
+    auto normal = run("normal");
+    EXPECT_TRUE(has(normal, "pkcs7=ok") && has(normal, "key=ours") && has(normal, "expired=no"))
+        << normal;
+    EXPECT_TRUE(has(normal, ": OK")) << normal;
+    auto garbage = run("garbage");
+    EXPECT_TRUE(has(garbage, "pkcs7=unparsable")) << garbage;
+    auto truncated = run("truncated");
+    EXPECT_TRUE(has(truncated, "pkcs7=unparsable")) << truncated;
+    EXPECT_GT(truncated.size(), 0u);
+    auto other = run("other-key");
+    EXPECT_TRUE(has(other, "pkcs7=ok") && has(other, "key=other")) << other;
+    EXPECT_TRUE(has(other, ": OK")) << "a good certificate, for another key: " << other;
+    auto expired = run("expired");
+    EXPECT_TRUE(has(expired, "key=ours") && has(expired, "expired=yes")) << expired;
+    EXPECT_TRUE(has(expired, "certificate has expired")) << expired;
+    auto future = run("not-yet-valid");
+    EXPECT_TRUE(has(future, "key=ours") && has(future, "expired=no")) << future;
+    EXPECT_TRUE(has(future, "certificate is not yet valid")) << future;
+    auto huge = run("huge");
+    auto at = huge.find("size=");
+    ASSERT_NE(at, std::string::npos) << huge;
+    EXPECT_GE(std::stoul(huge.substr(at + 5)), 4000000u) << huge;
+    // An unknown variant is refused; normal answers are back after "normal".
+    EXPECT_ANY_THROW(sandbox_->set_mode("est_variant=bogus"));
+    EXPECT_TRUE(has(run("normal"), "key=ours"));
 }
 
 TEST_F(SandboxTest, EstProofOfPossessionWithTlsExporter) {
