@@ -19,6 +19,8 @@ for p in $presets; do
   took "building $p"
   ctest --preset "$p" -j "$jobs"  # the same tests on every preset
   took "testing $p"
+  # The end-to-end suite's figures (requests sent, failed, rotations, restarts).
+  sed -n '/=== end-to-end figures ===/,/^restarts:/p' "build/$p/Testing/Temporary/LastTest.log" || true
 done
 
 secs="${MTLS_FUZZ_SECONDS:-30}"
