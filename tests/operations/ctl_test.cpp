@@ -4,6 +4,7 @@
 #include "tests/support/agent_process.hpp"
 #include "tests/support/agent_world.hpp"
 #include "tests/support/http_load.hpp"
+#include "tests/support/poll.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -135,12 +136,13 @@ TEST_F(CtlTest, RotateUnderTrafficLosesNothingAndRetiresTheOldKey) {
               norm_serial(st["identity"]["serial"]));
     // The old key stays for the grace period, then goes; only the new key is left.
     const auto new_key = st["identity"]["key_id"].get<std::string>();
-    auto keys = token_key_ids(token_);
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (keys.size() != 1 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(100ms);  // poll interval
-        keys = token_key_ids(token_);
-    }
+    std::vector<std::string> keys;
+    poll_until(
+        [&] {
+            keys = token_key_ids(token_);
+            return keys.size() == 1;
+        },
+        30s, 100ms);  // each check opens the token
     EXPECT_EQ(keys, std::vector<std::string>{new_key}) << agent_->log();
 }
 

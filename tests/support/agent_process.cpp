@@ -2,6 +2,7 @@
 
 #include "common/atomic_file.hpp"
 #include "tests/support/cryptoki.hpp"
+#include "tests/support/poll.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -121,21 +122,26 @@ std::optional<nlohmann::json> AgentProcess::status() const {
 
 nlohmann::json AgentProcess::wait_for(const std::function<bool(const nlohmann::json&)>& pred,
                                       std::chrono::milliseconds deadline, const std::string& what) {
-    const auto until = Clock::now() + deadline;
     std::string last = "(agent not reachable)";
-    for (;;) {
-        if (!child_ || !child_->running())
-            throw std::runtime_error("the agent exited while waiting for " + what + "; log:\n" +
-                                     log());
-        if (auto s = status()) {
-            if (pred(*s)) return *s;
-            last = s->dump();
-        }
-        if (Clock::now() >= until)
-            throw std::runtime_error("timed out waiting for " + what + "; last status: " + last +
-                                     "\nlog:\n" + log());
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval
-    }
+    std::optional<nlohmann::json> found;
+    bool exited = false;
+    poll_until(
+        [&] {
+            if (!child_ || !child_->running()) return exited = true;
+            if (auto s = status()) {
+                if (pred(*s))
+                    found = std::move(s);
+                else
+                    last = s->dump();
+            }
+            return found.has_value();
+        },
+        deadline, std::chrono::milliseconds(50));  // each check runs mtls-agentctl
+    if (found) return *found;
+    if (exited)
+        throw std::runtime_error("the agent exited while waiting for " + what + "; log:\n" + log());
+    throw std::runtime_error("timed out waiting for " + what + "; last status: " + last +
+                             "\nlog:\n" + log());
 }
 
 nlohmann::json AgentProcess::wait_healthy(std::chrono::milliseconds deadline) {

@@ -1,5 +1,7 @@
 #include "tests/support/agent_world.hpp"
 
+#include "tests/support/poll.hpp"
+
 #include "common/atomic_file.hpp"
 #include "common/ossl.hpp"
 
@@ -77,16 +79,19 @@ StateSnapshot consistent_snapshot(const AgentWorld& w, std::chrono::milliseconds
     // between is repaired at the next start), so for a moment the file may name a key the
     // token no longer has: wait until the state is the same before and after reading the
     // token and agrees with it, or the deadline passes (then the last reading is returned).
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    for (;;) {
-        auto before = renewal::serialize_state(w.state());
-        auto keys = w.token_keys();
-        auto after = w.state();
-        const bool stable = renewal::serialize_state(after) == before;
-        if ((stable && keys == referenced_keys(after)) || std::chrono::steady_clock::now() > until)
-            return {std::move(after), std::move(keys)};
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll interval
-    }
+    StateSnapshot last;
+    poll_until(
+        [&] {
+            auto before = renewal::serialize_state(w.state());
+            auto keys = w.token_keys();
+            auto after = w.state();
+            const bool stable = renewal::serialize_state(after) == before;
+            const bool agree = stable && keys == referenced_keys(after);
+            last = {std::move(after), std::move(keys)};
+            return agree;
+        },
+        deadline, std::chrono::milliseconds(20));  // each check opens the token
+    return last;
 }
 
 std::string norm_serial(std::string s) {

@@ -4,6 +4,7 @@
 #include "agent/token/token_cache.hpp"
 #include "common/atomic_file.hpp"
 #include "common/encoding.hpp"
+#include "tests/support/poll.hpp"
 #include "tests/token/sandbox_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -255,13 +256,13 @@ namespace {
 
 // Waits (polling, deadline) until the cache answers with a token again.
 std::string recover(TokenCache& cache, const identity::IdentityPtr& id) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     TokenResult r;
-    while (std::chrono::steady_clock::now() < deadline) {
+    const auto got = [&] {
         r = run_get(cache, "partner", id);
-        if (std::holds_alternative<Token>(r)) return std::get<Token>(r).access_token;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+        return std::holds_alternative<Token>(r);
+    };
+    if (test::poll_until(got, std::chrono::seconds(10), std::chrono::milliseconds(50)))
+        return std::get<Token>(r).access_token;
     ADD_FAILURE() << "no recovery: " << std::get<TokenError>(r).message;
     return {};
 }
