@@ -374,8 +374,10 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
                                              std::move(res.issued.chain), std::move(key),
                                              new_ref.id_hex, identities_.next_generation());
         steps.ok("verify", id->subject());
-        if (rekey && st.current_key)
+        if (rekey && st.current_key) {
             st.retiring.push_back({*st.current_key, unix_now() + cfg.key.retire_grace.count()});
+            if (current) retired_identities_[st.current_key->id_hex] = current;
+        }
         st.current_key = new_ref;
         st.chain_pem = chain_pem;
         store_.save(st);
@@ -401,11 +403,31 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
 void Renewer::retire_due(State& st) {
     auto now = unix_now();
     bool changed = false;
+    std::int64_t grace = 0;
+    {
+        std::lock_guard lock(mu_);
+        grace = cfg_.key.retire_grace.count();
+    }
+    retire_postponed_ = false;
     auto token = provider_->token();
     for (auto it = st.retiring.begin(); it != st.retiring.end();) {
         if (it->destroy_after > now) {
             ++it;
             continue;
+        }
+        // Still used by a connection (or a request about to open one)? Wait for it to let go,
+        // up to one more grace period: a handshake with a destroyed key would fail.
+        if (auto held = retired_identities_.find(it->key.id_hex);
+            held != retired_identities_.end()) {
+            if (!held->second.expired() && now < it->destroy_after + grace) {
+                retire_postponed_ = true;
+                ++it;
+                continue;
+            }
+            if (!held->second.expired())
+                log::warn("renewal.retire_while_in_use",
+                          {{"key_id", it->key.id_hex}, {"waited_s", now - it->destroy_after}});
+            retired_identities_.erase(held);
         }
         try {
             token->destroy_key(encoding::hex_decode(it->key.id_hex).value_or(""));
@@ -463,7 +485,9 @@ void Renewer::loop(std::stop_token stop) {
         {
             std::unique_lock lock(mu_);
             auto wake = status_.next_at.value_or(Clock::now() + std::chrono::hours(1));
-            if (state_)
+            if (retire_postponed_)  // look again soon whether the old identity is released
+                wake = std::min(wake, Clock::now() + std::chrono::milliseconds(500));
+            else if (state_)
                 for (const auto& r : state_->retiring)
                     wake = std::min(wake, Clock::time_point(std::chrono::seconds(r.destroy_after)));
             cv_.wait_until(lock, stop, wake, [&] { return !queue_.empty(); });

@@ -23,6 +23,8 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -106,6 +108,11 @@ class Renewer {
     Status status_;
     Backoff backoff_;
     std::mt19937_64 rng_{std::random_device{}()};
+    // Retired keys whose old identity may still be in use (renewer thread only): a key is
+    // destroyed after its grace period once no connection holds that identity any more, or
+    // at the latest one more grace period later.
+    std::map<std::string, std::weak_ptr<const identity::Identity>> retired_identities_;
+    bool retire_postponed_ = false;
     std::jthread thread_;
 };
 

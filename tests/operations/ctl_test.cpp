@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <fstream>
 #include <thread>
@@ -144,6 +145,45 @@ TEST_F(CtlTest, RotateUnderTrafficLosesNothingAndRetiresTheOldKey) {
         },
         30s, 100ms);  // each check opens the token
     EXPECT_EQ(keys, std::vector<std::string>{new_key}) << agent_->log();
+}
+
+// A retired key outlives its grace period while a request that started on the old identity
+// is still running (its connection could need the key), and goes once that request is done.
+TEST_F(CtlTest, RetiredKeyWaitsForTheRequestsStillOnIt) {
+    AgentSetup setup;
+    setup.key = "retire_grace = \"2s\"\n";
+    setup.use_token = false;
+    start(setup);
+    const auto old_key = status_["identity"]["key_id"].get<std::string>();
+    std::atomic<bool> slow_done{false};
+    std::thread slow([&] {
+        auto r = run_command({"curl", "-sS", "--max-time", "30", agent_->url("echo/slow/5000")});
+        EXPECT_NE(r.out.find("slept_ms"), std::string::npos) << r.out << r.err;
+        slow_done = true;
+    });
+    // The slow request holds an upstream connection on the old identity.
+    ASSERT_TRUE(poll_until(
+        [&] { return agent_->status().value()["routes"][0]["pool_size"].get<int>() >= 1; }, 20s,
+        20ms));
+    auto r = agent_->ctl({"rotate", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    const auto rotated = std::chrono::steady_clock::now();
+    // Past the grace period (plus a margin) the old key is still there while the request runs.
+    while (std::chrono::steady_clock::now() < rotated + 3s && !slow_done) std::this_thread::yield();
+    if (!slow_done) {
+        auto keys = token_key_ids(token_);
+        EXPECT_NE(std::find(keys.begin(), keys.end(), old_key), keys.end())
+            << "the old key was destroyed under a request still using it";
+    }
+    slow.join();
+    // Once released it goes (at the latest one more grace period after the first).
+    EXPECT_TRUE(poll_until(
+        [&] {
+            auto keys = token_key_ids(token_);
+            return std::find(keys.begin(), keys.end(), old_key) == keys.end();
+        },
+        20s, 100ms))
+        << agent_->log();
 }
 
 TEST_F(CtlTest, RenewReportsStepsAndRekeysByPolicy) {
