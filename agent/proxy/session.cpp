@@ -232,18 +232,27 @@ class Session {
         co_return !ec;
     }
 
+    // Reads the next piece of the app's body into `buf`; sets `n` to its size. The error is
+    // the app's (failed, went away, or sent a body it could not frame).
+    net::awaitable<error_code> read_body_piece(Parser& parser, std::array<char, kChunk>& buf,
+                                               std::size_t& n) {
+        parser.get().body().data = buf.data();
+        parser.get().body().size = buf.size();
+        error_code ec;
+        client_deadline();
+        co_await http::async_read(client_, cbuf_, parser, net::use_ec(ec));
+        if (ec == http::error::need_buffer) ec = {};
+        n = buf.size() - parser.get().body().size;
+        co_return ec;
+    }
+
     // Reads the rest of the app's body into `body`. false: the app failed or went away.
     net::awaitable<bool> read_small_body(Parser& parser, std::string& body, Outcome& out) {
         std::array<char, kChunk> buf;
         while (!parser.is_done()) {
-            parser.get().body().data = buf.data();
-            parser.get().body().size = buf.size();
-            error_code ec;
-            client_deadline();
-            co_await http::async_read(client_, cbuf_, parser, net::use_ec(ec));
-            if (ec == http::error::need_buffer) ec = {};
+            std::size_t n = 0;
+            error_code ec = co_await read_body_piece(parser, buf, n);
             if (ec) co_return false;
-            std::size_t n = buf.size() - parser.get().body().size;
             body.append(buf.data(), n);
             out.bytes_in += n;
         }
@@ -556,19 +565,14 @@ class Session {
         error_code ec;
         while (!ec) {
             if (!parser.is_done()) {
-                parser.get().body().data = buf.data();
-                parser.get().body().size = buf.size();
-                error_code cec;
-                client_deadline();
-                co_await http::async_read(client_, cbuf_, parser, net::use_ec(cec));
-                if (cec == http::error::need_buffer) cec = {};
+                std::size_t n = 0;
+                error_code cec = co_await read_body_piece(parser, buf, n);
                 if (cec) {
                     st.client_failed = true;
                     st.client_ec = cec;
                     conn.close();  // the partner must not take a truncated body as complete
                     break;
                 }
-                std::size_t n = buf.size() - parser.get().body().size;
                 out.bytes_in += n;
                 if (route.max_request_body > 0 && out.bytes_in > route.max_request_body) {
                     st.body_limit = true;
