@@ -8,6 +8,13 @@
 namespace mtls::proxy {
 namespace {
 
+// TCP and Unix connections are served by one session type over a generic stream socket.
+template <class Protocol>
+net::asio::generic::stream_protocol::socket to_generic(
+    net::asio::basic_stream_socket<Protocol>&& sock) {
+    return net::asio::generic::stream_protocol::socket(std::move(sock));
+}
+
 net::awaitable<void> accept_tcp(net::tcp::acceptor& acc, ProxyContext& ctx) {
     for (;;) {
         net::error_code ec;
@@ -19,9 +26,10 @@ net::awaitable<void> accept_tcp(net::tcp::acceptor& acc, ProxyContext& ctx) {
         }
         sock.set_option(net::tcp::no_delay(true), ec);
         Caller caller = tcp_caller(sock);
-        net::asio::co_spawn(acc.get_executor(),
-                            run_session(TcpStream(std::move(sock)), ctx, std::move(caller)),
-                            net::asio::detached);
+        net::asio::co_spawn(
+            acc.get_executor(),
+            run_session(ClientStream(to_generic(std::move(sock))), ctx, std::move(caller)),
+            net::asio::detached);
     }
 }
 
@@ -35,9 +43,10 @@ net::awaitable<void> accept_unix(net::unix_socket::acceptor& acc, ProxyContext& 
             continue;
         }
         Caller caller = unix_caller(sock);
-        net::asio::co_spawn(acc.get_executor(),
-                            run_session(UnixStream(std::move(sock)), ctx, std::move(caller)),
-                            net::asio::detached);
+        net::asio::co_spawn(
+            acc.get_executor(),
+            run_session(ClientStream(to_generic(std::move(sock))), ctx, std::move(caller)),
+            net::asio::detached);
     }
 }
 

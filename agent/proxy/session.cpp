@@ -62,9 +62,9 @@ struct Outcome {
     int attempts = 0;
 };
 
-template <class Stream>
 class Session {
   public:
+    using Stream = ClientStream;
     Session(Stream& s, ProxyContext& ctx, Caller caller)
         : client_(s),
           ctx_(ctx),
@@ -618,20 +618,16 @@ class Session {
 
 }  // namespace
 
-template <class Stream>
-net::awaitable<void> run_session(Stream stream, ProxyContext& ctx, Caller caller) {
+net::awaitable<void> run_session(ClientStream stream, ProxyContext& ctx, Caller caller) {
     ++ctx.stats.connections_accepted;
     ++ctx.stats.connections_open;
     try {
-        Session<Stream> s(stream, ctx, std::move(caller));
+        Session s(stream, ctx, std::move(caller));
         co_await s.run();
     } catch (const std::exception& e) {
         log::error("proxy.session_failed", {{"error", e.what()}});
     }
     --ctx.stats.connections_open;
 }
-
-template net::awaitable<void> run_session<TcpStream>(TcpStream, ProxyContext&, Caller);
-template net::awaitable<void> run_session<UnixStream>(UnixStream, ProxyContext&, Caller);
 
 }  // namespace mtls::proxy

@@ -36,12 +36,11 @@ struct ProxyContext {
 // request can be replayed (stale pooled connection, 401 invalid_token).
 inline constexpr std::uint64_t kReplayableBodyMax = 64 * 1024;
 
-template <class Stream>
-net::awaitable<void> run_session(Stream stream, ProxyContext& ctx, Caller caller);
+// The app's connection, TCP or Unix socket alike: one stream type, so the session (the
+// largest template instantiation in the agent) is compiled once.
+using ClientStream = net::beast::basic_stream<net::asio::generic::stream_protocol>;
 
-using TcpStream = net::beast::tcp_stream;
-using UnixStream = net::beast::basic_stream<net::unix_socket>;
-extern template net::awaitable<void> run_session<TcpStream>(TcpStream, ProxyContext&, Caller);
-extern template net::awaitable<void> run_session<UnixStream>(UnixStream, ProxyContext&, Caller);
+// Serves one app connection until it closes: reads requests, routes them, answers.
+net::awaitable<void> run_session(ClientStream stream, ProxyContext& ctx, Caller caller);
 
 }  // namespace mtls::proxy
