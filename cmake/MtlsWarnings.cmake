@@ -3,6 +3,13 @@
 # RSA_METHOD / EC_KEY_METHOD); token keys reach OpenSSL through our provider.
 function(mtls_strict target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor)
+  # Unity builds (the presets' default, to halve build time) put several .cpp files in one
+  # translation unit: GCC then takes types from anonymous namespaces for header types
+  # (-Wsubobject-linkage), which is wrong for us. Helpers in anonymous namespaces must have
+  # names unique within their target.
+  if(CMAKE_UNITY_BUILD AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(${target} PRIVATE -Wno-subobject-linkage)
+  endif()
   target_compile_definitions(${target} PRIVATE OPENSSL_API_COMPAT=30000 OPENSSL_NO_DEPRECATED)
 endfunction()
 

@@ -56,7 +56,13 @@ using X509Algor = Owned<X509_ALGOR, &X509_ALGOR_free>;
 using Asn1Object = Owned<ASN1_OBJECT, &ASN1_OBJECT_free>;
 using Asn1OctetString = Owned<ASN1_OCTET_STRING, &ASN1_OCTET_STRING_free>;
 
-inline void free_x509_stack(STACK_OF(X509) * s) noexcept { sk_X509_pop_free(s, X509_free); }
+inline void free_x509_stack(STACK_OF(X509) * s) noexcept {
+    sk_X509_pop_free(s, X509_free);
+}
 using X509Stack = Owned<STACK_OF(X509), &free_x509_stack>;
+inline void free_x509_ext_stack(STACK_OF(X509_EXTENSION) * s) noexcept {
+    sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+}
+using X509ExtStack = Owned<STACK_OF(X509_EXTENSION), &free_x509_ext_stack>;
 
 }  // namespace mtls::ossl

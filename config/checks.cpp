@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include "common/text.hpp"
 
 namespace mtls::config::checks {
 
@@ -40,14 +41,7 @@ bool has_control(std::string_view s) {
     return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
 }
 
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                              [](char x, char y) { return lower(x) == lower(y); });
-}
+using text::iequals;
 
 bool is_loopback(const std::string& host) {
     if (iequals(host, "localhost")) return true;
@@ -63,7 +57,7 @@ bool is_loopback(const std::string& host) {
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
-    auto norm = [](char c) { return c == '-' ? '_' : lower(c); };
+    auto norm = [](char c) { return c == '-' ? '_' : text::ascii_lower(c); };
     std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
     for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
     for (std::size_t i = 1; i <= a.size(); ++i) {

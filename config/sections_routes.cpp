@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include "common/text.hpp"
 
 namespace mtls::config::detail {
 
@@ -11,11 +12,7 @@ using checks::quote;
 
 namespace {
 
-std::string lower(std::string s) {
-    for (auto& ch : s)
-        if (ch >= 'A' && ch <= 'Z') ch = char(ch - 'A' + 'a');
-    return s;
-}
+using text::lower;
 
 // Remembers the first line of each value; reports a later duplicate at its own line.
 class Unique {

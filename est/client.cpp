@@ -10,21 +10,14 @@
 #include "common/atomic_file.hpp"
 #include "common/encoding.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "est/channel_binding.hpp"
 #include "est/pkcs7.hpp"
 
 namespace mtls::est {
 namespace {
 
-bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
+using text::trim;
 
 std::string key_text(EVP_PKEY* key) {
     const char* name = EVP_PKEY_get0_type_name(key);

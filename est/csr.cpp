@@ -12,10 +12,6 @@ namespace {
 
 using GenNames = ossl::Owned<GENERAL_NAMES, &GENERAL_NAMES_free>;
 using GenName = ossl::Owned<GENERAL_NAME, &GENERAL_NAME_free>;
-void free_exts(STACK_OF(X509_EXTENSION) * s) noexcept {
-    sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
-}
-using Exts = ossl::Owned<STACK_OF(X509_EXTENSION), &free_exts>;
 using Ia5 = ossl::Owned<ASN1_IA5STRING, &ASN1_IA5STRING_free>;
 
 void add_name_entry(X509_NAME* name, int nid, const std::string& value) {
@@ -62,7 +58,7 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
     if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1)
         throw ossl::Error("X509_REQ_set_version");
 
-    Exts exts(sk_X509_EXTENSION_new_null());
+    ossl::X509ExtStack exts(sk_X509_EXTENSION_new_null());
     if (!exts) throw ossl::Error("sk_X509_EXTENSION_new_null");
     if (r.copy_names_from) {
         if (X509_REQ_set_subject_name(req.get(), X509_get_subject_name(r.copy_names_from)) != 1)

@@ -24,13 +24,9 @@ void free_seq_any(ASN1_SEQUENCE_ANY* s) noexcept {
 }
 using SeqAny = ossl::Owned<ASN1_SEQUENCE_ANY, &free_seq_any>;
 using Attr = ossl::Owned<X509_ATTRIBUTE, &X509_ATTRIBUTE_free>;
-void free_exts(STACK_OF(X509_EXTENSION) * s) noexcept {
-    sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
-}
-using Exts = ossl::Owned<STACK_OF(X509_EXTENSION), &free_exts>;
 using GenNames = ossl::Owned<GENERAL_NAMES, &GENERAL_NAMES_free>;
 
-Error bad(const std::string& what) {
+Error bad_csrattrs(const std::string& what) {
     return Error(Error::Kind::bad_response, "EST csrattrs response is malformed: " + what);
 }
 
@@ -115,7 +111,7 @@ void take_extension_request(CsrAttributes& out, X509_ATTRIBUTE* attr) {
             continue;
         }
         const unsigned char* p = v->value.sequence->data;
-        Exts exts(d2i_X509_EXTENSIONS(nullptr, &p, v->value.sequence->length));
+        ossl::X509ExtStack exts(d2i_X509_EXTENSIONS(nullptr, &p, v->value.sequence->length));
         if (!exts) {
             ERR_clear_error();
             add_unique(out.unhandled, "undecodable extensionRequest value");
@@ -252,10 +248,10 @@ CsrAttributes parse_csrattrs_der(std::string_view der) {
     CsrAttributes out;
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
     SeqAny seq(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, static_cast<long>(der.size())));
-    if (!seq) throw bad("not a DER SEQUENCE OF AttrOrOID: " + ossl::drain_errors());
+    if (!seq) throw bad_csrattrs("not a DER SEQUENCE OF AttrOrOID: " + ossl::drain_errors());
     if (static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data())) !=
         der.size())
-        throw bad("trailing data after the CsrAttrs SEQUENCE");
+        throw bad_csrattrs("trailing data after the CsrAttrs SEQUENCE");
     for (int i = 0; i < sk_ASN1_TYPE_num(seq.get()); ++i) {
         ASN1_TYPE* item = sk_ASN1_TYPE_value(seq.get(), i);
         if (item->type == V_ASN1_OBJECT) {
@@ -263,14 +259,15 @@ CsrAttributes parse_csrattrs_der(std::string_view der) {
             continue;
         }
         if (item->type != V_ASN1_SEQUENCE)
-            throw bad("element " + std::to_string(i) + " is neither an OID nor an Attribute");
+            throw bad_csrattrs("element " + std::to_string(i) +
+                               " is neither an OID nor an Attribute");
         // For SEQUENCE, ASN1_TYPE keeps the whole encoding: decode it as an Attribute.
         const unsigned char* q = item->value.sequence->data;
         const long len = item->value.sequence->length;
         Attr attr(d2i_X509_ATTRIBUTE(nullptr, &q, len));
         if (!attr || q != item->value.sequence->data + len)
-            throw bad("element " + std::to_string(i) +
-                      " is not an Attribute: " + ossl::drain_errors());
+            throw bad_csrattrs("element " + std::to_string(i) +
+                               " is not an Attribute: " + ossl::drain_errors());
         const ASN1_OBJECT* type = X509_ATTRIBUTE_get0_object(attr.get());
         const int nid = OBJ_obj2nid(type);
         if (nid == NID_ext_req || nid == NID_ms_ext_req) {
@@ -294,7 +291,7 @@ CsrAttributes parse_csrattrs(std::string_view body) {
     if (t.empty()) return {};
     if (auto der = encoding::base64_decode(t)) return parse_csrattrs_der(*der);
     if (static_cast<unsigned char>(body.front()) == 0x30) return parse_csrattrs_der(body);
-    throw bad("the body is neither base64 nor DER");
+    throw bad_csrattrs("the body is neither base64 nor DER");
 }
 
 std::string key_mismatch(const CsrAttributes& attrs, EVP_PKEY* key) {

@@ -8,31 +8,22 @@
 
 #include "common/encoding.hpp"
 #include "common/ossl_error.hpp"
+#include "common/text.hpp"
 #include "est/errors.hpp"
 
 namespace mtls::est {
 namespace {
 
-Error bad(const std::string& what) {
+Error bad_pkcs7(const std::string& what) {
     return Error(Error::Kind::bad_response,
                  "EST response is not a usable certs-only PKCS#7: " + what);
-}
-
-bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 }  // namespace
 
 std::string media_type(std::string_view ct) {
     auto semi = ct.find(';');
-    std::string_view t = ct.substr(0, semi);
-    while (!t.empty() && is_space(t.front())) t.remove_prefix(1);
-    while (!t.empty() && is_space(t.back())) t.remove_suffix(1);
-    std::string out(t);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
+    return text::lower(text::trim(ct.substr(0, semi)));
 }
 
 std::vector<ossl::X509Ptr> parse_certs_only(std::string_view body, std::string_view content_type) {
@@ -40,13 +31,11 @@ std::vector<ossl::X509Ptr> parse_certs_only(std::string_view body, std::string_v
         std::string mt = media_type(content_type);
         if (mt != "application/pkcs7-mime" && mt != "application/x-pkcs7-mime" &&
             mt != "application/pkcs7" && mt != "application/octet-stream")
-            throw bad("the server sent Content-Type \"" + std::string(content_type) +
-                      "\", expected application/pkcs7-mime");
+            throw bad_pkcs7("the server sent Content-Type \"" + std::string(content_type) +
+                            "\", expected application/pkcs7-mime");
     }
-    std::string_view trimmed = body;
-    while (!trimmed.empty() && is_space(trimmed.front())) trimmed.remove_prefix(1);
-    while (!trimmed.empty() && is_space(trimmed.back())) trimmed.remove_suffix(1);
-    if (trimmed.empty()) throw bad("the body is empty");
+    const std::string_view trimmed = text::trim(body);
+    if (trimmed.empty()) throw bad_pkcs7("the body is empty");
 
     std::string der;
     if (auto decoded = encoding::base64_decode(trimmed)) {
@@ -54,34 +43,34 @@ std::vector<ossl::X509Ptr> parse_certs_only(std::string_view body, std::string_v
     } else if (static_cast<unsigned char>(body.front()) == 0x30) {
         der.assign(body);  // a server sending binary DER despite RFC 8951
     } else {
-        throw bad("the body is neither base64 nor DER");
+        throw bad_pkcs7("the body is neither base64 nor DER");
     }
-    if (der.empty()) throw bad("the body decodes to nothing");
+    if (der.empty()) throw bad_pkcs7("the body decodes to nothing");
 
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
     ossl::Pkcs7 p7(d2i_PKCS7(nullptr, &p, static_cast<long>(der.size())));
     if (!p7) {
         std::string why = ossl::drain_errors();
-        throw bad("cannot decode the PKCS#7 structure (truncated or not PKCS#7): " + why);
+        throw bad_pkcs7("cannot decode the PKCS#7 structure (truncated or not PKCS#7): " + why);
     }
     const auto consumed =
         static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data()));
     if (consumed != der.size())
-        throw bad(std::to_string(der.size() - consumed) +
-                  " bytes of trailing data after the PKCS#7");
+        throw bad_pkcs7(std::to_string(der.size() - consumed) +
+                        " bytes of trailing data after the PKCS#7");
     if (!PKCS7_type_is_signed(p7.get()))
-        throw bad(std::string("PKCS#7 type is ") + OBJ_nid2ln(OBJ_obj2nid(p7->type)) +
-                  ", expected signed-data");
+        throw bad_pkcs7(std::string("PKCS#7 type is ") + OBJ_nid2ln(OBJ_obj2nid(p7->type)) +
+                        ", expected signed-data");
     PKCS7_SIGNED* sd = p7->d.sign;
-    if (!sd) throw bad("signed-data without a body");
+    if (!sd) throw bad_pkcs7("signed-data without a body");
     if (PKCS7* inner = sd->contents) {
         if (PKCS7_type_is_data(inner) && inner->d.data && ASN1_STRING_length(inner->d.data) > 0)
-            throw bad("signed-data carries content; a certs-only response has none");
+            throw bad_pkcs7("signed-data carries content; a certs-only response has none");
         if (!PKCS7_type_is_data(inner) && inner->d.ptr)
-            throw bad("signed-data carries non-data content; a certs-only response has none");
+            throw bad_pkcs7("signed-data carries non-data content; a certs-only response has none");
     }
     STACK_OF(X509)* certs = sd->cert;
-    if (!certs || sk_X509_num(certs) == 0) throw bad("it contains no certificates");
+    if (!certs || sk_X509_num(certs) == 0) throw bad_pkcs7("it contains no certificates");
     std::vector<ossl::X509Ptr> out;
     for (int i = 0; i < sk_X509_num(certs); ++i) {
         X509* c = sk_X509_value(certs, i);
@@ -89,7 +78,7 @@ std::vector<ossl::X509Ptr> parse_certs_only(std::string_view body, std::string_v
         X509_up_ref(c);
         out.emplace_back(c);
     }
-    if (out.empty()) throw bad("it contains no certificates");
+    if (out.empty()) throw bad_pkcs7("it contains no certificates");
     return out;
 }
 

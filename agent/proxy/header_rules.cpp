@@ -3,31 +3,17 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include "common/text.hpp"
 
 namespace mtls::proxy {
 namespace {
 using net::http::field;
 using net::http::verb;
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return lower(a) == lower(b);
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
+using text::iequals;
+using text::istarts_with;
+using text::lower;
+constexpr auto trim = text::trim_ows;
 
 std::vector<std::string> connection_tokens(const net::http::fields& f) {
     std::vector<std::string> out;

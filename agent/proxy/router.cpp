@@ -6,16 +6,12 @@
 #include <cctype>
 #include <charconv>
 #include <stdexcept>
+#include "common/text.hpp"
 
 namespace mtls::proxy {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
+using text::iequals;
 
 // "Host" without the port: "a.example:8480" -> "a.example", "[::1]:80" -> "::1".
 std::string_view host_without_port(std::string_view host) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include "common/text.hpp"
 
 namespace mtls::token {
 namespace {
@@ -12,16 +13,7 @@ namespace {
 constexpr std::int64_t kMaxExpiresIn = 2147483647;  // 2^31 - 1 seconds
 constexpr std::size_t kMaxScope = 4096;
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
+using text::iequals;
 
 // expires_in as seconds, or a problem text.
 std::variant<std::int64_t, std::string> read_expires_in(const nlohmann::json& v) {
