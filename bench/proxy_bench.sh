@@ -18,6 +18,9 @@
 #
 #   bench/proxy_bench.sh              (needs: scripts/deps.sh --bench; a default-preset build)
 #   ROUNDS=5 DURATION=10 bench/proxy_bench.sh
+#   PROXIES="agent" PERF=1 KEEP=1 bench/proxy_bench.sh
+#       only the agent, with `perf record -g` of it during each small-GET run
+#       (then: perf report -i $run/perf-agent-ROUND.data)
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
 # is removed, kept with KEEP=1).
 set -euo pipefail
@@ -26,6 +29,8 @@ root="$(pwd)"
 bin="${MTLS_BUILD_DIR:-$root/build/default}"
 rounds="${ROUNDS:-3}"
 duration="${DURATION:-8}"
+proxies="${PROXIES:-agent nginx haproxy}"
+perf="${PERF:-0}"
 
 die() { echo "proxy_bench.sh: $*" >&2; exit 1; }
 for t in wrk nginx haproxy jq openssl python3; do
@@ -207,10 +212,15 @@ wrk_run() {
 # wrk_cpu NAME PROXY …: wrk_run, and the proxy's CPU µs per request in res[PROXY,NAME_cpu,round]
 # (less sensitive to other load on the machine than requests/s).
 wrk_cpu() {
-  local c0 c1 n
+  local c0 c1 n perf_pid=""
+  if [ "$perf" = 1 ] && [ "$1" = small ]; then
+    perf record -g -o "$run/perf-$2-$round.data" -p "${pid[$2]}" > "$run/perf-$2-$round.log" 2>&1 &
+    perf_pid=$!
+  fi
   c0=$(cpu_ticks "${pid[$2]}")
   wrk_run "$@"
   c1=$(cpu_ticks "${pid[$2]}")
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   n=$(awk '/requests in/ {print $1}' "$run/$1-$2-$round.txt")
   res[$2,$1_cpu,$round]=$(awk -v t=$((c1 - c0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
 }
@@ -244,7 +254,7 @@ echo "# nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' '
 
 declare -A res=()
 for round in $(seq 1 "$rounds"); do
-  for who in agent nginx haproxy; do
+  for who in $proxies; do
     start "$who"
     sleep 1  # let start-up settle before the idle reading (not a readiness wait: start() polled)
     res[$who,rss_idle,$round]=$(rss_kib "${pid[$who]}")
