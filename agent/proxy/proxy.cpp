@@ -67,7 +67,7 @@ Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
              token::TokenSource* tokens)
     : io_(io) {
     ctx_ = std::unique_ptr<ProxyContext>(
-        new ProxyContext{listener, RouteTable(routes), {}, identities, tokens, stats_, {}});
+        new ProxyContext{listener, RouteTable(routes), {}, identities, tokens, stats_});
     for (const auto& e : ctx_->routes.routes()) stats_.routes.emplace_back(e.route.name);
     for (std::size_t i = 0; i < ctx_->routes.routes().size(); ++i)
         ctx_->pools.push_back(std::make_unique<UpstreamPool>(

@@ -234,7 +234,7 @@ class Session {
 
     // Reads the next piece of the app's body into `buf`; sets `n` to its size. The error is
     // the app's (failed, went away, or sent a body it could not frame).
-    net::awaitable<error_code> read_body_piece(Parser& parser, BufferPool::Lease& buf,
+    net::awaitable<error_code> read_body_piece(Parser& parser, std::array<char, kChunk>& buf,
                                                std::size_t& n) {
         parser.get().body().data = buf.data();
         parser.get().body().size = buf.size();
@@ -248,7 +248,7 @@ class Session {
 
     // Reads the rest of the app's body into `body`. false: the app failed or went away.
     net::awaitable<bool> read_small_body(Parser& parser, std::string& body, Outcome& out) {
-        auto buf = ctx_.buffers.take();
+        std::array<char, kChunk> buf;
         while (!parser.is_done()) {
             std::size_t n = 0;
             error_code ec = co_await read_body_piece(parser, buf, n);
@@ -489,7 +489,7 @@ class Session {
                 co_await http::async_write(client_, rs, net::use_ec(cec));
                 if (cec == http::error::need_buffer) cec = {};
             } else {
-                auto buf = ctx_.buffers.take();
+                std::array<char, kChunk> buf;
                 do {
                     if (!rp->is_done()) {
                         rp->get().body().data = buf.data();
@@ -561,7 +561,7 @@ class Session {
                                      http::request_serializer<http::buffer_body>& sr,
                                      UpstreamConnection& conn, const config::Route& route,
                                      Outcome& out, Upload& st) {
-        auto buf = ctx_.buffers.take();
+        std::array<char, kChunk> buf;
         error_code ec;
         while (!ec) {
             if (!parser.is_done()) {

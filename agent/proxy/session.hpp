@@ -10,7 +10,6 @@
 
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/asio.hpp"
-#include "agent/proxy/buffer_pool.hpp"
 #include "agent/proxy/router.hpp"
 #include "agent/proxy/stats.hpp"
 #include "agent/token/token_source.hpp"
@@ -31,7 +30,6 @@ struct ProxyContext {
     identity::IdentityStore& identities;
     token::TokenSource* tokens = nullptr;  // may be null when no route has a token profile
     ProxyStats& stats;
-    BufferPool buffers;
 };
 
 // Request bodies up to this size (with a Content-Length) are read before sending, so the
