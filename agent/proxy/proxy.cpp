@@ -8,14 +8,11 @@
 namespace mtls::proxy {
 namespace {
 
-// TCP and Unix connections are served by one session type over a generic stream socket.
-template <class Protocol>
-net::asio::generic::stream_protocol::socket to_generic(
-    net::asio::basic_stream_socket<Protocol>&& sock) {
-    return net::asio::generic::stream_protocol::socket(std::move(sock));
-}
-
-net::awaitable<void> accept_tcp(net::tcp::acceptor& acc, ProxyContext& ctx) {
+// Accepts app connections (TCP or Unix socket) and serves each in its own session coroutine,
+// over a generic stream socket: one session type for both. `caller_of` says who connected
+// (address, or uid/gids for the per-route checks).
+template <class Acceptor, class CallerOf>
+net::awaitable<void> accept_loop(Acceptor& acc, ProxyContext& ctx, CallerOf caller_of) {
     for (;;) {
         net::error_code ec;
         auto sock = co_await acc.async_accept(net::use_ec(ec));
@@ -24,30 +21,19 @@ net::awaitable<void> accept_tcp(net::tcp::acceptor& acc, ProxyContext& ctx) {
             log::warn("proxy.accept_failed", {{"error", ec.message()}});
             continue;
         }
-        sock.set_option(net::tcp::no_delay(true), ec);
-        Caller caller = tcp_caller(sock);
+        Caller caller = caller_of(sock);
         net::asio::co_spawn(
             acc.get_executor(),
-            run_session(ClientStream(to_generic(std::move(sock))), ctx, std::move(caller)),
+            run_session(ClientStream(net::asio::generic::stream_protocol::socket(std::move(sock))),
+                        ctx, std::move(caller)),
             net::asio::detached);
     }
 }
 
-net::awaitable<void> accept_unix(net::unix_socket::acceptor& acc, ProxyContext& ctx) {
-    for (;;) {
-        net::error_code ec;
-        auto sock = co_await acc.async_accept(net::use_ec(ec));
-        if (ec == net::asio::error::operation_aborted || !acc.is_open()) co_return;
-        if (ec) {
-            log::warn("proxy.accept_failed", {{"error", ec.message()}});
-            continue;
-        }
-        Caller caller = unix_caller(sock);
-        net::asio::co_spawn(
-            acc.get_executor(),
-            run_session(ClientStream(to_generic(std::move(sock))), ctx, std::move(caller)),
-            net::asio::detached);
-    }
+Caller tcp_caller_no_delay(net::tcp::socket& s) {
+    net::error_code ec;
+    s.set_option(net::tcp::no_delay(true), ec);
+    return tcp_caller(s);
 }
 
 net::awaitable<void> sweep_pools(net::asio::steady_timer& timer, ProxyContext& ctx) {
@@ -86,11 +72,11 @@ void Proxy::start() {
         net::error_code ec;
         auto ep = acc.local_endpoint(ec);
         log::info("proxy.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
-        net::asio::co_spawn(io_, accept_tcp(acc, *ctx_), net::asio::detached);
+        net::asio::co_spawn(io_, accept_loop(acc, *ctx_, tcp_caller_no_delay), net::asio::detached);
     }
     if (unix_) {
         log::info("proxy.listening", {{"unix_socket", ctx_->listener.unix_socket}});
-        net::asio::co_spawn(io_, accept_unix(*unix_, *ctx_), net::asio::detached);
+        net::asio::co_spawn(io_, accept_loop(*unix_, *ctx_, unix_caller), net::asio::detached);
     }
     sweeper_ = std::make_unique<net::asio::steady_timer>(io_);
     net::asio::co_spawn(io_, sweep_pools(*sweeper_, *ctx_), net::asio::detached);

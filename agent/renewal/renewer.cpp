@@ -75,6 +75,30 @@ struct StepLog {
     }
 };
 
+// The EST client for one enrollment or renewal and the CA certificates it trusts. After
+// first contact the CA certificates from /cacerts are the trust anchor (RFC 7030 §4.1.3),
+// unless an explicit trust anchor file is configured; without stored ones they are fetched
+// now (over the configured trust) and kept in `st`.
+struct EstContact {
+    est::Client client;
+    std::vector<ossl::X509Ptr> ca;
+};
+
+EstContact open_est(State& st, const config::Config& cfg, StepLog& steps) {
+    auto settings = est::settings_from_config(cfg.est);
+    auto stored_ca = certs_from_pem(st.est_ca_pem);
+    if (cfg.est.trust_anchor_file.empty() && !stored_ca.empty())
+        settings.trust = http::ServerTrust::from_certs(raw(stored_ca));
+    est::Client client(settings);
+    if (stored_ca.empty()) {
+        stored_ca = client.cacerts();
+        st.est_ca_pem.clear();
+        for (const auto& c : stored_ca) st.est_ca_pem += pem_of(c.get());
+        steps.ok("cacerts", std::to_string(stored_ca.size()) + " CA certificate(s)");
+    }
+    return {std::move(client), std::move(stored_ca)};
+}
+
 }  // namespace
 
 Renewer::Renewer(config::Config cfg, std::shared_ptr<pkcs11::ProviderContext> provider,
@@ -262,19 +286,7 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
         cfg = cfg_;
     }
     auto token = provider_->token();
-    auto settings = est::settings_from_config(cfg.est);
-    // After first contact the CA certificates from /cacerts are the trust anchor (RFC 7030
-    // §4.1.3), unless an explicit trust anchor file is configured.
-    auto stored_ca = certs_from_pem(st.est_ca_pem);
-    if (cfg.est.trust_anchor_file.empty() && !stored_ca.empty())
-        settings.trust = http::ServerTrust::from_certs(raw(stored_ca));
-    est::Client client(settings);
-    if (stored_ca.empty()) {
-        stored_ca = client.cacerts();
-        st.est_ca_pem.clear();
-        for (const auto& c : stored_ca) st.est_ca_pem += pem_of(c.get());
-        steps.ok("cacerts", std::to_string(stored_ca.size()) + " CA certificate(s)");
-    }
+    auto [client, stored_ca] = open_est(st, cfg, steps);
 
     // Bootstrap credentials.
     std::optional<http::BasicAuth> basic;
@@ -340,16 +352,7 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
         cfg = cfg_;
     }
     auto token = provider_->token();
-    auto settings = est::settings_from_config(cfg.est);
-    auto stored_ca = certs_from_pem(st.est_ca_pem);
-    if (cfg.est.trust_anchor_file.empty() && !stored_ca.empty())
-        settings.trust = http::ServerTrust::from_certs(raw(stored_ca));
-    if (stored_ca.empty()) {
-        stored_ca = est::Client(settings).cacerts();
-        for (const auto& c : stored_ca) st.est_ca_pem += pem_of(c.get());
-        steps.ok("cacerts", std::to_string(stored_ca.size()) + " CA certificate(s)");
-    }
-    est::Client client(settings);
+    auto [client, stored_ca] = open_est(st, cfg, steps);
     std::vector<X509*> cur_chain;
     for (const auto& c : current->chain()) cur_chain.push_back(c.get());
     est::Credentials creds;
