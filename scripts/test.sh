@@ -3,7 +3,7 @@
 # installs what is missing, builds each preset, runs ctest on it, then runs every fuzz
 # target for a bounded time.
 #   MTLS_TEST_PRESETS="default asan"   which presets to build and test (default: both)
-#   MTLS_FUZZ_SECONDS=30               seconds per fuzz target (0 skips fuzzing)
+#   MTLS_FUZZ_SECONDS=20               seconds per fuzz target (0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,7 +23,7 @@ for p in $presets; do
   sed -n '/=== end-to-end figures ===/,/^restarts:/p' "build/$p/Testing/Temporary/LastTest.log" || true
 done
 
-secs="${MTLS_FUZZ_SECONDS:-30}"
+secs="${MTLS_FUZZ_SECONDS:-20}"
 if [ "$secs" != 0 ]; then
   echo "=== fuzz targets, ${secs}s each"
   cmake --preset fuzz >/dev/null
