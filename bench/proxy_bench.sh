@@ -21,6 +21,9 @@
 #   PROXIES="agent" PERF=1 KEEP=1 bench/proxy_bench.sh
 #       only the agent, with `perf record -g` of it during each small-GET run
 #       (then: perf report -i $run/perf-agent-ROUND.data)
+#   PROXIES="agent haproxy" PERF=trace SCENARIOS=small ROUNDS=1 bench/proxy_bench.sh
+#       only the small-GET runs, with `perf trace -s` of the proxy (system calls per kind,
+#       in $run/perf-PROXY-ROUND.log; the summary line gives them per request)
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
 # is removed, kept with KEEP=1).
 set -euo pipefail
@@ -31,6 +34,8 @@ rounds="${ROUNDS:-3}"
 duration="${DURATION:-8}"
 proxies="${PROXIES:-agent nginx haproxy}"
 perf="${PERF:-0}"
+scenarios=" ${SCENARIOS:-small get64k post1m hshake idle} "
+has() { [[ "$scenarios" == *" $1 "* ]]; }
 
 die() { echo "proxy_bench.sh: $*" >&2; exit 1; }
 for t in wrk nginx haproxy jq openssl python3; do
@@ -213,8 +218,14 @@ wrk_run() {
 # (less sensitive to other load on the machine than requests/s).
 wrk_cpu() {
   local c0 c1 n perf_pid=""
-  if [ "$perf" = 1 ] && [ "$1" = small ]; then
-    perf record -g -o "$run/perf-$2-$round.data" -p "${pid[$2]}" > "$run/perf-$2-$round.log" 2>&1 &
+  if [ "$perf" != 0 ] && [ "$1" = small ]; then
+    local -a pids_of=("${pid[$2]}" $(pgrep -P "${pid[$2]}" || true))
+    local plist; plist=$(IFS=,; echo "${pids_of[*]}")
+    if [ "$perf" = trace ]; then
+      perf trace -s -p "$plist" -o "$run/perf-$2-$round.log" > /dev/null 2>&1 &
+    else
+      perf record -g -o "$run/perf-$2-$round.data" -p "$plist" > "$run/perf-$2-$round.log" 2>&1 &
+    fi
     perf_pid=$!
   fi
   c0=$(cpu_ticks "${pid[$2]}")
@@ -222,12 +233,16 @@ wrk_cpu() {
   c1=$(cpu_ticks "${pid[$2]}")
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   n=$(awk '/requests in/ {print $1}' "$run/$1-$2-$round.txt")
+  if [ "$perf" = trace ] && [ "$1" = small ] && [ -n "$n" ]; then
+    echo "$2 round $round: system calls per request: $(awk -v n="$n" '$2 ~ /^[0-9]+$/ && NF >= 8 {c[$1] += $2} END {for (k in c) if (c[k] / n >= 0.05) printf "%s %.2f  ", k, c[k] / n}' "$run/perf-$2-$round.log")" \
+      | tee -a "$run/syscalls.txt"
+  fi
   res[$2,$1_cpu,$round]=$(awk -v t=$((c1 - c0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
 }
 # Values from a wrk output: requests/s, p99 in ms, transfer MiB/s, non-2xx + socket errors.
-wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
-wrk_p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$1"; }
-wrk_errors() { awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$1"; }
+wrk_rps() { [ -f "$1" ] && awk '/^Requests\/sec:/ {print $2}' "$1" || true; }
+wrk_p99() { [ -f "$1" ] || return 0; awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$1"; }
+wrk_errors() { [ -f "$1" ] || { echo 0; return; }; awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$1"; }
 
 # 1,000 idle keep-alive connections, one request each, then held while RSS is read.
 hold_idle() {
@@ -259,33 +274,35 @@ for round in $(seq 1 "$rounds"); do
     sleep 1  # let start-up settle before the idle reading (not a readiness wait: start() polled)
     res[$who,rss_idle,$round]=$(rss_kib "${pid[$who]}")
     wrk -t1 -c64 -d2s "http://127.0.0.1:${port[$who]}/p/echo/status/200" >/dev/null 2>&1 || true  # warm-up
-    wrk_cpu small "$who" 64 /echo/status/200
-    wrk_run get64k "$who" 16 /echo/bytes/65536
-    wrk_run post1m "$who" 8 /echo/status/200 -s "$run/post1m.lua"
-    wrk_cpu hshake "$who" 16 "/echo/status/200?close=1"
+    if has small; then wrk_cpu small "$who" 64 /echo/status/200; fi
+    if has get64k; then wrk_run get64k "$who" 16 /echo/bytes/65536; fi
+    if has post1m; then wrk_run post1m "$who" 8 /echo/status/200 -s "$run/post1m.lua"; fi
+    if has hshake; then wrk_cpu hshake "$who" 16 "/echo/status/200?close=1"; fi
     f="$run/small-$who-$round.txt"
     res[$who,small_rps,$round]=$(wrk_rps "$f"); res[$who,small_p99,$round]=$(wrk_p99 "$f")
     res[$who,small_err,$round]=$(wrk_errors "$f")
-    res[$who,get64k,$round]=$(awk -v r="$(wrk_rps "$run/get64k-$who-$round.txt")" 'BEGIN {print r*65536/1048576}')
+    res[$who,get64k,$round]=$(awk -v r="$(wrk_rps "$run/get64k-$who-$round.txt")" 'BEGIN {if (r != "") print r*65536/1048576}')
     res[$who,get64k_err,$round]=$(wrk_errors "$run/get64k-$who-$round.txt")
     res[$who,post1m,$round]=$(wrk_rps "$run/post1m-$who-$round.txt")
     res[$who,post1m_err,$round]=$(wrk_errors "$run/post1m-$who-$round.txt")
     res[$who,hshake,$round]=$(wrk_rps "$run/hshake-$who-$round.txt")
     res[$who,hshake_err,$round]=$(wrk_errors "$run/hshake-$who-$round.txt")
-    rm -f "$run/idle-ready"
-    mkfifo "$run/idle-hold.$round.$who"
-    hold_idle "${port[$who]}" "$run/idle-ready" < "$run/idle-hold.$round.$who" &
-    holder=$!
-    exec 9> "$run/idle-hold.$round.$who"
-    wait_for 60 "1,000 idle connections to $who" test -s "$run/idle-ready"
-    res[$who,rss_1000,$round]=$(rss_kib "${pid[$who]}")
-    exec 9>&-
-    wait "$holder" || true
+    if has idle; then
+      rm -f "$run/idle-ready"
+      mkfifo "$run/idle-hold.$round.$who"
+      hold_idle "${port[$who]}" "$run/idle-ready" < "$run/idle-hold.$round.$who" &
+      holder=$!
+      exec 9> "$run/idle-hold.$round.$who"
+      wait_for 60 "1,000 idle connections to $who" test -s "$run/idle-ready"
+      res[$who,rss_1000,$round]=$(rss_kib "${pid[$who]}")
+      exec 9>&-
+      wait "$holder" || true
+    fi
     stop "$who"
     echo "round $round $who: small ${res[$who,small_rps,$round]} req/s p99 ${res[$who,small_p99,$round]} ms," \
       "64k ${res[$who,get64k,$round]} MiB/s, 1m POST ${res[$who,post1m,$round]} MiB/s," \
-      "handshake-bound ${res[$who,hshake,$round]} req/s, CPU/request ${res[$who,small_cpu,$round]}/${res[$who,hshake_cpu,$round]} µs, RSS idle ${res[$who,rss_idle,$round]} KiB," \
-      "1000 idle ${res[$who,rss_1000,$round]} KiB, errors ${res[$who,small_err,$round]}/${res[$who,get64k_err,$round]}/${res[$who,post1m_err,$round]}/${res[$who,hshake_err,$round]}" \
+      "handshake-bound ${res[$who,hshake,$round]} req/s, CPU/request ${res[$who,small_cpu,$round]:-}/${res[$who,hshake_cpu,$round]:-} µs, RSS idle ${res[$who,rss_idle,$round]} KiB," \
+      "1000 idle ${res[$who,rss_1000,$round]:-} KiB, errors ${res[$who,small_err,$round]}/${res[$who,get64k_err,$round]}/${res[$who,post1m_err,$round]}/${res[$who,hshake_err,$round]}" \
       | tee -a "$run/rounds.txt"
   done
 done

@@ -28,6 +28,7 @@ template <class T, auto FreeFn>
 using Owned = std::unique_ptr<T, Deleter<FreeFn>>;
 
 using Bio = Owned<BIO, &BIO_free_all>;
+using BioMethod = Owned<BIO_METHOD, &BIO_meth_free>;
 using X509Ptr = Owned<X509, &X509_free>;
 using X509ReqPtr = Owned<X509_REQ, &X509_REQ_free>;
 using X509StorePtr = Owned<X509_STORE, &X509_STORE_free>;

@@ -22,11 +22,9 @@ net::awaitable<void> accept_loop(Acceptor& acc, ProxyContext& ctx, CallerOf call
             continue;
         }
         Caller caller = caller_of(sock);
-        net::asio::co_spawn(
-            acc.get_executor(),
-            run_session(ClientStream(net::asio::generic::stream_protocol::socket(std::move(sock))),
-                        ctx, std::move(caller)),
-            net::asio::detached);
+        net::asio::co_spawn(acc.get_executor(),
+                            run_session(ClientSocket(std::move(sock)), ctx, std::move(caller)),
+                            net::asio::detached);
     }
 }
 

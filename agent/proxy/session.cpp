@@ -2,14 +2,19 @@
 
 #include "agent/proxy/errors.hpp"
 #include "agent/proxy/header_rules.hpp"
+#include "agent/proxy/http_io.hpp"
+#include "agent/proxy/plain_stream.hpp"
 #include "agent/proxy/upstream_pool.hpp"
 #include "agent/token/errors.hpp"
 #include "common/log.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <optional>
+#include <span>
 
 namespace mtls::proxy {
 namespace {
@@ -18,7 +23,12 @@ using namespace std::chrono_literals;
 using net::error_code;
 namespace http = net::http;
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kChunk = 64 * 1024;  // body pieces forwarded at most this large
+using Buffers = std::span<const net::asio::const_buffer>;
+
+net::asio::const_buffer buf(std::string_view s) {
+    return {s.data(), s.size()};
+}
 
 long long ms_since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -64,8 +74,7 @@ struct Outcome {
 
 class Session {
   public:
-    using Stream = ClientStream;
-    Session(Stream& s, ProxyContext& ctx, Caller caller)
+    Session(PlainStream& s, ProxyContext& ctx, Caller caller)
         : client_(s),
           ctx_(ctx),
           caller_(std::move(caller)),
@@ -76,20 +85,19 @@ class Session {
             bool keep = co_await one_request();
             if (!keep) break;
         }
-        error_code ec;
-        client_.socket().shutdown(net::asio::socket_base::shutdown_send, ec);
-        client_.close();
+        client_.shutdown_and_close();
     }
 
   private:
     using Parser = http::request_parser<http::buffer_body>;
+    using ResponseParser = http::response_parser<http::buffer_body>;
 
     void client_deadline() { client_.expires_after(ctx_.listener.client_idle); }
 
     void upstream_deadline(UpstreamConnection& c, std::chrono::milliseconds d) {
         auto at = Clock::now() + d;
         if (total_deadline_ && *total_deadline_ < at) at = *total_deadline_;
-        c.tcp().expires_at(at);
+        c.stream().set_deadline(at);
     }
 
     // Reads until the whole head is in cbuf_, refusing obs-fold and oversized heads before
@@ -111,9 +119,8 @@ class Session {
             if (sv.size() >= limit) break;
             error_code ec;
             client_deadline();
-            auto n = co_await client_.async_read_some(
-                cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size())),
-                net::use_ec(ec));
+            auto n = co_await client_.read_some(
+                cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size())), ec);
             if (ec) co_return std::nullopt;
             cbuf_.commit(n);
         }
@@ -121,14 +128,22 @@ class Session {
                                     " bytes (listener.max_header_bytes)");
     }
 
+    net::awaitable<error_code> write_client(Buffers bufs) {
+        error_code ec;
+        client_deadline();
+        co_await client_.write_all(bufs, ec);
+        co_return ec;
+    }
+
     net::awaitable<bool> send_error(const ProxyError& e, unsigned version, bool keep_alive,
                                     Outcome& out) {
         out.status = static_cast<unsigned>(e.status);
         out.error = e.code;
         auto res = error_response(e, version == 10 ? 10 : 11, keep_alive);
-        error_code ec;
-        client_deadline();
-        co_await http::async_write(client_, res, net::use_ec(ec));
+        std::string head;
+        append_head(head, res.base());
+        std::array<net::asio::const_buffer, 2> bufs{buf(head), buf(res.body())};
+        error_code ec = co_await write_client(bufs);
         co_return keep_alive && !ec;
     }
 
@@ -180,7 +195,7 @@ class Session {
                                                          // Content-Length)
         error_code ec;
         client_deadline();
-        co_await http::async_read_header(client_, cbuf_, parser, net::use_ec(ec));
+        co_await read_head(client_, cbuf_, parser, ec);
         if (ec) {
             ProxyError e = ec == http::error::header_limit
                                ? headers_too_large("the request head is too large")
@@ -225,38 +240,40 @@ class Session {
     net::awaitable<bool> send_continue_once(const PreparedRequest& prep) {
         if (!prep.expect_continue || continue_sent_) co_return true;
         continue_sent_ = true;
-        http::response<http::empty_body> res{http::status::continue_, 11};
-        error_code ec;
-        client_deadline();
-        co_await http::async_write(client_, res, net::use_ec(ec));
+        std::array<net::asio::const_buffer, 1> bufs{buf("HTTP/1.1 100 Continue\r\n\r\n")};
+        error_code ec = co_await write_client(bufs);
         co_return !ec;
     }
 
-    // Reads the next piece of the app's body into `buf`; sets `n` to its size. The error is
-    // the app's (failed, went away, or sent a body it could not frame).
-    net::awaitable<error_code> read_body_piece(Parser& parser, std::array<char, kChunk>& buf,
+    // Reads the next piece of the app's body into [data, data + size); sets `n` to its
+    // size. The error is the app's (failed, went away, or sent a body it could not frame).
+    net::awaitable<error_code> read_body_piece(Parser& parser, char* data, std::size_t size,
                                                std::size_t& n) {
-        parser.get().body().data = buf.data();
-        parser.get().body().size = buf.size();
+        parser.get().body().data = data;
+        parser.get().body().size = size;
         error_code ec;
         client_deadline();
-        co_await http::async_read(client_, cbuf_, parser, net::use_ec(ec));
-        if (ec == http::error::need_buffer) ec = {};
-        n = buf.size() - parser.get().body().size;
+        co_await read_body(client_, cbuf_, parser, ec);
+        n = size - parser.get().body().size;
         co_return ec;
     }
 
-    // Reads the rest of the app's body into `body`. false: the app failed or went away.
-    net::awaitable<bool> read_small_body(Parser& parser, std::string& body, Outcome& out) {
-        std::array<char, kChunk> buf;
-        while (!parser.is_done()) {
+    // Reads the rest of the app's body (Content-Length, at most kReplayableBodyMax) into
+    // `body`. false: the app failed or went away.
+    net::awaitable<bool> read_small_body(Parser& parser, std::uint64_t length, std::string& body,
+                                         Outcome& out) {
+        body.resize(length);
+        std::size_t got = 0;
+        while (!parser.is_done() && got < body.size()) {
             std::size_t n = 0;
-            error_code ec = co_await read_body_piece(parser, buf, n);
+            error_code ec =
+                co_await read_body_piece(parser, body.data() + got, body.size() - got, n);
             if (ec) co_return false;
-            body.append(buf.data(), n);
+            got += n;
             out.bytes_in += n;
         }
-        co_return true;
+        body.resize(got);
+        co_return parser.is_done();
     }
 
     net::awaitable<bool> exchange(Parser& parser, PreparedRequest& prep,
@@ -315,12 +332,22 @@ class Session {
         std::string small_body;
         if (prep.has_body() && replayable) {
             if (!co_await send_continue_once(prep)) co_return false;
-            if (!co_await read_small_body(parser, small_body, out)) co_return false;
+            if (!co_await read_small_body(parser, *prep.content_length, small_body, out))
+                co_return false;
         }
+
+        // Framing of the request to the partner (the app's framing fields were dropped).
+        auto& upreq = prep.upstream;
+        if (prep.chunked)
+            upreq.set(http::field::transfer_encoding, "chunked");
+        else if (prep.content_length)
+            upreq.set(http::field::content_length, std::to_string(*prep.content_length));
+        const bool is_head = upreq.method() == http::verb::head;
 
         auto& pool = *ctx_.pools[ri];
         bool token_retried = false;
         bool stale_retried = false;
+        std::string wire;
         for (;;) {
             ++out.attempts;
             const auto t_up = Clock::now();
@@ -333,34 +360,28 @@ class Session {
             conn.count_request();
 
             // Request head (+ body).
-            http::request<http::buffer_body> upreq{prep.upstream};
-            if (prep.chunked)
-                upreq.chunked(true);
-            else if (prep.content_length)
-                upreq.content_length(*prep.content_length);
             if (token) upreq.set(http::field::authorization, "Bearer " + token->access_token);
-            http::request_serializer<http::buffer_body> sr{upreq};
+            wire.clear();
+            append_head(wire, upreq);
             error_code ec;
             bool client_failed = false;
-            bool body_limit_hit = false;
             std::optional<Upload> upload;
+            upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
-                upreq.body().data = small_body.empty() ? nullptr : small_body.data();
-                upreq.body().size = small_body.size();
-                upreq.body().more = false;
-                upstream_deadline(conn, route.timeouts.response_header);
-                co_await http::async_write(conn.stream(), sr, net::use_ec(ec));
+                std::array<net::asio::const_buffer, 2> bufs{buf(wire), buf(small_body)};
+                co_await conn.stream().write_all(bufs, ec);
             } else {
                 // Streamed body: upload in a second coroutine while this one reads the
                 // response, so a partner that answers (or echoes) early cannot deadlock us.
-                upstream_deadline(conn, route.timeouts.response_header);
-                co_await http::async_write_header(conn.stream(), sr, net::use_ec(ec));
+                std::array<net::asio::const_buffer, 1> bufs{buf(wire)};
+                co_await conn.stream().write_all(bufs, ec);
                 if (!ec && !co_await send_continue_once(prep)) client_failed = true;
                 if (!ec && !client_failed) {
                     upload.emplace(co_await net::asio::this_coro::executor);
-                    net::asio::co_spawn(co_await net::asio::this_coro::executor,
-                                        upload_body(parser, upreq, sr, conn, route, out, *upload),
-                                        net::asio::detached);
+                    net::asio::co_spawn(
+                        co_await net::asio::this_coro::executor,
+                        upload_body(parser, prep.chunked, conn, route, out, *upload),
+                        net::asio::detached);
                 }
             }
             if (client_failed) {
@@ -369,27 +390,18 @@ class Session {
                 out.error = "client_gone";
                 co_return false;
             }
-            if (body_limit_hit) {
-                pool.release(std::move(lease.conn), false);
-                co_return co_await send_error(
-                    payload_too_large("the request body exceeds route " + route.name +
-                                      "'s max_request_body of " +
-                                      std::to_string(route.max_request_body) + " bytes"),
-                    version, false, out);
-            }
             const bool can_retry = lease.reused && prep.idempotent && replayable && !stale_retried;
 
             // Response head (skipping 1xx interim responses).
-            std::optional<http::response_parser<http::buffer_body>> rp;
+            std::optional<ResponseParser> rp;
             if (!ec) {
                 for (;;) {
                     rp.emplace();
                     rp->header_limit(64 * 1024);
                     rp->body_limit(std::numeric_limits<std::uint64_t>::max());
-                    if (upreq.method() == http::verb::head) rp->skip(true);
+                    if (is_head) rp->skip(true);
                     upstream_deadline(conn, route.timeouts.response_header);
-                    co_await http::async_read_header(conn.stream(), conn.buffer(), *rp,
-                                                     net::use_ec(ec));
+                    co_await read_head(conn.stream(), conn.buffer(), *rp, ec);
                     if (ec) break;
                     unsigned s = rp->get().result_int();
                     if (s / 100 != 1 || s == 101) break;
@@ -461,16 +473,17 @@ class Session {
             }
 
             // Response to the app.
-            const bool is_head = upreq.method() == http::verb::head;
             const bool no_body = is_head || status == 204 || status == 304 || status / 100 == 1;
             bool client_keep = prep.client_keep_alive && parser.is_done();
-            http::response<http::buffer_body> res{downstream_response_head(rhead)};
+            bool chunked = false;
+            http::response<http::empty_body> res{downstream_response_head(rhead)};
             res.version(version == 10 ? 10 : 11);
+            const auto body_length = rp->content_length();
             if (!no_body) {
-                if (auto cl = rp->content_length())
-                    res.content_length(*cl);
+                if (body_length)
+                    res.content_length(*body_length);
                 else if (version == 11)
-                    res.chunked(true);
+                    chunked = true, res.chunked(true);
                 else
                     client_keep = false;  // HTTP/1.0 app: the end of the body is the close
             } else if (is_head) {
@@ -478,42 +491,46 @@ class Session {
                     res.set(http::field::content_length, it->value());
             }
             res.keep_alive(client_keep);
-            http::response_serializer<http::buffer_body> rs{res};
+            wire.clear();
+            append_head(wire, res.base());
             out.status = status;
             error_code cec;
+            bool head_sent = false;
             if (no_body) {
-                res.body().data = nullptr;
-                res.body().size = 0;
-                res.body().more = false;
-                client_deadline();
-                co_await http::async_write(client_, rs, net::use_ec(cec));
-                if (cec == http::error::need_buffer) cec = {};
+                std::array<net::asio::const_buffer, 1> bufs{buf(wire)};
+                cec = co_await write_client(bufs);
+                head_sent = true;
             } else {
-                std::array<char, kChunk> buf;
-                do {
+                // One buffer per response, as large as the body (up to kChunk).
+                const std::size_t cap = body_length
+                                            ? static_cast<std::size_t>(std::clamp<std::uint64_t>(
+                                                  *body_length, 1, kChunk))
+                                            : kChunk;
+                std::unique_ptr<char[]> body(new char[cap]);
+                std::string frame;  // chunk size line
+                for (;;) {
+                    std::size_t n = 0;
                     if (!rp->is_done()) {
-                        rp->get().body().data = buf.data();
-                        rp->get().body().size = buf.size();
+                        rp->get().body().data = body.get();
+                        rp->get().body().size = cap;
                         upstream_deadline(conn, route.timeouts.idle);
-                        co_await http::async_read(conn.stream(), conn.buffer(), *rp,
-                                                  net::use_ec(ec));
-                        if (ec == http::error::need_buffer) ec = {};
+                        co_await read_body(conn.stream(), conn.buffer(), *rp, ec);
                         if (ec) break;
-                        std::size_t n = buf.size() - rp->get().body().size;
+                        n = cap - rp->get().body().size;
                         out.bytes_out += n;
-                        res.body().data = n ? buf.data() : nullptr;
-                        res.body().size = n;
-                        res.body().more = !rp->is_done();
-                    } else {
-                        res.body().data = nullptr;
-                        res.body().size = 0;
-                        res.body().more = false;
                     }
-                    client_deadline();
-                    co_await http::async_write(client_, rs, net::use_ec(cec));
-                    if (cec == http::error::need_buffer) cec = {};
-                    if (cec) break;
-                } while (!rs.is_done());
+                    const bool last = rp->is_done();
+                    frame.clear();
+                    if (chunked && n > 0) append_chunk_size(frame, n);
+                    std::array<net::asio::const_buffer, 5> bufs{
+                        buf(head_sent ? std::string_view() : std::string_view(wire)), buf(frame),
+                        net::asio::const_buffer(body.get(), n),
+                        buf(chunked && n > 0 ? kCrlf : std::string_view()),
+                        buf(chunked && last ? kLastChunk : std::string_view())};
+                    cec = co_await write_client(bufs);
+                    head_sent = true;
+                    if (cec || last) break;
+                }
             }
             bool upload_clean = true;
             if (upload) {
@@ -530,7 +547,7 @@ class Session {
                           {{"route", route.name}, {"error", ec.message()}});
                 // Nothing of the response reached the app yet (its head goes out with the
                 // first body bytes): it gets a proper 502 instead of an empty reply.
-                if (!rs.is_header_done())
+                if (!head_sent)
                     co_return co_await reply_error(upstream_reset(
                         entry.target.authority + " broke off its response before the body (" +
                         ec.message() + ")"));
@@ -557,16 +574,15 @@ class Session {
         net::asio::steady_timer signal;
     };
 
-    net::awaitable<void> upload_body(Parser& parser, http::request<http::buffer_body>& upreq,
-                                     http::request_serializer<http::buffer_body>& sr,
-                                     UpstreamConnection& conn, const config::Route& route,
-                                     Outcome& out, Upload& st) {
-        std::array<char, kChunk> buf;
+    net::awaitable<void> upload_body(Parser& parser, bool chunked, UpstreamConnection& conn,
+                                     const config::Route& route, Outcome& out, Upload& st) {
+        std::unique_ptr<char[]> body(new char[kChunk]);
+        std::string frame;
         error_code ec;
-        while (!ec) {
+        for (;;) {
+            std::size_t n = 0;
             if (!parser.is_done()) {
-                std::size_t n = 0;
-                error_code cec = co_await read_body_piece(parser, buf, n);
+                error_code cec = co_await read_body_piece(parser, body.get(), kChunk, n);
                 if (cec) {
                     st.client_failed = true;
                     st.client_ec = cec;
@@ -579,18 +595,17 @@ class Session {
                     conn.close();  // the partner must not take a truncated body as complete
                     break;
                 }
-                upreq.body().data = n ? buf.data() : nullptr;
-                upreq.body().size = n;
-                upreq.body().more = !parser.is_done();
-            } else {
-                upreq.body().data = nullptr;
-                upreq.body().size = 0;
-                upreq.body().more = false;
             }
+            const bool last = parser.is_done();
+            frame.clear();
+            if (chunked && n > 0) append_chunk_size(frame, n);
+            std::array<net::asio::const_buffer, 4> bufs{
+                buf(frame), net::asio::const_buffer(body.get(), n),
+                buf(chunked && n > 0 ? kCrlf : std::string_view()),
+                buf(chunked && last ? kLastChunk : std::string_view())};
             upstream_deadline(conn, route.timeouts.idle);
-            co_await http::async_write(conn.stream(), sr, net::use_ec(ec));
-            if (ec == http::error::need_buffer) ec = {};
-            if (sr.is_done()) break;
+            co_await conn.stream().write_all(bufs, ec);
+            if (ec || last) break;
         }
         st.ec = ec;
         st.done = true;
@@ -608,7 +623,7 @@ class Session {
         while (!st.done) co_await st.signal.async_wait(net::use_ec(ec));
     }
 
-    Stream& client_;
+    PlainStream& client_;
     ProxyContext& ctx_;
     Caller caller_;
     net::beast::flat_buffer cbuf_;
@@ -618,10 +633,11 @@ class Session {
 
 }  // namespace
 
-net::awaitable<void> run_session(ClientStream stream, ProxyContext& ctx, Caller caller) {
+net::awaitable<void> run_session(ClientSocket socket, ProxyContext& ctx, Caller caller) {
     ++ctx.stats.connections_accepted;
     ++ctx.stats.connections_open;
     try {
+        PlainStream stream(std::move(socket));
         Session s(stream, ctx, std::move(caller));
         co_await s.run();
     } catch (const std::exception& e) {

@@ -36,11 +36,11 @@ struct ProxyContext {
 // request can be replayed (stale pooled connection, 401 invalid_token).
 inline constexpr std::uint64_t kReplayableBodyMax = 64 * 1024;
 
-// The app's connection, TCP or Unix socket alike: one stream type, so the session (the
-// largest template instantiation in the agent) is compiled once.
-using ClientStream = net::beast::basic_stream<net::asio::generic::stream_protocol>;
+// The app's connection, TCP or Unix socket alike: one socket type, so the session is
+// compiled once.
+using ClientSocket = net::asio::generic::stream_protocol::socket;
 
 // Serves one app connection until it closes: reads requests, routes them, answers.
-net::awaitable<void> run_session(ClientStream stream, ProxyContext& ctx, Caller caller);
+net::awaitable<void> run_session(ClientSocket socket, ProxyContext& ctx, Caller caller);
 
 }  // namespace mtls::proxy

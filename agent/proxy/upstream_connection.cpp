@@ -6,7 +6,7 @@ namespace mtls::proxy {
 
 UpstreamConnection::UpstreamConnection(const net::asio::any_io_executor& ex,
                                        std::shared_ptr<TlsClientContext> tls)
-    : tls_(std::move(tls)), stream_(ex, tls_->asio_context()) {}
+    : tls_(std::move(tls)), stream_(ex) {}
 
 net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target,
                                                     const config::Route::Timeouts& timeouts) {
@@ -17,32 +17,34 @@ net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target
         co_await resolver.async_resolve(target.host, std::to_string(target.port), net::use_ec(ec));
     if (ec) co_return upstream_connect("cannot resolve " + target.host + ": " + ec.message());
 
-    tcp().expires_after(timeouts.connect);
-    co_await tcp().async_connect(endpoints, net::use_ec(ec));
+    stream_.expires_after(timeouts.connect);
+    co_await stream_.connect(endpoints, ec);
     if (ec == net::beast::error::timeout)
         co_return upstream_timeout("connect to " + target.authority + " timed out after " +
                                    std::to_string(timeouts.connect.count()) + " ms");
     if (ec)
         co_return upstream_connect("connect to " + target.authority + " failed: " + ec.message());
-    tcp().socket().set_option(net::tcp::no_delay(true), ec);
+    stream_.socket().set_option(net::tcp::no_delay(true), ec);
 
     std::string err;
-    if (!tls_->prepare(stream_.native_handle(), err))
+    if (!stream_.attach(tls_->asio_context().native_handle(), err) ||
+        !tls_->prepare(stream_.ssl(), err))
         co_return upstream_tls("TLS setup for " + target.authority + ": " + err);
-    tcp().expires_after(timeouts.handshake);
-    co_await stream_.async_handshake(net::ssl::stream_base::client, net::use_ec(ec));
+    stream_.expires_after(timeouts.handshake);
+    co_await stream_.handshake(ec);
     if (ec == net::beast::error::timeout)
         co_return upstream_timeout("TLS handshake with " + target.authority + " timed out after " +
                                    std::to_string(timeouts.handshake.count()) + " ms");
-    if (ec) co_return upstream_tls(tls_->describe_failure(stream_.native_handle(), ec.message()));
-    tcp().expires_never();
-    resumed_ = SSL_session_reused(stream_.native_handle()) == 1;
+    if (ec) co_return upstream_tls(tls_->describe_failure(stream_.ssl(), ec.message()));
+    stream_.expires_never();
+    resumed_ = SSL_session_reused(stream_.ssl()) == 1;
     co_return ProxyError{};
 }
 
 bool UpstreamConnection::looks_closed() {
-    if (buffer_.size() != 0) return true;  // unread bytes left from the last response
-    auto& sock = tcp().socket();
+    if (buffer_.size() != 0 || stream_.has_unread())
+        return true;  // unread bytes left from the last response
+    auto& sock = stream_.socket();
     if (!sock.is_open()) return true;
     char c;
     ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -52,9 +54,7 @@ bool UpstreamConnection::looks_closed() {
 }
 
 void UpstreamConnection::close() {
-    net::error_code ec;
-    tcp().socket().shutdown(net::tcp::socket::shutdown_both, ec);
-    tcp().socket().close(ec);
+    stream_.close();
 }
 
 }  // namespace mtls::proxy

@@ -2,9 +2,9 @@
 // that outlives single responses, and the facts the pool and the access log need.
 #pragma once
 
-#include "agent/net/asio_ssl.hpp"
 #include "agent/proxy/errors.hpp"
 #include "agent/proxy/tls_client_context.hpp"
+#include "agent/proxy/tls_stream.hpp"
 
 #include <chrono>
 #include <memory>
@@ -21,8 +21,7 @@ class UpstreamConnection {
     net::awaitable<ProxyError> open(const UpstreamTarget& target,
                                     const config::Route::Timeouts& timeouts);
 
-    net::tls_stream& stream() { return stream_; }
-    net::beast::tcp_stream& tcp() { return stream_.next_layer(); }
+    TlsStream& stream() { return stream_; }
     net::beast::flat_buffer& buffer() { return buffer_; }
 
     std::uint64_t generation() const {
@@ -42,7 +41,7 @@ class UpstreamConnection {
 
   private:
     std::shared_ptr<TlsClientContext> tls_;  // keeps the identity (key, cert) alive
-    net::tls_stream stream_;
+    TlsStream stream_;
     net::beast::flat_buffer buffer_;
     bool resumed_ = false;
     std::uint64_t requests_ = 0;

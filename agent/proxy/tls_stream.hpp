@@ -1,0 +1,70 @@
+// The partner's side of a proxy session: TLS over a TCP socket with OpenSSL driven
+// directly. Ciphertext comes in through Asio's speculative reads into one staging buffer
+// that OpenSSL reads from (through a small BIO); it goes out with send(MSG_NOSIGNAL) from
+// OpenSSL's own write buffer. No composed-operation machinery, no second buffer pair.
+// TLS 1.2 renegotiation is refused (it would need a read inside a write).
+#pragma once
+
+#include "agent/proxy/byte_stream.hpp"
+#include "common/ossl.hpp"
+
+#include <memory>
+#include <string>
+
+namespace mtls::proxy {
+
+class TlsStream final : public ByteStream {
+  public:
+    explicit TlsStream(const net::asio::any_io_executor& ex);
+    ~TlsStream() override;
+
+    net::tcp::socket& socket() { return socket_; }
+    SSL* ssl() { return ssl_.get(); }
+
+    // Connects to the first endpoint that answers (deadline as set before).
+    net::awaitable<void> connect(const net::tcp::resolver::results_type& endpoints,
+                                 net::error_code& ec);
+    // Creates the TLS client state for `ctx` on the connected socket. false and `error` set
+    // when OpenSSL refuses.
+    bool attach(SSL_CTX* ctx, std::string& error);
+    // The client handshake (deadline as set before). Errors: timeout, the socket's error,
+    // or the OpenSSL error (asio's ssl category, as asio::ssl reports them).
+    net::awaitable<void> handshake(net::error_code& ec);
+
+    net::awaitable<std::size_t> read_some(net::asio::mutable_buffer b,
+                                          net::error_code& ec) override;
+    net::awaitable<std::size_t> write_some(std::span<const net::asio::const_buffer> bufs,
+                                           net::error_code& ec) override;
+    // Decrypts what is staged, or else what one non-blocking recv brings.
+    std::size_t try_read(net::asio::mutable_buffer b, net::error_code& ec) override;
+    void cancel() override;
+    void close();
+
+    // Bytes received that nobody has read yet (staged ciphertext or decrypted data).
+    bool has_unread() const;
+
+  private:
+    enum class Need { nothing, read, write };
+    // Runs one SSL_* call (`ret` its result): nothing when it succeeded, else what it waits
+    // for (ec = would_block) or the error in `ec`.
+    Need classify(int ret, net::error_code& ec);
+    // Waits for what `need` says: more ciphertext in the staging buffer, or a writable socket.
+    net::awaitable<void> satisfy(Need need, net::error_code& ec);
+
+    static int bio_write(BIO* bio, const char* data, std::size_t len, std::size_t* written);
+    static int bio_read(BIO* bio, char* data, std::size_t len, std::size_t* read);
+    static long bio_ctrl(BIO* bio, int cmd, long num, void* ptr);
+    static int bio_create(BIO* bio);
+    static BIO_METHOD* bio_method();
+
+    net::tcp::socket socket_;
+    ossl::Ssl ssl_;
+    std::unique_ptr<char[]> staging_;  // ciphertext read from the socket, not yet consumed
+    std::size_t staged_begin_ = 0, staged_end_ = 0;
+    bool filling_ = false;  // a read into the staging buffer is under way
+    bool eof_ = false;      // the peer closed its side
+    int last_errno_ = 0;    // of the last failed send in the BIO
+    std::string gather_;    // small multi-buffer writes go out as one record
+};
+
+}  // namespace mtls::proxy
