@@ -233,6 +233,7 @@ class Session {
         if (route.timeouts.total.count() > 0) total_deadline_ = t0 + route.timeouts.total;
 
         bool keep = co_await exchange(parser, prep, entry, ri, out);
+        rp_.reset();  // an idle connection holds no response fields
         finish(out, t0, ri);
         co_return keep;
     }
@@ -347,7 +348,6 @@ class Session {
         auto& pool = *ctx_.pools[ri];
         bool token_retried = false;
         bool stale_retried = false;
-        std::string wire;
         for (;;) {
             ++out.attempts;
             const auto t_up = Clock::now();
@@ -361,19 +361,19 @@ class Session {
 
             // Request head (+ body).
             if (token) upreq.set(http::field::authorization, "Bearer " + token->access_token);
-            wire.clear();
-            append_head(wire, upreq);
+            wire_.clear();
+            append_head(wire_, upreq);
             error_code ec;
             bool client_failed = false;
             std::optional<Upload> upload;
             upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
-                std::array<net::asio::const_buffer, 2> bufs{buf(wire), buf(small_body)};
+                std::array<net::asio::const_buffer, 2> bufs{buf(wire_), buf(small_body)};
                 co_await conn.stream().write_all(bufs, ec);
             } else {
                 // Streamed body: upload in a second coroutine while this one reads the
                 // response, so a partner that answers (or echoes) early cannot deadlock us.
-                std::array<net::asio::const_buffer, 1> bufs{buf(wire)};
+                std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
                 co_await conn.stream().write_all(bufs, ec);
                 if (!ec && !co_await send_continue_once(prep)) client_failed = true;
                 if (!ec && !client_failed) {
@@ -393,7 +393,8 @@ class Session {
             const bool can_retry = lease.reused && prep.idempotent && replayable && !stale_retried;
 
             // Response head (skipping 1xx interim responses).
-            std::optional<ResponseParser> rp;
+            auto& rp = rp_;  // a member: the parser would make the frame large
+            rp.reset();
             if (!ec) {
                 for (;;) {
                     rp.emplace();
@@ -453,6 +454,7 @@ class Session {
             auto& rhead = rp->get().base();
             const unsigned status = rhead.result_int();
             if (status == 101) {
+                if (upload) co_await finish_upload(*upload, conn, true);
                 pool.release(std::move(lease.conn), false);
                 co_return co_await reply_error(
                     upstream_bad_response(entry.target.authority +
@@ -491,13 +493,13 @@ class Session {
                     res.set(http::field::content_length, it->value());
             }
             res.keep_alive(client_keep);
-            wire.clear();
-            append_head(wire, res.base());
+            wire_.clear();
+            append_head(wire_, res.base());
             out.status = status;
             error_code cec;
             bool head_sent = false;
             if (no_body) {
-                std::array<net::asio::const_buffer, 1> bufs{buf(wire)};
+                std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
                 cec = co_await write_client(bufs);
                 head_sent = true;
             } else {
@@ -507,7 +509,7 @@ class Session {
                                                   *body_length, 1, kChunk))
                                             : kChunk;
                 std::unique_ptr<char[]> body(new char[cap]);
-                std::string frame;  // chunk size line
+                auto& frame = frame_;  // chunk size line
                 for (;;) {
                     std::size_t n = 0;
                     if (!rp->is_done()) {
@@ -523,7 +525,7 @@ class Session {
                     frame.clear();
                     if (chunked && n > 0) append_chunk_size(frame, n);
                     std::array<net::asio::const_buffer, 5> bufs{
-                        buf(head_sent ? std::string_view() : std::string_view(wire)), buf(frame),
+                        buf(head_sent ? std::string_view() : std::string_view(wire_)), buf(frame),
                         net::asio::const_buffer(body.get(), n),
                         buf(chunked && n > 0 ? kCrlf : std::string_view()),
                         buf(chunked && last ? kLastChunk : std::string_view())};
@@ -627,6 +629,11 @@ class Session {
     ProxyContext& ctx_;
     Caller caller_;
     net::beast::flat_buffer cbuf_;
+    // Per-request scratch kept across requests (no allocation per request): the head being
+    // written, the chunk-size line, the partner's response parser.
+    std::string wire_;
+    std::string frame_;
+    std::optional<ResponseParser> rp_;
     std::optional<Clock::time_point> total_deadline_;
     bool continue_sent_ = false;
 };

@@ -20,6 +20,12 @@ constexpr std::size_t kStagingSize = 2 * (16 * 1024 + 256 + 5);
 net::error_code sys_error(int e) {
     return {e, boost::system::system_category()};
 }
+
+// SSL_get_error needs an empty error queue before the call; peeking is cheaper than
+// clearing all slots every time.
+void clear_errors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
 }  // namespace
 
 TlsStream::TlsStream(const net::asio::any_io_executor& ex) : ByteStream(ex), socket_(ex) {}
@@ -130,7 +136,7 @@ bool TlsStream::attach(SSL_CTX* ctx, std::string& error) {
 
 net::awaitable<void> TlsStream::handshake(net::error_code& ec) {
     for (;;) {
-        ERR_clear_error();
+        clear_errors();
         last_errno_ = 0;
         Need need = classify(SSL_do_handshake(ssl_.get()), ec);
         if (need == Need::nothing) co_return;
@@ -226,7 +232,7 @@ std::size_t TlsStream::try_read(net::asio::mutable_buffer b, net::error_code& ec
             ec = net::asio::error::bad_descriptor;
             return 0;
         }
-        ERR_clear_error();
+        clear_errors();
         last_errno_ = 0;
         std::size_t n = 0;
         Need need = classify(SSL_read_ex(ssl_.get(), b.data(), b.size(), &n), ec);
@@ -250,7 +256,7 @@ net::awaitable<std::size_t> TlsStream::read_some(net::asio::mutable_buffer b, ne
             ec = net::asio::error::bad_descriptor;
             co_return 0;
         }
-        ERR_clear_error();
+        clear_errors();
         last_errno_ = 0;
         std::size_t n = 0;
         Need need = classify(SSL_read_ex(ssl_.get(), b.data(), b.size(), &n), ec);
@@ -279,7 +285,7 @@ net::awaitable<std::size_t> TlsStream::write_some(std::span<const net::asio::con
             ec = net::asio::error::bad_descriptor;
             co_return 0;
         }
-        ERR_clear_error();
+        clear_errors();
         last_errno_ = 0;
         std::size_t n = 0;
         Need need = classify(SSL_write_ex(ssl_.get(), data, len, &n), ec);
