@@ -352,7 +352,10 @@ class Session {
             ++out.attempts;
             const auto t_up = Clock::now();
             ProxyError err;
-            auto lease = co_await pool.acquire(id, err);
+            // A request that may be sent again skips the liveness probe of idle connections:
+            // a dead one fails before the response and the request is retried once.
+            const bool retryable = prep.idempotent && replayable && !stale_retried;
+            auto lease = co_await pool.acquire(id, err, retryable);
             if (!lease.conn) co_return co_await reply_error(err);
             auto& conn = *lease.conn;
             out.reused = lease.reused;

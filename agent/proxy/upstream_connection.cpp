@@ -41,11 +41,12 @@ net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target
     co_return ProxyError{};
 }
 
-bool UpstreamConnection::looks_closed() {
+bool UpstreamConnection::looks_closed(bool probe) {
     if (buffer_.size() != 0 || stream_.has_unread())
         return true;  // unread bytes left from the last response
     auto& sock = stream_.socket();
     if (!sock.is_open()) return true;
+    if (!probe) return false;
     char c;
     ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0) return true;                                       // FIN

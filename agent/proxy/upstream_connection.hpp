@@ -34,9 +34,10 @@ class UpstreamConnection {
     Clock::time_point idle_since() const { return idle_since_; }
     void mark_idle() { idle_since_ = Clock::now(); }
 
-    // Whether the peer closed (or sent something unasked) while we were idle: a cheap
-    // non-blocking peek, so the pool does not hand out a dead connection.
-    bool looks_closed();
+    // Whether the peer closed (or sent something unasked) while we were idle. `probe`: also
+    // ask the socket (a non-blocking peek, one system call); without it only bytes already
+    // received are checked — enough when a failed request may be retried anyway.
+    bool looks_closed(bool probe = true);
     void close();
 
   private:

@@ -30,8 +30,8 @@ std::shared_ptr<TlsClientContext> UpstreamPool::context_for(const identity::Iden
     return tls_;
 }
 
-net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr id,
-                                                          ProxyError& err) {
+net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr id, ProxyError& err,
+                                                          bool retryable) {
     auto tls = context_for(id, err);
     if (!tls) co_return Lease{};
     const auto& t = entry_.route.timeouts;
@@ -42,7 +42,7 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
             auto c = std::move(idle_.back());
             idle_.pop_back();
             bool expired = UpstreamConnection::Clock::now() - c->idle_since() >= t.idle;
-            if (c->generation() != id->generation() || expired || c->looks_closed()) {
+            if (c->generation() != id->generation() || expired || c->looks_closed(!retryable)) {
                 c->close();
                 continue;
             }

@@ -28,7 +28,11 @@ class UpstreamPool {
         bool reused = false;
     };
     // A connection for `id`: an idle one or a new one. On failure conn is null and `err` set.
-    net::awaitable<Lease> acquire(identity::IdentityPtr id, ProxyError& err);
+    // retryable: the request can be sent again on a new connection if this one turns out
+    // dead before any byte of the response (idempotent, replayable body); then idle
+    // connections are not probed with a system call first.
+    net::awaitable<Lease> acquire(identity::IdentityPtr id, ProxyError& err,
+                                  bool retryable = false);
 
     // Gives a connection back. reusable: the exchange ended cleanly and both sides keep
     // the connection alive.
