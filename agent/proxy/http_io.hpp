@@ -1,11 +1,10 @@
-// HTTP/1.1 messages over a ByteStream: Beast's parser does all the parsing (fed with
-// basic_parser::put); this moves the bytes and writes message heads. Used by the session
-// for both sides: the app's requests and the partner's responses.
+// HTTP/1.1 messages over a ByteStream: the reads that feed Beast's parser
+// (http_feed.hpp does the feeding; Beast parses), for both sides of a session — the app's
+// requests and the partner's responses.
 #pragma once
 
 #include "agent/proxy/byte_stream.hpp"
-
-#include <string>
+#include "agent/proxy/http_feed.hpp"
 
 namespace mtls::proxy {
 
@@ -24,15 +23,5 @@ template <bool isRequest>
 net::awaitable<void> read_body(ByteStream& s, net::beast::flat_buffer& b,
                                net::http::parser<isRequest, net::http::buffer_body>& p,
                                net::error_code& ec);
-
-// The head as it goes on the wire: start line, fields in order, empty line.
-void append_head(std::string& out, const net::http::request_header<>& h);
-void append_head(std::string& out, const net::http::response_header<>& h);
-
-// Chunked framing (RFC 9112 7.1): "<hex size>\r\n" before the data, "\r\n" after it, and
-// the last chunk (no trailers) at the end.
-void append_chunk_size(std::string& out, std::size_t n);
-inline constexpr std::string_view kCrlf = "\r\n";
-inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 }  // namespace mtls::proxy

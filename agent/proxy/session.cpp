@@ -456,6 +456,13 @@ class Session {
             out.upstream_ms = ms_since(t_up);
             auto& rhead = rp->get().base();
             const unsigned status = rhead.result_int();
+            if (status < 100) {  // "HTTP/1.1 002 …": three digits, but no status
+                if (upload) co_await finish_upload(*upload, conn, true);
+                pool.release(std::move(lease.conn), false);
+                co_return co_await reply_error(upstream_bad_response(
+                    entry.target.authority + " answered with status " + std::to_string(status) +
+                    ", which is not an HTTP status"));
+            }
             if (status == 101) {
                 if (upload) co_await finish_upload(*upload, conn, true);
                 pool.release(std::move(lease.conn), false);

@@ -1,0 +1,111 @@
+#include "agent/proxy/http_feed.hpp"
+
+#include <charconv>
+
+namespace mtls::proxy {
+namespace http = net::http;
+
+template <bool isRequest>
+Feed feed_head(net::beast::flat_buffer& b, http::basic_parser<isRequest>& p, net::error_code& ec) {
+    ec = {};
+    while (b.size() > 0) {
+        std::size_t used = p.put(b.data(), ec);
+        b.consume(used);
+        if (ec == http::error::need_more) {
+            ec = {};
+            return Feed::need_more;
+        }
+        if (ec) return Feed::error;
+        if (p.is_header_done()) return Feed::done;
+        if (used == 0) return Feed::need_more;
+    }
+    return Feed::need_more;
+}
+
+template <bool isRequest>
+Feed feed_body(net::beast::flat_buffer& b, http::parser<isRequest, http::buffer_body>& p,
+               net::error_code& ec) {
+    ec = {};
+    p.eager(true);
+    while (!p.is_done()) {
+        if (p.get().body().size == 0) return Feed::window_full;
+        if (b.size() == 0) return Feed::need_more;
+        std::size_t used = p.put(b.data(), ec);
+        b.consume(used);
+        if (ec == http::error::need_buffer) {
+            ec = {};
+            return Feed::window_full;
+        }
+        if (ec == http::error::need_more) {
+            ec = {};
+            return Feed::need_more;
+        }
+        if (ec) return Feed::error;
+        if (used == 0) return Feed::need_more;
+    }
+    return Feed::done;
+}
+
+template <bool isRequest>
+void feed_eof(http::basic_parser<isRequest>& p, net::error_code& ec) {
+    if (p.got_some()) {
+        ec = {};
+        p.put_eof(ec);
+    } else {
+        ec = http::error::end_of_stream;
+    }
+}
+
+template Feed feed_head<true>(net::beast::flat_buffer&, http::basic_parser<true>&,
+                              net::error_code&);
+template Feed feed_head<false>(net::beast::flat_buffer&, http::basic_parser<false>&,
+                               net::error_code&);
+template Feed feed_body<true>(net::beast::flat_buffer&, http::parser<true, http::buffer_body>&,
+                              net::error_code&);
+template Feed feed_body<false>(net::beast::flat_buffer&, http::parser<false, http::buffer_body>&,
+                               net::error_code&);
+template void feed_eof<true>(http::basic_parser<true>&, net::error_code&);
+template void feed_eof<false>(http::basic_parser<false>&, net::error_code&);
+
+namespace {
+template <class Fields>
+void append_fields(std::string& out, const Fields& fields) {
+    for (const auto& f : fields) {
+        out += f.name_string();
+        out += ": ";
+        out += f.value();
+        out += kCrlf;
+    }
+    out += kCrlf;
+}
+}  // namespace
+
+void append_head(std::string& out, const http::request_header<>& h) {
+    out += h.method_string();
+    out += ' ';
+    out += h.target();
+    out += h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
+    append_fields(out, h);
+}
+
+void append_head(std::string& out, const http::response_header<>& h) {
+    out += h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    const unsigned code = h.result_int() % 1000;  // the parser takes exactly three digits
+    out += static_cast<char>('0' + code / 100);
+    out += static_cast<char>('0' + code / 10 % 10);
+    out += static_cast<char>('0' + code % 10);
+    out += ' ';
+    out += h.reason();
+    out += kCrlf;
+    append_fields(out, h);
+}
+
+void append_chunk_size(std::string& out, std::size_t n) {
+    char hex[20];
+    auto [end, err] = std::to_chars(hex, hex + sizeof hex, n, 16);
+    (void)err;
+    out.append(hex, end);
+    out += kCrlf;
+}
+
+}  // namespace mtls::proxy

@@ -1,0 +1,46 @@
+// The pure half of moving HTTP/1.1 messages (no sockets, shared with the fuzz target
+// tests/fuzz/fuzz_proxy_stream.cpp): feeding received bytes to Beast's parser, which does
+// all the parsing, and writing the heads and chunk framing we send.
+#pragma once
+
+#include "agent/net/asio.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace mtls::proxy {
+
+enum class Feed {
+    need_more,    // the parser needs more bytes than `b` holds
+    done,         // the head (feed_head) or the whole message (feed_body) is complete
+    window_full,  // feed_body: the body window is full; hand it on, then feed again
+    error,        // `ec` says why (header_limit, bad_chunk, …)
+};
+
+// Gives the parser what `b` holds until the head is complete; consumed bytes leave `b`.
+template <bool isRequest>
+Feed feed_head(net::beast::flat_buffer& b, net::http::basic_parser<isRequest>& p,
+               net::error_code& ec);
+
+// Gives the parser what `b` holds, body bytes going to the window set by the caller
+// (body().data / body().size).
+template <bool isRequest>
+Feed feed_body(net::beast::flat_buffer& b, net::http::parser<isRequest, net::http::buffer_body>& p,
+               net::error_code& ec);
+
+// The peer closed: whether that ends the message (a body that runs to the close) or cuts
+// it short (partial_message), or came before any byte (end_of_stream).
+template <bool isRequest>
+void feed_eof(net::http::basic_parser<isRequest>& p, net::error_code& ec);
+
+// The head as it goes on the wire: start line, fields in order, empty line.
+void append_head(std::string& out, const net::http::request_header<>& h);
+void append_head(std::string& out, const net::http::response_header<>& h);
+
+// Chunked framing (RFC 9112 7.1): "<hex size>\r\n" before the data, "\r\n" after it, and
+// the last chunk (no trailers) at the end.
+void append_chunk_size(std::string& out, std::size_t n);
+inline constexpr std::string_view kCrlf = "\r\n";
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+}  // namespace mtls::proxy

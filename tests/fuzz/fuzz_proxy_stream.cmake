@@ -1,0 +1,2 @@
+mtls_fuzzer(fuzz_proxy_stream ${CMAKE_CURRENT_LIST_DIR}/fuzz_proxy_stream.cpp)
+target_link_libraries(fuzz_proxy_stream PRIVATE mtls_proxy_rules)
