@@ -375,6 +375,40 @@ TEST_F(ProxyTest, InvalidTokenIsDroppedAndRetriedOnce) {
     EXPECT_EQ(tokens.invalidations, 1);
 }
 
+TEST_F(ProxyTest, TimeoutsAnswer504AndIdleAppConnectionsAreClosed) {
+    using namespace std::chrono_literals;
+    auto header = route("a", "/a/", *partners->a);
+    header.timeouts.response_header = 300ms;
+    auto total = route("t", "/t/", *partners->a);
+    total.timeouts.total = 300ms;
+    auto l = listener();
+    l.client_idle = 500ms;
+    ProxyRunner px(l, {header, total}, ids, nullptr);
+
+    Client c(px.port());
+    for (const char* target : {"/a/echo/slow/3000", "/t/echo/slow/3000"}) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto res = c.request(http::verb::get, target);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        EXPECT_EQ(res.result_int(), 504) << target;
+        EXPECT_EQ(json::parse(res.body())["error"], "upstream_timeout") << res.body();
+        EXPECT_GE(took, 250ms) << target;
+        EXPECT_LT(took, 2500ms) << target << ": the partner's 3 s answer was waited for";
+        // The app's connection stays usable.
+        EXPECT_EQ(c.request(http::verb::get, "/a/echo/status/200").result_int(), 200);
+    }
+
+    // An app connection that goes quiet is closed after listener.client_idle, whether it
+    // sent a request before or nothing at all.
+    Client used(px.port());
+    EXPECT_EQ(used.request(http::verb::get, "/a/echo/status/200").result_int(), 200);
+    Client silent(px.port());
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(used.closed_by_peer());
+    EXPECT_TRUE(silent.closed_by_peer());
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
+}
+
 TEST_F(ProxyTest, RotationSwitchesIdentityWithoutBreakingRequestsInFlight) {
     ProxyRunner px(listener(), {route("a", "/a/", *partners->a)}, ids, nullptr);
     Client c(px.port());
