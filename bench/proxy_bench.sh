@@ -5,7 +5,8 @@
 # data path is one thread). nginx and haproxy get a client certificate from the same CA
 # with an EC P-256 key in a file (the agent's key is on the token and cannot be copied).
 #
-# Scenarios, each run ROUNDS times, interleaved (agent, nginx, haproxy, agent, …), medians:
+# Scenarios, each run ROUNDS times, interleaved (all proxies run side by side; each
+# scenario runs on each proxy in turn, the order rotating every round), medians:
 #   small    GET /echo/status/200, wrk 64 connections: requests/s and p99 latency (and the
 #            proxy's CPU time per request, which other load on the machine disturbs less)
 #   get64k   GET /echo/bytes/65536, 16 connections: MiB/s downloaded
@@ -268,16 +269,24 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name
 echo "# nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(openssl version), rounds=$rounds, ${duration}s per wrk run" | tee -a "$run/summary.md"
 
 declare -A res=()
+# All proxies run side by side (idle when not measured) and the runs interleave at the
+# scenario level, in an order that rotates every round: a noisy minute on the machine then
+# hits every proxy a little instead of one proxy's whole round.
+read -r -a order <<< "$proxies"
+for who in "${order[@]}"; do start "$who"; done
+sleep 1  # let start-up settle before the idle reading (not a readiness wait: start() polled)
+for who in "${order[@]}"; do
+  res[$who,rss_idle,1]=$(rss_kib "${pid[$who]}")
+  wrk -t1 -c64 -d2s "http://127.0.0.1:${port[$who]}/p/echo/status/200" >/dev/null 2>&1 || true  # warm-up
+done
 for round in $(seq 1 "$rounds"); do
-  for who in $proxies; do
-    start "$who"
-    sleep 1  # let start-up settle before the idle reading (not a readiness wait: start() polled)
-    res[$who,rss_idle,$round]=$(rss_kib "${pid[$who]}")
-    wrk -t1 -c64 -d2s "http://127.0.0.1:${port[$who]}/p/echo/status/200" >/dev/null 2>&1 || true  # warm-up
-    if has small; then wrk_cpu small "$who" 64 /echo/status/200; fi
-    if has get64k; then wrk_run get64k "$who" 16 /echo/bytes/65536; fi
-    if has post1m; then wrk_run post1m "$who" 8 /echo/status/200 -s "$run/post1m.lua"; fi
-    if has hshake; then wrk_cpu hshake "$who" 16 "/echo/status/200?close=1"; fi
+  shift_by=$(( (round - 1) % ${#order[@]} ))
+  rotated=("${order[@]:$shift_by}" "${order[@]:0:$shift_by}")
+  if has small; then for who in "${rotated[@]}"; do wrk_cpu small "$who" 64 /echo/status/200; done; fi
+  if has get64k; then for who in "${rotated[@]}"; do wrk_run get64k "$who" 16 /echo/bytes/65536; done; fi
+  if has post1m; then for who in "${rotated[@]}"; do wrk_run post1m "$who" 8 /echo/status/200 -s "$run/post1m.lua"; done; fi
+  if has hshake; then for who in "${rotated[@]}"; do wrk_cpu hshake "$who" 16 "/echo/status/200?close=1"; done; fi
+  for who in "${order[@]}"; do
     f="$run/small-$who-$round.txt"
     res[$who,small_rps,$round]=$(wrk_rps "$f"); res[$who,small_p99,$round]=$(wrk_p99 "$f")
     res[$who,small_err,$round]=$(wrk_errors "$f")
@@ -287,24 +296,28 @@ for round in $(seq 1 "$rounds"); do
     res[$who,post1m_err,$round]=$(wrk_errors "$run/post1m-$who-$round.txt")
     res[$who,hshake,$round]=$(wrk_rps "$run/hshake-$who-$round.txt")
     res[$who,hshake_err,$round]=$(wrk_errors "$run/hshake-$who-$round.txt")
-    if has idle; then
-      rm -f "$run/idle-ready"
-      mkfifo "$run/idle-hold.$round.$who"
-      hold_idle "${port[$who]}" "$run/idle-ready" < "$run/idle-hold.$round.$who" &
-      holder=$!
-      exec 9> "$run/idle-hold.$round.$who"
-      wait_for 60 "1,000 idle connections to $who" test -s "$run/idle-ready"
-      res[$who,rss_1000,$round]=$(rss_kib "${pid[$who]}")
-      exec 9>&-
-      wait "$holder" || true
-    fi
-    stop "$who"
     echo "round $round $who: small ${res[$who,small_rps,$round]} req/s p99 ${res[$who,small_p99,$round]} ms," \
       "64k ${res[$who,get64k,$round]} MiB/s, 1m POST ${res[$who,post1m,$round]} MiB/s," \
-      "handshake-bound ${res[$who,hshake,$round]} req/s, CPU/request ${res[$who,small_cpu,$round]:-}/${res[$who,hshake_cpu,$round]:-} µs, RSS idle ${res[$who,rss_idle,$round]} KiB," \
-      "1000 idle ${res[$who,rss_1000,$round]:-} KiB, errors ${res[$who,small_err,$round]}/${res[$who,get64k_err,$round]}/${res[$who,post1m_err,$round]}/${res[$who,hshake_err,$round]}" \
+      "handshake-bound ${res[$who,hshake,$round]} req/s, CPU/request ${res[$who,small_cpu,$round]:-}/${res[$who,hshake_cpu,$round]:-} µs," \
+      "errors ${res[$who,small_err,$round]}/${res[$who,get64k_err,$round]}/${res[$who,post1m_err,$round]}/${res[$who,hshake_err,$round]}" \
       | tee -a "$run/rounds.txt"
   done
+done
+# Memory with 1,000 idle keep-alive connections, one proxy at a time.
+for who in "${order[@]}"; do
+  if has idle; then
+    rm -f "$run/idle-ready"
+    mkfifo "$run/idle-hold.$who"
+    hold_idle "${port[$who]}" "$run/idle-ready" < "$run/idle-hold.$who" &
+    holder=$!
+    exec 9> "$run/idle-hold.$who"
+    wait_for 60 "1,000 idle connections to $who" test -s "$run/idle-ready"
+    res[$who,rss_1000,1]=$(rss_kib "${pid[$who]}")
+    exec 9>&-
+    wait "$holder" || true
+  fi
+  echo "$who: RSS idle ${res[$who,rss_idle,1]} KiB, with 1,000 idle connections ${res[$who,rss_1000,1]:-} KiB" | tee -a "$run/rounds.txt"
+  stop "$who"
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }

@@ -14,8 +14,8 @@ namespace mtls::proxy {
 namespace {
 // Writes of several buffers up to this size are copied into one TLS record.
 constexpr std::size_t kGatherMax = 16 * 1024;
-// Ciphertext read per system call: two full TLS records.
-constexpr std::size_t kStagingSize = 2 * (16 * 1024 + 256 + 5);
+// Ciphertext read per system call: up to one full TLS record (memory per pooled connection).
+constexpr std::size_t kStagingSize = 16 * 1024 + 256 + 5;
 
 net::error_code sys_error(int e) {
     return {e, boost::system::system_category()};
