@@ -210,8 +210,15 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 LUA
 
 # wrk_run NAME PROXY CONNECTIONS PATH [wrk args…] -> raw output in $run/NAME-PROXY-ROUND.txt
+# A second of the same load first, not measured: the proxies sit idle while the others are
+# measured, and the partner may have closed their pooled connections meanwhile.
+warm() {
+  local who="$1" conns="$2" path="$3"; shift 3
+  wrk -t1 -c"$conns" -d1s "$@" "http://127.0.0.1:${port[$who]}/p$path" >/dev/null 2>&1 || true
+}
 wrk_run() {
   local name="$1" who="$2" conns="$3" path="$4"; shift 4
+  [ "${warmed:-0}" = 1 ] || warm "$who" "$conns" "$path" "$@"
   wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "http://127.0.0.1:${port[$who]}/p$path" \
     > "$run/$name-$who-$round.txt" 2>&1 || true
 }
@@ -219,6 +226,7 @@ wrk_run() {
 # (less sensitive to other load on the machine than requests/s).
 wrk_cpu() {
   local c0 c1 n perf_pid=""
+  warm "$2" "$3" "$4" "${@:5}"
   if [ "$perf" != 0 ] && [ "$1" = small ]; then
     local -a pids_of=("${pid[$2]}" $(pgrep -P "${pid[$2]}" || true))
     local plist; plist=$(IFS=,; echo "${pids_of[*]}")
@@ -230,7 +238,7 @@ wrk_cpu() {
     perf_pid=$!
   fi
   c0=$(cpu_ticks "${pid[$2]}")
-  wrk_run "$@"
+  warmed=1 wrk_run "$@"
   c1=$(cpu_ticks "${pid[$2]}")
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   n=$(awk '/requests in/ {print $1}' "$run/$1-$2-$round.txt")
