@@ -136,9 +136,7 @@ bool TlsStream::attach(SSL_CTX* ctx, std::string& error) {
 
 net::awaitable<void> TlsStream::handshake(net::error_code& ec) {
     for (;;) {
-        clear_errors();
-        last_errno_ = 0;
-        Need need = classify(SSL_do_handshake(ssl_.get()), ec);
+        Need need = call([](SSL* ssl) { return SSL_do_handshake(ssl); }, ec);
         if (need == Need::nothing) co_return;
         co_await satisfy(need, ec);
         if (ec) co_return;
@@ -180,6 +178,17 @@ TlsStream::Need TlsStream::classify(int ret, net::error_code& ec) {
             ec = sys_error(EIO);
             return Need::nothing;
     }
+}
+
+template <class Op>
+TlsStream::Need TlsStream::call(Op op, net::error_code& ec) {
+    if (!ssl_ || !socket_.is_open()) {
+        ec = net::asio::error::bad_descriptor;
+        return Need::nothing;
+    }
+    clear_errors();
+    last_errno_ = 0;
+    return classify(op(ssl_.get()), ec);
 }
 
 net::awaitable<void> TlsStream::satisfy(Need need, net::error_code& ec) {
@@ -228,14 +237,8 @@ net::awaitable<void> TlsStream::satisfy(Need need, net::error_code& ec) {
 
 std::size_t TlsStream::try_read(net::asio::mutable_buffer b, net::error_code& ec) {
     for (int fills = 0;; ++fills) {
-        if (!ssl_ || !socket_.is_open()) {
-            ec = net::asio::error::bad_descriptor;
-            return 0;
-        }
-        clear_errors();
-        last_errno_ = 0;
         std::size_t n = 0;
-        Need need = classify(SSL_read_ex(ssl_.get(), b.data(), b.size(), &n), ec);
+        Need need = call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
         if (need != Need::read || fills > 0 || filling_ || eof_) return ec ? 0 : n;
         // Nothing staged: take what the socket has, without waiting (one recv).
         if (staged_begin_ == staged_end_) staged_begin_ = staged_end_ = 0;
@@ -252,14 +255,8 @@ std::size_t TlsStream::try_read(net::asio::mutable_buffer b, net::error_code& ec
 
 net::awaitable<std::size_t> TlsStream::read_some(net::asio::mutable_buffer b, net::error_code& ec) {
     for (;;) {
-        if (!ssl_ || !socket_.is_open()) {
-            ec = net::asio::error::bad_descriptor;
-            co_return 0;
-        }
-        clear_errors();
-        last_errno_ = 0;
         std::size_t n = 0;
-        Need need = classify(SSL_read_ex(ssl_.get(), b.data(), b.size(), &n), ec);
+        Need need = call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
         if (need == Need::nothing) co_return ec ? 0 : n;
         co_await satisfy(need, ec);
         if (ec) co_return 0;
@@ -281,14 +278,8 @@ net::awaitable<std::size_t> TlsStream::write_some(std::span<const net::asio::con
         }
     }
     for (;;) {
-        if (!ssl_ || !socket_.is_open()) {
-            ec = net::asio::error::bad_descriptor;
-            co_return 0;
-        }
-        clear_errors();
-        last_errno_ = 0;
         std::size_t n = 0;
-        Need need = classify(SSL_write_ex(ssl_.get(), data, len, &n), ec);
+        Need need = call([&](SSL* ssl) { return SSL_write_ex(ssl, data, len, &n); }, ec);
         if (need == Need::nothing) co_return ec ? 0 : n;
         co_await satisfy(need, ec);
         if (ec) co_return 0;

@@ -45,8 +45,11 @@ class TlsStream final : public ByteStream {
 
   private:
     enum class Need { nothing, read, write };
-    // Runs one SSL_* call (`ret` its result): nothing when it succeeded, else what it waits
-    // for (ec = would_block) or the error in `ec`.
+    // One SSL_* call `op(ssl)` on the open connection, classified.
+    template <class Op>
+    Need call(Op op, net::error_code& ec);
+    // After an SSL_* call that returned `ret`: nothing when it succeeded or failed for good
+    // (the error in `ec`), else what it waits for (ec = would_block).
     Need classify(int ret, net::error_code& ec);
     // Waits for what `need` says: more ciphertext in the staging buffer, or a writable socket.
     net::awaitable<void> satisfy(Need need, net::error_code& ec);
