@@ -64,7 +64,7 @@ void ByteStream::arm(Clock::time_point at) {
 
 void ByteStream::on_timer() {
     armed_ = false;
-    if (waiting_ == 0 || deadline_ == Clock::time_point::max()) return;  // wait() re-arms
+    if (waiting_ == 0 || deadline_ == Clock::time_point::max()) return;  // begin_wait() re-arms
     if (Clock::now() < deadline_) {
         arm(deadline_);  // the deadline moved later since the timer was set
         return;

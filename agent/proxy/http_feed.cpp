@@ -74,9 +74,9 @@ void append_fields(std::string& out, const Fields& fields) {
         out += f.name_string();
         out += ": ";
         out += f.value();
-        out += kCrlf;
+        out += "\r\n";
     }
-    out += kCrlf;
+    out += "\r\n";
 }
 }  // namespace
 
@@ -96,16 +96,25 @@ void append_head(std::string& out, const http::response_header<>& h) {
     out += static_cast<char>('0' + code % 10);
     out += ' ';
     out += h.reason();
-    out += kCrlf;
+    out += "\r\n";
     append_fields(out, h);
 }
 
-void append_chunk_size(std::string& out, std::size_t n) {
-    char hex[20];
-    auto [end, err] = std::to_chars(hex, hex + sizeof hex, n, 16);
-    (void)err;
-    out.append(hex, end);
-    out += kCrlf;
+std::array<net::asio::const_buffer, 4> body_piece(std::string& size_line, bool chunked,
+                                                  const char* data, std::size_t n, bool last) {
+    static constexpr std::string_view crlf = "\r\n", last_chunk = "0\r\n\r\n";
+    const bool chunk = chunked && n > 0;
+    size_line.clear();
+    if (chunk) {
+        char hex[20];
+        auto [end, err] = std::to_chars(hex, hex + sizeof hex, n, 16);
+        (void)err;
+        size_line.append(hex, end);
+        size_line += crlf;
+    }
+    return {net::asio::buffer(size_line), net::asio::const_buffer(data, n),
+            net::asio::buffer(chunk ? crlf : std::string_view()),
+            net::asio::buffer(chunked && last ? last_chunk : std::string_view())};
 }
 
 }  // namespace mtls::proxy

@@ -5,6 +5,7 @@
 
 #include "agent/net/asio.hpp"
 
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -37,10 +38,11 @@ void feed_eof(net::http::basic_parser<isRequest>& p, net::error_code& ec);
 void append_head(std::string& out, const net::http::request_header<>& h);
 void append_head(std::string& out, const net::http::response_header<>& h);
 
-// Chunked framing (RFC 9112 7.1): "<hex size>\r\n" before the data, "\r\n" after it, and
-// the last chunk (no trailers) at the end.
-void append_chunk_size(std::string& out, std::size_t n);
-inline constexpr std::string_view kCrlf = "\r\n";
-inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+// One piece of a body as it goes on the wire: the n bytes at `data` as they are, or
+// chunked (RFC 9112 7.1: "<hex size>\r\n", the data, "\r\n"; an empty piece adds no
+// chunk) with the last chunk (no trailers) after it when `last`. `size_line` holds the
+// size text and must outlive the returned buffers.
+std::array<net::asio::const_buffer, 4> body_piece(std::string& size_line, bool chunked,
+                                                  const char* data, std::size_t n, bool last);
 
 }  // namespace mtls::proxy

@@ -456,20 +456,17 @@ class Session {
             out.upstream_ms = ms_since(t_up);
             auto& rhead = rp->get().base();
             const unsigned status = rhead.result_int();
-            if (status < 100) {  // "HTTP/1.1 002 …": three digits, but no status
+            if (status < 100 || status == 101) {
+                // Not forwarded: "HTTP/1.1 002 …" has three digits but is no status, and the
+                // proxy does not switch protocols. An upload still running is cut off first.
                 if (upload) co_await finish_upload(*upload, conn, true);
                 pool.release(std::move(lease.conn), false);
-                co_return co_await reply_error(upstream_bad_response(
-                    entry.target.authority + " answered with status " + std::to_string(status) +
-                    ", which is not an HTTP status"));
-            }
-            if (status == 101) {
-                if (upload) co_await finish_upload(*upload, conn, true);
-                pool.release(std::move(lease.conn), false);
+                // (GCC 12: no conditional-expression temporaries inside a co_await.)
+                std::string what = status == 101 ? std::string("101 Switching Protocols")
+                                                 : "with status " + std::to_string(status);
                 co_return co_await reply_error(
-                    upstream_bad_response(entry.target.authority +
-                                          " answered 101 Switching Protocols, which the "
-                                          "proxy does not forward"));
+                    upstream_bad_response(entry.target.authority + " answered " + what +
+                                          ", which the proxy does not forward"));
             }
 
             // 401 invalid_token: drop the token and retry once, if the body can be replayed.
@@ -487,7 +484,6 @@ class Session {
             // Response to the app.
             const bool no_body = is_head || status == 204 || status == 304 || status / 100 == 1;
             bool client_keep = prep.client_keep_alive && parser.is_done();
-            bool chunked = false;
             http::response<http::empty_body> res{downstream_response_head(rhead)};
             res.version(version == 10 ? 10 : 11);
             const auto body_length = rp->content_length();
@@ -495,7 +491,7 @@ class Session {
                 if (body_length)
                     res.content_length(*body_length);
                 else if (version == 11)
-                    chunked = true, res.chunked(true);
+                    res.chunked(true);
                 else
                     client_keep = false;  // HTTP/1.0 app: the end of the body is the close
             } else if (is_head) {
@@ -503,6 +499,7 @@ class Session {
                     res.set(http::field::content_length, it->value());
             }
             res.keep_alive(client_keep);
+            const bool chunked = res.chunked();
             wire_.clear();
             append_head(wire_, res.base());
             out.status = status;
@@ -519,7 +516,6 @@ class Session {
                                                   *body_length, 1, kChunk))
                                             : kChunk;
                 std::unique_ptr<char[]> body(new char[cap]);
-                auto& frame = frame_;  // chunk size line
                 for (;;) {
                     std::size_t n = 0;
                     if (!rp->is_done()) {
@@ -532,13 +528,10 @@ class Session {
                         out.bytes_out += n;
                     }
                     const bool last = rp->is_done();
-                    frame.clear();
-                    if (chunked && n > 0) append_chunk_size(frame, n);
+                    auto piece = body_piece(size_line_, chunked, body.get(), n, last);
                     std::array<net::asio::const_buffer, 5> bufs{
-                        buf(head_sent ? std::string_view() : std::string_view(wire_)), buf(frame),
-                        net::asio::const_buffer(body.get(), n),
-                        buf(chunked && n > 0 ? kCrlf : std::string_view()),
-                        buf(chunked && last ? kLastChunk : std::string_view())};
+                        buf(head_sent ? std::string_view() : std::string_view(wire_)), piece[0],
+                        piece[1], piece[2], piece[3]};
                     cec = co_await write_client(bufs);
                     head_sent = true;
                     if (cec || last) break;
@@ -589,7 +582,7 @@ class Session {
     net::awaitable<void> upload_body(Parser& parser, bool chunked, UpstreamConnection& conn,
                                      const config::Route& route, Outcome& out, Upload& st) {
         std::unique_ptr<char[]> body(new char[kChunk]);
-        std::string frame;
+        std::string size_line;  // the uploader's own: the response loop runs alongside
         error_code ec;
         for (;;) {
             std::size_t n = 0;
@@ -609,12 +602,7 @@ class Session {
                 }
             }
             const bool last = parser.is_done();
-            frame.clear();
-            if (chunked && n > 0) append_chunk_size(frame, n);
-            std::array<net::asio::const_buffer, 4> bufs{
-                buf(frame), net::asio::const_buffer(body.get(), n),
-                buf(chunked && n > 0 ? kCrlf : std::string_view()),
-                buf(chunked && last ? kLastChunk : std::string_view())};
+            auto bufs = body_piece(size_line, chunked, body.get(), n, last);
             upstream_deadline(conn, route.timeouts.idle);
             co_await conn.stream().write_all(bufs, ec);
             if (ec || last) break;
@@ -642,7 +630,7 @@ class Session {
     // Per-request scratch kept across requests (no allocation per request): the head being
     // written, the chunk-size line, the partner's response parser.
     std::string wire_;
-    std::string frame_;
+    std::string size_line_;
     std::optional<ResponseParser> rp_;
     std::optional<Clock::time_point> total_deadline_;
     bool continue_sent_ = false;

@@ -209,22 +209,14 @@ net::awaitable<void> TlsStream::satisfy(Need need, net::error_code& ec) {
         ec = net::ssl::error::stream_truncated;
         co_return;
     }
-    if (staged_begin_ == staged_end_) {
-        staged_begin_ = staged_end_ = 0;
-    } else if (staged_begin_ > 0) {
-        std::memmove(staging_.get(), staging_.get() + staged_begin_, staged_end_ - staged_begin_);
-        staged_end_ -= staged_begin_;
-        staged_begin_ = 0;
-    }
-    if (staged_end_ == kStagingSize) {  // OpenSSL takes what is staged before it asks again
+    auto room = staging_room();
+    if (room.size() == 0) {  // cannot happen: OpenSSL takes what is staged before it asks
         ec = net::asio::error::no_buffer_space;
         co_return;
     }
     filling_ = true;
     begin_wait();
-    std::size_t n = co_await socket_.async_read_some(
-        net::asio::buffer(staging_.get() + staged_end_, kStagingSize - staged_end_),
-        net::use_ec(ec));
+    std::size_t n = co_await socket_.async_read_some(room, net::use_ec(ec));
     end_wait(ec);
     filling_ = false;
     if (ec == net::asio::error::eof) {
@@ -241,9 +233,8 @@ std::size_t TlsStream::try_read(net::asio::mutable_buffer b, net::error_code& ec
         Need need = call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
         if (need != Need::read || fills > 0 || filling_ || eof_) return ec ? 0 : n;
         // Nothing staged: take what the socket has, without waiting (one recv).
-        if (staged_begin_ == staged_end_) staged_begin_ = staged_end_ = 0;
-        ssize_t got = ::recv(socket_.native_handle(), staging_.get() + staged_end_,
-                             kStagingSize - staged_end_, MSG_DONTWAIT);
+        auto room = staging_room();
+        ssize_t got = ::recv(socket_.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
         if (got > 0)
             staged_end_ += static_cast<std::size_t>(got);
         else if (got == 0)
@@ -284,6 +275,10 @@ net::awaitable<std::size_t> TlsStream::write_some(std::span<const net::asio::con
         co_await satisfy(need, ec);
         if (ec) co_return 0;
     }
+}
+
+net::asio::mutable_buffer TlsStream::staging_room() {
+    return {staging_.get() + staged_end_, kStagingSize - staged_end_};
 }
 
 bool TlsStream::has_unread() const {

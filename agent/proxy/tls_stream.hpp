@@ -53,6 +53,9 @@ class TlsStream final : public ByteStream {
     Need classify(int ret, net::error_code& ec);
     // Waits for what `need` says: more ciphertext in the staging buffer, or a writable socket.
     net::awaitable<void> satisfy(Need need, net::error_code& ec);
+    // Free space after the staged bytes (bio_read empties the buffer to its start, so this
+    // is all of it whenever OpenSSL asks for more).
+    net::asio::mutable_buffer staging_room();
 
     static int bio_write(BIO* bio, const char* data, std::size_t len, std::size_t* written);
     static int bio_read(BIO* bio, char* data, std::size_t len, std::size_t* read);

@@ -82,16 +82,9 @@ template <bool isRequest>
 void round_trip(const Moved& m) {
     if (!m.complete) return;
     std::string wire = m.head;
-    if (m.chunked) {
-        if (!m.body.empty()) {
-            proxy::append_chunk_size(wire, m.body.size());
-            wire += m.body;
-            wire += proxy::kCrlf;
-        }
-        wire += proxy::kLastChunk;
-    } else {
-        wire += m.body;
-    }
+    std::string size_line;
+    for (const auto& b : body_piece(size_line, m.chunked, m.body.data(), m.body.size(), true))
+        wire.append(static_cast<const char*>(b.data()), b.size());
     http::parser<isRequest, http::string_body> again;
     again.header_limit(1u << 20);
     again.body_limit(1u << 20);
