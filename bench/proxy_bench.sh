@@ -69,6 +69,7 @@ printf 'bench:%s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "
   --est-credentials "$run/est-basic" --cert-validity 86400 --log-level error \
   > "$run/sandbox.log" 2>&1 &
 pids+=($!)
+sandbox_pid=$!
 wait_for 10 "the sandbox" test -s "$run/sandbox.json"
 api_url="$(jq -r .api.url "$run/sandbox.json")"
 api_port="$(jq -r .api.port "$run/sandbox.json")"
@@ -219,7 +220,8 @@ warm() {
 wrk_run() {
   local name="$1" who="$2" conns="$3" path="$4"; shift 4
   [ "${warmed:-0}" = 1 ] || warm "$who" "$conns" "$path" "$@"
-  wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "http://127.0.0.1:${port[$who]}/p$path" \
+  /usr/bin/time -f 'user %U\nsystem %S' -o "$run/$name-$who-$round.time" \
+    wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "http://127.0.0.1:${port[$who]}/p$path" \
     > "$run/$name-$who-$round.txt" 2>&1 || true
 }
 # wrk_cpu NAME PROXY …: wrk_run, and the proxy's CPU µs per request in res[PROXY,NAME_cpu,round]
@@ -237,9 +239,9 @@ wrk_cpu() {
     fi
     perf_pid=$!
   fi
-  c0=$(cpu_ticks "${pid[$2]}")
+  c0=$(cpu_ticks "${pid[$2]}"); s0=$(cpu_ticks "$sandbox_pid"); read -r -a m0 < <(head -1 /proc/stat)
   warmed=1 wrk_run "$@"
-  c1=$(cpu_ticks "${pid[$2]}")
+  c1=$(cpu_ticks "${pid[$2]}"); s1=$(cpu_ticks "$sandbox_pid"); read -r -a m1 < <(head -1 /proc/stat)
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   n=$(awk '/requests in/ {print $1}' "$run/$1-$2-$round.txt")
   if [ "$perf" = trace ] && [ "$1" = small ] && [ -n "$n" ]; then
@@ -247,6 +249,9 @@ wrk_cpu() {
       | tee -a "$run/syscalls.txt"
   fi
   res[$2,$1_cpu,$round]=$(awk -v t=$((c1 - c0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
+  res[$2,$1_pcpu,$round]=$(awk -v t=$((s1 - s0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
+  res[$2,$1_wcpu,$round]=$(awk -v n="${n:-0}" -v u="$tick_us" 'BEGIN {if (n > 0) printf "%.0f", ('"$(awk '/user|system/ {s+=$2} END {print s+0}' "$run/$1-$2-$round.time" 2>/dev/null || echo 0)"') * 1e6 / n; else print "-"}')
+  res[$2,$1_idle,$round]=$(awk -v i=$(( ${m1[4]} + ${m1[5]} - ${m0[4]} - ${m0[5]} )) -v t=$(( ${m1[1]}+${m1[2]}+${m1[3]}+${m1[4]}+${m1[5]}+${m1[6]}+${m1[7]}+${m1[8]} - ${m0[1]}-${m0[2]}-${m0[3]}-${m0[4]}-${m0[5]}-${m0[6]}-${m0[7]}-${m0[8]} )) 'BEGIN {if (t > 0) printf "%.0f", 100 * i / t; else print "-"}')
 }
 # Values from a wrk output: requests/s, p99 in ms, transfer MiB/s, non-2xx + socket errors.
 wrk_rps() { [ -f "$1" ] && awk '/^Requests\/sec:/ {print $2}' "$1" || true; }
@@ -338,6 +343,9 @@ med() { local who="$1" key="$2" vals="" r; for r in $(seq 1 "$rounds"); do vals+
   row "small GET, 64 conns: req/s" small_rps
   row "small GET, 64 conns: p99 ms" small_p99
   row "small GET: proxy CPU µs/request" small_cpu
+  row "small GET: partner CPU µs/request" small_pcpu
+  row "small GET: wrk CPU µs/request" small_wcpu
+  row "small GET: machine idle %" small_idle
   row "64 KiB GET, 16 conns: MiB/s" get64k
   row "1 MiB POST, 8 conns: MiB/s" post1m
   row "handshake-bound, 16 conns: req/s" hshake

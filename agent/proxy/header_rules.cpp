@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+
+#include "agent/proxy/http_feed.hpp"
 #include "common/text.hpp"
 
 namespace mtls::proxy {
@@ -70,14 +72,14 @@ bool is_idempotent(verb m) {
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens) {
-    static const char* const fixed[] = {"connection",      "keep-alive",        "te",
-                                        "trailer",         "transfer-encoding", "upgrade",
-                                        "proxy-connection"};
-    std::string n = lower(name);
-    for (const char* h : fixed)
-        if (n == h) return true;
-    if (n.rfind("proxy-", 0) == 0) return true;  // Proxy-Authorization, Proxy-Authenticate, …
-    return std::find(tokens.begin(), tokens.end(), n) != tokens.end();
+    static constexpr std::string_view fixed[] = {"connection", "keep-alive",        "te",
+                                                 "trailer",    "transfer-encoding", "upgrade"};
+    for (std::string_view h : fixed)
+        if (iequals(name, h)) return true;
+    if (istarts_with(name, "proxy-")) return true;  // Proxy-Authorization, Proxy-Connection, …
+    for (const auto& t : tokens)                    // lower-case already
+        if (iequals(name, t)) return true;
+    return false;
 }
 
 PrepareResult prepare_request(const net::http::request_header<>& in, const RouteTable& routes,
@@ -160,15 +162,35 @@ PrepareResult prepare_request(const net::http::request_header<>& in, const Route
                                          " refuses an Authorization header from the app "
                                          "(the proxy adds the credentials)");
 
-    // The upstream head.
-    auto tokens = connection_tokens(in);
-    auto& up = out.upstream;
-    up.version(11);
-    up.method(in.method());
-    up.target(m->upstream_target);
+    out.upstream_target = std::move(m->upstream_target);
+    out.connection_tokens = connection_tokens(in);
+    out.route_index = m->index;
+    out.idempotent = is_idempotent(in.method());
+    auto has_token = [&](const char* t) {
+        return std::find(out.connection_tokens.begin(), out.connection_tokens.end(), t) !=
+               out.connection_tokens.end();
+    };
+    out.client_keep_alive = in.version() == 11 ? !has_token("close") : has_token("keep-alive");
+    return out;
+}
+
+void append_upstream_head(std::string& out, const net::http::request_header<>& in,
+                          const PreparedRequest& prep, const RouteTable& routes,
+                          const Caller& caller, const UpstreamExtras& extras) {
+    const auto& entry = routes.routes()[prep.route_index];
+    const auto& route = entry.route;
+    auto forwarded = [&](std::string_view name) {
+        return route.add_forwarded &&
+               (iequals(name, "X-Forwarded-For") || iequals(name, "X-Forwarded-Host") ||
+                iequals(name, "X-Forwarded-Proto"));
+    };
+    out += in.method_string();
+    out += ' ';
+    out += prep.upstream_target;
+    out += " HTTP/1.1\r\n";
     for (const auto& f : in) {
         std::string_view name = f.name_string();
-        if (is_hop_by_hop(name, tokens)) continue;
+        if (is_hop_by_hop(name, prep.connection_tokens)) continue;
         switch (f.name()) {
             case field::host:
             case field::content_length:
@@ -178,43 +200,51 @@ PrepareResult prepare_request(const net::http::request_header<>& in, const Route
             default:
                 break;
         }
+        if (forwarded(name)) continue;  // replaced below
         bool overridden = false;
         for (const auto& [k, v] : route.set_headers)
             if (iequals(k, name)) overridden = true;
         if (overridden) continue;
-        up.insert(name, f.value());
+        append_field(out, name, f.value());
     }
-    up.set(field::host, entry.target.authority);
-    for (const auto& [k, v] : route.set_headers) up.set(k, v);
+    append_field(out, "Host", entry.target.authority);
+    for (const auto& [k, v] : route.set_headers)
+        if (!forwarded(k)) append_field(out, k, v);
     if (route.add_forwarded) {
         std::string addr = caller.address;
         if (auto prior = in.find("X-Forwarded-For"); prior != in.end())
             addr = std::string(prior->value()) + ", " + addr;
-        up.set("X-Forwarded-For", addr);
-        if (!host.empty()) up.set("X-Forwarded-Host", host);
-        up.set("X-Forwarded-Proto", "http");
+        append_field(out, "X-Forwarded-For", addr);
+        if (std::string_view host = in[field::host]; !host.empty())
+            append_field(out, "X-Forwarded-Host", host);
+        append_field(out, "X-Forwarded-Proto", "http");
     }
-    out.route_index = m->index;
-    out.idempotent = is_idempotent(in.method());
-    auto has_token = [&](const char* t) {
-        return std::find(tokens.begin(), tokens.end(), t) != tokens.end();
-    };
-    out.client_keep_alive = in.version() == 11 ? !has_token("close") : has_token("keep-alive");
-    return out;
+    if (!extras.content_length.empty()) append_field(out, "Content-Length", extras.content_length);
+    if (extras.chunked) append_field(out, "Transfer-Encoding", "chunked");
+    if (!extras.bearer_token.empty()) {
+        out += "Authorization: Bearer ";
+        out += extras.bearer_token;
+        out += "\r\n";
+    }
+    end_head(out);
 }
 
-net::http::response_header<> downstream_response_head(const net::http::response_header<>& up) {
-    net::http::response_header<> out;
-    out.version(11);
-    out.result(up.result_int());
-    out.reason(up.reason());
+void append_downstream_head(std::string& out, const net::http::response_header<>& up,
+                            const DownstreamFraming& f) {
+    const auto start = out.size();
+    append_start_line(out, up);
+    out[start + 7] = f.version == 10 ? '0' : '1';  // the app's version, not the partner's
     auto tokens = connection_tokens(up);
-    for (const auto& f : up) {
-        if (is_hop_by_hop(f.name_string(), tokens)) continue;
-        if (f.name() == field::content_length) continue;  // set by the session
-        out.insert(f.name_string(), f.value());
+    for (const auto& field_ : up) {
+        if (is_hop_by_hop(field_.name_string(), tokens)) continue;
+        if (field_.name() == field::content_length) continue;  // framing: below
+        append_field(out, field_.name_string(), field_.value());
     }
-    return out;
+    if (!f.content_length.empty()) append_field(out, "Content-Length", f.content_length);
+    if (f.chunked) append_field(out, "Transfer-Encoding", "chunked");
+    if (f.version == 10 && f.keep_alive) append_field(out, "Connection", "keep-alive");
+    if (f.version != 10 && !f.keep_alive) append_field(out, "Connection", "close");
+    end_head(out);
 }
 
 bool is_invalid_token_challenge(const net::http::response_header<>& res) {

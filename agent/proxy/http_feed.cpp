@@ -67,28 +67,25 @@ template Feed feed_body<false>(net::beast::flat_buffer&, http::parser<false, htt
 template void feed_eof<true>(http::basic_parser<true>&, net::error_code&);
 template void feed_eof<false>(http::basic_parser<false>&, net::error_code&);
 
-namespace {
-template <class Fields>
-void append_fields(std::string& out, const Fields& fields) {
-    for (const auto& f : fields) {
-        out += f.name_string();
-        out += ": ";
-        out += f.value();
-        out += "\r\n";
-    }
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out += name;
+    out += ": ";
+    out += value;
     out += "\r\n";
 }
-}  // namespace
 
-void append_head(std::string& out, const http::request_header<>& h) {
+void end_head(std::string& out) {
+    out += "\r\n";
+}
+
+void append_start_line(std::string& out, const http::request_header<>& h) {
     out += h.method_string();
     out += ' ';
     out += h.target();
     out += h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
-    append_fields(out, h);
 }
 
-void append_head(std::string& out, const http::response_header<>& h) {
+void append_start_line(std::string& out, const http::response_header<>& h) {
     out += h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
     const unsigned code = h.result_int() % 1000;  // the parser takes exactly three digits
     out += static_cast<char>('0' + code / 100);
@@ -97,7 +94,23 @@ void append_head(std::string& out, const http::response_header<>& h) {
     out += ' ';
     out += h.reason();
     out += "\r\n";
-    append_fields(out, h);
+}
+
+namespace {
+template <class Header>
+void append_whole_head(std::string& out, const Header& h) {
+    append_start_line(out, h);
+    for (const auto& f : h) append_field(out, f.name_string(), f.value());
+    end_head(out);
+}
+}  // namespace
+
+void append_head(std::string& out, const http::request_header<>& h) {
+    append_whole_head(out, h);
+}
+
+void append_head(std::string& out, const http::response_header<>& h) {
+    append_whole_head(out, h);
 }
 
 std::array<net::asio::const_buffer, 4> body_piece(std::string& size_line, bool chunked,

@@ -38,6 +38,14 @@ void feed_eof(net::http::basic_parser<isRequest>& p, net::error_code& ec);
 void append_head(std::string& out, const net::http::request_header<>& h);
 void append_head(std::string& out, const net::http::response_header<>& h);
 
+// The same in pieces, for heads that get more fields than the parsed ones (framing, the
+// token) without copying those into a Beast field list: the start line, one field line,
+// and the empty line that ends the head.
+void append_start_line(std::string& out, const net::http::request_header<>& h);
+void append_start_line(std::string& out, const net::http::response_header<>& h);
+void append_field(std::string& out, std::string_view name, std::string_view value);
+void end_head(std::string& out);
+
 // One piece of a body as it goes on the wire: the n bytes at `data` as they are, or
 // chunked (RFC 9112 7.1: "<hex size>\r\n", the data, "\r\n"; an empty piece adds no
 // chunk) with the last chunk (no trailers) after it when `last`. `size_line` holds the

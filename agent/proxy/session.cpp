@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <limits>
 #include <memory>
@@ -59,11 +60,12 @@ bool is_http_error(const error_code& ec) {
     return ec && &ec.category() == &http::make_error_code(http::error::bad_chunk).category();
 }
 
-// What one request did, for the access log and the counters.
+// What one request did, for the access log and the counters. The views point into the
+// route table and the request parser, which outlive it.
 struct Outcome {
-    std::string route = "-";
-    std::string method;
-    std::string path;
+    std::string_view route = "-";
+    std::string_view method;
+    std::string_view path;
     unsigned status = 0;
     std::string error;
     std::uint64_t bytes_in = 0, bytes_out = 0;
@@ -91,6 +93,13 @@ class Session {
   private:
     using Parser = http::request_parser<http::buffer_body>;
     using ResponseParser = http::response_parser<http::buffer_body>;
+
+    // A number as decimal text, valid until the next call.
+    std::string_view decimal(std::uint64_t n) {
+        auto [end, err] = std::to_chars(number_.data(), number_.data() + number_.size(), n);
+        (void)err;  // 24 chars hold any uint64
+        return {number_.data(), static_cast<std::size_t>(end - number_.data())};
+    }
 
     void client_deadline() { client_.expires_after(ctx_.listener.client_idle); }
 
@@ -174,6 +183,15 @@ class Session {
                                     {"caller", caller_.address}});
     }
 
+    // An exchange's error exit: the error one_request answers after it (one call site
+    // instead of one per error keeps the exchange's coroutine frame small); close: the app's
+    // connection closes after it even if the request was read completely.
+    bool fail(ProxyError e, bool close = false) {
+        failure_ = std::move(e);
+        failure_closes_ = close;
+        return false;
+    }
+
     // One request/response exchange. Returns whether the app's connection stays open.
     net::awaitable<bool> one_request() {
         auto head_err = co_await read_head_block();
@@ -207,11 +225,8 @@ class Session {
             co_return false;
         }
         const auto& head = parser.get().base();
-        out.method = std::string(head.method_string());
-        {
-            std::string_view target = head.target();
-            out.path = std::string(target.substr(0, std::min<std::size_t>(target.find('?'), 256)));
-        }
+        out.method = head.method_string();
+        out.path = head.target().substr(0, std::min<std::size_t>(head.target().find('?'), 256));
         auto prepared_or_error =
             prepare_request(head, ctx_.routes, caller_, ctx_.listener.max_header_count);
         if (auto* e = std::get_if<ProxyError>(&prepared_or_error)) {
@@ -233,7 +248,14 @@ class Session {
         if (route.timeouts.total.count() > 0) total_deadline_ = t0 + route.timeouts.total;
 
         bool keep = co_await exchange(parser, prep, entry, ri, out);
-        rp_.reset();  // an idle connection holds no response fields
+        rp_.reset();  // an idle connection holds no response fields, no token
+        token_.reset();
+        upload_.reset();
+        if (failure_) {
+            keep = !failure_closes_ && parser.is_done() && prep.client_keep_alive;
+            keep = co_await send_error(failure_, head.version(), keep, out);
+            failure_ = {};
+        }
         finish(out, t0, ri);
         co_return keep;
     }
@@ -277,19 +299,16 @@ class Session {
         co_return parser.is_done();
     }
 
+    // Forwards the request and the answer. Returns whether the app's connection stays open;
+    // false with failure_ set: one_request answers that error.
     net::awaitable<bool> exchange(Parser& parser, PreparedRequest& prep,
                                   const RouteTable::Entry& entry, std::size_t ri, Outcome& out) {
         const auto& route = entry.route;
-        const unsigned version = parser.get().version();
         continue_sent_ = false;
-        auto reply_error = [&](const ProxyError& e) -> net::awaitable<bool> {
-            bool keep = parser.is_done() && prep.client_keep_alive;
-            co_return co_await send_error(e, version, keep, out);
-        };
 
         if (route.max_request_body > 0 && prep.content_length &&
             *prep.content_length > route.max_request_body)
-            co_return co_await reply_error(
+            co_return fail(
                 payload_too_large("the request body is " + std::to_string(*prep.content_length) +
                                   " bytes; route " + route.name + " allows " +
                                   std::to_string(route.max_request_body) + " (max_request_body)"));
@@ -297,15 +316,17 @@ class Session {
         // The identity this request uses from start to end.
         identity::IdentityPtr id = ctx_.identities.current();
         if (!id || !id->valid_at(identity::Identity::Clock::now()))
-            co_return co_await reply_error(no_identity(identity_problem(id)));
+            co_return fail(no_identity(identity_problem(id)));
 
-        // The token.
-        std::optional<token::Token> token;
-        auto fetch_token = [&]() -> net::awaitable<std::optional<ProxyError>> {
-            if (route.token_profile.empty()) co_return std::nullopt;
+        // The token. false: failure_ says why there is none.
+        auto& token = token_;
+        token.reset();
+        auto fetch_token = [&]() -> net::awaitable<bool> {
+            if (route.token_profile.empty()) co_return true;
             if (ctx_.tokens == nullptr)
-                co_return token_unavailable("route " + route.name + " needs token profile " +
-                                            route.token_profile + " but no token source runs");
+                co_return fail(token_unavailable("route " + route.name + " needs token profile " +
+                                                 route.token_profile +
+                                                 " but no token source runs"));
             // A rotation while the token was on its way makes the cache refuse the old
             // certificate. Nothing was sent upstream yet: the request moves to the new
             // identity (a few times at most, should rotations keep coming).
@@ -318,14 +339,14 @@ class Session {
                         id = std::move(newer);
                         continue;
                     }
-                    co_return token_unavailable("token for profile " + route.token_profile + ": " +
-                                                te->message);
+                    co_return fail(token_unavailable("token for profile " + route.token_profile +
+                                                     ": " + te->message));
                 }
                 token = std::get<token::Token>(std::move(r));
-                co_return std::nullopt;
+                co_return true;
             }
         };
-        if (auto e = co_await fetch_token()) co_return co_await reply_error(*e);
+        if (!co_await fetch_token()) co_return false;
 
         // The body: small ones are read first so the request can be replayed.
         const bool replayable =
@@ -337,13 +358,7 @@ class Session {
                 co_return false;
         }
 
-        // Framing of the request to the partner (the app's framing fields were dropped).
-        auto& upreq = prep.upstream;
-        if (prep.chunked)
-            upreq.set(http::field::transfer_encoding, "chunked");
-        else if (prep.content_length)
-            upreq.set(http::field::content_length, std::to_string(*prep.content_length));
-        const bool is_head = upreq.method() == http::verb::head;
+        const bool is_head = parser.get().method() == http::verb::head;
 
         auto& pool = *ctx_.pools[ri];
         bool token_retried = false;
@@ -351,24 +366,29 @@ class Session {
         for (;;) {
             ++out.attempts;
             const auto t_up = Clock::now();
-            ProxyError err;
             // A request that may be sent again skips the liveness probe of idle connections:
             // a dead one fails before the response and the request is retried once.
             const bool retryable = prep.idempotent && replayable && !stale_retried;
-            auto lease = co_await pool.acquire(id, err, retryable);
-            if (!lease.conn) co_return co_await reply_error(err);
+            auto lease = co_await pool.acquire(id, failure_, retryable);
+            if (!lease.conn) co_return false;
             auto& conn = *lease.conn;
             out.reused = lease.reused;
             out.resumed = conn.resumed();
             conn.count_request();
 
-            // Request head (+ body).
-            if (token) upreq.set(http::field::authorization, "Bearer " + token->access_token);
+            // Request head (+ body): the prepared fields, then framing (the app's framing
+            // fields were dropped) and the token.
+            UpstreamExtras extras;
+            extras.chunked = prep.chunked;
+            if (!prep.chunked && prep.content_length)
+                extras.content_length = decimal(*prep.content_length);
+            if (token) extras.bearer_token = token->access_token;  // token68 (token_response.cpp)
             wire_.clear();
-            append_head(wire_, upreq);
+            append_upstream_head(wire_, parser.get().base(), prep, ctx_.routes, caller_, extras);
             error_code ec;
             bool client_failed = false;
-            std::optional<Upload> upload;
+            auto& upload = upload_;
+            upload.reset();
             upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
                 std::array<net::asio::const_buffer, 2> bufs{buf(wire_), buf(small_body)};
@@ -380,9 +400,9 @@ class Session {
                 co_await conn.stream().write_all(bufs, ec);
                 if (!ec && !co_await send_continue_once(prep)) client_failed = true;
                 if (!ec && !client_failed) {
-                    upload.emplace(co_await net::asio::this_coro::executor);
+                    upload.emplace(client_.socket().get_executor());
                     net::asio::co_spawn(
-                        co_await net::asio::this_coro::executor,
+                        client_.socket().get_executor(),
                         upload_body(parser, prep.chunked, conn, route, out, *upload),
                         net::asio::detached);
                 }
@@ -416,20 +436,20 @@ class Session {
                 if (upload->client_failed) {
                     pool.release(std::move(lease.conn), false);
                     if (is_http_error(upload->client_ec))  // e.g. a bad chunk: say so, close
-                        co_return co_await send_error(
+                        co_return fail(
                             bad_request("malformed request body: " + upload->client_ec.message()),
-                            version, false, out);
+                            true);
                     out.status = 499;
                     out.error = "client_gone";
                     co_return false;
                 }
                 if (upload->body_limit) {
                     pool.release(std::move(lease.conn), false);
-                    co_return co_await send_error(
+                    co_return fail(
                         payload_too_large("the request body exceeds route " + route.name +
                                           "'s max_request_body of " +
                                           std::to_string(route.max_request_body) + " bytes"),
-                        version, false, out);
+                        true);
                 }
             }
             if (ec) {
@@ -440,18 +460,16 @@ class Session {
                     ++ctx_.stats.routes[ri].retries;
                     continue;
                 }
-                ProxyError e;
                 if (ec == net::beast::error::timeout)
-                    e = upstream_timeout("no response from " + entry.target.authority +
-                                         " in time (route " + route.name + " timeouts)");
-                else if (got_some)
-                    e = upstream_bad_response("bad response from " + entry.target.authority + ": " +
-                                              ec.message());
-                else
-                    e = upstream_reset(entry.target.authority +
-                                       " closed the connection before answering (" + ec.message() +
-                                       ")");
-                co_return co_await reply_error(e);
+                    co_return fail(upstream_timeout("no response from " + entry.target.authority +
+                                                    " in time (route " + route.name +
+                                                    " timeouts)"));
+                if (got_some)
+                    co_return fail(upstream_bad_response(
+                        "bad response from " + entry.target.authority + ": " + ec.message()));
+                co_return fail(upstream_reset(entry.target.authority +
+                                              " closed the connection before answering (" +
+                                              ec.message() + ")"));
             }
             out.upstream_ms = ms_since(t_up);
             auto& rhead = rp->get().base();
@@ -461,12 +479,11 @@ class Session {
                 // proxy does not switch protocols. An upload still running is cut off first.
                 if (upload) co_await finish_upload(*upload, conn, true);
                 pool.release(std::move(lease.conn), false);
-                // (GCC 12: no conditional-expression temporaries inside a co_await.)
-                std::string what = status == 101 ? std::string("101 Switching Protocols")
-                                                 : "with status " + std::to_string(status);
-                co_return co_await reply_error(
-                    upstream_bad_response(entry.target.authority + " answered " + what +
-                                          ", which the proxy does not forward"));
+                co_return fail(upstream_bad_response(
+                    entry.target.authority + " answered " +
+                    (status == 101 ? std::string("101 Switching Protocols")
+                                   : "with status " + std::to_string(status)) +
+                    ", which the proxy does not forward"));
             }
 
             // 401 invalid_token: drop the token and retry once, if the body can be replayed.
@@ -477,66 +494,37 @@ class Session {
                 log::info("proxy.token_rejected", {{"route", route.name},
                                                    {"profile", route.token_profile},
                                                    {"token", log::redact(token->access_token)}});
-                if (auto e = co_await fetch_token()) co_return co_await reply_error(*e);
+                if (!co_await fetch_token()) co_return false;
                 continue;
             }
 
             // Response to the app.
             const bool no_body = is_head || status == 204 || status == 304 || status / 100 == 1;
             bool client_keep = prep.client_keep_alive && parser.is_done();
-            http::response<http::empty_body> res{downstream_response_head(rhead)};
-            res.version(version == 10 ? 10 : 11);
+            DownstreamFraming framing;
+            framing.version = parser.get().version() == 10 ? 10 : 11;
             const auto body_length = rp->content_length();
             if (!no_body) {
                 if (body_length)
-                    res.content_length(*body_length);
-                else if (version == 11)
-                    res.chunked(true);
+                    framing.content_length = decimal(*body_length);
+                else if (framing.version == 11)
+                    framing.chunked = true;
                 else
                     client_keep = false;  // HTTP/1.0 app: the end of the body is the close
             } else if (is_head) {
                 if (auto it = rhead.find(http::field::content_length); it != rhead.end())
-                    res.set(http::field::content_length, it->value());
+                    framing.content_length = it->value();
             }
-            res.keep_alive(client_keep);
-            const bool chunked = res.chunked();
+            framing.keep_alive = client_keep;
+            const bool chunked = framing.chunked;
             wire_.clear();
-            append_head(wire_, res.base());
+            append_downstream_head(wire_, rhead, framing);
             out.status = status;
-            error_code cec;
             bool head_sent = false;
-            if (no_body) {
-                std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
-                cec = co_await write_client(bufs);
-                head_sent = true;
-            } else {
-                // One buffer per response, as large as the body (up to kChunk).
-                const std::size_t cap = body_length
-                                            ? static_cast<std::size_t>(std::clamp<std::uint64_t>(
-                                                  *body_length, 1, kChunk))
-                                            : kChunk;
-                std::unique_ptr<char[]> body(new char[cap]);
-                for (;;) {
-                    std::size_t n = 0;
-                    if (!rp->is_done()) {
-                        rp->get().body().data = body.get();
-                        rp->get().body().size = cap;
-                        upstream_deadline(conn, route.timeouts.idle);
-                        co_await read_body(conn.stream(), conn.buffer(), *rp, ec);
-                        if (ec) break;
-                        n = cap - rp->get().body().size;
-                        out.bytes_out += n;
-                    }
-                    const bool last = rp->is_done();
-                    auto piece = body_piece(size_line_, chunked, body.get(), n, last);
-                    std::array<net::asio::const_buffer, 5> bufs{
-                        buf(head_sent ? std::string_view() : std::string_view(wire_)), piece[0],
-                        piece[1], piece[2], piece[3]};
-                    cec = co_await write_client(bufs);
-                    head_sent = true;
-                    if (cec || last) break;
-                }
-            }
+            const std::size_t body_cap =
+                body_length ? static_cast<std::size_t>(*body_length) : kChunk;
+            error_code cec = co_await relay_response(conn, route.timeouts.idle, no_body, chunked,
+                                                     body_cap, out, head_sent, ec);
             bool upload_clean = true;
             if (upload) {
                 // The response is complete (or failed): an upload still running is cut off.
@@ -553,9 +541,9 @@ class Session {
                 // Nothing of the response reached the app yet (its head goes out with the
                 // first body bytes): it gets a proper 502 instead of an empty reply.
                 if (!head_sent)
-                    co_return co_await reply_error(upstream_reset(
-                        entry.target.authority + " broke off its response before the body (" +
-                        ec.message() + ")"));
+                    co_return fail(upstream_reset(entry.target.authority +
+                                                  " broke off its response before the body (" +
+                                                  ec.message() + ")"));
                 out.error = "upstream_reset";
                 co_return false;  // the app sees a truncated body and a closed connection
             }
@@ -564,6 +552,44 @@ class Session {
                 co_return false;
             }
             co_return client_keep;
+        }
+    }
+
+    // Writes the response head in wire_ and the body that follows it (read from rp_) to the
+    // app, in pieces as they arrive. Returns the app's error; `ec` gets the partner's,
+    // `head_sent` whether the head went out (it goes with the first body bytes).
+    net::awaitable<error_code> relay_response(UpstreamConnection& conn,
+                                              std::chrono::milliseconds idle, bool no_body,
+                                              bool chunked, std::size_t body_length_or_chunk,
+                                              Outcome& out, bool& head_sent, error_code& ec) {
+        auto& rp = *rp_;
+        if (no_body) {
+            std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
+            head_sent = true;
+            co_return co_await write_client(bufs);
+        }
+        // One buffer per response, as large as the body (up to kChunk).
+        const std::size_t cap = std::clamp<std::size_t>(body_length_or_chunk, 1, kChunk);
+        std::unique_ptr<char[]> body(new char[cap]);
+        for (;;) {
+            std::size_t n = 0;
+            if (!rp.is_done()) {
+                rp.get().body().data = body.get();
+                rp.get().body().size = cap;
+                upstream_deadline(conn, idle);
+                co_await read_body(conn.stream(), conn.buffer(), rp, ec);
+                if (ec) co_return error_code{};
+                n = cap - rp.get().body().size;
+                out.bytes_out += n;
+            }
+            const bool last = rp.is_done();
+            auto piece = body_piece(size_line_, chunked, body.get(), n, last);
+            std::array<net::asio::const_buffer, 5> bufs{
+                buf(head_sent ? std::string_view() : std::string_view(wire_)), piece[0], piece[1],
+                piece[2], piece[3]};
+            error_code cec = co_await write_client(bufs);
+            head_sent = true;
+            if (cec || last) co_return cec;
         }
     }
 
@@ -631,8 +657,15 @@ class Session {
     // written, the chunk-size line, the partner's response parser.
     std::string wire_;
     std::string size_line_;
+    std::array<char, 24> number_{};  // decimal()'s text
     std::optional<ResponseParser> rp_;
     std::optional<Clock::time_point> total_deadline_;
+    ProxyError failure_;  // set by fail()
+    bool failure_closes_ = false;
+    // The exchange's token and uploader, members rather than locals of its coroutine frame
+    // (which is allocated for every request and is cheapest while it stays small).
+    std::optional<token::Token> token_;
+    std::optional<Upload> upload_;
     bool continue_sent_ = false;
 };
 

@@ -1,6 +1,6 @@
 // The proxy's request path without sockets: arbitrary bytes -> Beast's request parser (with
 // the listener's limits) -> prepare_request (validation, routing, header rewriting); and
-// the same bytes as an upstream response head -> downstream_response_head.
+// the same bytes as an upstream response head -> append_downstream_head, parsed back.
 #include "agent/proxy/header_rules.hpp"
 
 #include <cstddef>
@@ -55,14 +55,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 if (res.body().empty()) __builtin_trap();
             } else {
                 auto& prep = std::get<proxy::PreparedRequest>(r1);
-                // Invariants: nothing hop-by-hop or framing-related leaves the proxy.
+                std::string wire;
+                proxy::UpstreamExtras extras;
+                extras.content_length = "7";
+                extras.bearer_token = "t0k";
+                proxy::append_upstream_head(wire, p.get().base(), prep, routes(), tcp, extras);
+                http::request_parser<http::empty_body> back;
+                back.header_limit(1 << 20);
+                back.eager(false);
+                net::error_code bec;
+                back.put(net::asio::buffer(wire), bec);
+                if (bec || !back.is_header_done()) __builtin_trap();
+                const auto& up = back.get().base();
+                // Invariants: nothing hop-by-hop leaves the proxy, framing and credentials
+                // are the proxy's own, once each.
                 for (auto f : {http::field::connection, http::field::transfer_encoding,
                                http::field::te, http::field::upgrade,
-                               http::field::proxy_authorization, http::field::content_length})
-                    if (prep.upstream.count(f) != 0) __builtin_trap();
-                if (prep.upstream.target().empty() || prep.upstream.target().front() != '/')
+                               http::field::proxy_authorization, http::field::keep_alive})
+                    if (up.count(f) != 0) __builtin_trap();
+                if (up.count(http::field::content_length) != 1 ||
+                    up[http::field::content_length] != "7")
                     __builtin_trap();
-                if (prep.upstream.count(http::field::host) != 1) __builtin_trap();
+                if (up.count(http::field::authorization) != 1 ||
+                    up[http::field::authorization] != "Bearer t0k")
+                    __builtin_trap();
+                if (up.target().empty() || up.target().front() != '/') __builtin_trap();
+                if (up.count(http::field::host) != 1) __builtin_trap();
             }
             (void)r2;
         }
@@ -74,8 +92,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         net::error_code ec;
         p.put(in, ec);
         if (!ec && p.is_header_done()) {
-            auto down = proxy::downstream_response_head(p.get().base());
-            if (down.count(http::field::transfer_encoding) != 0) __builtin_trap();
+            // The head for the app must parse, keep the status and carry only our framing.
+            for (bool chunked : {false, true}) {
+                proxy::DownstreamFraming f;
+                f.version = chunked ? 11 : 10;
+                f.chunked = chunked;
+                f.content_length = chunked ? "" : "5";
+                f.keep_alive = !chunked;
+                std::string wire;
+                proxy::append_downstream_head(wire, p.get().base(), f);
+                http::response_parser<http::empty_body> back;
+                back.header_limit(1 << 20);
+                back.eager(false);
+                net::error_code bec;
+                back.put(net::asio::buffer(wire), bec);
+                if (bec || !back.is_header_done()) __builtin_trap();
+                const auto& h = back.get().base();
+                if (h.result_int() != p.get().result_int() || h.version() != f.version)
+                    __builtin_trap();
+                if (h.count(http::field::transfer_encoding) != (chunked ? 1u : 0u) ||
+                    h.count(http::field::content_length) != (chunked ? 0u : 1u) ||
+                    h.count(http::field::upgrade) != 0 || h.count(http::field::keep_alive) != 0)
+                    __builtin_trap();
+                // Only our Connection field: close (1.1) or keep-alive (1.0) when needed.
+                std::string_view want = f.version == 11 ? (f.keep_alive ? "" : "close")
+                                                        : (f.keep_alive ? "keep-alive" : "");
+                if (h.count(http::field::connection) > 1 || h[http::field::connection] != want)
+                    __builtin_trap();
+            }
             (void)proxy::is_invalid_token_challenge(p.get().base());
         }
     }

@@ -24,6 +24,21 @@ RouteTable table() {
     return RouteTable({a, h, deep});
 }
 
+// What append_upstream_head writes for `in`, parsed back by Beast.
+http::request_header<> upstream_of(const http::request_header<>& in, const PreparedRequest& p,
+                                   const RouteTable& t, const Caller& c = {},
+                                   const UpstreamExtras& extras = {}) {
+    std::string wire;
+    append_upstream_head(wire, in, p, t, c, extras);
+    http::request_parser<http::empty_body> back;
+    back.eager(false);
+    net::error_code ec;
+    back.put(net::asio::buffer(wire), ec);
+    EXPECT_FALSE(ec) << ec.message() << "\n" << wire;
+    EXPECT_TRUE(back.is_header_done()) << wire;
+    return back.get().base();
+}
+
 http::request_header<> req(http::verb m, std::string target, std::string host = "localhost") {
     http::request_header<> r;
     r.method(m);
@@ -75,17 +90,78 @@ TEST(HeaderRules, RewritesAndStrips) {
     r.set(http::field::proxy_authorization, "secret");
     r.set(http::field::authorization, "Basic eA==");
     r.set("X-App", "kept");
-    auto res = prepare_request(r, table(), Caller{}, 100);
+    auto t = table();
+    auto res = prepare_request(r, t, Caller{}, 100);
     ASSERT_TRUE(std::holds_alternative<PreparedRequest>(res));
     auto& p = std::get<PreparedRequest>(res);
     EXPECT_TRUE(p.chunked);
     EXPECT_FALSE(p.idempotent);
-    EXPECT_EQ(p.upstream.target(), "/v2/v1/orders");
-    EXPECT_EQ(p.upstream[http::field::host], "api.partner-a.example");
+    auto up = upstream_of(r, p, t);
+    EXPECT_EQ(up.method(), http::verb::post);
+    EXPECT_EQ(up.version(), 11);
+    EXPECT_EQ(up.target(), "/v2/v1/orders");
+    EXPECT_EQ(up[http::field::host], "api.partner-a.example");
     for (auto f :
          {"Connection", "X-Hop", "TE", "Transfer-Encoding", "Proxy-Authorization", "Authorization"})
-        EXPECT_EQ(p.upstream.count(f), 0u) << f;
-    EXPECT_EQ(p.upstream["X-App"], "kept");
+        EXPECT_EQ(up.count(f), 0u) << f;
+    EXPECT_EQ(up["X-App"], "kept");
+
+    // The session's framing and token come last, once each.
+    UpstreamExtras extras;
+    extras.chunked = true;
+    extras.bearer_token = "tok.en";
+    up = upstream_of(r, p, t, {}, extras);
+    EXPECT_EQ(up.count(http::field::transfer_encoding), 1u);
+    EXPECT_EQ(up[http::field::transfer_encoding], "chunked");
+    EXPECT_EQ(up.count(http::field::authorization), 1u);
+    EXPECT_EQ(up[http::field::authorization], "Bearer tok.en");
+    extras = {};
+    extras.content_length = "12";
+    up = upstream_of(r, p, t, {}, extras);
+    EXPECT_EQ(up.count(http::field::transfer_encoding), 0u);
+    EXPECT_EQ(up[http::field::content_length], "12");
+}
+
+TEST(HeaderRules, SetHeadersAndForwardedReplaceTheAppsFields) {
+    config::Route a;
+    a.name = "a";
+    a.path_prefix = "/a/";
+    a.upstream = "https://api.example:8443/";
+    a.set_headers = {{"X-Partner", "17"}};
+    a.add_forwarded = true;
+    config::Route plain = a;
+    plain.name = "plain";
+    plain.path_prefix = "/plain/";
+    plain.set_headers.clear();
+    plain.add_forwarded = false;
+    RouteTable t({a, plain});
+    Caller c;
+    c.address = "127.0.0.1:5000";
+    auto r = req(http::verb::get, "/a/x", "app.local");
+    r.insert("x-partner", "from-app");
+    r.insert("X-Forwarded-For", "10.0.0.1");
+    r.insert("X-Forwarded-Host", "spoofed");
+    r.insert("X-Forwarded-Proto", "https");
+    auto res = prepare_request(r, t, c, 100);
+    ASSERT_TRUE(std::holds_alternative<PreparedRequest>(res));
+    auto up = upstream_of(r, std::get<PreparedRequest>(res), t, c);
+    EXPECT_EQ(up.count("X-Partner"), 1u);
+    EXPECT_EQ(up["X-Partner"], "17");
+    EXPECT_EQ(up.count("X-Forwarded-For"), 1u);
+    EXPECT_EQ(up["X-Forwarded-For"], "10.0.0.1, 127.0.0.1:5000");
+    EXPECT_EQ(up.count("X-Forwarded-Host"), 1u);
+    EXPECT_EQ(up["X-Forwarded-Host"], "app.local");
+    EXPECT_EQ(up["X-Forwarded-Proto"], "http");
+    EXPECT_EQ(up[http::field::host], "api.example:8443");
+
+    // Without add_forwarded nothing is added and the app's fields pass as they are.
+    r.target("/plain/x");
+    res = prepare_request(r, t, c, 100);
+    ASSERT_TRUE(std::holds_alternative<PreparedRequest>(res));
+    up = upstream_of(r, std::get<PreparedRequest>(res), t, c);
+    EXPECT_EQ(up["X-Forwarded-For"], "10.0.0.1");
+    EXPECT_EQ(up["X-Forwarded-Host"], "spoofed");
+    EXPECT_EQ(up["X-Partner"], "from-app");
 }
 
 ProxyError error_of(const http::request_header<>& r, std::size_t max_count = 100) {
