@@ -25,6 +25,7 @@
 #   PROXIES="agent haproxy" PERF=trace SCENARIOS=small ROUNDS=1 bench/proxy_bench.sh
 #       only the small-GET runs, with `perf trace -s` of the proxy (system calls per kind,
 #       in $run/perf-PROXY-ROUND.log; the summary line gives them per request)
+#   PERF_SCENARIO=get64k (or hshake) with PERF=1|trace: profile that scenario instead
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
 # is removed, kept with KEEP=1).
 set -euo pipefail
@@ -35,6 +36,7 @@ rounds="${ROUNDS:-3}"
 duration="${DURATION:-8}"
 proxies="${PROXIES:-agent nginx haproxy}"
 perf="${PERF:-0}"
+perf_scenario="${PERF_SCENARIO:-small}"
 scenarios=" ${SCENARIOS:-small get64k post1m hshake idle} "
 has() { [[ "$scenarios" == *" $1 "* ]]; }
 
@@ -229,7 +231,7 @@ wrk_run() {
 wrk_cpu() {
   local c0 c1 n perf_pid=""
   warm "$2" "$3" "$4" "${@:5}"
-  if [ "$perf" != 0 ] && [ "$1" = small ]; then
+  if [ "$perf" != 0 ] && [ "$1" = "$perf_scenario" ]; then
     local -a pids_of=("${pid[$2]}" $(pgrep -P "${pid[$2]}" || true))
     local plist; plist=$(IFS=,; echo "${pids_of[*]}")
     if [ "$perf" = trace ]; then
@@ -244,7 +246,7 @@ wrk_cpu() {
   c1=$(cpu_ticks "${pid[$2]}"); s1=$(cpu_ticks "$sandbox_pid"); read -r -a m1 < <(head -1 /proc/stat)
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   n=$(awk '/requests in/ {print $1}' "$run/$1-$2-$round.txt")
-  if [ "$perf" = trace ] && [ "$1" = small ] && [ -n "$n" ]; then
+  if [ "$perf" = trace ] && [ "$1" = "$perf_scenario" ] && [ -n "$n" ]; then
     echo "$2 round $round: system calls per request: $(awk -v n="$n" '$2 ~ /^[0-9]+$/ && NF >= 8 {c[$1] += $2} END {for (k in c) if (c[k] / n >= 0.05) printf "%s %.2f  ", k, c[k] / n}' "$run/perf-$2-$round.log")" \
       | tee -a "$run/syscalls.txt"
   fi
@@ -296,7 +298,7 @@ for round in $(seq 1 "$rounds"); do
   shift_by=$(( (round - 1) % ${#order[@]} ))
   rotated=("${order[@]:$shift_by}" "${order[@]:0:$shift_by}")
   if has small; then for who in "${rotated[@]}"; do wrk_cpu small "$who" 64 /echo/status/200; done; fi
-  if has get64k; then for who in "${rotated[@]}"; do wrk_run get64k "$who" 16 /echo/bytes/65536; done; fi
+  if has get64k; then for who in "${rotated[@]}"; do wrk_cpu get64k "$who" 16 /echo/bytes/65536; done; fi
   if has post1m; then for who in "${rotated[@]}"; do wrk_run post1m "$who" 8 /echo/status/200 -s "$run/post1m.lua"; done; fi
   if has hshake; then for who in "${rotated[@]}"; do wrk_cpu hshake "$who" 16 "/echo/status/200?close=1"; done; fi
   for who in "${order[@]}"; do
@@ -347,6 +349,7 @@ med() { local who="$1" key="$2" vals="" r; for r in $(seq 1 "$rounds"); do vals+
   row "small GET: wrk CPU µs/request" small_wcpu
   row "small GET: machine idle %" small_idle
   row "64 KiB GET, 16 conns: MiB/s" get64k
+  row "64 KiB GET: proxy CPU µs/request" get64k_cpu
   row "1 MiB POST, 8 conns: MiB/s" post1m
   row "handshake-bound, 16 conns: req/s" hshake
   row "handshake-bound: proxy CPU µs/request" hshake_cpu
