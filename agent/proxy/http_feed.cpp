@@ -78,13 +78,6 @@ void end_head(std::string& out) {
     out += "\r\n";
 }
 
-void append_start_line(std::string& out, const http::request_header<>& h) {
-    out += h.method_string();
-    out += ' ';
-    out += h.target();
-    out += h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
-}
-
 void append_start_line(std::string& out, const http::response_header<>& h) {
     out += h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
     const unsigned code = h.result_int() % 1000;  // the parser takes exactly three digits
@@ -97,20 +90,24 @@ void append_start_line(std::string& out, const http::response_header<>& h) {
 }
 
 namespace {
-template <class Header>
-void append_whole_head(std::string& out, const Header& h) {
-    append_start_line(out, h);
-    for (const auto& f : h) append_field(out, f.name_string(), f.value());
+template <class Fields>
+void append_fields_and_end(std::string& out, const Fields& fields) {
+    for (const auto& f : fields) append_field(out, f.name_string(), f.value());
     end_head(out);
 }
 }  // namespace
 
 void append_head(std::string& out, const http::request_header<>& h) {
-    append_whole_head(out, h);
+    out += h.method_string();
+    out += ' ';
+    out += h.target();
+    out += h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
+    append_fields_and_end(out, h);
 }
 
 void append_head(std::string& out, const http::response_header<>& h) {
-    append_whole_head(out, h);
+    append_start_line(out, h);
+    append_fields_and_end(out, h);
 }
 
 std::array<net::asio::const_buffer, 4> body_piece(std::string& size_line, bool chunked,

@@ -38,10 +38,9 @@ void feed_eof(net::http::basic_parser<isRequest>& p, net::error_code& ec);
 void append_head(std::string& out, const net::http::request_header<>& h);
 void append_head(std::string& out, const net::http::response_header<>& h);
 
-// The same in pieces, for heads that get more fields than the parsed ones (framing, the
-// token) without copying those into a Beast field list: the start line, one field line,
-// and the empty line that ends the head.
-void append_start_line(std::string& out, const net::http::request_header<>& h);
+// The same in pieces, for heads written with other fields than the parsed ones (framing,
+// the token) without copying those into a Beast field list: a response's status line, one
+// field line, and the empty line that ends the head.
 void append_start_line(std::string& out, const net::http::response_header<>& h);
 void append_field(std::string& out, std::string_view name, std::string_view value);
 void end_head(std::string& out);
