@@ -185,6 +185,62 @@ std::string dns_name(std::string_view name) {
     return {};
 }
 
+std::string ip_address(std::string_view text) {
+    const std::string t(text);
+    unsigned char buf[16];
+    if (::inet_pton(AF_INET, t.c_str(), buf) == 1 || ::inet_pton(AF_INET6, t.c_str(), buf) == 1)
+        return {};
+    return quote(text) + " is not an IPv4 or IPv6 address";
+}
+
+std::string san_uri(std::string_view text) {
+    const auto colon = text.find(':');
+    auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+    bool scheme_ok =
+        colon != std::string_view::npos && colon > 0 && alpha(text[0]) &&
+        std::all_of(text.begin(), text.begin() + static_cast<long>(colon), [&](char c) {
+            return alpha(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+        });
+    bool chars_ok = std::all_of(text.begin(), text.end(), [](char c) {
+        return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+    });
+    if (!scheme_ok || !chars_ok || colon + 1 >= text.size())
+        return quote(text) + " is not an absolute URI (scheme:rest, ASCII, no spaces)";
+    return {};
+}
+
+std::string email_address(std::string_view text) {
+    const auto at = text.rfind('@');
+    bool chars_ok = std::all_of(text.begin(), text.end(), [](char c) {
+        return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+    });
+    if (at == std::string_view::npos || at == 0 || !chars_ok ||
+        !dns_name(text.substr(at + 1)).empty())
+        return quote(text) + " is not an email address (local@domain, ASCII)";
+    return {};
+}
+
+std::string country_code(std::string_view text) {
+    auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    if (text.size() != 2 || !upper(text[0]) || !upper(text[1]))
+        return quote(text) + " is not a two-letter country code (ISO 3166-1, e.g. \"US\")";
+    return {};
+}
+
+std::string printable_string(std::string_view text, std::size_t max) {
+    if (text.empty() || text.size() > max)
+        return "must be 1 to " + std::to_string(max) + " characters";
+    for (char c : text) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  std::string_view(" '()+,-./:=?").find(c) != std::string_view::npos;
+        if (!ok)
+            return quote(text) +
+                   " has characters a PrintableString cannot hold (letters, digits, space and "
+                   "'()+,-./:=? only)";
+    }
+    return {};
+}
+
 std::string absolute_path(std::string_view path) {
     if (path.empty()) return "is empty; write an absolute path";
     if (path.front() != '/') return quote(path) + " is not an absolute path";

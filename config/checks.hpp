@@ -22,6 +22,16 @@ std::string listen_address(std::string_view text, ListenAddress& out);
 // A DNS host name: dot-separated labels of letters, digits and '-', not starting or ending
 // with '-', at most 253 characters.
 std::string dns_name(std::string_view name);
+// An IPv4 or IPv6 address literal (inet_pton), without brackets or prefix length.
+std::string ip_address(std::string_view text);
+// An absolute URI for a subjectAltName (RFC 3986 scheme ":" …, ASCII, no spaces).
+std::string san_uri(std::string_view text);
+// An email address for a subjectAltName rfc822Name: local@domain, ASCII, no spaces.
+std::string email_address(std::string_view text);
+// Two ASCII letters (ISO 3166-1 alpha-2), as X.520 countryName requires.
+std::string country_code(std::string_view text);
+// Characters of an ASN.1 PrintableString (letters, digits, space and '()+,-./:=?), 1 to `max`.
+std::string printable_string(std::string_view text, std::size_t max);
 
 std::string absolute_path(std::string_view path);
 // An absolute path that fits a sockaddr_un.

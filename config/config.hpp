@@ -50,10 +50,19 @@ struct Est {
     std::string basic_credentials_file;  // basic_credentials = "/etc/mtls-agent/est-basic" ("user:password")
     std::string bootstrap_cert_file;     // bootstrap_cert = "/etc/mtls-agent/bootstrap.pem"
     std::string bootstrap_key_uri;       // bootstrap_key = "pkcs11:object=manufacturer"
-    std::string subject_cn;              // common_name = "host-17.example"  (required)
+    // The subject, in the order the DER name holds it (RFC 4514 prints it reversed:
+    // "CN=…,OU=…,O=…,L=…,ST=…,C=US").
+    std::string subject_c;               // country = "US" (two letters, ISO 3166)
+    std::string subject_st;              // state = "California"
+    std::string subject_l;               // locality = "San Francisco"
     std::string subject_o;               // organization = "Example Corp"
-    std::string subject_ou;              // organizational_unit = "payments"
+    std::vector<std::string> subject_ou; // organizational_unit = "payments" or ["a", "b"]
+    std::string subject_cn;              // common_name = "host-17.example"  (required)
+    std::string subject_serial;          // serial_number = "A1234" (X.520 serialNumber)
     std::vector<std::string> san_dns;    // dns_names = ["host-17.example"]
+    std::vector<std::string> san_ip;     // ip_addresses = ["192.0.2.17", "2001:db8::17"]
+    std::vector<std::string> san_uri;    // uris = ["spiffe://example/host-17"]
+    std::vector<std::string> san_email;  // emails = ["ops@example.com"]
     bool pop_linking = false;            // proof_of_possession = false (tls-unique/exporter)
     Seconds retry_after_cap{300};        // retry_after_cap = "5m"
     Seconds timeout{30};                 // timeout = "30s"

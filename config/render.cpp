@@ -173,8 +173,18 @@ std::string render(const Config& c) {
     }
     w.str("common_name", e.subject_cn);
     w.str("organization", e.subject_o);
-    w.str("organizational_unit", e.subject_ou);
+    if (e.subject_ou.size() == 1)
+        w.str("organizational_unit", e.subject_ou.front());
+    else
+        w.strings("organizational_unit", e.subject_ou);
+    if (!e.subject_c.empty()) w.str("country", e.subject_c);
+    w.str("state", e.subject_st);
+    w.str("locality", e.subject_l);
+    if (!e.subject_serial.empty()) w.str("serial_number", e.subject_serial);
     w.strings("dns_names", e.san_dns);
+    w.strings("ip_addresses", e.san_ip);
+    w.strings("uris", e.san_uri);
+    w.strings("emails", e.san_email);
     w.boolean("proof_of_possession", e.pop_linking);
     w.duration("retry_after_cap", e.retry_after_cap);
     w.duration("timeout", e.timeout);

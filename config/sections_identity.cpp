@@ -85,6 +85,45 @@ void subject_attr(Section& s, std::string_view key, std::string& out, Need need,
     if (s.str(key, out, need, hint) && out.size() > 64)
         s.error(key, quote(out) + " is longer than 64 characters (X.520 limit)");
 }
+// Each element of a string list checked by `check` (an empty answer: fine).
+void checked_list(Section& root, Section& s, std::string_view key, std::vector<std::string>& out,
+                  std::string (*check)(std::string_view)) {
+    std::vector<int> lines;
+    if (!s.str_list(key, out, &lines)) return;
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (auto problem = check(out[i]); !problem.empty())
+            root.errors().add(lines[i], s.key_path(key) + "[" + std::to_string(i) + "]", problem);
+}
+
+// The subject (RFC 5280 §4.1.2.6 attributes partners register for tls_client_auth) and the
+// subjectAltName entries of the first enrollment.
+void read_subject(Section& root, Section& s, Est& e) {
+    subject_attr(s, "common_name", e.subject_cn, Need::required,
+                 "the certificate's subject CN, e.g. common_name = \"host-17.example\"");
+    subject_attr(s, "organization", e.subject_o, Need::optional);
+    if (s.str("country", e.subject_c)) s.check("country", checks::country_code(e.subject_c));
+    subject_attr(s, "state", e.subject_st, Need::optional);
+    subject_attr(s, "locality", e.subject_l, Need::optional);
+    if (s.str("serial_number", e.subject_serial))
+        s.check("serial_number", checks::printable_string(e.subject_serial, 64));
+    // organizational_unit: one string, or several (one OU each, in this order).
+    if (const toml::node* ou = s.get("organizational_unit"); ou && ou->is_string()) {
+        std::string one;
+        subject_attr(s, "organizational_unit", one, Need::optional);
+        e.subject_ou = {one};
+    } else if (ou) {
+        checked_list(root, s, "organizational_unit", e.subject_ou, [](std::string_view v) {
+            return v.empty() || v.size() > 64
+                       ? std::string("must be 1 to 64 characters (X.520 limit)")
+                       : std::string();
+        });
+    }
+    checked_list(root, s, "dns_names", e.san_dns, checks::dns_name);
+    checked_list(root, s, "ip_addresses", e.san_ip, checks::ip_address);
+    checked_list(root, s, "uris", e.san_uri, checks::san_uri);
+    checked_list(root, s, "emails", e.san_email, checks::email_address);
+}
+
 }  // namespace
 
 void read_est(Section& root, Config& c) {
@@ -136,18 +175,7 @@ void read_est(Section& root, Config& c) {
                     "only used with auth = \"basic\"; remove it or change est.auth");
     }
 
-    subject_attr(s, "common_name", e.subject_cn, Need::required,
-                 "the certificate's subject CN, e.g. common_name = \"host-17.example\"");
-    subject_attr(s, "organization", e.subject_o, Need::optional);
-    subject_attr(s, "organizational_unit", e.subject_ou, Need::optional);
-    std::vector<int> lines;
-    if (s.str_list("dns_names", e.san_dns, &lines)) {
-        for (std::size_t i = 0; i < e.san_dns.size(); ++i) {
-            if (auto problem = checks::dns_name(e.san_dns[i]); !problem.empty())
-                root.errors().add(lines[i], s.key_path("dns_names") + "[" + std::to_string(i) + "]",
-                                  problem);
-        }
-    }
+    read_subject(root, s, e);
     s.boolean("proof_of_possession", e.pop_linking);
     s.seconds("retry_after_cap", e.retry_after_cap, std::chrono::seconds(1));
     s.seconds("timeout", e.timeout, std::chrono::seconds(1));

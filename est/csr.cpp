@@ -23,18 +23,20 @@ void add_name_entry(X509_NAME* name, int nid, const std::string& value) {
                           "\" in the CSR subject");
 }
 
+void push_ia5_name(GENERAL_NAMES* names, int type, const std::string& value, const char* what) {
+    GenName gn(GENERAL_NAME_new());
+    Ia5 s(ASN1_IA5STRING_new());
+    if (!gn || !s || ASN1_STRING_set(s.get(), value.data(), static_cast<int>(value.size())) != 1)
+        throw ossl::Error(std::string("cannot encode ") + what + " \"" + value + "\"");
+    GENERAL_NAME_set0_value(gn.get(), type, s.release());
+    if (!sk_GENERAL_NAME_push(names, gn.get())) throw ossl::Error("sk_GENERAL_NAME_push");
+    (void)gn.release();
+}
+
 ossl::X509ExtPtr make_san(const CsrRequest& r) {
     GenNames names(GENERAL_NAMES_new());
     if (!names) throw ossl::Error("GENERAL_NAMES_new");
-    for (const auto& dns : r.dns_names) {
-        GenName gn(GENERAL_NAME_new());
-        Ia5 s(ASN1_IA5STRING_new());
-        if (!gn || !s || ASN1_STRING_set(s.get(), dns.data(), static_cast<int>(dns.size())) != 1)
-            throw ossl::Error("cannot encode DNS name \"" + dns + "\"");
-        GENERAL_NAME_set0_value(gn.get(), GEN_DNS, s.release());
-        if (!sk_GENERAL_NAME_push(names.get(), gn.get())) throw ossl::Error("sk_GENERAL_NAME_push");
-        (void)gn.release();
-    }
+    for (const auto& dns : r.dns_names) push_ia5_name(names.get(), GEN_DNS, dns, "DNS name");
     for (const auto& ip : r.ip_addresses) {
         GenName gn(a2i_GENERAL_NAME(nullptr, nullptr, nullptr, GEN_IPADD, ip.c_str(), 0));
         if (!gn)
@@ -43,6 +45,8 @@ ossl::X509ExtPtr make_san(const CsrRequest& r) {
         if (!sk_GENERAL_NAME_push(names.get(), gn.get())) throw ossl::Error("sk_GENERAL_NAME_push");
         (void)gn.release();
     }
+    for (const auto& uri : r.uris) push_ia5_name(names.get(), GEN_URI, uri, "URI");
+    for (const auto& mail : r.emails) push_ia5_name(names.get(), GEN_EMAIL, mail, "email address");
     ossl::X509ExtPtr ext(X509V3_EXT_i2d(NID_subject_alt_name, 0, names.get()));
     if (!ext) throw ossl::Error("cannot encode the subjectAltName extension");
     return ext;
@@ -74,10 +78,16 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
         if (r.common_name.empty())
             throw Error(Error::Kind::config, "CSR: est.common_name is required");
         X509_NAME* name = X509_REQ_get_subject_name(req.get());
+        add_name_entry(name, NID_countryName, r.country);
+        add_name_entry(name, NID_stateOrProvinceName, r.state);
+        add_name_entry(name, NID_localityName, r.locality);
         add_name_entry(name, NID_organizationName, r.organization);
-        add_name_entry(name, NID_organizationalUnitName, r.organizational_unit);
+        for (const auto& ou : r.organizational_units)
+            add_name_entry(name, NID_organizationalUnitName, ou);
         add_name_entry(name, NID_commonName, r.common_name);
-        if (!r.dns_names.empty() || !r.ip_addresses.empty()) {
+        add_name_entry(name, NID_serialNumber, r.serial_number);
+        if (!r.dns_names.empty() || !r.ip_addresses.empty() || !r.uris.empty() ||
+            !r.emails.empty()) {
             auto san = make_san(r);
             if (!sk_X509_EXTENSION_push(exts.get(), san.get()))
                 throw ossl::Error("sk_X509_EXTENSION_push");
@@ -127,6 +137,22 @@ std::string csr_der(X509_REQ* req) {
     std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
     OPENSSL_free(der);
     return out;
+}
+
+CsrRequest csr_request(const config::Est& est) {
+    CsrRequest r;
+    r.country = est.subject_c;
+    r.state = est.subject_st;
+    r.locality = est.subject_l;
+    r.organization = est.subject_o;
+    r.organizational_units = est.subject_ou;
+    r.common_name = est.subject_cn;
+    r.serial_number = est.subject_serial;
+    r.dns_names = est.san_dns;
+    r.ip_addresses = est.san_ip;
+    r.uris = est.san_uri;
+    r.emails = est.san_email;
+    return r;
 }
 
 }  // namespace mtls::est

@@ -9,15 +9,24 @@
 #include <vector>
 
 #include "common/ossl.hpp"
+#include "config/config.hpp"
 
 namespace mtls::est {
 
 struct CsrRequest {
-    std::string common_name;  // required unless copy_names_from is set
+    // Subject attributes, written in this order (C, ST, L, O, OU…, CN, serialNumber); empty
+    // ones are left out.
+    std::string country;  // two letters, PrintableString
+    std::string state;
+    std::string locality;
     std::string organization;
-    std::string organizational_unit;
+    std::vector<std::string> organizational_units;  // one RDN each
+    std::string common_name;                        // required unless copy_names_from is set
+    std::string serial_number;
     std::vector<std::string> dns_names;     // subjectAltName dNSName entries
     std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries (text form)
+    std::vector<std::string> uris;          // subjectAltName uniformResourceIdentifier entries
+    std::vector<std::string> emails;        // subjectAltName rfc822Name entries
     // simplereenroll (RFC 7030 §4.2.2): subject and subjectAltName copied verbatim from the
     // current certificate; the fields above are then ignored. Borrowed.
     X509* copy_names_from = nullptr;
@@ -32,5 +41,8 @@ ossl::X509ReqPtr build_csr(const CsrRequest& request, EVP_PKEY* key, OSSL_LIB_CT
                            const char* propq = nullptr);
 
 std::string csr_der(X509_REQ* req);
+
+// The subject and subjectAltName of [est] (first enrollment), with the default digest.
+CsrRequest csr_request(const config::Est& est);
 
 }  // namespace mtls::est

@@ -12,7 +12,8 @@ namespace mtls::est {
 
 struct IssuedCertificate {
     ossl::X509Ptr cert;                // the leaf for our key
-    std::vector<ossl::X509Ptr> chain;  // intermediates up to (not including) the trust anchor
+    std::vector<ossl::X509Ptr> chain;  // intermediates, leaf's issuer first, up to (not
+                                       // including) the self-signed root
 };
 
 // From the certificates of an enroll response: picks the one whose public key equals `key`
@@ -23,5 +24,15 @@ struct IssuedCertificate {
 // cert_not_yet_valid, chain_untrusted.
 IssuedCertificate verify_issued(std::vector<ossl::X509Ptr> returned, EVP_PKEY* key,
                                 const std::vector<X509*>& ca_certs);
+
+// The chain a TLS peer needs to reach the root from `leaf`: every intermediate, leaf's
+// issuer first, up to and not including the self-signed root. Built from `untrusted` (e.g.
+// what an enrollment returned) and `ca_certs` (/cacerts: RFC 7030 §4.1.3 has the server
+// send everything a client needs to build that chain), and verified (purpose: TLS client)
+// to a root among `ca_certs` — or, when `ca_certs` holds no root, to the highest of them.
+// A stored issuing CA is sent, never treated as the end of the chain: a partner that trusts
+// only the root must still be able to build the path. Throws est::Error(chain_untrusted).
+std::vector<ossl::X509Ptr> build_chain(X509* leaf, const std::vector<X509*>& untrusted,
+                                       const std::vector<X509*>& ca_certs);
 
 }  // namespace mtls::est

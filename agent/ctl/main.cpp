@@ -20,7 +20,11 @@ DESCRIPTION
 COMMANDS
   status            health, identity (subject, serial, validity, key, thumbprint),
                     renewal schedule, access tokens, routes
-  cert              the current certificate chain, PEM
+  cert [--jwk]      the current certificate chain, PEM: the leaf, then every
+                    intermediate up to (not including) the root, as sent to partners;
+                    --jwk: the JWK to register at an authorization server for
+                    self_signed_tls_client_auth (x5c, x5t#S256) — again after every
+                    renewal and rotation
   rotate [--wait]   new key on the token, enroll, install, new tokens, retire old key
   renew [--wait]    renew the certificate now with the configured key policy
   reload            re-read the configuration file; an invalid one is rejected and
@@ -42,6 +46,7 @@ EXAMPLES
   mtls-agentctl status --json | jq .identity.not_after
   mtls-agentctl rotate --wait
   mtls-agentctl cert > /tmp/chain.pem && openssl x509 -in /tmp/chain.pem -noout -subject
+  mtls-agentctl cert --jwk | jq '{keys: [.]}'    # a JWKS to register at the AS
   mtls-agentctl --socket /run/mtls-agent/admin.sock metrics
 )";
 
@@ -67,6 +72,9 @@ int main(int argc, char** argv) {
     bool wait = false;
     auto* status = app.add_subcommand("status", "health, identity, renewal, tokens, routes");
     auto* cert = app.add_subcommand("cert", "print the current certificate chain (PEM)");
+    bool jwk = false;
+    cert->add_flag("--jwk", jwk,
+                   "print the JWK (x5c, x5t#S256) to register for self_signed_tls_client_auth");
     auto* rotate =
         app.add_subcommand("rotate", "new key on the token, enroll, install, retire old key");
     rotate->add_flag("--wait", wait, "return when the rotation is complete");
@@ -100,6 +108,7 @@ int main(int argc, char** argv) {
         req.cmd = "tokens.flush";
     else if (metrics->parsed())
         req.cmd = "metrics";
+    if (cert->parsed() && jwk) req.args["jwk"] = true;
     if (rotate->parsed() || renew->parsed()) {
         req.args["wait"] = wait;
         if (wait && timeout_s < 300) timeout_s = 300;
@@ -131,6 +140,8 @@ int main(int argc, char** argv) {
         std::cout << result.dump(2) << "\n";
     } else if (req.cmd == "status") {
         std::cout << mtls::ctl::render_status(result);
+    } else if (req.cmd == "cert" && jwk) {
+        std::cout << result.value("jwk", nlohmann::json::object()).dump(2) << "\n";
     } else if (req.cmd == "cert") {
         std::cout << result.value("pem", "");
     } else if (req.cmd == "metrics") {

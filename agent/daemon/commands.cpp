@@ -1,6 +1,7 @@
 #include "agent/daemon/commands.hpp"
 
 #include "agent/daemon/facts.hpp"
+#include "agent/identity/jwk.hpp"
 #include "agent/net/asio.hpp"
 #include "common/log.hpp"
 
@@ -43,7 +44,31 @@ Json outcome_json(const renewal::Outcome& o) {
     return {{"ok", o.ok}, {"steps", steps}, {"message", o.message}};
 }
 
-// rotate / renew: queued, or (--wait) answered when the renewer has finished.
+// A token for every profile, bound to the current identity, as steps of `out`. A profile
+// whose token cannot be had is a failed step (and named in the message): the new identity
+// stays in place, the proxy retries the token on its next call.
+net::awaitable<void> fetch_tokens(Parts& p, renewal::Outcome& out) {
+    auto id = p.identities.current();
+    if (!p.tokens || !id) co_return;
+    std::vector<std::string> failed;
+    for (const auto& profile : p.cfg.oauth.profiles) {
+        auto result = co_await p.tokens->get(profile.name, id);
+        if (const auto* err = std::get_if<token::TokenError>(&result)) {
+            out.steps.push_back({"token", "failed", profile.name + ": " + err->message});
+            failed.push_back(profile.name);
+        } else {
+            out.steps.push_back({"token", "ok", profile.name + ": bound to " + id->x5t_s256()});
+        }
+    }
+    if (!failed.empty()) {
+        out.message += "; no token yet for profile";
+        for (const auto& f : failed) out.message += " " + f;
+        out.message += " (see the token steps; the proxy retries on its next call)";
+    }
+}
+
+// rotate / renew: queued, or (--wait) answered when the renewer has finished and the new
+// certificate's tokens are fetched.
 admin::Handler lifecycle(Parts& p, renewal::Renewer::Kind kind) {
     return [&p, kind](const Json& args, const admin::PeerCred&) -> net::awaitable<Json> {
         const bool rotate = kind == renewal::Renewer::Kind::rotate;
@@ -59,6 +84,8 @@ admin::Handler lifecycle(Parts& p, renewal::Renewer::Kind kind) {
         auto out = co_await rv->wait();
         if (!out.ok)
             throw admin::CommandError(rotate ? "rotate_failed" : "renew_failed", out.message);
+        // Done means usable: the new certificate's tokens are fetched before the answer.
+        co_await fetch_tokens(p, out);
         co_return outcome_json(out);
     };
 }
@@ -120,11 +147,14 @@ void register_commands(admin::Server& admin, Parts& p) {
     admin.add_command("status", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
         co_return p.status();
     });
-    admin.add_command("cert", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
-        auto id = p.identities.current();
-        if (!id) throw admin::CommandError("no_identity", "no certificate enrolled yet");
-        co_return Json{{"pem", chain_pem(*id)}};
-    });
+    admin.add_command(
+        "cert", [&p](const Json& args, const admin::PeerCred&) -> net::awaitable<Json> {
+            auto id = p.identities.current();
+            if (!id) throw admin::CommandError("no_identity", "no certificate enrolled yet");
+            Json out{{"pem", chain_pem(*id)}, {"certificates", 1 + id->chain().size()}};
+            if (args.value("jwk", false)) out["jwk"] = identity::registration_jwk(*id);
+            co_return out;
+        });
     admin.add_command("rotate", lifecycle(p, renewal::Renewer::Kind::rotate));
     admin.add_command("renew", lifecycle(p, renewal::Renewer::Kind::renew));
     admin.add_command("reload", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {

@@ -40,6 +40,34 @@ ProxyError upstream_connect(std::string m) {
 ProxyError upstream_tls(std::string m) {
     return make(status::bad_gateway, "upstream_tls", std::move(m));
 }
+ProxyError upstream_tls_alert(const std::string& authority, const std::string& alert) {
+    std::string hint;
+    if (alert == "unknown_ca")
+        hint =
+            "the partner does not trust the issuer of our certificate: check that it trusts "
+            "our CA's root and that the agent sends the intermediates (mtls-agentctl cert)";
+    else if (alert == "bad_certificate" || alert == "certificate_unknown" ||
+             alert == "unsupported_certificate")
+        hint =
+            "the partner refused our certificate: check its key usage, extended key usage "
+            "(clientAuth) and subject against what the partner registered";
+    else if (alert == "certificate_expired")
+        hint =
+            "the partner says our certificate expired: check mtls-agentctl status and this "
+            "host's clock";
+    else if (alert == "certificate_revoked")
+        hint = "the partner says our certificate is revoked: rotate (mtls-agentctl rotate)";
+    else if (alert == "certificate_required")
+        hint = "the partner wants a client certificate and got none";
+    else if (alert == "access_denied")
+        hint = "the partner's policy refused our certificate";
+    else if (alert == "handshake_failure" || alert == "protocol_version" ||
+             alert == "insufficient_security")
+        hint = "no TLS version or cipher in common: check the route's tls_min_version";
+    else
+        hint = "the partner ended the TLS connection";
+    return upstream_tls(authority + " sent the TLS alert " + alert + " — " + hint);
+}
 ProxyError upstream_reset(std::string m) {
     return make(status::bad_gateway, "upstream_reset", std::move(m));
 }

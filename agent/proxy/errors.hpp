@@ -29,6 +29,8 @@ ProxyError expectation_failed(std::string message);         // 417
 ProxyError authorization_not_allowed(std::string message);  // 400
 ProxyError upstream_connect(std::string message);           // 502
 ProxyError upstream_tls(std::string message);               // 502
+// upstream_tls for a TLS alert the partner sent (its RFC 8446 name), with what it means.
+ProxyError upstream_tls_alert(const std::string& authority, const std::string& alert);
 ProxyError upstream_reset(std::string message);             // 502
 ProxyError upstream_bad_response(std::string message);      // 502
 ProxyError no_identity(std::string message);                // 503

@@ -1,5 +1,7 @@
 #include "agent/proxy/session.hpp"
 
+#include <sys/ioctl.h>
+
 #include "agent/proxy/errors.hpp"
 #include "agent/proxy/header_rules.hpp"
 #include "agent/proxy/http_io.hpp"
@@ -87,10 +89,35 @@ class Session {
             bool keep = co_await one_request();
             if (!keep) break;
         }
-        client_.shutdown_and_close();
+        co_await lingering_close();
     }
 
   private:
+    // Closing a socket that holds unread bytes makes the kernel send a reset, which can
+    // destroy our last answer before the app reads it — e.g. a 502 given while the app was
+    // still uploading a body. Like nginx's lingering_close: when bytes are waiting, send FIN
+    // and read and drop what comes until the app closes, is quiet for 1 s, or 5 s passed.
+    // Also after any request we answered last: more of its body may still be on its way.
+    net::awaitable<void> lingering_close() {
+        int waiting = 0;
+        if (::ioctl(client_.socket().native_handle(), FIONREAD, &waiting) != 0) waiting = 0;
+        if (waiting <= 0 && !request_started_) {  // the app closed, or never sent a request
+            client_.shutdown_and_close();
+            co_return;
+        }
+        error_code ec;
+        client_.socket().shutdown(net::asio::socket_base::shutdown_send, ec);
+        const auto until = Clock::now() + std::chrono::seconds(5);
+        std::array<char, 16384> sink;
+        while (!ec && Clock::now() < until) {
+            client_.expires_after(std::min<std::chrono::milliseconds>(
+                std::chrono::seconds(1),
+                std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now())));
+            co_await client_.read_some(net::asio::buffer(sink), ec);
+        }
+        client_.shutdown_and_close();
+    }
+
     using Parser = http::request_parser<http::buffer_body>;
     using ResponseParser = http::response_parser<http::buffer_body>;
 
@@ -194,8 +221,10 @@ class Session {
 
     // One request/response exchange. Returns whether the app's connection stays open.
     net::awaitable<bool> one_request() {
+        request_started_ = false;
         auto head_err = co_await read_head_block();
         if (!head_err) co_return false;  // closed or idle timeout
+        request_started_ = true;
         const auto t0 = Clock::now();
         total_deadline_.reset();
         Outcome out;
@@ -433,7 +462,11 @@ class Session {
             }
             if (upload && (ec || upload->body_limit || upload->client_failed)) {
                 co_await finish_upload(*upload, conn, true);
-                if (upload->client_failed) {
+                // Our own abort (the partner failed: ec) cancels the app read too; that is
+                // the partner's failure to report, not the app's.
+                const bool cut_by_us =
+                    ec && upload->client_ec == net::asio::error::operation_aborted;
+                if (upload->client_failed && !cut_by_us) {
                     pool.release(std::move(lease.conn), false);
                     if (is_http_error(upload->client_ec))  // e.g. a bad chunk: say so, close
                         co_return fail(
@@ -455,6 +488,8 @@ class Session {
             if (ec) {
                 bool got_some = rp && rp->got_some();
                 pool.release(std::move(lease.conn), false);
+                if (int alert = received_alert(ec); alert >= 0)  // e.g. our certificate refused
+                    co_return fail(upstream_tls_alert(entry.target.authority, alert_name(alert)));
                 if (can_retry && !got_some && ec != net::beast::error::timeout) {
                     stale_retried = true;
                     ++ctx_.stats.routes[ri].retries;
@@ -650,6 +685,7 @@ class Session {
     }
 
     PlainStream& client_;
+    bool request_started_ = false;  // the last one_request() read a request head
     ProxyContext& ctx_;
     Caller caller_;
     net::beast::flat_buffer cbuf_;

@@ -248,9 +248,15 @@ net::awaitable<std::size_t> TlsStream::read_some(net::asio::mutable_buffer b, ne
     for (;;) {
         std::size_t n = 0;
         Need need = call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
-        if (need == Need::nothing) co_return ec ? 0 : n;
+        if (need == Need::nothing) {
+            if (ec) take_alert(ec);
+            co_return ec ? 0 : n;
+        }
         co_await satisfy(need, ec);
-        if (ec) co_return 0;
+        if (ec) {
+            take_alert(ec);
+            co_return 0;
+        }
     }
 }
 
@@ -271,9 +277,109 @@ net::awaitable<std::size_t> TlsStream::write_some(std::span<const net::asio::con
     for (;;) {
         std::size_t n = 0;
         Need need = call([&](SSL* ssl) { return SSL_write_ex(ssl, data, len, &n); }, ec);
-        if (need == Need::nothing) co_return ec ? 0 : n;
+        if (need == Need::nothing) {
+            if (ec) take_alert(ec);
+            co_return ec ? 0 : n;
+        }
         co_await satisfy(need, ec);
-        if (ec) co_return 0;
+        if (ec) {
+            take_alert(ec);
+            co_return 0;
+        }
+    }
+}
+
+void TlsStream::take_alert(net::error_code& ec) {
+    if (!ssl_ || !socket_.is_open() || filling_ ||
+        ec.category() != boost::system::system_category() ||
+        (ec.value() != EPIPE && ec.value() != ECONNRESET))
+        return;
+    // What the kernel still holds (data queued before a reset stays readable).
+    for (auto room = staging_room(); room.size() > 0; room = staging_room()) {
+        ssize_t got = ::recv(socket_.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
+        if (got <= 0) {
+            if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                eof_ = true;
+            break;
+        }
+        staged_end_ += static_cast<std::size_t>(got);
+    }
+    if (staged_end_ == staged_begin_) return;
+    char scratch[512];
+    std::size_t n = 0;
+    net::error_code found;
+    Need need =
+        call([&](SSL* ssl) { return SSL_read_ex(ssl, scratch, sizeof scratch, &n); }, found);
+    if (need == Need::nothing && received_alert(found) >= 0) ec = found;
+}
+
+int received_alert(const net::error_code& ec) {
+    if (!ec || ec.category() != net::asio::error::get_ssl_category()) return -1;
+    const auto e = static_cast<unsigned long>(ec.value());
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL) return -1;
+    const int reason = ERR_GET_REASON(e);
+    if (reason < SSL_AD_REASON_OFFSET || reason > SSL_AD_REASON_OFFSET + 255) return -1;
+    return reason - SSL_AD_REASON_OFFSET;
+}
+
+std::string alert_name(int d) {
+    switch (d) {
+        case 0:
+            return "close_notify";
+        case 10:
+            return "unexpected_message";
+        case 20:
+            return "bad_record_mac";
+        case 22:
+            return "record_overflow";
+        case 40:
+            return "handshake_failure";
+        case 42:
+            return "bad_certificate";
+        case 43:
+            return "unsupported_certificate";
+        case 44:
+            return "certificate_revoked";
+        case 45:
+            return "certificate_expired";
+        case 46:
+            return "certificate_unknown";
+        case 47:
+            return "illegal_parameter";
+        case 48:
+            return "unknown_ca";
+        case 49:
+            return "access_denied";
+        case 50:
+            return "decode_error";
+        case 51:
+            return "decrypt_error";
+        case 70:
+            return "protocol_version";
+        case 71:
+            return "insufficient_security";
+        case 80:
+            return "internal_error";
+        case 86:
+            return "inappropriate_fallback";
+        case 90:
+            return "user_canceled";
+        case 109:
+            return "missing_extension";
+        case 110:
+            return "unsupported_extension";
+        case 112:
+            return "unrecognized_name";
+        case 113:
+            return "bad_certificate_status_response";
+        case 115:
+            return "unknown_psk_identity";
+        case 116:
+            return "certificate_required";
+        case 120:
+            return "no_application_protocol";
+        default:
+            return "alert " + std::to_string(d);
     }
 }
 

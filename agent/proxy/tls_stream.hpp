@@ -44,6 +44,11 @@ class TlsStream final : public ByteStream {
     bool has_unread() const;
 
   private:
+    // After the partner broke the connection off (EPIPE, ECONNRESET), the TLS alert it sent
+    // first may still wait in the socket's receive queue: a TLS 1.3 server checks our
+    // certificate after our side of the handshake is done, so its verdict (unknown_ca, …)
+    // arrives while we write the request. Reads it, and replaces `ec` with it when found.
+    void take_alert(net::error_code& ec);
     enum class Need { nothing, read, write };
     // One SSL_* call `op(ssl)` on the open connection, classified.
     template <class Op>
@@ -72,5 +77,11 @@ class TlsStream final : public ByteStream {
     int last_errno_ = 0;    // of the last failed send in the BIO
     std::string gather_;    // small multi-buffer writes go out as one record
 };
+
+// The TLS alert the partner sent, when `ec` reports one (OpenSSL's "tlsv1 alert …"
+// reasons): its AlertDescription (RFC 8446 §6), else -1.
+int received_alert(const net::error_code& ec);
+// The RFC 8446 name of an AlertDescription ("unknown_ca"), or "alert <n>".
+std::string alert_name(int description);
 
 }  // namespace mtls::proxy

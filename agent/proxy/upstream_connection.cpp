@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include "common/ossl_error.hpp"
+
 namespace mtls::proxy {
 
 UpstreamConnection::UpstreamConnection(const net::asio::any_io_executor& ex,
@@ -35,6 +37,10 @@ net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target
     if (ec == net::beast::error::timeout)
         co_return upstream_timeout("TLS handshake with " + target.authority + " timed out after " +
                                    std::to_string(timeouts.handshake.count()) + " ms");
+    if (int alert = received_alert(ec); alert >= 0) {
+        ossl::drain_errors();
+        co_return upstream_tls_alert(target.authority, alert_name(alert));
+    }
     if (ec) co_return upstream_tls(tls_->describe_failure(stream_.ssl(), ec.message()));
     stream_.expires_never();
     resumed_ = SSL_session_reused(stream_.ssl()) == 1;

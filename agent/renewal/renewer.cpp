@@ -99,6 +99,22 @@ EstContact open_est(State& st, const config::Config& cfg, StepLog& steps) {
     return {std::move(client), std::move(stored_ca)};
 }
 
+// A persisted chain of the leaf alone (written before the chain was built from /cacerts)
+// is completed from the stored CA certificates, so partners that trust only the root accept
+// it from the first handshake after an upgrade. Empty when there is nothing to add.
+std::vector<ossl::X509Ptr> completed_chain(X509* leaf, const State& st) {
+    auto stored_ca = certs_from_pem(st.est_ca_pem);
+    if (stored_ca.empty()) return {};
+    try {
+        auto chain = est::build_chain(leaf, {}, raw(stored_ca));
+        if (!chain.empty()) log::info("renewal.chain_completed", {{"intermediates", chain.size()}});
+        return chain;
+    } catch (const std::exception& e) {
+        log::warn("renewal.chain_not_completed", {{"error", e.what()}});
+        return {};
+    }
+}
+
 }  // namespace
 
 Renewer::Renewer(config::Config cfg, std::shared_ptr<pkcs11::ProviderContext> provider,
@@ -188,6 +204,7 @@ Outcome Renewer::start_up() {
             if (certs.empty()) throw std::runtime_error("no certificate in the persisted chain");
             auto leaf = std::move(certs.front());
             certs.erase(certs.begin());
+            if (certs.empty()) certs = completed_chain(leaf.get(), st);
             auto key_raw = encoding::hex_decode(st.current_key->id_hex).value_or("");
             id = identity::Identity::create(std::move(leaf), std::move(certs),
                                             provider_->load_private_key(key_raw),
@@ -309,11 +326,7 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
     steps.ok("generate_key", std::string(config::to_string(cfg.key.type)) + " " + info.label);
     try {
         auto key = provider_->load_private_key(info.id);
-        est::CsrRequest req;
-        req.common_name = cfg.est.subject_cn;
-        req.organization = cfg.est.subject_o;
-        req.organizational_unit = cfg.est.subject_ou;
-        req.dns_names = cfg.est.san_dns;
+        auto req = est::csr_request(cfg.est);
         auto res = client.simpleenroll(req, key.get(), creds, raw(stored_ca), stop);
         steps.ok("enroll", "simpleenroll, " + std::to_string(res.attempts) + " request(s)" +
                                (res.pop_linked ? ", PoP " + res.binding_type : ""));

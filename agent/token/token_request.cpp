@@ -5,6 +5,8 @@
 
 #include <openssl/bn.h>
 
+#include <algorithm>
+
 namespace mtls::token {
 namespace {
 
@@ -161,6 +163,39 @@ std::variant<ObtainedToken, TokenError> interpret_token_answer(
     return out;
 }
 
+std::vector<std::string> scope_missing(std::string_view requested, std::string_view granted) {
+    auto tokens = [](std::string_view text) {
+        std::vector<std::string> out;
+        std::size_t i = 0;
+        while (i < text.size()) {
+            auto end = text.find(' ', i);
+            if (end == std::string_view::npos) end = text.size();
+            if (end > i) out.emplace_back(text.substr(i, end - i));
+            i = end + 1;
+        }
+        return out;
+    };
+    const auto have = tokens(granted);
+    std::vector<std::string> missing;
+    for (auto& want : tokens(requested))
+        if (std::find(have.begin(), have.end(), want) == have.end()) missing.push_back(want);
+    return missing;
+}
+
+// RFC 6749 §5.1: the AS sends `scope` when it granted other than what was asked; without it
+// the grant is the request. A narrower grant is no error, but calls needing the rest fail.
+void warn_if_narrowed(const TokenProfile& profile, const ObtainedToken& t) {
+    if (profile.scope.empty() || !t.response.scope) return;
+    auto missing = scope_missing(profile.scope, *t.response.scope);
+    if (missing.empty()) return;
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : " ") + m;
+    log::warn("token.scope_narrowed", {{"profile", profile.name},
+                                       {"requested", profile.scope},
+                                       {"granted", *t.response.scope},
+                                       {"not_granted", list}});
+}
+
 TokenError from_http_error(const http::Error& e, std::string_view what) {
     using K = http::Error::Kind;
     std::string msg = std::string(what) + " failed: " + e.what();
@@ -204,8 +239,10 @@ std::variant<ObtainedToken, TokenError> request_token(const std::string& endpoin
                        {"Accept", "application/json"}};
         req.body = token_request_body(profile);
         auto resp = http::fetch(std::move(o), req);
-        return interpret_token_answer(resp.status, resp.body, profile, describe_client_cert(id),
-                                      s.limits);
+        auto answer = interpret_token_answer(resp.status, resp.body, profile,
+                                             describe_client_cert(id), s.limits);
+        if (const auto* t = std::get_if<ObtainedToken>(&answer)) warn_if_narrowed(profile, *t);
+        return answer;
     } catch (const http::Error& e) {
         return from_http_error(e, "token request for profile " + profile.name + " to " + endpoint);
     } catch (const std::exception& e) {

@@ -35,6 +35,10 @@ struct ClientCertInfo {
 };
 ClientCertInfo describe_client_cert(const identity::Identity& id);
 
+// The scope tokens of `requested` that `granted` lacks (RFC 6749 §3.3: space-separated,
+// order free), e.g. a narrower grant.
+std::vector<std::string> scope_missing(std::string_view requested, std::string_view granted);
+
 struct ObtainedToken {
     TokenResponse response;
     BindingCheck::Result binding = BindingCheck::Result::opaque;

@@ -230,7 +230,7 @@ TEST(CsrTest, BuildsAndSignsWithEcRsaEd25519) {
     CsrRequest r;
     r.common_name = "host-17.example";
     r.organization = "Example Corp";
-    r.organizational_unit = "payments";
+    r.organizational_units = {"payments"};
     r.dns_names = {"host-17.example", "alt.example"};
     r.ip_addresses = {"192.0.2.7"};
     r.challenge_password = encoding::base64(std::string(12, '\x01'));
@@ -261,6 +261,50 @@ TEST(CsrTest, BuildsAndSignsWithEcRsaEd25519) {
         ASSERT_TRUE(back);
         EXPECT_EQ(X509_REQ_verify(back.get(), key.get()), 1);
     }
+}
+
+// Partners register full DNs for tls_client_auth (RFC 8705 §2.1.2): every attribute in the
+// DER order C, ST, L, O, OU…, CN, serialNumber, and SANs of the four kinds.
+TEST(CsrTest, FullSubjectAndEveryKindOfSan) {
+    CsrRequest r;
+    r.country = "US";
+    r.state = "California";
+    r.locality = "San Francisco";
+    r.organization = "Example Corp";
+    r.organizational_units = {"payments", "eu-west"};
+    r.common_name = "host-17.example";
+    r.serial_number = "A-1234";
+    r.dns_names = {"host-17.example"};
+    r.ip_addresses = {"192.0.2.7", "2001:db8::7"};
+    r.uris = {"spiffe://example.org/host-17"};
+    r.emails = {"ops@example.org"};
+    auto key = ec_key();
+    auto req = build_csr(r, key.get());
+    ossl::Bio bio(BIO_new(BIO_s_mem()));
+    X509_NAME_print_ex(bio.get(), X509_REQ_get_subject_name(req.get()), 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio.get(), &data);
+    EXPECT_EQ(std::string(data, static_cast<size_t>(n)),
+              "serialNumber=A-1234,CN=host-17.example,OU=eu-west,OU=payments,O=Example Corp,"
+              "L=San Francisco,ST=California,C=US");
+    // countryName and serialNumber are PrintableStrings (RFC 5280 Appendix A).
+    X509_NAME* name = X509_REQ_get_subject_name(req.get());
+    for (int nid : {NID_countryName, NID_serialNumber}) {
+        int i = X509_NAME_get_index_by_NID(name, nid, -1);
+        ASSERT_GE(i, 0);
+        EXPECT_EQ(ASN1_STRING_type(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i))),
+                  V_ASN1_PRINTABLESTRING);
+    }
+    STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req.get());
+    auto* names =
+        static_cast<GENERAL_NAMES*>(X509V3_get_d2i(exts, NID_subject_alt_name, nullptr, nullptr));
+    ASSERT_NE(names, nullptr);
+    std::vector<int> types;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i)
+        types.push_back(sk_GENERAL_NAME_value(names, i)->type);
+    EXPECT_EQ(types, (std::vector<int>{GEN_DNS, GEN_IPADD, GEN_IPADD, GEN_URI, GEN_EMAIL}));
+    GENERAL_NAMES_free(names);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 }
 
 TEST(CsrTest, CopiesNamesFromTheCurrentCertificate) {
@@ -310,8 +354,10 @@ TEST_F(VerifyTest, AcceptsTheLeafForOurKey) {
         verify_issued(returned(testing::issue(issuing, key.get(), "me")), key.get(), anchors);
     ASSERT_TRUE(issued.cert);
     EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(issued.cert.get()), key.get()), 1);
-    // The issuing CA is itself a stored anchor: nothing between.
-    EXPECT_TRUE(issued.chain.empty());
+    // The issuing CA is a stored CA certificate but no root: it is part of the chain a
+    // partner that trusts only the root needs (it was dropped once: "chain=0").
+    ASSERT_EQ(issued.chain.size(), 1u);
+    EXPECT_EQ(X509_cmp(issued.chain[0].get(), issuing.cert.get()), 0);
 
     // With only the root stored, the returned intermediate becomes the chain.
     std::vector<ossl::X509Ptr> v = returned(testing::issue(issuing, key.get(), "me"));
@@ -320,6 +366,23 @@ TEST_F(VerifyTest, AcceptsTheLeafForOurKey) {
     auto issued2 = verify_issued(std::move(v), key.get(), {root.cert.get()});
     ASSERT_EQ(issued2.chain.size(), 1u);
     EXPECT_EQ(X509_cmp(issued2.chain[0].get(), issuing.cert.get()), 0);
+
+    // Only the issuing CA stored (no root): the chain still carries it.
+    auto issued3 = verify_issued(returned(testing::issue(issuing, key.get(), "me")), key.get(),
+                                 {issuing.cert.get()});
+    ASSERT_EQ(issued3.chain.size(), 1u);
+    EXPECT_EQ(X509_cmp(issued3.chain[0].get(), issuing.cert.get()), 0);
+}
+
+TEST_F(VerifyTest, ChainOfTwoIntermediatesFromCacerts) {
+    testing::Ca policy = testing::make_ca("Policy", &root);
+    testing::Ca sub = testing::make_ca("Sub", &policy);
+    // The enrollment returns the leaf only; /cacerts holds sub, policy and root in any order.
+    auto issued = verify_issued(returned(testing::issue(sub, key.get(), "me")), key.get(),
+                                {root.cert.get(), sub.cert.get(), policy.cert.get()});
+    ASSERT_EQ(issued.chain.size(), 2u);
+    EXPECT_EQ(X509_cmp(issued.chain[0].get(), sub.cert.get()), 0);
+    EXPECT_EQ(X509_cmp(issued.chain[1].get(), policy.cert.get()), 0);
 }
 
 TEST_F(VerifyTest, RejectsCertificateForAnotherKey) {

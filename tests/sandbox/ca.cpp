@@ -163,16 +163,15 @@ void DevCa::make_server_identity(ossl::PKey& key, std::vector<ossl::X509Ptr>& ch
     chain.emplace_back(issuing_.get());
 }
 
-ossl::X509StorePtr DevCa::new_store() const {
+ossl::X509StorePtr DevCa::root_store() const {
     ossl::X509StorePtr s(X509_STORE_new());
-    if (!s || X509_STORE_add_cert(s.get(), root_.get()) != 1 ||
-        X509_STORE_add_cert(s.get(), issuing_.get()) != 1)
+    if (!s || X509_STORE_add_cert(s.get(), root_.get()) != 1)
         throw ossl::Error("cannot build CA store");
     return s;
 }
 
 bool DevCa::verify(X509* leaf, STACK_OF(X509) * untrusted, std::string& why) const {
-    auto store = new_store();
+    auto store = root_store();
     return verify_against(store.get(), leaf, untrusted, why);
 }
 

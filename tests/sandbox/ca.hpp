@@ -45,8 +45,10 @@ class DevCa {
 
     // True when `leaf` chains to this CA and is valid now; else sets `why`.
     bool verify(X509* leaf, STACK_OF(X509) * untrusted, std::string& why) const;
-    // A new store holding root + issuing CA (for SSL_CTX verification).
-    ossl::X509StorePtr new_store() const;
+    // A new store holding only the root: like the partners and authorization servers our
+    // users meet, the sandbox trusts the root alone, so a client must send the issuing CA in
+    // its chain (RFC 8446 §4.4.2).
+    ossl::X509StorePtr root_store() const;
 
   private:
     ossl::X509Ptr root_, issuing_;

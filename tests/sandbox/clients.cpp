@@ -153,6 +153,13 @@ ClientRegistry ClientRegistry::from_json(const nlohmann::json& j) {
             }
             c.scopes = s;
         }
+        if (e.contains("scope_policy")) {
+            auto policy = e["scope_policy"].get<std::string>();
+            if (policy != "reject" && policy != "narrow")
+                throw std::runtime_error("client " + c.client_id +
+                                         ": scope_policy must be \"reject\" or \"narrow\"");
+            c.narrow_scope = policy == "narrow";
+        }
         c.resources = strings(e, "resources");
         if (e.contains("grant_types")) c.grant_types = strings(e, "grant_types");
         int ways = !c.subject_dn.empty() + !c.san_dns.empty() + !c.san_uri.empty() +

@@ -10,7 +10,10 @@
 //     {"client_id": "agent-4", "token_endpoint_auth_method": "self_signed_tls_client_auth",
 //      "jkt": "<RFC 7638 thumbprint of the public key>"}     (or "jwks": {"keys": [...]})
 //   ]}
-// Optional per client: "scope": "a b" (allowed scopes; default any), "resources": [...]
+// Optional per client: "scope": "a b" (allowed scopes; default any), "scope_policy":
+// "reject" (default: a scope outside "scope" is invalid_scope) or "narrow" (the grant is the
+// allowed part of the request and the answer names it, RFC 6749 §3.3 — what Keycloak-style
+// servers do with optional scopes), "resources": [...]
 // (allowed RFC 8707 resources; default any), "grant_types": [...] (default
 // ["client_credentials"]).
 // Without a file, registration is open: any client_id authenticates with tls_client_auth
@@ -32,6 +35,7 @@ struct Client {
     std::string subject_dn, san_dns, san_uri, san_ip, san_email;
     std::vector<std::string> x5t_s256, jkt;
     std::optional<std::vector<std::string>> scopes;
+    bool narrow_scope = false;  // "scope_policy": "narrow"
     std::vector<std::string> resources;
     std::vector<std::string> grant_types{"client_credentials"};
 };

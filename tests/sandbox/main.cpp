@@ -76,13 +76,13 @@ int run(Options& o) {
     for (auto& c : bootstrap_cas) est_tls.client_ca_names.push_back(c.get());
     ServerTlsConfig as_tls{server_key.get(), chain, ClientCerts::accept_any,
                            nullptr,          {},    "sandbox-as"};
-    auto api_store = ca.new_store();
+    auto api_store = ca.root_store();
     std::vector<ossl::X509Ptr> api_extra;
     for (auto& f : o.api_extra_ca)
         for (auto& c : certs_from_file(f)) api_extra.push_back(std::move(c));
-    ServerTlsConfig api_tls{server_key.get(),          chain,
-                            ClientCerts::verify,       api_store.get(),
-                            {ca.issuing(), ca.root()}, "sandbox-api"};
+    // The partner API names and trusts only the root (a client must send its intermediates).
+    ServerTlsConfig api_tls{server_key.get(), chain,       ClientCerts::verify,
+                            api_store.get(),  {ca.root()}, "sandbox-api"};
     for (auto& c : api_extra) {
         X509_STORE_add_cert(api_store.get(), c.get());
         api_tls.client_ca_names.push_back(c.get());

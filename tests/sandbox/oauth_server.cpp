@@ -251,12 +251,19 @@ Task<void> OAuthServer::token(Exchange& ex) {
     claims.cnf_x5t = ex.peer.x5t;
     auto requested = split_scope(form->get("scope").value_or(""));
     if (client->scopes) {
-        for (auto& s : requested)
-            if (std::find(client->scopes->begin(), client->scopes->end(), s) ==
-                client->scopes->end()) {
-                co_await oauth_error(ex, "invalid_scope", "scope not allowed: " + s);
-                co_return;
-            }
+        auto allowed = [&](const std::string& s) {
+            return std::find(client->scopes->begin(), client->scopes->end(), s) !=
+                   client->scopes->end();
+        };
+        if (client->narrow_scope) {
+            std::erase_if(requested, [&](const std::string& s) { return !allowed(s); });
+        } else {
+            for (auto& s : requested)
+                if (!allowed(s)) {
+                    co_await oauth_error(ex, "invalid_scope", "scope not allowed: " + s);
+                    co_return;
+                }
+        }
         if (requested.empty()) requested = *client->scopes;
     }
     for (auto& s : requested) claims.scope += (claims.scope.empty() ? "" : " ") + s;
