@@ -237,8 +237,11 @@ CsrAttributes fetch_csrattrs(http::Session& session, const std::string& url, con
     try {
         r = session.perform(req, remember);
         if (r.status == 401 && wants_digest_instead(req, r, c)) {
+            // On a fresh handle: libcurl keeps Basic as the scheme picked on this one and
+            // would not answer the Digest challenge.
             set_auth(req, c, true);
-            r = session.perform(req, remember);
+            http::Session digest(session.options());
+            r = digest.perform(req, remember);
         }
     } catch (const http::Error& e) {
         throw transport_error("csrattrs", e);
@@ -368,9 +371,12 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
         try {
             r = session.perform(req, same_connection);
             if (r.status == 401 && wants_digest_instead(req, r, credentials)) {
+                // A fresh handle (and so connection), as in fetch_csrattrs; PoP linking then
+                // fails with its own message (Basic refused, Digest wanted, PoP required).
                 log::info("est_auth_digest", {{"operation", op}});
                 set_auth(req, credentials, true);
-                r = session.perform(req, same_connection);
+                http::Session digest(session.options());
+                r = digest.perform(req, same_connection);
             }
         } catch (const http::Error& e) {
             throw transport_error(op, e);
