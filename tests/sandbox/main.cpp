@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
     app.add_option("--idle-timeout-ms", idle_ms, "close idle keep-alive connections after this");
     app.add_option("--log-level", log_level, "debug|info|warning|error");
     app.add_option("--est-credentials", o.est_credentials_file,
-                   "file with user:password lines for HTTP Basic on simpleenroll")
+                   "file with user:password lines for HTTP Basic or Digest (simpleenroll; simplereenroll with reenroll_auth)")
         ->check(CLI::ExistingFile);
     app.add_option("--est-bootstrap-ca", o.est_bootstrap_ca,
                    "PEM CA file whose certificates may authenticate simpleenroll (repeatable)")
