@@ -3,82 +3,115 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include <array>
+#include <algorithm>
+#include <memory>
+#include <new>
+#include <stdexcept>
 
 namespace mtls::encoding {
 namespace {
 
-constexpr char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr char kUrl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+struct EncodeCtxDeleter {
+    void operator()(EVP_ENCODE_CTX* c) const noexcept { EVP_ENCODE_CTX_free(c); }
+};
 
-std::string encode(std::string_view in, const char* alphabet, bool pad) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    size_t i = 0;
-    auto b = [&](size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(in[k])); };
-    for (; i + 3 <= in.size(); i += 3) {
-        unsigned v = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += alphabet[v & 63];
-    }
-    size_t rest = in.size() - i;
-    if (rest == 1) {
-        unsigned v = b(i) << 16;
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        if (pad) out += "==";
-    } else if (rest == 2) {
-        unsigned v = (b(i) << 16) | (b(i + 1) << 8);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        if (pad) out += '=';
-    }
-    return out;
-}
-
-std::optional<std::string> decode(std::string_view in, bool url, bool skip_space) {
-    std::array<int, 256> map{};
-    map.fill(-1);
-    const char* alphabet = url ? kUrl : kStd;
-    for (int k = 0; k < 64; ++k) map[static_cast<unsigned char>(alphabet[k])] = k;
-    std::string out;
-    out.reserve(in.size() * 3 / 4);
-    unsigned acc = 0;
-    int bits = 0;
-    size_t symbols = 0;
-    size_t padding = 0;
-    for (char c : in) {
-        if (skip_space && (c == '\r' || c == '\n' || c == ' ' || c == '\t')) continue;
-        if (c == '=') {
-            ++padding;
-            continue;
-        }
-        if (padding) return std::nullopt;  // data after padding
-        int v = map[static_cast<unsigned char>(c)];
-        if (v < 0) return std::nullopt;
-        ++symbols;
-        acc = (acc << 6) | static_cast<unsigned>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xff);
-        }
-    }
-    if (symbols % 4 == 1 || padding > 2) return std::nullopt;
-    if (padding && (symbols + padding) % 4 != 0) return std::nullopt;
+// `in` (already free of whitespace) holds only base64 symbols followed by at most two '='.
+// Returns the decoded bytes, nullopt on a bad character, a bad length or data after '='.
+std::optional<std::string> decode_std(std::string in) {
+    // EVP_DecodeBlock itself trims some characters ('-', blanks) at the ends: check first.
+    for (char c : in)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/' || c == '='))
+            return std::nullopt;
+    std::size_t padding = 0;
+    while (padding < in.size() && in[in.size() - 1 - padding] == '=') ++padding;
+    const std::size_t symbols = in.size() - padding;
+    if (padding > 2 || symbols % 4 == 1) return std::nullopt;
+    if (padding && in.size() % 4 != 0) return std::nullopt;
+    if (in.find('=') < symbols) return std::nullopt;  // '=' inside the data
+    if (symbols == 0) return padding ? std::nullopt : std::optional<std::string>(std::string());
+    // EVP_DecodeBlock wants whole quanta: restore the padding a sender left out.
+    in.resize(symbols);
+    const std::size_t missing = (4 - symbols % 4) % 4;
+    in.append(missing, '=');
+    std::string out(in.size() / 4 * 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
+    if (n < 0) return std::nullopt;
+    // EVP_DecodeBlock counts the padding's zero bytes too.
+    const std::size_t pad_bytes = missing ? missing : padding;
+    out.resize(static_cast<std::size_t>(n) - pad_bytes);
     return out;
 }
 
 }  // namespace
 
-std::string base64(std::string_view bytes) { return encode(bytes, kStd, true); }
-std::optional<std::string> base64_decode(std::string_view text) { return decode(text, false, true); }
-std::string base64url(std::string_view bytes) { return encode(bytes, kUrl, false); }
+std::string base64(std::string_view bytes) {
+    std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()),
+                                  static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+std::string base64_lines(std::string_view bytes) {
+    std::unique_ptr<EVP_ENCODE_CTX, EncodeCtxDeleter> ctx(EVP_ENCODE_CTX_new());
+    if (!ctx) throw std::bad_alloc();
+    EVP_EncodeInit(ctx.get());
+    // 48 input bytes make one 64-character line plus "\n".
+    std::string out((bytes.size() + 47) / 48 * 65 + 66, '\0');
+    auto* dst = reinterpret_cast<unsigned char*>(out.data());
+    std::size_t used = 0;
+    const auto* src = reinterpret_cast<const unsigned char*>(bytes.data());
+    std::size_t left = bytes.size();
+    while (left > 0) {  // EVP_EncodeUpdate takes an int length
+        const int chunk = static_cast<int>(std::min<std::size_t>(left, 48u * 1024 * 1024));
+        int n = 0;
+        if (EVP_EncodeUpdate(ctx.get(), dst + used, &n, src, chunk) != 1)
+            throw std::length_error("base64_lines: input too large");
+        used += static_cast<std::size_t>(n);
+        src += chunk;
+        left -= static_cast<std::size_t>(chunk);
+    }
+    int n = 0;
+    EVP_EncodeFinal(ctx.get(), dst + used, &n);
+    used += static_cast<std::size_t>(n);
+    out.resize(used);
+    return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+    std::string in;
+    in.reserve(text.size());
+    for (char c : text)
+        if (c != '\r' && c != '\n' && c != ' ' && c != '\t') in += c;
+    return decode_std(std::move(in));
+}
+
+std::string base64url(std::string_view bytes) {
+    std::string out = base64(bytes);
+    while (!out.empty() && out.back() == '=') out.pop_back();
+    for (char& c : out) {
+        if (c == '+')
+            c = '-';
+        else if (c == '/')
+            c = '_';
+    }
+    return out;
+}
+
 std::optional<std::string> base64url_decode(std::string_view text) {
-    return decode(text, true, false);
+    std::string in(text);
+    for (char& c : in) {
+        if (c == '+' || c == '/') return std::nullopt;  // not in the base64url alphabet
+        if (c == '-')
+            c = '+';
+        else if (c == '_')
+            c = '/';
+    }
+    return decode_std(std::move(in));
 }
 
 std::string hex(std::string_view bytes) {

@@ -61,6 +61,13 @@ std::string cert_sha256(X509* x) {
     return out;
 }
 
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
 void check(CURLcode rc, const char* what) {
     if (rc != CURLE_OK)
         throw Error(Error::Kind::invalid_request, std::string("HTTP client setup failed: ") + what +
@@ -455,10 +462,20 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
     check(curl_easy_setopt(e, CURLOPT_HTTPHEADER, list.get()), "HTTPHEADER");
     // Credentials.
     if (req.basic) {
-        check(curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC)), "HTTPAUTH");
+        unsigned long mask = 0;
+        if (req.auth_schemes & auth_basic) mask |= CURLAUTH_BASIC;
+        if (req.auth_schemes & auth_digest) mask |= CURLAUTH_DIGEST;
+        if (mask == 0)
+            throw Error(Error::Kind::invalid_request, "credentials given without a scheme");
+        // One scheme alone and not preemptive: CURLAUTH_ONLY makes curl probe first (Basic
+        // would otherwise go out on the first request). Two schemes: curl always probes.
+        const bool one = mask == CURLAUTH_BASIC || mask == CURLAUTH_DIGEST;
+        if (one && !(req.preemptive && mask == CURLAUTH_BASIC)) mask |= CURLAUTH_ONLY;
+        check(curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(mask)), "HTTPAUTH");
         check(curl_easy_setopt(e, CURLOPT_USERNAME, req.basic->user.c_str()), "USERNAME");
         check(curl_easy_setopt(e, CURLOPT_PASSWORD, req.basic->password.c_str()), "PASSWORD");
     } else {
+        check(curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC)), "HTTPAUTH");
         check(curl_easy_setopt(e, CURLOPT_USERNAME, nullptr), "USERNAME");
         check(curl_easy_setopt(e, CURLOPT_PASSWORD, nullptr), "PASSWORD");
     }
@@ -507,11 +524,44 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
         r.headers.push_back({h->name, h->value});
         prev = h;
     }
+    // Responses of this transfer: request indexes 0, 1, … that have headers.
+    r.responses = 0;
+    while (r.responses < 16 && curl_easy_nextheader(e, CURLH_HEADER, r.responses, nullptr))
+        ++r.responses;
+    if (r.responses == 0) r.responses = 1;
+    const bool preemptive_basic = req.preemptive && req.auth_schemes == auth_basic;
+    if (r.status == 401) {
+        long avail = 0;
+        curl_easy_getinfo(e, CURLINFO_HTTPAUTH_AVAIL, &avail);
+        unsigned long a = static_cast<unsigned long>(avail);
+        // libcurl only reports the schemes it was allowed to use; the scheme token that
+        // starts each WWW-Authenticate field tells the rest (one challenge per field, as
+        // servers send them; a second challenge inside one field is not looked for).
+        for (const auto& h : r.headers) {
+            if (!iequals(h.name, "WWW-Authenticate")) continue;
+            const std::string_view v(h.value);
+            const auto scheme = v.substr(0, v.find_first_of(" \t,"));
+            if (iequals(scheme, "Digest")) a |= CURLAUTH_DIGEST;
+            if (iequals(scheme, "Basic")) a |= CURLAUTH_BASIC;
+            if (iequals(scheme, "Negotiate")) a |= CURLAUTH_NEGOTIATE;
+            if (iequals(scheme, "NTLM")) a |= CURLAUTH_NTLM;
+            if (iequals(scheme, "Bearer")) a |= CURLAUTH_BEARER;
+        }
+        if (a & CURLAUTH_BASIC) r.auth_offered |= auth_basic;
+        if (a & CURLAUTH_DIGEST) r.auth_offered |= auth_digest;
+        for (const auto& [bit, name] :
+             {std::pair{CURLAUTH_DIGEST, "Digest"}, std::pair{CURLAUTH_BASIC, "Basic"},
+              std::pair{CURLAUTH_NEGOTIATE, "Negotiate"}, std::pair{CURLAUTH_NTLM, "NTLM"},
+              std::pair{CURLAUTH_BEARER, "Bearer"}})
+            if (a & bit) r.auth_offered_names.emplace_back(name);
+    }
+    r.credentials_sent = req.basic && (preemptive_basic || r.responses > 1);
     log::debug("http_request", {{"method", req.method},
                                 {"url", req.url},
                                 {"status", r.status},
                                 {"bytes", r.body.size()},
-                                {"reused", r.connection_reused ? "yes" : "no"}});
+                                {"reused", r.connection_reused ? "yes" : "no"},
+                                {"responses", r.responses}});
     return r;
 }
 

@@ -80,18 +80,30 @@ struct Header {
     std::string value;
 };
 
+// HTTP credentials, user and password, for Basic (RFC 7617) or Digest (RFC 7616); the name
+// is historical. libcurl does both schemes.
 struct BasicAuth {
     std::string user;
     std::string password;
     ~BasicAuth();  // wipes the password
 };
 
+// Which HTTP authentication schemes credentials may be used with (a bit set).
+enum AuthScheme : unsigned { auth_basic = 1u, auth_digest = 2u };
+
 struct Request {
     std::string method = "GET";
     std::string url;
     std::vector<Header> headers;
     std::string body;
-    const BasicAuth* basic = nullptr;  // borrowed for the call; never logged
+    const BasicAuth* basic = nullptr;  // credentials, borrowed for the call; never logged
+    // How `basic` is used. `preemptive` with auth_schemes == auth_basic: Basic on the first
+    // request (what RFC 7617 clients do). Otherwise challenge-driven: the request goes out
+    // without credentials and only a 401 whose WWW-Authenticate offers one of auth_schemes
+    // is answered (libcurl picks the safest offered and resends the body on the same
+    // connection when the server keeps it open).
+    unsigned auth_schemes = auth_basic;
+    bool preemptive = true;
 };
 
 struct Response {
@@ -99,6 +111,12 @@ struct Response {
     std::vector<Header> headers;  // of the final response, in order
     std::string body;
     bool connection_reused = false;  // no new connection was made for this request
+    int responses = 1;               // HTTP responses read (an auth round trip makes two)
+    bool credentials_sent = false;   // an Authorization header went out with the credentials
+    // On a 401: the schemes the server's WWW-Authenticate offered, as libcurl read them
+    // (auth_basic / auth_digest bits) and by name ("Digest", "Basic", "Negotiate", …).
+    unsigned auth_offered = 0;
+    std::vector<std::string> auth_offered_names;
 
     // First header with that name, case-insensitive.
     std::optional<std::string_view> header(std::string_view name) const;

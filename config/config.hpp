@@ -46,8 +46,11 @@ struct Est {
     std::string ca_label;          // ca_label = "partner-a"  (optional path segment)
     std::string trust_anchor_file; // trust_anchor = "/etc/mtls-agent/est-ca.pem"   (one of
     std::string pinned_sha256;     // pinned_sha256 = "ab:cd:…" or hex (RFC 7030 4.1.1) these)
-    enum class Auth { basic, bootstrap_cert } auth = Auth::basic;  // auth = "basic" | "bootstrap-cert"
-    std::string basic_credentials_file;  // basic_credentials = "/etc/mtls-agent/est-basic" ("user:password")
+    enum class Auth { basic, digest, bootstrap_cert } auth = Auth::basic;  // auth = "basic" | "digest" | "bootstrap-cert"
+    // basic_credentials = "/etc/mtls-agent/est-basic" ("user:password"): HTTP credentials for
+    // Basic and Digest; required with basic/digest, optional with bootstrap-cert (then only
+    // sent when a server challenges). Re-enrollment answers challenges with them.
+    std::string basic_credentials_file;
     std::string bootstrap_cert_file;     // bootstrap_cert = "/etc/mtls-agent/bootstrap.pem"
     std::string bootstrap_key_uri;       // bootstrap_key = "pkcs11:object=manufacturer"
     // The subject, in the order the DER name holds it (RFC 4514 prints it reversed:

@@ -113,7 +113,7 @@ class Writer {
 };
 
 const char* to_string(Est::Auth a) {
-    return a == Est::Auth::basic ? "basic" : "bootstrap-cert";
+    return a == Est::Auth::basic ? "basic" : a == Est::Auth::digest ? "digest" : "bootstrap-cert";
 }
 const char* to_string(TokenProfile::AuthMethod m) {
     return m == TokenProfile::AuthMethod::tls_client_auth ? "tls_client_auth"
@@ -165,11 +165,12 @@ std::string render(const Config& c) {
     else
         w.str("trust_anchor", e.trust_anchor_file);
     w.str("auth", to_string(e.auth));
-    if (e.auth == Est::Auth::basic) {
+    if (e.auth != Est::Auth::bootstrap_cert) {
         w.str("basic_credentials", e.basic_credentials_file);
     } else {
         w.str("bootstrap_cert", e.bootstrap_cert_file);
         w.str("bootstrap_key", e.bootstrap_key_uri);
+        if (!e.basic_credentials_file.empty()) w.str("basic_credentials", e.basic_credentials_file);
     }
     w.str("common_name", e.subject_cn);
     w.str("organization", e.subject_o);

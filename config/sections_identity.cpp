@@ -150,10 +150,14 @@ void read_est(Section& root, Config& c) {
     }
 
     s.enumeration("auth", e.auth,
-                  {{"basic", Est::Auth::basic}, {"bootstrap-cert", Est::Auth::bootstrap_cert}});
-    if (e.auth == Est::Auth::basic) {
+                  {{"basic", Est::Auth::basic},
+                   {"digest", Est::Auth::digest},
+                   {"bootstrap-cert", Est::Auth::bootstrap_cert}});
+    if (e.auth != Est::Auth::bootstrap_cert) {
         if (s.str("basic_credentials", e.basic_credentials_file, Need::required,
-                  "with auth = \"basic\": a file holding user:password, mode 0600"))
+                  e.auth == Est::Auth::basic
+                      ? "with auth = \"basic\": a file holding user:password, mode 0600"
+                      : "with auth = \"digest\": a file holding user:password, mode 0600"))
             s.check("basic_credentials", checks::readable_file(e.basic_credentials_file, true));
         for (auto key : {"bootstrap_cert", "bootstrap_key"}) {
             s.get(key);
@@ -169,10 +173,11 @@ void read_est(Section& root, Config& c) {
         if (s.str("bootstrap_key", e.bootstrap_key_uri, Need::required,
                   "with auth = \"bootstrap-cert\": a pkcs11: URI of the bootstrap key"))
             s.check("bootstrap_key", pkcs11_uri(e.bootstrap_key_uri));
-        s.get("basic_credentials");
-        if (s.has("basic_credentials"))
-            s.error("basic_credentials",
-                    "only used with auth = \"basic\"; remove it or change est.auth");
+        // Optional here: answers a server that asks for HTTP authentication in addition to
+        // the certificate (RFC 7030 §3.2.3), never sent unasked.
+        if (s.str("basic_credentials", e.basic_credentials_file) &&
+            !e.basic_credentials_file.empty())
+            s.check("basic_credentials", checks::readable_file(e.basic_credentials_file, true));
     }
 
     read_subject(root, s, e);

@@ -75,6 +75,32 @@ http::BasicAuth load_basic_credentials(const std::string& path) {
     return auth;
 }
 
+Credentials credentials_from_config(const config::Est& est, std::string_view operation,
+                                    std::optional<http::BasicAuth>& storage) {
+    Credentials c;
+    switch (est.auth) {
+        case config::Est::Auth::basic:
+            c.auth_setting = "basic";
+            // Basic up front on simpleenroll; re-enrollment answers challenges only.
+            c.preemptive_basic = operation == "simpleenroll";
+            break;
+        case config::Est::Auth::digest:
+            c.auth_setting = "digest";
+            c.preemptive_basic = false;
+            c.schemes = http::auth_digest;
+            break;
+        case config::Est::Auth::bootstrap_cert:
+            c.auth_setting = "bootstrap-cert";
+            c.preemptive_basic = false;
+            break;
+    }
+    if (!est.basic_credentials_file.empty()) {
+        storage = load_basic_credentials(est.basic_credentials_file);
+        c.basic = &*storage;
+    }
+    return c;
+}
+
 // ---- helpers ----------------------------------------------------------------------------
 
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
@@ -155,23 +181,80 @@ std::vector<ossl::X509Ptr> Client::cacerts() {
 
 namespace {
 
+// How `c`'s credentials go on `req`. `digest_retry`: the server refused our preemptive
+// Basic and asked for Digest; answer its challenge with Digest only (a fresh probe: libcurl
+// would otherwise keep Basic as the scheme picked on this handle).
+void set_auth(http::Request& req, const Credentials& c, bool digest_retry = false) {
+    req.basic = c.basic;
+    if (!c.basic) return;
+    if (digest_retry) {
+        req.preemptive = false;
+        req.auth_schemes = http::auth_digest;
+    } else if (c.preemptive_basic && (c.schemes & http::auth_basic)) {
+        req.preemptive = true;
+        req.auth_schemes = http::auth_basic;
+    } else {
+        req.preemptive = false;
+        req.auth_schemes = c.schemes;
+    }
+}
+
+// A preemptive Basic request answered 401 with a Digest challenge: answer it (once).
+bool wants_digest_instead(const http::Request& req, const http::Response& r, const Credentials& c) {
+    return req.basic && req.preemptive && (c.schemes & http::auth_digest) &&
+           (r.auth_offered & http::auth_digest);
+}
+
+std::string name_text(X509_NAME* name) {
+    if (!name) return "";
+    ossl::Bio bio(BIO_new(BIO_s_mem()));
+    X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(n));
+}
+
+std::string subject_text(const CsrRequest& r) {
+    if (r.copy_names_from) return name_text(X509_get_subject_name(r.copy_names_from));
+    std::string s = "CN=" + r.common_name;
+    if (!r.organizational_unit.empty()) s += ",OU=" + r.organizational_unit;
+    if (!r.organization.empty()) s += ",O=" + r.organization;
+    return s;
+}
+
 // GET csrattrs on `session`; `binding` receives the channel binding of its connection.
 CsrAttributes fetch_csrattrs(http::Session& session, const std::string& url, const Credentials& c,
                              std::optional<ChannelBinding>* binding) {
     http::Request req;
     req.url = url;
-    req.basic = c.basic;
+    set_auth(req, c);
     req.headers.push_back({"Accept", "application/csrattrs"});
     http::Response r;
+    // The binding of the connection the answer came on (the last one, after a 401).
+    const auto remember = [&](SSL* ssl) {
+        if (binding) *binding = channel_binding(ssl);
+    };
     try {
-        r = session.perform(req, [&](SSL* ssl) {
-            if (binding) *binding = channel_binding(ssl);
-        });
+        r = session.perform(req, remember);
+        if (r.status == 401 && wants_digest_instead(req, r, c)) {
+            // On a fresh handle: libcurl keeps Basic as the scheme picked on this one and
+            // would not answer the Digest challenge.
+            set_auth(req, c, true);
+            http::Session digest(session.options());
+            r = digest.perform(req, remember);
+        }
     } catch (const http::Error& e) {
         throw transport_error("csrattrs", e);
     }
     if (r.status == 204 || r.status == 404) return {};
-    if (r.status != 200) throw status_error("csrattrs", r);
+    if (r.status != 200) {
+        RequestContext ctx;
+        ctx.operation = "csrattrs";
+        ctx.client_certificate = c.tls != nullptr;
+        ctx.credentials_configured = c.basic != nullptr;
+        ctx.auth_setting = c.auth_setting;
+        throw status_error(ctx, r);
+    }
     return parse_csrattrs(r.body);
 }
 
@@ -257,7 +340,9 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             if (!result.attributes.digest.empty()) request.digest = result.attributes.digest;
             request.challenge_password = pop ? encoding::base64(binding->bytes) : std::string();
             auto csr = build_csr(request, key);
-            csr_body = encoding::base64(csr_der(csr.get()));
+            // RFC 7030 §4.2.1 + RFC 2045 §6.8: base64 in lines of 64, each ending in "\n" (a
+            // server decoding with a base64 BIO, as libest does, reads nothing from one line).
+            csr_body = encoding::base64_lines(csr_der(csr.get()));
             log::info("est_csr", {{"operation", op},
                                   {"key", key_text(key)},
                                   {"digest", request.digest},
@@ -268,23 +353,31 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
         http::Request req;
         req.method = "POST";
         req.url = enroll_url;
-        req.basic = credentials.basic;
+        set_auth(req, credentials);
         req.body = csr_body;
         req.headers = {{"Content-Type", "application/pkcs10"},
                        {"Content-Transfer-Encoding", "base64"},
                        {"Accept", "application/pkcs7-mime"}};
         http::Response r;
+        const auto same_connection = [&](SSL* ssl) {
+            if (!pop) return;
+            auto now = channel_binding(ssl);
+            if (now.bytes != binding->bytes)
+                throw Error(Error::Kind::pop_failed,
+                            "EST " + op + ": the connection changed between csrattrs and " + op +
+                                "; proof-of-possession linking needs both on one TLS connection "
+                                "(does the server close connections after each request?)");
+        };
         try {
-            r = session.perform(req, [&](SSL* ssl) {
-                if (!pop) return;
-                auto now = channel_binding(ssl);
-                if (now.bytes != binding->bytes)
-                    throw Error(
-                        Error::Kind::pop_failed,
-                        "EST " + op + ": the connection changed between csrattrs and " + op +
-                            "; proof-of-possession linking needs both on one TLS connection "
-                            "(does the server close connections after each request?)");
-            });
+            r = session.perform(req, same_connection);
+            if (r.status == 401 && wants_digest_instead(req, r, credentials)) {
+                // A fresh handle (and so connection), as in fetch_csrattrs; PoP linking then
+                // fails with its own message (Basic refused, Digest wanted, PoP required).
+                log::info("est_auth_digest", {{"operation", op}});
+                set_auth(req, credentials, true);
+                http::Session digest(session.options());
+                r = digest.perform(req, same_connection);
+            }
         } catch (const http::Error& e) {
             throw transport_error(op, e);
         }
@@ -306,7 +399,18 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
                 {{"operation", op}, {"attempts", attempt}, {"chain", result.issued.chain.size()}});
             return result;
         }
-        if (r.status != 202) throw status_error(op, r);
+        if (r.status != 202) {
+            RequestContext ctx;
+            ctx.operation = op;
+            ctx.key = key_text(key);
+            ctx.digest = request.digest;
+            ctx.subject = subject_text(request);
+            ctx.pop = pop ? binding->type : std::string();
+            ctx.client_certificate = credentials.tls != nullptr;
+            ctx.credentials_configured = credentials.basic != nullptr;
+            ctx.auth_setting = credentials.auth_setting;
+            throw status_error(ctx, r);
+        }
 
         // 4. 202 Accepted: wait as the server says, within our cap and attempt budget.
         if (attempt >= settings_.max_attempts)

@@ -47,10 +47,27 @@ http::BasicAuth load_basic_credentials(const std::string& path);
 
 // How this client proves who it is to the EST server: HTTP Basic, a TLS client
 // certificate (the bootstrap certificate, or the current one for simplereenroll), or both.
+//
+// HTTP credentials (user:password from est.basic_credentials) are offered in one of two ways:
+// - preemptive_basic: Basic on the first request (auth = "basic" on simpleenroll, what
+//   RFC 7617 clients do); a 401 that asks for Digest instead is answered once with Digest.
+// - challenge-driven (preemptive_basic = false): requests go out without them, and only a
+//   401 challenge for one of `schemes` is answered, libcurl picking the safest offered
+//   (RFC 7030 §3.2.3: re-enrollment and csrattrs may require HTTP authentication in
+//   addition to the certificate; auth = "digest"; auth = "bootstrap-cert").
 struct Credentials {
     const http::BasicAuth* basic = nullptr;  // borrowed
     std::shared_ptr<const http::ClientIdentity> tls;
+    bool preemptive_basic = true;
+    unsigned schemes = http::auth_basic | http::auth_digest;
+    std::string auth_setting = {};  // est.auth, for messages: "basic", "digest", …
 };
+
+// Credentials from [est]: what to do with est.basic_credentials (loaded into `storage`, which
+// must outlive the result) for `operation` ("simpleenroll" | "simplereenroll"); the TLS part
+// is left to the caller.
+Credentials credentials_from_config(const config::Est& est, std::string_view operation,
+                                    std::optional<http::BasicAuth>& storage);
 
 struct EnrollResult {
     IssuedCertificate issued;  // leaf for our key + intermediates, verified

@@ -1,5 +1,7 @@
 #include "est/errors.hpp"
 
+#include <vector>
+
 namespace mtls::est {
 
 Error::Error(Kind kind, const std::string& message, long status)
@@ -20,8 +22,7 @@ bool Error::retryable() const {
 std::string status_hint(long status) {
     switch (status) {
         case 400:
-            return "the server rejected the request; check the CSR contents (est.common_name, "
-                   "est.dns_names) and the server's CSR attributes";
+            return "the server rejected the request; its text says why";
         case 401:
             return "check est.basic_credentials / the bootstrap certificate";
         case 403:
@@ -50,6 +51,83 @@ Error status_error(std::string_view operation, const http::Response& response) {
     std::string text = response.body_excerpt(200);
     if (!text.empty()) msg += " (\"" + text + "\")";
     msg += " — " + status_hint(response.status);
+    return Error(Error::Kind::http_status, msg, response.status);
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+    return out;
+}
+
+std::string unauthorized_hint(const RequestContext& c, const http::Response& r) {
+    std::string wants;
+    if (!r.auth_offered_names.empty())
+        wants =
+            "the server wants HTTP " + join(r.auth_offered_names, " or HTTP ") + " authentication";
+    else if (r.header("WWW-Authenticate"))
+        wants = "the server wants HTTP authentication (WWW-Authenticate: " +
+                std::string(*r.header("WWW-Authenticate")) + ")";
+    else
+        wants = "the server refused to authenticate us (no WWW-Authenticate challenge)";
+    if (c.client_certificate && c.operation == "simpleenroll")
+        wants +=
+            "; it did not accept our client certificate alone (is the bootstrap "
+            "certificate, est.bootstrap_cert, from a CA the server trusts?)";
+    else if (c.client_certificate)
+        wants += " in addition to our certificate";
+    else
+        wants += "; no client certificate was presented";
+    if (!c.credentials_configured)
+        return wants +
+               ", and no credentials are configured: set est.basic_credentials (a file "
+               "holding user:password; it answers Basic and Digest challenges)";
+    if (r.credentials_sent)
+        return wants +
+               "; the credentials of est.basic_credentials were offered and refused: "
+               "check the user and password in that file (and that this account may " +
+               c.operation + ")";
+    const bool usable = (r.auth_offered & (http::auth_basic | http::auth_digest)) != 0;
+    if (!usable && !r.auth_offered_names.empty())
+        return wants + "; we answer only Basic and Digest, so est.basic_credentials was not sent";
+    if (c.auth_setting == "digest" && (r.auth_offered & http::auth_digest) == 0)
+        return wants +
+               "; with est.auth = \"digest\" the password is only sent with Digest: set "
+               "est.auth = \"basic\" if the server may have it with Basic";
+    return wants + "; est.basic_credentials was configured but not sent";
+}
+
+std::string bad_request_hint(const RequestContext& c) {
+    if (c.key.empty())
+        return "the server refused our " + c.operation + " request; its text above says why";
+    std::string sent =
+        "we sent a CSR for a " + c.key + " key signed with " + c.digest + ", subject \"" +
+        c.subject + "\", " +
+        (c.pop.empty() ? std::string("no proof-of-possession challengePassword")
+                       : "proof-of-possession (" + c.pop + ") in challengePassword") +
+        ", as base64 lines (RFC 7030 §4.2.1)";
+    return "the server refused our " + c.operation + " request: " + sent +
+           "; its text above says which part it did not accept (key type/digest: [key] type and "
+           "the server's csrattrs; subject: est.common_name/est.dns_names)";
+}
+
+}  // namespace
+
+Error status_error(const RequestContext& context, const http::Response& response) {
+    std::string msg =
+        "EST " + context.operation + " failed: server said " + std::to_string(response.status);
+    std::string text = response.body_excerpt(200);
+    if (!text.empty()) msg += " (\"" + text + "\")";
+    std::string hint;
+    if (response.status == 400)
+        hint = bad_request_hint(context);
+    else if (response.status == 401)
+        hint = unauthorized_hint(context, response);
+    else
+        hint = status_hint(response.status);
+    msg += " — " + hint;
     return Error(Error::Kind::http_status, msg, response.status);
 }
 

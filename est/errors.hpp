@@ -38,12 +38,30 @@ class Error : public std::runtime_error {
     long status_;
 };
 
+// What we sent, for the messages of a failed (re)enroll or csrattrs: the server's status
+// alone rarely says which of our choices it refused.
+struct RequestContext {
+    std::string operation;            // "simpleenroll" | "simplereenroll" | "csrattrs"
+    std::string key;                  // "EC/256" (empty: no CSR was sent)
+    std::string digest;               // "SHA256"
+    std::string subject;              // RFC 2253 text of the CSR's subject
+    std::string pop;                  // "tls-unique" | "tls-exporter" in challengePassword, "" none
+    bool client_certificate = false;  // a TLS client certificate was presented
+    bool credentials_configured = false;  // est.basic_credentials is set
+    std::string auth_setting;  // est.auth as configured ("basic" | "digest" | …), may be ""
+};
+
 // What to do about an HTTP error status, e.g. 401 -> "check est.basic_credentials / the
 // bootstrap certificate".
 std::string status_hint(long status);
 
 // "EST <operation> failed: server said 401 ("first 200 printable bytes") — check …"
 Error status_error(std::string_view operation, const http::Response& response);
+
+// The same with what we sent: a 400 quotes the server and names the operation, key type,
+// digest, subject and PoP; a 401 says whether a client certificate was presented, whether
+// credentials were configured and offered, and which scheme the server asked for.
+Error status_error(const RequestContext& context, const http::Response& response);
 
 // Maps an http::Error of `operation` to an est::Error with a hint.
 Error transport_error(std::string_view operation, const http::Error& e);

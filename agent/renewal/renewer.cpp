@@ -307,11 +307,8 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
 
     // Bootstrap credentials.
     std::optional<http::BasicAuth> basic;
-    est::Credentials creds;
-    if (cfg.est.auth == config::Est::Auth::basic) {
-        basic = est::load_basic_credentials(cfg.est.basic_credentials_file);
-        creds.basic = &*basic;
-    } else {
+    est::Credentials creds = est::credentials_from_config(cfg.est, "simpleenroll", basic);
+    if (cfg.est.auth == config::Est::Auth::bootstrap_cert) {
         auto certs = certs_from_pem(files::read_all(cfg.est.bootstrap_cert_file));
         if (certs.empty())
             throw std::runtime_error("est.bootstrap_cert " + cfg.est.bootstrap_cert_file +
@@ -368,7 +365,10 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
     auto [client, stored_ca] = open_est(st, cfg, steps);
     std::vector<X509*> cur_chain;
     for (const auto& c : current->chain()) cur_chain.push_back(c.get());
-    est::Credentials creds;
+    // The current certificate, and est.basic_credentials for a server that also asks for
+    // HTTP authentication (RFC 7030 §3.2.3): offered only in answer to its challenge.
+    std::optional<http::BasicAuth> basic;
+    est::Credentials creds = est::credentials_from_config(cfg.est, "simplereenroll", basic);
     creds.tls = http::ClientIdentity::make(current->leaf(), cur_chain, current->key());
 
     std::optional<pkcs11::KeyInfo> fresh;

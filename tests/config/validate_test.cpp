@@ -186,13 +186,25 @@ TEST_F(ConfigTest, EstAuthModes) {
         errors(base_with(9, "auth = \"bootstrap-cert\"\nbootstrap_cert = \"" + d() + "/ca.pem\"")),
         (Errs{"agent.toml:6: est.bootstrap_key: required key is missing (with auth = "
               "\"bootstrap-cert\": a pkcs11: URI of the bootstrap key)"}));
-    EXPECT_EQ(
-        errors(base_with(
-            9, "auth = \"bootstrap-cert\"\nbootstrap_cert = \"" + d() +
-                   "/ca.pem\"\nbootstrap_key = \"pkcs11:object=boot\"\nbasic_credentials = \"" +
-                   d() + "/est-basic\"")),
-        (Errs{"agent.toml:12: est.basic_credentials: only used with auth = \"basic\"; remove it or "
-              "change est.auth"}));
+    // With bootstrap-cert, basic_credentials is optional: it answers a server that asks for
+    // HTTP authentication in addition to the certificate (RFC 7030 §3.2.3).
+    auto with_creds = load(base_with(
+        9, "auth = \"bootstrap-cert\"\nbootstrap_cert = \"" + d() +
+               "/ca.pem\"\nbootstrap_key = \"pkcs11:object=boot\"\nbasic_credentials = \"" + d() +
+               "/est-basic\""));
+    ASSERT_TRUE(with_creds);
+    EXPECT_EQ(with_creds->est.basic_credentials_file, d() + "/est-basic");
+    EXPECT_EQ(errors(base_with(9, "auth = \"digest\"")),
+              (Errs{"agent.toml:6: est.basic_credentials: required key is missing (with auth = "
+                    "\"digest\": a file holding user:password, mode 0600)"}));
+    EXPECT_EQ(errors(base_with(9, "auth = \"digest\"\nbasic_credentials = \"" + d() +
+                                      "/est-basic\"\nbootstrap_key = \"pkcs11:object=boot\"")),
+              (Errs{"agent.toml:11: est.bootstrap_key: only used with auth = \"bootstrap-cert\"; "
+                    "remove it or change est.auth"}));
+    auto digest =
+        load(base_with(9, "auth = \"digest\"\nbasic_credentials = \"" + d() + "/est-basic\""));
+    ASSERT_TRUE(digest);
+    EXPECT_EQ(digest->est.auth, config::Est::Auth::digest);
     auto c = load(base_with(9, "auth = \"bootstrap-cert\"\nbootstrap_cert = \"" + d() +
                                    "/ca.pem\"\nbootstrap_key = \"pkcs11:object=boot\""));
     ASSERT_TRUE(c);

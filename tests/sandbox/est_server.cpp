@@ -4,6 +4,7 @@
 #include "common/encoding.hpp"
 #include "common/log.hpp"
 #include "common/ossl_error.hpp"
+#include "tests/sandbox/est_wire.hpp"
 #include "tests/sandbox/pem.hpp"
 
 #include <openssl/crypto.h>
@@ -186,8 +187,26 @@ EstServer::EstServer(const DevCa& ca, const Options& options, Modes& modes, Stat
         for (auto& f : opt_.est_bootstrap_ca)
             for (auto& c : certs_from_file(f)) X509_STORE_add_cert(bootstrap_.get(), c.get());
     }
-    cacerts_b64_ = pkcs7_certs_only_b64({ca_.issuing(), ca_.root()});
+    http_auth_ = std::make_unique<HttpAuthenticator>(credentials_, "est");
     (void)csrattrs_der(opt_.est_csrattrs, opt_.est_pop);  // fail at start on a bad spec
+}
+
+AuthScheme EstServer::http_auth_needed(const EstMode& mode, bool reenroll, bool cert_from_ca,
+                                       bool cert_from_bootstrap) const {
+    if (reenroll || cert_from_ca) return mode.reenroll_auth;
+    if (cert_from_bootstrap) return AuthScheme::none;
+    return mode.enroll_auth == AuthScheme::digest ? AuthScheme::digest : AuthScheme::none;
+}
+
+Task<void> EstServer::unauthorized(Exchange& ex, AuthScheme scheme, const EstMode& mode,
+                                   std::string why, bool stale) {
+    log::info("sandbox_est_unauthorized", {{"scheme", to_string(scheme)}, {"why", why}});
+    auto res = ex.make(http::status::unauthorized);
+    for (auto& c : http_auth_->challenges(scheme, mode.digest_algorithms, stale))
+        res.insert(http::field::www_authenticate, c);
+    res.set(http::field::content_type, "text/plain");
+    res.body() = std::move(why) + "\n";
+    co_await ex.send(std::move(res));
 }
 
 Task<void> EstServer::handle(Exchange& ex) {
@@ -212,6 +231,11 @@ Task<void> EstServer::handle(Exchange& ex) {
         }
     }
     auto mode = modes_.est();
+    if (mode.status_field)
+        ex.decorate = [](StringResponse& res) {
+            // What a CGI/FastCGI gateway leaks: the CGI response's own Status field.
+            res.set("Status", std::to_string(res.result_int()) + " " + std::string(res.reason()));
+        };
     if (mode.fail_status != 0) {
         auto res = ex.make(static_cast<http::status>(mode.fail_status));
         if (mode.fail_status == 401) res.set(http::field::www_authenticate, "Basic realm=\"est\"");
@@ -231,9 +255,27 @@ Task<void> EstServer::handle(Exchange& ex) {
             auto res = ex.make(http::status::ok);
             res.set(http::field::content_type, "application/pkcs7-mime");
             res.set("Content-Transfer-Encoding", "base64");
-            res.body() = cacerts_b64_;
+            res.body() = est_base64_body(pkcs7_certs_only_der({ca_.issuing(), ca_.root()}),
+                                         mode.response_oneline);
             co_await ex.send(std::move(res));
         } else {
+            // csrattrs is challenged like the enroll on the same connection would be.
+            std::string why;
+            const bool from_ca =
+                ex.peer.cert && ca_.verify(ex.peer.cert.get(), ex.peer.chain.get(), why);
+            const bool from_boot =
+                !from_ca && ex.peer.cert && bootstrap_ &&
+                verify_against(bootstrap_.get(), ex.peer.cert.get(), ex.peer.chain.get(), why);
+            const auto need = http_auth_needed(mode, from_ca, from_ca, from_boot);
+            if (need != AuthScheme::none) {
+                auto out = http_auth_->verify(need, ex.header(http::field::authorization), "GET",
+                                              ex.target(), mode.digest_algorithms);
+                if (!out.ok) {
+                    std::string text = "csrattrs: " + out.why;
+                    co_await unauthorized(ex, need, mode, std::move(text), out.stale);
+                    co_return;
+                }
+            }
             auto der = csrattrs_der(opt_.est_csrattrs, mode.pop);
             if (der.empty()) {
                 co_await ex.send(ex.make(http::status::no_content));
@@ -242,7 +284,7 @@ Task<void> EstServer::handle(Exchange& ex) {
             auto res = ex.make(http::status::ok);
             res.set(http::field::content_type, "application/csrattrs");
             res.set("Content-Transfer-Encoding", "base64");
-            res.body() = wrap64(encoding::base64(der));
+            res.body() = est_base64_body(der, mode.response_oneline);
             co_await ex.send(std::move(res));
         }
         co_return;
@@ -270,6 +312,20 @@ Task<void> EstServer::enroll(Exchange& ex, bool reenroll) {
         co_await ex.send(std::move(res));
     };
 
+    // The body first, whatever the outcome: a 401 must leave the connection usable for the
+    // client's authenticated retry (PoP linking needs csrattrs and the enroll on one).
+    if (!media_type_is(ex.header(http::field::content_type), "application/pkcs10")) {
+        co_await reject(http::status::unsupported_media_type,
+                        "Content-Type must be application/pkcs10");
+        co_return;
+    }
+    auto body = co_await ex.read_body(64 * 1024);
+    if (!body) {
+        co_await reject(http::status::payload_too_large, "CSR body too large");
+        co_return;
+    }
+    const auto wire = modes_.est();
+
     // Authentication.
     std::string why_cert;
     bool cert_from_ca =
@@ -285,6 +341,19 @@ Task<void> EstServer::enroll(Exchange& ex, bool reenroll) {
                             "client certificate not accepted for simplereenroll: " + why_cert);
             co_return;
         }
+        if (wire.reenroll_auth != AuthScheme::none) {
+            auto out = http_auth_->verify(wire.reenroll_auth, ex.header(http::field::authorization),
+                                          "POST", ex.target(), wire.digest_algorithms);
+            if (!out.ok) {
+                ++stats_.est_rejected;
+                std::string why =
+                    "simplereenroll needs HTTP authentication in addition to the client "
+                    "certificate: " +
+                    out.why;
+                co_await unauthorized(ex, wire.reenroll_auth, wire, std::move(why), out.stale);
+                co_return;
+            }
+        }
     } else {
         bool ok = cert_from_ca;
         std::string why_boot;
@@ -292,42 +361,31 @@ Task<void> EstServer::enroll(Exchange& ex, bool reenroll) {
             ok =
                 verify_against(bootstrap_.get(), ex.peer.cert.get(), ex.peer.chain.get(), why_boot);
         if (!ok) {
-            auto auth = ex.header(http::field::authorization);
-            if (auth.size() > 6 &&
-                (auth.compare(0, 6, "Basic ") == 0 || auth.compare(0, 6, "basic ") == 0)) {
-                auto decoded = encoding::base64_decode(trim(auth.substr(6)));
-                if (decoded) {
-                    auto colon = decoded->find(':');
-                    if (colon != std::string::npos) {
-                        auto user = decoded->substr(0, colon), pass = decoded->substr(colon + 1);
-                        for (auto& [u, p] : credentials_)
-                            if (constant_eq(u, user) && constant_eq(p, pass)) ok = true;
-                    }
-                }
+            auto out = http_auth_->verify(wire.enroll_auth, ex.header(http::field::authorization),
+                                          "POST", ex.target(), wire.digest_algorithms);
+            if (!out.ok) {
+                ++stats_.est_rejected;
+                // (GCC 12: no temporaries from a conditional inside a co_await expression.)
+                std::string why =
+                    "simpleenroll needs HTTP Basic credentials or a bootstrap "
+                    "client certificate";
+                if (wire.enroll_auth == AuthScheme::digest)
+                    why =
+                        "simpleenroll needs HTTP Digest credentials or a bootstrap client "
+                        "certificate: " +
+                        out.why;
+                co_await unauthorized(ex, wire.enroll_auth, wire, std::move(why), out.stale);
+                co_return;
             }
-        }
-        if (!ok) {
-            co_await reject(http::status::unauthorized,
-                            "simpleenroll needs HTTP Basic credentials or a bootstrap client "
-                            "certificate");
-            co_return;
         }
     }
 
-    // The PKCS#10 request.
-    if (!media_type_is(ex.header(http::field::content_type), "application/pkcs10")) {
-        co_await reject(http::status::unsupported_media_type,
-                        "Content-Type must be application/pkcs10");
-        co_return;
-    }
-    auto body = co_await ex.read_body(64 * 1024);
-    if (!body) {
-        co_await reject(http::status::payload_too_large, "CSR body too large");
-        co_return;
-    }
-    auto der = encoding::base64_decode(*body);
+    // The PKCS#10 request: base64 (RFC 7030 §4.2.1), decoded the way the modelled server does.
+    auto der = wire.base64_lines_only ? bio_base64_decode(*body) : encoding::base64_decode(*body);
     if (!der || der->empty()) {
-        co_await reject(http::status::bad_request, "CSR body is not base64");
+        std::string why = wire.base64_lines_only ? "Invalid or corrupted pkcs10 request"
+                                                 : "CSR body is not base64";
+        co_await reject(http::status::bad_request, std::move(why));
         co_return;
     }
     auto p = reinterpret_cast<const unsigned char*>(der->data());
@@ -398,7 +456,12 @@ Task<void> EstServer::enroll(Exchange& ex, bool reenroll) {
         res.set(http::field::retry_after, std::to_string(*retry));
         res.set(http::field::content_type, "text/plain");
         res.body() = "request pending, retry later\n";
-        co_await ex.send(std::move(res));
+        if (wire.accepted_close) {
+            if (ex.decorate) ex.decorate(res);
+            co_await send_close_delimited(ex, std::move(res));
+        } else {
+            co_await ex.send(std::move(res));
+        }
         co_return;
     }
 
@@ -430,7 +493,7 @@ Task<void> EstServer::enroll(Exchange& ex, bool reenroll) {
     } else if (variant == "huge") {
         res.body() = wrap64(std::string(kHugeEstAnswerBytes / 65 * 64, 'A'));
     } else {
-        res.body() = pkcs7_certs_only_b64({cert.get()});
+        res.body() = est_base64_body(pkcs7_certs_only_der({cert.get()}), wire.response_oneline);
     }
     co_await ex.send(std::move(res));
 }

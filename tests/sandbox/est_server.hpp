@@ -4,11 +4,13 @@
 
 #include "common/ossl.hpp"
 #include "tests/sandbox/ca.hpp"
+#include "tests/sandbox/http_auth.hpp"
 #include "tests/sandbox/https_server.hpp"
 #include "tests/sandbox/modes.hpp"
 #include "tests/sandbox/options.hpp"
 #include "tests/sandbox/stats.hpp"
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +29,14 @@ class EstServer {
 
   private:
     Task<void> enroll(Exchange& ex, bool reenroll);
+    // Which HTTP authentication this request needs besides TLS (AuthScheme::none: none), by
+    // the modes: reenroll_auth for a client with a certificate from this CA, enroll_auth
+    // digest for one without an accepted certificate.
+    AuthScheme http_auth_needed(const EstMode& mode, bool reenroll, bool cert_from_ca,
+                                bool cert_from_bootstrap) const;
+    // 401 with the challenges of `scheme` (Basic, or Digest with SHA-256 and MD5).
+    Task<void> unauthorized(Exchange& ex, AuthScheme scheme, const EstMode& mode, std::string why,
+                            bool stale);
 
     const DevCa& ca_;
     const Options& opt_;
@@ -34,7 +44,7 @@ class EstServer {
     Stats& stats_;
     std::vector<std::pair<std::string, std::string>> credentials_;
     ossl::X509StorePtr bootstrap_;
-    std::string cacerts_b64_;
+    std::unique_ptr<HttpAuthenticator> http_auth_;
 };
 
 // base64 PKCS#7 certs-only (degenerate SignedData) holding `certs`, lines of 64 columns.

@@ -117,6 +117,7 @@ Task<void> Exchange::send(StringResponse res) {
     // A request whose body was not read leaves the connection unusable: close it.
     if (!parser_.is_done()) close = true;
     if (close) res.keep_alive(false);
+    if (decorate) decorate(res);
     res.prepare_payload();
     status = res.result_int();
     responded = true;

@@ -85,6 +85,8 @@ class Exchange {
     // Filled in by handlers that looked at a bearer token (for GET /sandbox/requests).
     std::string token_cnf_x5t;
     std::optional<bool> bound;
+    // Applied by send() to every response of this exchange (e.g. EST's CGI Status field).
+    std::function<void(StringResponse&)> decorate;
 
   private:
     Stream& stream_;

@@ -57,6 +57,13 @@ int run(Options& o) {
 
     Stats stats;
     Modes modes(o);
+    for (const auto& kv : o.est_modes) {
+        const auto eq = kv.find('=');
+        if (auto err = eq == std::string::npos ? "expected key=value, got \"" + kv + "\""
+                                               : modes.apply(kv.substr(0, eq), kv.substr(eq + 1));
+            !err.empty())
+            throw std::runtime_error("--est-mode: " + err);
+    }
     JwtSigner signer;
     TokenService tokens(o, signer);
     auto clients = o.clients_file.empty() ? ClientRegistry::open_registration()
@@ -74,6 +81,7 @@ int run(Options& o) {
                             ClientCerts::accept_any,   nullptr,
                             {ca.issuing(), ca.root()}, "sandbox-est"};
     for (auto& c : bootstrap_cas) est_tls.client_ca_names.push_back(c.get());
+    est_tls.tls12_only = o.est_tls_max == "1.2";
     ServerTlsConfig as_tls{server_key.get(), chain, ClientCerts::accept_any,
                            nullptr,          {},    "sandbox-as"};
     auto api_store = ca.root_store();
@@ -199,7 +207,7 @@ int main(int argc, char** argv) {
     app.add_option("--idle-timeout-ms", idle_ms, "close idle keep-alive connections after this");
     app.add_option("--log-level", log_level, "debug|info|warning|error");
     app.add_option("--est-credentials", o.est_credentials_file,
-                   "file with user:password lines for HTTP Basic on simpleenroll")
+                   "file with user:password lines for HTTP Basic or Digest (simpleenroll; simplereenroll with reenroll_auth)")
         ->check(CLI::ExistingFile);
     app.add_option("--est-bootstrap-ca", o.est_bootstrap_ca,
                    "PEM CA file whose certificates may authenticate simpleenroll (repeatable)")
@@ -215,6 +223,12 @@ int main(int argc, char** argv) {
     app.add_option("--est-retry-after", o.est_retry_after, "Retry-After seconds for 202");
     app.add_option("--est-fail", o.est_fail_status, "reject every EST request: 401|403|500")
         ->check(CLI::IsMember({0, 401, 403, 500}));
+    app.add_option("--est-mode", o.est_modes,
+                   "a /sandbox/mode setting at start, key=value (repeatable), e.g. "
+                   "reenroll_auth=digest, est_base64=lenient, est_response_base64=oneline");
+    app.add_option("--est-tls-max", o.est_tls_max,
+                   "1.2: the EST listener speaks TLS 1.2 only, session-ID resumption, no tickets")
+        ->check(CLI::IsMember({"", "1.2", "1.3"}));
     app.add_option("--clients", o.clients_file, "OAuth client registrations (JSON)")
         ->check(CLI::ExistingFile);
     app.add_option("--token-format", token_format, "jwt|opaque");

@@ -125,6 +125,38 @@ std::string Modes::apply(const std::string& key, const std::string& value) {
         } else if (key == "est_pop") {
             if (!parse_pop(value, est_.pop))
                 err = "est_pop: expected off, tls-unique, tls-exporter or any";
+        } else if (key == "est_base64") {
+            if (value == "lines" || value == "lenient")
+                est_.base64_lines_only = value == "lines";
+            else
+                err = "est_base64: expected lines or lenient";
+        } else if (key == "est_response_base64") {
+            if (value == "lines" || value == "oneline")
+                est_.response_oneline = value == "oneline";
+            else
+                err = "est_response_base64: expected lines or oneline";
+        } else if (key == "reenroll_auth") {
+            if (!parse_auth_scheme(value, est_.reenroll_auth))
+                err = "reenroll_auth: expected none, basic or digest";
+        } else if (key == "enroll_auth") {
+            AuthScheme a;
+            if (!parse_auth_scheme(value, a) || a == AuthScheme::none)
+                err = "enroll_auth: expected basic or digest";
+            else
+                est_.enroll_auth = a;
+        } else if (key == "digest_algorithms") {
+            if (!parse_digest_algorithms(value, est_.digest_algorithms))
+                err = "digest_algorithms: expected both, sha-256 or md5";
+        } else if (key == "est_202") {
+            if (value == "normal" || value == "close")
+                est_.accepted_close = value == "close";
+            else
+                err = "est_202: expected normal or close";
+        } else if (key == "est_status_field") {
+            if (value == "0" || value == "1")
+                est_.status_field = value == "1";
+            else
+                err = "est_status_field: expected 0 or 1";
         } else {
             err = "unknown mode setting \"" + key + "\"";
         }
@@ -146,7 +178,14 @@ nlohmann::json Modes::to_json() const {
               {"retry_remaining", est_.retry_remaining},
               {"retry_after", est_.retry_after},
               {"pop", to_string(est_.pop)},
-              {"variant", est_.variant}}}};
+              {"variant", est_.variant},
+              {"base64", est_.base64_lines_only ? "lines" : "lenient"},
+              {"response_base64", est_.response_oneline ? "oneline" : "lines"},
+              {"reenroll_auth", to_string(est_.reenroll_auth)},
+              {"enroll_auth", to_string(est_.enroll_auth)},
+              {"digest_algorithms", to_string(est_.digest_algorithms)},
+              {"accepted", est_.accepted_close ? "close" : "normal"},
+              {"status_field", est_.status_field}}}};
 }
 
 }  // namespace mtls::sandbox

@@ -3,6 +3,7 @@
 // deferring, and recovery.
 #pragma once
 
+#include "tests/sandbox/http_auth.hpp"
 #include "tests/sandbox/options.hpp"
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,25 @@ struct EstMode {
     // How a successful (re)enroll is answered: normal, or broken on purpose —
     // garbage | truncated | other-key | expired | not-yet-valid | huge (see README.md).
     std::string variant = "normal";
+
+    // Wire behaviour modelled on real servers (README.md "EST wire modes"):
+    // est_base64=lines|lenient — lines (default, libest's BIO decoder): a CSR body that is one
+    // unterminated base64 line decodes to nothing -> 400 "Invalid or corrupted pkcs10 request".
+    bool base64_lines_only = true;
+    // est_response_base64=lines|oneline — oneline: bodies as one base64 line, no padding, no
+    // trailing newline (RFC 8951 §3: clients must accept it).
+    bool response_oneline = false;
+    // reenroll_auth=none|basic|digest: simplereenroll (and csrattrs from a CA-issued client
+    // certificate) also needs HTTP authentication (RFC 7030 §3.2.3; libest's default).
+    AuthScheme reenroll_auth = AuthScheme::none;
+    // enroll_auth=basic|digest: how simpleenroll without an accepted client certificate
+    // authenticates; digest: a Digest-only server (Basic refused; csrattrs challenged too).
+    AuthScheme enroll_auth = AuthScheme::basic;
+    DigestAlgorithms digest_algorithms = DigestAlgorithms::both;  // digest_algorithms=
+    // est_202=normal|close — close: 202 without Content-Length, body ended by closing.
+    bool accepted_close = false;
+    // est_status_field=0|1 — a CGI "Status: <code> <reason>" field on every EST response.
+    bool status_field = false;
 };
 
 class Modes {

@@ -28,9 +28,11 @@ struct Options {
     std::chrono::seconds cert_validity{86400};
     std::string est_csrattrs = "default";  // "default", "none", or a list (see main.cpp)
     PopMode est_pop = PopMode::off;
-    int est_retry_count = 0;  // reply 202 this many times first
-    int est_retry_after = 1;  // Retry-After seconds
-    int est_fail_status = 0;  // 401/403/500: reject everything
+    int est_retry_count = 0;             // reply 202 this many times first
+    int est_retry_after = 1;             // Retry-After seconds
+    int est_fail_status = 0;             // 401/403/500: reject everything
+    std::vector<std::string> est_modes;  // --est-mode key=value: /sandbox/mode settings at start
+    std::string est_tls_max;             // --est-tls-max 1.2: TLS 1.2 only, session IDs, no tickets
 
     // OAuth AS
     std::string clients_file;  // JSON registrations (empty: open)

@@ -160,7 +160,10 @@ class SandboxTest : public ::testing::Test {
 
     void SetUp() override {
         ASSERT_TRUE(sandbox_) << "sandbox did not start";
-        sandbox_->set_mode("as=normal&est=normal&est_retry=0&est_pop=off&est_variant=normal");
+        sandbox_->set_mode(
+            "as=normal&est=normal&est_retry=0&est_pop=off&est_variant=normal&est_base64=lines&"
+            "est_response_base64=lines&reenroll_auth=none&enroll_auth=basic&est_202=normal&"
+            "est_status_field=0&digest_algorithms=both");
     }
 
     // A token for `client` with the given cert/key names from $W; returns the JSON answer.
@@ -307,16 +310,30 @@ TEST_F(SandboxTest, EstSimpleenrollIssuesClientCertWithCsrSubjectAndSans) {
     EXPECT_GE(sandbox_->stats()["est_enrolls"].get<int>(), 1);
 }
 
-TEST_F(SandboxTest, EstAcceptsBase64WithoutLineBreaks) {
-    auto r = sh(R"SH(
+// Strict by default, like libest (its base64 BIO decoder reads lines): one unterminated
+// base64 line is "Invalid or corrupted pkcs10 request". est_base64=lenient accepts it.
+TEST_F(SandboxTest, EstBase64LinesByDefaultLenientOnRequest) {
+    const char* script = R"SH(
       make_csr e2 "/CN=enroll-2"
       base64 -w 0 < "$W/e2.csr.der" > "$W/e2.oneline"
-      curl -sS --fail --cacert "$CA" -u "$EST_USER" -H 'Content-Type: application/pkcs10' \
-           --data-binary @"$W/e2.oneline" "$EST/partner-a/simpleenroll" | base64 -d \
-        | openssl pkcs7 -inform DER -print_certs | openssl x509 -noout -subject
-    )SH");
-    ASSERT_OK(r);
-    EXPECT_NE(r.out.find("CN = enroll-2"), std::string::npos) << r.out;
+      echo "status=$(curl -sS -o "$W/e2.out" -w '%{http_code}' --cacert "$CA" -u "$EST_USER" \
+           -H 'Content-Type: application/pkcs10' --data-binary @"$W/e2.oneline" \
+           "$EST/partner-a/simpleenroll")"
+      cat "$W/e2.out"
+      if grep -q BEGIN "$W/e2.out" || [ "$(head -c 1 "$W/e2.out")" = "M" ]; then
+        base64 -d < "$W/e2.out" | openssl pkcs7 -inform DER -print_certs | openssl x509 -noout -subject
+      fi
+    )SH";
+    auto strict = sh(script);
+    ASSERT_OK(strict);
+    EXPECT_NE(strict.out.find("status=400"), std::string::npos) << strict.out;
+    EXPECT_NE(strict.out.find("Invalid or corrupted pkcs10 request"), std::string::npos)
+        << strict.out;
+    sandbox_->set_mode("est_base64=lenient");
+    auto lenient = sh(script);
+    ASSERT_OK(lenient);
+    EXPECT_NE(lenient.out.find("status=200"), std::string::npos) << lenient.out;
+    EXPECT_NE(lenient.out.find("CN = enroll-2"), std::string::npos) << lenient.out;
 }
 
 TEST_F(SandboxTest, EstRejectsMissingOrWrongCredentialsAndBadCsrs) {
@@ -346,6 +363,57 @@ TEST_F(SandboxTest, EstRejectsMissingOrWrongCredentialsAndBadCsrs) {
     EXPECT_NE(r.out.find("badsig=400"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("signature"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("get=405"), std::string::npos) << r.out;
+}
+
+// Digest per RFC 7616 (checked with curl's own Digest): a Digest-only simpleenroll offers
+// SHA-256 and MD5 challenges and refuses Basic; reenroll_auth asks for HTTP auth on top of
+// the client certificate.
+TEST_F(SandboxTest, EstDigestOnlyAndReenrollAuth) {
+    sandbox_->set_mode("enroll_auth=digest&reenroll_auth=basic");
+    auto r = sh(R"SH(
+      make_csr dg "/CN=digest-1"
+      code() { curl -sS -o "$W/out" -D "$W/hdr" -w '%{http_code}' --cacert "$CA" \
+                    -H 'Content-Type: application/pkcs10' "$@"; }
+      echo "basic=$(code -u "$EST_USER" --data-binary @"$W/dg.csr.b64" "$EST/simpleenroll")"
+      tr -d '\r' < "$W/hdr" | grep -i '^www-authenticate:' | sort
+      echo "digest=$(code --digest -u "$EST_USER" --data-binary @"$W/dg.csr.b64" "$EST/simpleenroll")"
+      echo "digest_wrong=$(code --digest -u tester:nope --data-binary @"$W/dg.csr.b64" "$EST/simpleenroll")"
+      make_csr rb "/O=Partner/OU=payments/CN=host-1"
+      echo "cert_only=$(code --cert "$W/host-1.pem" --key "$W/host-1.key" --data-binary @"$W/rb.csr.b64" "$EST/simplereenroll")"
+      echo "cert_basic=$(code --cert "$W/host-1.pem" --key "$W/host-1.key" -u "$EST_USER" --data-binary @"$W/rb.csr.b64" "$EST/simplereenroll")"
+    )SH");
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("basic=401"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("algorithm=SHA-256"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("algorithm=MD5"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("qop=\"auth\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("digest=200"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("digest_wrong=401"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("cert_only=401"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("cert_basic=200"), std::string::npos) << r.out;
+}
+
+// One-line unpadded responses, the CGI Status field, a 202 ended by closing.
+TEST_F(SandboxTest, EstWireModes) {
+    sandbox_->set_mode("est_response_base64=oneline&est_status_field=1&est_202=close&est_retry=1");
+    auto r = sh(R"SH(
+      curl -sS --fail -D "$W/c.h" --cacert "$CA" "$EST/cacerts" -o "$W/c.b64"
+      echo "newlines=$(tr -cd '\n' < "$W/c.b64" | wc -c) pads=$(tr -cd '=' < "$W/c.b64" | wc -c)"
+      tr -d '\r' < "$W/c.h" | grep -i '^status:'
+      make_csr w1 "/CN=wire-1"
+      curl -sS -D "$W/a.h" -o "$W/a.out" -w 'accepted=%{http_code}\n' --cacert "$CA" -u "$EST_USER" \
+           -H 'Content-Type: application/pkcs10' --data-binary @"$W/w1.csr.b64" "$EST/simpleenroll"
+      tr -d '\r' < "$W/a.h" | grep -ic '^content-length:' || true
+      tr -d '\r' < "$W/a.h" | grep -i '^connection:'
+      cat "$W/a.out"
+    )SH");
+    ASSERT_OK(r);
+    EXPECT_NE(r.out.find("newlines=0 pads=0"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Status: 200 OK"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("accepted=202"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\n0\n"), std::string::npos) << "no Content-Length expected:\n" << r.out;
+    EXPECT_NE(r.out.find("Connection: close"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("request pending, retry later"), std::string::npos) << r.out;
 }
 
 TEST_F(SandboxTest, EstSimplereenrollKeepsSubjectAndNeedsTheCurrentCert) {
@@ -498,7 +566,7 @@ TEST_F(SandboxTest, EstProofOfPossessionWithTlsExporter) {
         if [ "$mangle" = wrong ]; then pw=$(head -c 32 /dev/zero | base64 -w0); fi
         make_csr "$name" "/CN=$name" "" "$pw"
         local body auth
-        body=$(base64 -w0 < "$W/$name.csr.der")
+        body="$(base64 -w 64 < "$W/$name.csr.der")"$'\n'  # MIME lines (RFC 7030 §4.2.1)
         auth=$(echo -n "$EST_USER" | base64 -w0)
         printf 'POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\nContent-Type: application/pkcs10\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
           "$auth" "${#body}" "$body" >&7
@@ -551,7 +619,7 @@ TEST_F(SandboxTest, EstProofOfPossessionWithTlsUniqueOnTls12) {
         std::string binding(reinterpret_cast<char*>(fin), n);
         if (!use_binding) binding = std::string(n, 'x');
         env_["PW"] = encoding::base64(binding);
-        auto csr = sh("make_csr " + name + " /CN=" + name + " \"\" \"$PW\"; base64 -w0 < \"$W/" +
+        auto csr = sh("make_csr " + name + " /CN=" + name + " \"\" \"$PW\"; base64 -w 64 < \"$W/" +
                       name + ".csr.der\"");
         if (csr.exit_code != 0) return describe(csr);
         std::string req =

@@ -26,6 +26,10 @@ ossl::SslCtx make_server_ctx(const ServerTlsConfig& cfg) {
 
     // Resumption: tickets (default on) plus the server-side session cache; the session id
     // context is required for resuming sessions that carried a client certificate.
+    if (cfg.tls12_only) {
+        SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
+        SSL_CTX_set_options(c, SSL_OP_NO_TICKET);  // resumption by session ID only
+    }
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
     const auto& sid = cfg.session_id_context;
     if (SSL_CTX_set_session_id_context(c, reinterpret_cast<const unsigned char*>(sid.data()),

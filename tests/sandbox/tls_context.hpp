@@ -23,6 +23,9 @@ struct ServerTlsConfig {
     X509_STORE* trusted = nullptr;       // for ClientCerts::verify (reference is taken)
     std::vector<X509*> client_ca_names;  // CAs named in the CertificateRequest
     std::string session_id_context;      // distinct per service
+    // TLS 1.2 only with session-ID resumption and no tickets (--est-tls-max 1.2): a
+    // server where tls-unique is the channel binding, on resumed sessions too.
+    bool tls12_only = false;
 };
 
 ossl::SslCtx make_server_ctx(const ServerTlsConfig& cfg);

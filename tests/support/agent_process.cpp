@@ -73,10 +73,15 @@ std::string AgentProcess::render(const SandboxProcess& sandbox) const {
     t += "[pkcs11]\nmodule = " + toml_str(token_.module) + "\ntoken = " + toml_str(token_.uri) +
          "\npin_file = " + toml_str(token_.pin_file) + "\n\n";
     t += "[key]\ntype = " + toml_str(setup_.key_type) + "\n" + setup_.key + "\n";
-    t += "[est]\nserver = " + toml_str(est) + "\ntrust_anchor = " + ca +
-         "\nbasic_credentials = " + toml_str((dir_ / "est-basic").string()) +
+    const auto creds = toml_str((dir_ / "est-basic").string());
+    std::string auth = setup_.est_auth.value_or("basic_credentials = {credentials}");
+    for (auto at = auth.find("{credentials}"); at != std::string::npos;
+         at = auth.find("{credentials}", at + creds.size()))
+        auth.replace(at, 13, creds);
+    t += "[est]\nserver = " + toml_str(est) + "\ntrust_anchor = " + ca + "\n" + auth +
          "\ncommon_name = \"agent-under-test.example\"\norganization = \"Example Corp\"\n"
-         "organizational_unit = \"integration\"\ndns_names = [\"agent-under-test.example\"]\n\n";
+         "organizational_unit = \"integration\"\ndns_names = [\"agent-under-test.example\"]\n" +
+         setup_.est + "\n";
     t += "[renewal]\n" + setup_.renewal + "\n";
     t += "[oauth]\nissuer = " + toml_str(sandbox.as_issuer()) + "\nca_file = " + ca + "\n\n";
     t += "[[oauth.profiles]]\nname = \"partner\"\nclient_id = \"test-agent\"\n\n";

@@ -35,6 +35,12 @@ struct AgentSetup {
     std::string renewal;
     // Extra lines inside [key] (e.g. "retire_grace = \"2s\"").
     std::string key;
+    // The [est] authentication lines; unset: basic_credentials = "<dir>/est-basic" (auth
+    // "basic"). "{credentials}" in it stands for that file's path as a TOML string, e.g.
+    // "auth = \"digest\"\nbasic_credentials = {credentials}".
+    std::optional<std::string> est_auth;
+    // Extra lines inside [est] (e.g. "proof_of_possession = true").
+    std::string est;
     // Extra lines inside [admin] (e.g. "allowed_uids = [65534]").
     std::string admin;
     // Appended to the end of the file (more routes, [metrics], …).
