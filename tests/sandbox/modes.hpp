@@ -31,6 +31,9 @@ struct EstMode {
     // How a successful (re)enroll is answered: normal, or broken on purpose —
     // garbage | truncated | other-key | expired | not-yet-valid | huge (see README.md).
     std::string variant = "normal";
+    std::string csrattrs = "default";  // the csrattrs spec (tests/sandbox/csrattrs.hpp)
+    bool csrattrs_nul = false;         // a NUL after the csrattrs body, as C-string servers send
+    bool enforce_csrattrs = false;     // 400 for a CSR lacking what csrattrs asks for
 };
 
 class Modes {
