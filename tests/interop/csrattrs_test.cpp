@@ -100,6 +100,29 @@ TEST(InteropCsrAttrs, FollowsAStrictServerThroughEnrollRenewRotate) {
     EXPECT_EQ(csr_digests(w.agent->log()).back(), "SHA256") << w.agent->log();
 }
 
+TEST(InteropCsrAttrs, RenewalWithoutRekeyingRekeysWhenTheServerWantsAnotherKey) {
+    auto s = setup("from-server", kMacConfig);
+    s.key = "rekey_on_renew = false\n";
+    // The sandbox's default: ecdsa-with-SHA256 and an EC P-256 key, enforced.
+    AgentWorld w{"csrattrs-renew", {"--est-enforce-csrattrs"}, s};
+    w.agent->start();
+    auto st = w.agent->wait_healthy(60s);
+    EXPECT_EQ(st["identity"]["key_type"], "ec-p256") << st;
+    const auto key1 = st["identity"]["key_id"].get<std::string>();
+    auto r = w.agent->ctl({"renew", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err << w.agent->log();
+    EXPECT_EQ(w.agent->status().value()["identity"]["key_id"], key1) << "renewed for the same key";
+
+    w.sandbox->set_mode("est_csrattrs=id-ecPublicKey%3Dsecp384r1,sha384,macAddress");
+    r = w.agent->ctl({"renew", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err << w.agent->log();
+    st = expect_consistent(w);
+    EXPECT_EQ(st["identity"]["key_type"], "ec-p384") << st;
+    EXPECT_NE(st["identity"]["key_id"], key1);
+    EXPECT_NE(w.agent->log().find("renewal.rekey_for_csrattrs"), std::string::npos);
+    EXPECT_EQ(w.sandbox->stats()["est_rejected"], 0);
+}
+
 TEST(InteropCsrAttrs, MissingAttributeNamesTheConfigKey) {
     AgentWorld w{"csrattrs-missing", kStrictServer, setup("from-server", "")};
     const auto config = w.agent->config_text();
