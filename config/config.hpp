@@ -35,9 +35,19 @@ struct Pkcs11 {
 // [key]
 struct KeyPolicy {
     KeyType type = KeyType::ec_p256;    // type = "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-3072"
+                                        //   (with from_server or types: the default type)
+    bool from_server = false;           // type = "from-server": the EST server's csrattrs pick
+    std::vector<KeyType> types;         // types = ["ec-p384", "ec-p256"]: acceptable, 1st default
     bool rekey_on_renew = true;         // rekey_on_renew = true
     std::string label_prefix = "mtls-agent";  // label_prefix: CKA_LABEL = "<prefix>-<time>"
     Seconds retire_grace{120};          // retire_grace = "2m": old key kept after a switch
+};
+
+// [est.csr_attributes] "1.3.6.1.1.1.1.22" = "00:16:3e:12:34:56" (or macAddress = "…")
+struct CsrAttribute {
+    std::string key;    // as written in the file (a name or a dotted OID)
+    std::string oid;    // dotted form
+    std::string value;  // the text, or "DER:<hex>" for a value given as DER
 };
 
 // [est]
@@ -70,6 +80,7 @@ struct Est {
     Seconds retry_after_cap{300};        // retry_after_cap = "5m"
     Seconds timeout{30};                 // timeout = "30s"
     std::size_t max_response_bytes = 1u << 20;  // max_response_bytes = 1048576
+    std::vector<CsrAttribute> csr_attributes;    // [est.csr_attributes], sorted by key
 };
 
 // [renewal]

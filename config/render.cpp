@@ -151,7 +151,15 @@ std::string render(const Config& c) {
     }
 
     w.table("key");
-    w.str("type", to_string(c.key.type));
+    if (c.key.from_server)
+        w.str("type", "from-server");
+    else if (c.key.types.empty())
+        w.str("type", to_string(c.key.type));
+    if (!c.key.types.empty()) {
+        std::vector<std::string> types;
+        for (auto t : c.key.types) types.emplace_back(to_string(t));
+        w.strings("types", types);
+    }
     w.boolean("rekey_on_renew", c.key.rekey_on_renew);
     w.str("label_prefix", c.key.label_prefix);
     w.duration("retire_grace", c.key.retire_grace);
@@ -190,6 +198,8 @@ std::string render(const Config& c) {
     w.duration("retry_after_cap", e.retry_after_cap);
     w.duration("timeout", e.timeout);
     w.integer("max_response_bytes", e.max_response_bytes);
+    w.table("est.csr_attributes");
+    for (const auto& a : e.csr_attributes) w.str(a.key, a.value);
 
     w.table("renewal");
     w.number("at_fraction", c.renewal.at_fraction);

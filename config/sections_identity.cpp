@@ -1,7 +1,11 @@
 // [pkcs11], [key], [est], [renewal]: where the key lives and how the certificate is obtained.
 #include "config/checks.hpp"
+#include "config/csr_attributes.hpp"
 #include "config/duration.hpp"
 #include "config/sections.hpp"
+
+#include <algorithm>
+#include <optional>
 
 namespace mtls::config::detail {
 
@@ -63,11 +67,47 @@ void read_pkcs11(Section& root, Config& c) {
 void read_key(Section& root, Config& c) {
     Section s = section(root, "key", false);
     auto& k = c.key;
-    s.enumeration("type", k.type,
-                  {{"ec-p256", KeyType::ec_p256},
-                   {"ec-p384", KeyType::ec_p384},
-                   {"rsa-2048", KeyType::rsa_2048},
-                   {"rsa-3072", KeyType::rsa_3072}});
+    // type: one key type, or "from-server" (the EST server's csrattrs choose among the
+    // token's types); types: the acceptable ones, the first being the default.
+    std::optional<KeyType> fixed;
+    const bool type_ok = s.enumeration("type", fixed,
+                                       {{"ec-p256", KeyType::ec_p256},
+                                        {"ec-p384", KeyType::ec_p384},
+                                        {"rsa-2048", KeyType::rsa_2048},
+                                        {"rsa-3072", KeyType::rsa_3072},
+                                        {"from-server", std::nullopt}});
+    if (type_ok) {
+        k.from_server = !fixed;
+        if (fixed) k.type = *fixed;
+    }
+    std::vector<std::string> names;
+    std::vector<int> lines;
+    if (s.str_list("types", names, &lines)) {
+        if (names.empty())
+            s.error("types", "is empty: list the acceptable key types, or remove it");
+        if (type_ok && fixed)
+            s.error("types", "conflicts with key.type = \"" + std::string(to_string(*fixed)) +
+                                 "\": with a list of acceptable types, leave type out or set "
+                                 "type = \"from-server\"");
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            const std::string where = s.key_path("types") + "[" + std::to_string(i) + "]";
+            std::optional<KeyType> t;
+            for (auto kt :
+                 {KeyType::ec_p256, KeyType::ec_p384, KeyType::rsa_2048, KeyType::rsa_3072})
+                if (names[i] == to_string(kt)) t = kt;
+            if (!t) {
+                root.errors().add(lines[i], where,
+                                  quote(names[i]) +
+                                      " is not one of \"ec-p256\", \"ec-p384\", \"rsa-2048\", "
+                                      "\"rsa-3072\"");
+            } else if (std::find(k.types.begin(), k.types.end(), *t) != k.types.end()) {
+                root.errors().add(lines[i], where, quote(names[i]) + " is listed twice");
+            } else {
+                k.types.push_back(*t);
+            }
+        }
+        if (!k.types.empty()) k.type = k.types.front();
+    }
     s.boolean("rekey_on_renew", k.rekey_on_renew);
     if (s.str("label_prefix", k.label_prefix)) {
         if (s.check("label_prefix", checks::plain_name(k.label_prefix)) &&
@@ -124,6 +164,58 @@ void read_subject(Section& root, Section& s, Est& e) {
     checked_list(root, s, "emails", e.san_email, checks::email_address);
 }
 
+}  // namespace
+
+namespace {
+// [est.csr_attributes]: what to put in the CSR when the EST server's csrattrs ask for it.
+void read_csr_attributes(Section& s, Est& e) {
+    const toml::node* n = s.get("csr_attributes");
+    if (!n) return;
+    const toml::table* t = n->as_table();
+    if (!t) {
+        s.error("csr_attributes",
+                "expected a table of OID or name = \"value\", got " + std::string(type_name(*n)));
+        return;
+    }
+    Errors& errs = s.errors();
+    for (auto&& [k, v] : *t) {
+        const std::string key(k.str());
+        const std::string where = s.key_path("csr_attributes") + "." + key;
+        const int line = detail::line_of(k);
+        const std::string oid = csr_attribute_oid(key);
+        if (oid.empty()) {
+            errs.add(line, where,
+                     "is neither an OID in dotted form (e.g. \"1.3.6.1.1.1.1.22\") nor a known "
+                     "attribute or extension name (e.g. macAddress, keyUsage)");
+            continue;
+        }
+        const std::string name = csr_attribute_name(oid);
+        if (name == "challengePassword" || name == "extReq" || name == "msExtReq") {
+            errs.add(line, where, "is set by the agent itself and cannot be configured");
+            continue;
+        }
+        if (name == "subjectAltName") {
+            errs.add(line, where, "is made from est.dns_names; set the names there");
+            continue;
+        }
+        const auto* value = v.as_string();
+        if (!value) {
+            errs.add(line, where, "expected a string, got " + std::string(type_name(v)));
+            continue;
+        }
+        if (auto problem = csr_attribute_value_problem(oid, value->get()); !problem.empty()) {
+            errs.add(line, where, problem);
+            continue;
+        }
+        auto dup = std::find_if(e.csr_attributes.begin(), e.csr_attributes.end(),
+                                [&](const CsrAttribute& a) { return a.oid == oid; });
+        if (dup != e.csr_attributes.end()) {
+            errs.add(line, where, "names the same type as est.csr_attributes." + dup->key);
+            continue;
+        }
+        e.csr_attributes.push_back({key, oid, value->get()});
+    }
+}
 }  // namespace
 
 void read_est(Section& root, Config& c) {
@@ -185,6 +277,7 @@ void read_est(Section& root, Config& c) {
     s.seconds("retry_after_cap", e.retry_after_cap, std::chrono::seconds(1));
     s.seconds("timeout", e.timeout, std::chrono::seconds(1));
     s.unsigned_int("max_response_bytes", e.max_response_bytes, 1024, std::int64_t(1) << 30);
+    read_csr_attributes(s, e);
     s.finish();
 }
 

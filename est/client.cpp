@@ -12,6 +12,7 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "est/channel_binding.hpp"
+#include "est/csr_extras.hpp"
 #include "est/pkcs7.hpp"
 
 namespace mtls::est {
@@ -50,6 +51,7 @@ Settings settings_from_config(const config::Est& est) {
     s.retry_after_cap = est.retry_after_cap;
     s.timeout = est.timeout;
     s.max_response_bytes = est.max_response_bytes;
+    s.csr_attributes = est.csr_attributes;
     return s;
 }
 
@@ -328,6 +330,11 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             if (auto why = key_mismatch(result.attributes, key); !why.empty() && attempt == 1)
                 log::warn("est_csrattr_key_mismatch", {{"detail", why}});
         }
+        // What [est.csr_attributes] puts in the CSR, and what the server asks that it lacks.
+        const auto extras = plan_csr_extras(result.attributes, settings_.csr_attributes);
+        if (attempt == 1)
+            for (const auto& u : extras.unmet)
+                log::warn("est_csrattr_not_supplied", {{"detail", u}});
         const bool pop = settings_.pop_linking || result.attributes.challenge_password;
         if (pop && !binding)
             throw Error(Error::Kind::pop_failed,
@@ -339,6 +346,7 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
         if (csr_body.empty() || pop) {
             if (!result.attributes.digest.empty()) request.digest = result.attributes.digest;
             request.challenge_password = pop ? encoding::base64(binding->bytes) : std::string();
+            request.extra = extras.items;
             auto csr = build_csr(request, key);
             // RFC 7030 §4.2.1 + RFC 2045 §6.8: base64 in lines of 64, each ending in "\n" (a
             // server decoding with a base64 BIO, as libest does, reads nothing from one line).
@@ -409,7 +417,18 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             ctx.client_certificate = credentials.tls != nullptr;
             ctx.credentials_configured = credentials.basic != nullptr;
             ctx.auth_setting = credentials.auth_setting;
-            throw status_error(ctx, r);
+            auto e = status_error(ctx, r);
+            if (r.status == 400) {
+                // A CA with a strict profile rejects a CSR that lacks what its csrattrs ask
+                // for: say which of those we could not honour.
+                std::string notes;
+                for (const auto& u : extras.unmet) notes += "; " + u;
+                for (const auto& u : result.attributes.unhandled)
+                    notes += "; the EST server asked for " + u + ", which the agent cannot supply";
+                if (auto why = key_mismatch(result.attributes, key); !why.empty()) notes += "; " + why;
+                if (!notes.empty()) throw Error(e.kind(), e.what() + notes, e.status());
+            }
+            throw e;
         }
 
         // 4. 202 Accepted: wait as the server says, within our cap and attempt budget.

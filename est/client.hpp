@@ -35,6 +35,8 @@ struct Settings {
     bool pop_linking = false;    // always put the channel binding in challengePassword
     bool fetch_csrattrs = true;  // ask /csrattrs before enrolling (on the same connection)
     http::TlsMax tls_max = http::TlsMax::any;
+    // [est.csr_attributes]: put in the CSR (see est/csr_extras.hpp for the placement).
+    std::vector<config::CsrAttribute> csr_attributes;
 };
 
 // Settings from [est]: trust from trust_anchor_file, else pinned_sha256 (hex, ':' allowed).

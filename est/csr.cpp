@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/ossl_error.hpp"
+#include "est/csr_extras.hpp"
 #include "est/errors.hpp"
 
 namespace mtls::est {
@@ -94,6 +95,7 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
             (void)san.release();
         }
     }
+    append_extra_extensions(exts.get(), r.extra);
     if (sk_X509_EXTENSION_num(exts.get()) > 0 &&
         X509_REQ_add_extensions(req.get(), exts.get()) != 1)
         throw ossl::Error("cannot add the extension request to the CSR");
@@ -103,6 +105,7 @@ ossl::X509ReqPtr build_csr(const CsrRequest& r, EVP_PKEY* key, OSSL_LIB_CTX* lib
             reinterpret_cast<const unsigned char*>(r.challenge_password.data()),
             static_cast<int>(r.challenge_password.size())) != 1)
         throw ossl::Error("cannot add the challengePassword attribute to the CSR");
+    add_extra_attributes(req.get(), r.extra);
     if (X509_REQ_set_pubkey(req.get(), key) != 1)
         throw ossl::Error("cannot put the public key in the CSR");
 

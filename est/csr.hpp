@@ -13,6 +13,15 @@
 
 namespace mtls::est {
 
+// One configured attribute or extension to put in the CSR (est/csr_extras.hpp plans them
+// from [est.csr_attributes] and the server's csrattrs).
+struct CsrExtra {
+    std::string oid;         // dotted form
+    std::string value;       // text, or "DER:<hex>" (extensions also take OpenSSL's syntax)
+    bool extension = false;  // in the extensionRequest; else a PKCS#10 attribute
+    std::string config_key;  // for errors: est.csr_attributes.<config_key>
+};
+
 struct CsrRequest {
     // Subject attributes, written in this order (C, ST, L, O, OU…, CN, serialNumber); empty
     // ones are left out.
@@ -33,6 +42,7 @@ struct CsrRequest {
     // challengePassword attribute (PoP linking: the base64 channel binding). Empty: none.
     std::string challenge_password;
     std::string digest = "SHA256";  // ignored for Ed25519/Ed448
+    std::vector<CsrExtra> extra;    // configured attributes / extensions
 };
 
 // Builds and signs the CSR with `key`, then checks the signature with the public key.

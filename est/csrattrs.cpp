@@ -14,6 +14,7 @@
 #include "common/encoding.hpp"
 #include "common/ossl.hpp"
 #include "common/ossl_error.hpp"
+#include "config/csr_attributes.hpp"
 #include "est/errors.hpp"
 
 namespace mtls::est {
@@ -85,12 +86,47 @@ std::string general_name_type(int type) {
     }
 }
 
+std::string dotted_oid(const ASN1_OBJECT* obj) {
+    char buf[256];
+    const int n = OBJ_obj2txt(buf, sizeof buf, obj, 1);
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return {};
+    return buf;
+}
+
+void add_requested(CsrAttributes& out, const ASN1_OBJECT* type, bool extension) {
+    RequestedItem item{dotted_oid(type), extension};
+    if (item.oid.empty()) {
+        add_unique(out.unhandled, "OID " + oid_text(type));
+        return;
+    }
+    for (const auto& r : out.requested)
+        if (r.oid == item.oid && r.extension == item.extension) return;
+    out.requested.push_back(std::move(item));
+}
+
 void note_extension(CsrAttributes& out, const ASN1_OBJECT* type) {
     const int nid = OBJ_obj2nid(type);
     add_unique(out.extensions, oid_text(type));
     if (nid != NID_subject_alt_name && nid != NID_key_usage && nid != NID_ext_key_usage &&
         nid != NID_basic_constraints)
-        add_unique(out.unhandled, "extension " + oid_text(type));
+        add_requested(out, type, true);
+}
+
+// A bare hash algorithm OID (id-sha256 …, as libest and RFC 7030 §4.5.2 send): sign with it.
+bool digest_from_hash_nid(int nid, std::string& digest) {
+    switch (nid) {
+        case NID_sha256:
+            digest = "SHA256";
+            return true;
+        case NID_sha384:
+            digest = "SHA384";
+            return true;
+        case NID_sha512:
+            digest = "SHA512";
+            return true;
+        default:
+            return false;
+    }
 }
 
 // extensionRequest: properly an Extensions SEQUENCE; RFC 7030's own example (an erratum) puts
@@ -194,6 +230,10 @@ void take_oid(CsrAttributes& out, const ASN1_OBJECT* obj) {
             break;
     }
     std::string digest;
+    if (nid != NID_undef && digest_from_hash_nid(nid, digest)) {
+        out.digest = digest;
+        return;
+    }
     if (nid != NID_undef && digest_from_sig_nid(nid, digest)) {
         if (!digest.empty()) out.digest = digest;
         return;
@@ -203,7 +243,8 @@ void take_oid(CsrAttributes& out, const ASN1_OBJECT* obj) {
         if (nid == NID_subject_alt_name) add_unique(out.san_types, "DNS");
         return;
     }
-    add_unique(out.unhandled, "OID " + oid_text(obj));
+    // Any other OID names an attribute type to include (RFC 7030 §4.5.2: macAddress).
+    add_requested(out, obj, false);
 }
 
 }  // namespace
@@ -224,7 +265,7 @@ std::string KeyRequest::describe() const {
 
 bool CsrAttributes::empty() const {
     return !challenge_password && keys.empty() && digest.empty() && extensions.empty() &&
-           san_types.empty() && unhandled.empty();
+           san_types.empty() && requested.empty() && unhandled.empty();
 }
 
 std::string CsrAttributes::describe() const {
@@ -240,17 +281,38 @@ std::string CsrAttributes::describe() const {
     if (!digest.empty()) s += " digest=" + digest;
     if (!extensions.empty()) s += " extensions=" + join(extensions);
     if (!san_types.empty()) s += " san=" + join(san_types);
+    std::vector<std::string> r;
+    for (const auto& item : requested)
+        r.push_back((item.extension ? "ext:" : "attr:") + config::csr_attribute_name(item.oid));
+    if (!r.empty()) s += " requested=" + join(r);
     if (!unhandled.empty()) s += " unhandled=" + join(unhandled);
     return s;
 }
 
+namespace {
+bool padding_byte(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0';
+}
+}  // namespace
+
+std::string RequestedItem::describe() const {
+    return std::string(extension ? "CSR extension " : "CSR attribute ") +
+           config::csr_attribute_name(oid) + " (" + oid + ")";
+}
+
 CsrAttributes parse_csrattrs_der(std::string_view der) {
+    return parse_csrattrs_der_padded(der, false);
+}
+
+CsrAttributes parse_csrattrs_der_padded(std::string_view der, bool allow_padding) {
     CsrAttributes out;
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
     SeqAny seq(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, static_cast<long>(der.size())));
     if (!seq) throw bad_csrattrs("not a DER SEQUENCE OF AttrOrOID: " + ossl::drain_errors());
-    if (static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data())) !=
-        der.size())
+    const auto used =
+        static_cast<std::size_t>(p - reinterpret_cast<const unsigned char*>(der.data()));
+    const auto rest = der.substr(used);
+    if (!rest.empty() && (!allow_padding || !std::all_of(rest.begin(), rest.end(), padding_byte)))
         throw bad_csrattrs("trailing data after the CsrAttrs SEQUENCE");
     for (int i = 0; i < sk_ASN1_TYPE_num(seq.get()); ++i) {
         ASN1_TYPE* item = sk_ASN1_TYPE_value(seq.get(), i);
@@ -276,21 +338,26 @@ CsrAttributes parse_csrattrs_der(std::string_view der) {
             take_key_attribute(out, nid, attr.get());
         } else if (nid == NID_pkcs9_challengePassword) {
             out.challenge_password = true;
+        } else if (nid != NID_undef && X509V3_EXT_get_nid(nid) != nullptr) {
+            note_extension(out, type);
         } else {
-            add_unique(out.unhandled, "attribute " + oid_text(type));
+            // An attribute with values (RFC 8951 §3.3): the type is what we can supply.
+            add_requested(out, type, false);
         }
     }
     return out;
 }
 
 CsrAttributes parse_csrattrs(std::string_view body) {
+    // Base64 text, possibly NUL-terminated (a C string) or padded with whitespace.
     std::string_view t = body;
-    auto sp = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!t.empty() && sp(t.front())) t.remove_prefix(1);
-    while (!t.empty() && sp(t.back())) t.remove_suffix(1);
+    while (!t.empty() && padding_byte(t.front())) t.remove_prefix(1);
+    while (!t.empty() && padding_byte(t.back())) t.remove_suffix(1);
     if (t.empty()) return {};
     if (auto der = encoding::base64_decode(t)) return parse_csrattrs_der(*der);
-    if (static_cast<unsigned char>(body.front()) == 0x30) return parse_csrattrs_der(body);
+    // Raw DER: its own length says where it ends; only NULs/whitespace may follow.
+    if (static_cast<unsigned char>(body.front()) == 0x30)
+        return parse_csrattrs_der_padded(body, true);
     throw bad_csrattrs("the body is neither base64 nor DER");
 }
 

@@ -6,6 +6,7 @@
 #include "common/log.hpp"
 #include "common/ossl_error.hpp"
 #include "est/client.hpp"
+#include "est/key_choice.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -113,6 +114,36 @@ std::vector<ossl::X509Ptr> completed_chain(X509* leaf, const State& st) {
         log::warn("renewal.chain_not_completed", {{"error", e.what()}});
         return {};
     }
+}
+
+// The key type to generate, decided before a key is made: [key] and what the EST server's
+// csrattrs ask for (fetched on its own connection; the enroll fetches them again on its
+// connection, for PoP linking). Throws est::Error(config) when [key] does not allow what the
+// server asks for. `csrattrs` receives what the server asked for.
+config::KeyType key_type_for(est::Client& client, const est::Credentials& creds,
+                             const config::KeyPolicy& policy, est::CsrAttributes& csrattrs,
+                             StepLog& steps) {
+    csrattrs = {};
+    if (client.settings().fetch_csrattrs) {
+        try {
+            csrattrs = client.csrattrs(creds);
+        } catch (const est::Error& e) {
+            if (e.kind() == est::Error::Kind::transport ||
+                e.kind() == est::Error::Kind::untrusted_server ||
+                e.kind() == est::Error::Kind::config)
+                throw;
+            log::warn("renewal.csrattrs_ignored", {{"error", e.what()}});
+        }
+    }
+    const auto type = est::choose_key_type(csrattrs, policy);
+    if (!csrattrs.keys.empty() || policy.from_server || !policy.types.empty())
+        steps.ok("choose_key_type",
+                 std::string(config::to_string(type)) +
+                     (csrattrs.keys.empty()
+                          ? " (the EST server asks for no key type)"
+                          : " (the EST server asks for " + csrattrs.keys.front().describe() +
+                                (csrattrs.keys.size() > 1 ? ", …)" : ")")));
+    return type;
 }
 
 }  // namespace
@@ -319,8 +350,10 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
         creds.tls = http::ClientIdentity::make(certs[0].get(), chain, bkey.get());
     }
 
-    auto info = token->generate_key(cfg.key.type, key_label(cfg.key.label_prefix, rng_));
-    steps.ok("generate_key", std::string(config::to_string(cfg.key.type)) + " " + info.label);
+    est::CsrAttributes asked;
+    const auto type = key_type_for(client, creds, cfg.key, asked, steps);
+    auto info = token->generate_key(type, key_label(cfg.key.label_prefix, rng_));
+    steps.ok("generate_key", std::string(config::to_string(type)) + " " + info.label);
     try {
         auto key = provider_->load_private_key(info.id);
         auto req = est::csr_request(cfg.est);
@@ -371,11 +404,22 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
     est::Credentials creds = est::credentials_from_config(cfg.est, "simplereenroll", basic);
     creds.tls = http::ClientIdentity::make(current->leaf(), cur_chain, current->key());
 
+    est::CsrAttributes asked;
+    const auto type = key_type_for(client, creds, cfg.key, asked, steps);
+    if (!rekey) {
+        // Renewing for the same key: unless the server now asks for another key type.
+        auto current_type = est::key_type_from_name(st.current_key->type);
+        if (current_type && !est::key_type_satisfies(asked, *current_type)) {
+            log::info("renewal.rekey_for_csrattrs",
+                      {{"current", st.current_key->type}, {"new", config::to_string(type)}});
+            rekey = true;
+        }
+    }
+
     std::optional<pkcs11::KeyInfo> fresh;
     KeyRef new_ref = *st.current_key;
     ossl::PKey key;
     if (rekey) {
-        auto type = cfg.key.type;
         fresh = token->generate_key(type, key_label(cfg.key.label_prefix, rng_));
         steps.ok("generate_key", std::string(config::to_string(type)) + " " + fresh->label);
         new_ref = KeyRef{fresh->id_hex(), fresh->label, config::to_string(type)};

@@ -6,9 +6,10 @@
 //
 // Order of a rekeying renewal, chosen so that a crash at any point leaves a usable state
 // and at most one unreferenced key (cleaned up at the next start):
-//   generate key on token -> CSR signed on the token -> EST (re)enroll -> verify chain and
-//   key match -> persist state (new key current, old key retiring) -> store cert on token
-//   -> publish snapshot -> ... grace ... -> destroy old key -> persist.
+//   csrattrs (which key type) -> generate key on token -> CSR signed on the token -> EST
+//   (re)enroll -> verify chain and key match -> persist state (new key current, old key
+//   retiring) -> store cert on token -> publish snapshot -> ... grace ... -> destroy old key
+//   -> persist.
 //
 // All blocking work (EST over libcurl, Cryptoki) runs on the renewer's own thread; requests
 // from the admin socket are queued to it and completed through a callback.

@@ -1,6 +1,9 @@
 // Validation: each case asserts the exact FILE:LINE: KEY: MESSAGE strings.
 #include "tests/config/config_fixture.hpp"
 
+#include <algorithm>
+#include <map>
+
 namespace mtls::test {
 namespace {
 
@@ -217,7 +220,7 @@ TEST_F(ConfigTest, BadEnums) {
         errors(base() +
                "[key]\ntype = \"ec-p521\"\n[logging]\nlevel = \"verbose\"\nformat = \"xml\"\n"),
         (Errs{"agent.toml:17: key.type: \"ec-p521\" is not one of \"ec-p256\", \"ec-p384\", "
-              "\"rsa-2048\", \"rsa-3072\"",
+              "\"rsa-2048\", \"rsa-3072\", \"from-server\"",
               "agent.toml:19: logging.level: \"verbose\" is not one of \"debug\", \"info\", "
               "\"warning\", \"error\"",
               "agent.toml:20: logging.format: \"xml\" is not one of \"text\", \"json\""}));
@@ -418,6 +421,73 @@ TEST_F(ConfigTest, LoadFileReportsUnreadableFile) {
     EXPECT_TRUE(ok.errors.empty());
     ASSERT_TRUE(ok.config);
     EXPECT_EQ(ok.config->source, path.string());
+}
+
+TEST_F(ConfigTest, KeyTypeFromServerAndCsrAttributes) {
+    auto c = load(base() +
+                  "[key]\ntype = \"from-server\"\n[est.csr_attributes]\n"
+                  "macAddress = \"00:16:3e:12:34:56\"\n\"1.3.6.1.4.1.99999.1\" = \"device-42\"\n"
+                  "keyUsage = \"critical,digitalSignature\"\n");
+    ASSERT_TRUE(c);
+    EXPECT_TRUE(c->key.from_server);
+    EXPECT_EQ(c->key.type, config::KeyType::ec_p256);
+    ASSERT_EQ(c->est.csr_attributes.size(), 3u);
+    std::map<std::string, std::pair<std::string, std::string>> got;
+    for (const auto& a : c->est.csr_attributes) got[a.key] = {a.oid, a.value};
+    EXPECT_EQ(got["macAddress"].first, "1.3.6.1.1.1.1.22");
+    EXPECT_EQ(got["1.3.6.1.4.1.99999.1"].first, "1.3.6.1.4.1.99999.1");
+    EXPECT_EQ(got["keyUsage"],
+              std::make_pair(std::string("2.5.29.15"), std::string("critical,digitalSignature")));
+    auto once = config::render(*c);
+    EXPECT_NE(once.find("type = \"from-server\"\n"), std::string::npos) << once;
+    EXPECT_NE(once.find("[est.csr_attributes]\n"), std::string::npos) << once;
+    EXPECT_NE(once.find("\"1.3.6.1.4.1.99999.1\" = \"device-42\"\n"), std::string::npos) << once;
+    auto again = config::load_string(once, "agent.toml");
+    for (const auto& e : again.errors) ADD_FAILURE() << e.to_string();
+    ASSERT_TRUE(again.config);
+    EXPECT_EQ(config::render(*again.config), once);
+
+    auto l = load(base() + "[key]\ntypes = [\"ec-p384\", \"rsa-2048\"]\n");
+    ASSERT_TRUE(l);
+    EXPECT_FALSE(l->key.from_server);
+    EXPECT_EQ(l->key.type, config::KeyType::ec_p384);
+    EXPECT_EQ(l->key.types,
+              (std::vector<config::KeyType>{config::KeyType::ec_p384, config::KeyType::rsa_2048}));
+    once = config::render(*l);
+    EXPECT_NE(once.find("types = [\"ec-p384\", \"rsa-2048\"]\n"), std::string::npos) << once;
+    EXPECT_EQ(once.find("\ntype = "), std::string::npos) << once;
+    auto l2 = load(once);
+    ASSERT_TRUE(l2);
+    EXPECT_EQ(config::render(*l2), once);
+}
+
+TEST_F(ConfigTest, BadKeyTypesAndCsrAttributes) {
+    auto errs = errors(base() +
+                       "[key]\ntype = \"ec-p256\"\ntypes = [\"ec-p384\", \"ec-p384\", "
+                       "\"ec-p521\"]\n"
+                       "[est.csr_attributes]\n\"1.2.x\" = \"a\"\nchallengePassword = \"x\"\n"
+                       "subjectAltName = \"DNS:x\"\nmacAddress = \"caf\u00e9\"\n"
+                       "serialNumber = 5\n\"2.5.4.5\" = \"\"\n");
+    const std::vector<std::string> expected = {
+        "agent.toml:18: key.types: conflicts with key.type = \"ec-p256\": with a list of "
+        "acceptable types, leave type out or set type = \"from-server\"",
+        "agent.toml:18: key.types[1]: \"ec-p384\" is listed twice",
+        "agent.toml:18: key.types[2]: \"ec-p521\" is not one of \"ec-p256\", \"ec-p384\", "
+        "\"rsa-2048\", \"rsa-3072\"",
+        "agent.toml:20: est.csr_attributes.1.2.x: is neither an OID in dotted form",
+        "agent.toml:21: est.csr_attributes.challengePassword: is set by the agent itself",
+        "agent.toml:22: est.csr_attributes.subjectAltName: is made from est.dns_names",
+        "agent.toml:23: est.csr_attributes.macAddress: must be ASCII: macAddress values are "
+        "IA5String",
+        "agent.toml:24: est.csr_attributes.serialNumber: expected a string",
+        "agent.toml:25: est.csr_attributes.2.5.4.5: is empty",
+    };
+    for (const auto& want : expected)
+        EXPECT_TRUE(std::any_of(errs.begin(), errs.end(),
+                                [&](const std::string& e) { return e.rfind(want, 0) == 0; }))
+            << want << "\nnot in:\n"
+            << ::testing::PrintToString(errs);
+    EXPECT_EQ(errs.size(), expected.size()) << ::testing::PrintToString(errs);
 }
 
 TEST(ConfigError, ToStringFormat) {

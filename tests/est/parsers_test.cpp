@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stop_token>
 #include <thread>
@@ -10,7 +11,9 @@
 #include "common/encoding.hpp"
 #include "est/client.hpp"
 #include "est/csr.hpp"
+#include "est/csr_extras.hpp"
 #include "est/csrattrs.hpp"
+#include "est/key_choice.hpp"
 #include "est/pkcs7.hpp"
 #include "est/verify.hpp"
 #include "tests/est/test_pki.hpp"
@@ -124,8 +127,12 @@ TEST(CsrAttrsTest, ParsesTheRfc7030Example) {
     EXPECT_EQ(a.keys[0].type, KeyRequest::Type::ec);
     EXPECT_EQ(a.keys[0].curve_nid, NID_secp384r1);
     EXPECT_EQ(a.digest, "SHA384");
-    ASSERT_EQ(a.unhandled.size(), 1u);
-    EXPECT_NE(a.unhandled[0].find("1.3.6.1.1.1.1.22"), std::string::npos) << a.unhandled[0];
+    // macAddress listed in the extensionRequest: asked for as an extension.
+    EXPECT_TRUE(a.unhandled.empty()) << a.describe();
+    ASSERT_EQ(a.requested.size(), 1u) << a.describe();
+    EXPECT_EQ(a.requested[0].oid, "1.3.6.1.1.1.1.22");
+    EXPECT_TRUE(a.requested[0].extension);
+    EXPECT_EQ(a.requested[0].describe(), "CSR extension macAddress (1.3.6.1.1.1.1.22)");
 
     auto p256 = ec_key("P-256");
     auto p384 = ec_key("P-384");
@@ -214,6 +221,180 @@ TEST(CsrAttrsTest, EmptyAndGarbage) {
                   parse_csrattrs(encoding::base64(std::string("\x30\x05\x30\x03\x02\x01\x05", 7)));
               }),
               Error::Kind::bad_response);
+}
+
+// Like libest's example csrattrs (example/server/runserver.sh): macAddress as a bare OID, two
+// private attribute types (one bare, one an Attribute with a value), and a bare id-sha384.
+std::string libest_like_der() {
+    auto oid = [](const char* text) {
+        ASN1_TYPE* t = ASN1_TYPE_new();
+        ASN1_TYPE_set(t, V_ASN1_OBJECT, OBJ_txt2obj(text, 1));
+        return t;
+    };
+    X509_ATTRIBUTE* with_value = X509_ATTRIBUTE_create_by_txt(
+        nullptr, "2.999.2", V_ASN1_PRINTABLESTRING,
+        reinterpret_cast<const unsigned char*>("Parse SET as 2.999.2 data"), 25);
+    return seq_any_der({oid("1.3.6.1.1.1.1.22"), oid("2.999.1"), as_sequence(with_value),
+                        oid("2.16.840.1.101.3.4.2.2")});
+}
+
+TEST(CsrAttrsTest, BareHashOidAndAttributeOids) {
+    auto a = parse_csrattrs(encoding::base64(libest_like_der()));
+    EXPECT_EQ(a.digest, "SHA384") << a.describe();
+    ASSERT_FALSE(a.requested.empty()) << a.describe();
+    EXPECT_EQ(a.requested[0].oid, "1.3.6.1.1.1.1.22");
+    EXPECT_FALSE(a.requested[0].extension);
+    EXPECT_EQ(a.requested[0].describe(), "CSR attribute macAddress (1.3.6.1.1.1.1.22)");
+    for (const char* oid : {"2.999.1", "2.999.2"})
+        EXPECT_TRUE(std::any_of(a.requested.begin(), a.requested.end(),
+                                [&](const RequestedItem& r) { return r.oid == oid; }))
+            << oid << " not in " << a.describe();
+    // id-sha256 and id-sha512 too.
+    for (auto [nid, digest] : {std::pair{NID_sha256, "SHA256"}, std::pair{NID_sha512, "SHA512"}}) {
+        ASN1_TYPE* t = ASN1_TYPE_new();
+        ASN1_TYPE_set(t, V_ASN1_OBJECT, OBJ_nid2obj(nid));
+        EXPECT_EQ(parse_csrattrs(seq_any_der({t})).digest, digest);
+    }
+}
+
+TEST(CsrAttrsTest, ToleratesTrailingNulAndWhitespace) {
+    // RFC 7030 §4.5.2's example with a C string's terminator, CRLF and spaces after it.
+    const std::string b64 =
+        "MEEGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiMBYGCSqGSIb3DQEJDjEJ"
+        "BgcrBgEBAQEWBggqhkjOPQQDAw==";
+    for (const std::string& body :
+         {b64 + std::string("\0", 1), b64 + "\r\n" + std::string("\0\0", 2),
+          wrap(b64, 64, "\n") + std::string("\0", 1) + " \n",
+          std::string(b64, 0, b64.size() - 2) + std::string("\0", 1)}) {  // no padding
+        auto a = parse_csrattrs(body);
+        EXPECT_EQ(a.digest, "SHA384");
+        ASSERT_EQ(a.keys.size(), 1u);
+        EXPECT_EQ(a.keys[0].curve_nid, NID_secp384r1);
+    }
+    // Raw DER followed by a NUL: its length says where it ends.
+    auto der = *encoding::base64_decode(b64);
+    EXPECT_EQ(parse_csrattrs(der + std::string("\0", 1)).digest, "SHA384");
+    EXPECT_EQ(parse_csrattrs(der + std::string("\0\r\n", 3)).digest, "SHA384");
+    // Other trailing bytes are still an error, and only NULs is still "nothing asked".
+    EXPECT_EQ(error_kind([&] { parse_csrattrs(der + "x"); }), Error::Kind::bad_response);
+    EXPECT_TRUE(parse_csrattrs(std::string("\0", 1)).empty());
+}
+
+config::CsrAttribute mac_config() {
+    return {"macAddress", "1.3.6.1.1.1.1.22", "00:16:3e:12:34:56"};
+}
+
+TEST(CsrAttrsTest, PlansConfiguredAttributesAndNamesWhatIsMissing) {
+    auto a = parse_csrattrs(encoding::base64(libest_like_der()));
+    auto plan = plan_csr_extras(a, {mac_config()});
+    ASSERT_EQ(plan.items.size(), 1u);
+    EXPECT_FALSE(plan.items[0].extension);
+    EXPECT_EQ(plan.unmet.size(), 2u);  // 2.999.1 and 2.999.2
+    EXPECT_NE(plan.unmet[0].find("est.csr_attributes.\"2.999.1\""), std::string::npos)
+        << plan.unmet[0];
+
+    auto none = plan_csr_extras(a, {});
+    EXPECT_TRUE(none.items.empty());
+    ASSERT_EQ(none.unmet.size(), 3u);
+    EXPECT_EQ(none.unmet[0],
+              "the EST server asked for CSR attribute macAddress (1.3.6.1.1.1.1.22), which the "
+              "config does not supply: set est.csr_attributes.macAddress");
+}
+
+TEST(CsrAttrsTest, ConfiguredItemsGoIntoTheCsr) {
+    // macAddress as an attribute (IA5String), a private OID the server asked for in an
+    // extensionRequest as an extension holding a UTF8String, keyUsage in OpenSSL's syntax.
+    CsrAttributes asked;
+    asked.requested.push_back({"1.3.6.1.4.1.99999.7", true});
+    auto plan =
+        plan_csr_extras(asked, {mac_config(),
+                                {"1.3.6.1.4.1.99999.7", "1.3.6.1.4.1.99999.7", "device-42"},
+                                {"keyUsage", "2.5.29.15", "critical,digitalSignature"},
+                                {"1.3.6.1.4.1.99999.8", "1.3.6.1.4.1.99999.8", "DER:0c0161"}});
+    EXPECT_TRUE(plan.unmet.empty());
+    CsrRequest r;
+    r.common_name = "host-17.example";
+    r.extra = plan.items;
+    auto key = ec_key();
+    auto req = build_csr(r, key.get());
+
+    int i = X509_REQ_get_attr_by_OBJ(
+        req.get(), ossl::Asn1Object(OBJ_txt2obj("1.3.6.1.1.1.1.22", 1)).get(), -1);
+    ASSERT_GE(i, 0);
+    ASN1_TYPE* v = X509_ATTRIBUTE_get0_type(X509_REQ_get_attr(req.get(), i), 0);
+    ASSERT_EQ(v->type, V_ASN1_IA5STRING);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v->value.ia5string)),
+                          static_cast<std::size_t>(ASN1_STRING_length(v->value.ia5string))),
+              "00:16:3e:12:34:56");
+    i = X509_REQ_get_attr_by_OBJ(req.get(),
+                                 ossl::Asn1Object(OBJ_txt2obj("1.3.6.1.4.1.99999.8", 1)).get(), -1);
+    ASSERT_GE(i, 0);
+    EXPECT_EQ(X509_ATTRIBUTE_get0_type(X509_REQ_get_attr(req.get(), i), 0)->type,
+              V_ASN1_UTF8STRING);
+
+    ossl::X509ExtStack exts(X509_REQ_get_extensions(req.get()));
+    ASSERT_TRUE(exts);
+    const int ku = X509v3_get_ext_by_NID(exts.get(), NID_key_usage, -1);
+    ASSERT_GE(ku, 0);
+    EXPECT_EQ(X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts.get(), ku)), 1);
+    const int priv = X509v3_get_ext_by_OBJ(
+        exts.get(), ossl::Asn1Object(OBJ_txt2obj("1.3.6.1.4.1.99999.7", 1)).get(), -1);
+    ASSERT_GE(priv, 0);
+    const ASN1_OCTET_STRING* data =
+        X509_EXTENSION_get_data(sk_X509_EXTENSION_value(exts.get(), priv));
+    const std::string expected(
+        "\x0c\x09"
+        "device-42",
+        11);  // UTF8String "device-42"
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                          static_cast<std::size_t>(ASN1_STRING_length(data))),
+              expected);
+
+    // A value OpenSSL cannot read as keyUsage names the config key.
+    CsrRequest bad = r;
+    bad.extra = {{"2.5.29.15", "no-such-usage", true, "keyUsage"}};
+    std::string msg;
+    EXPECT_EQ(error_kind([&] { build_csr(bad, key.get()); }, &msg), Error::Kind::config);
+    EXPECT_NE(msg.find("est.csr_attributes.keyUsage"), std::string::npos) << msg;
+}
+
+TEST(KeyChoiceTest, FollowsTheServerWithinKeyPolicy) {
+    using config::KeyType;
+    auto p384 = parse_csrattrs(
+        "MEEGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiMBYGCSqGSIb3DQEJDjEJ"
+        "BgcrBgEBAQEWBggqhkjOPQQDAw==");
+    config::KeyPolicy fixed;  // ec-p256
+    config::KeyPolicy follow;
+    follow.from_server = true;
+    config::KeyPolicy listed;
+    listed.types = {KeyType::rsa_2048, KeyType::ec_p384};
+    listed.type = KeyType::rsa_2048;
+
+    EXPECT_EQ(choose_key_type({}, follow), KeyType::ec_p256);  // nothing asked: the default
+    EXPECT_EQ(choose_key_type({}, listed), KeyType::rsa_2048);
+    EXPECT_EQ(choose_key_type(p384, follow), KeyType::ec_p384);
+    EXPECT_EQ(choose_key_type(p384, listed), KeyType::ec_p384);
+    std::string msg;
+    EXPECT_EQ(error_kind([&] { choose_key_type(p384, fixed); }, &msg), Error::Kind::config);
+    EXPECT_EQ(msg,
+              "the EST server's CSR attributes ask for a key of type EC secp384r1, but key.type is "
+              "\"ec-p256\": set [key] type = \"ec-p384\", or type = \"from-server\" to follow "
+              "the server");
+    config::KeyPolicy rsa_only;
+    rsa_only.types = {KeyType::rsa_2048, KeyType::rsa_3072};
+    EXPECT_EQ(error_kind([&] { choose_key_type(p384, rsa_only); }, &msg), Error::Kind::config);
+    EXPECT_NE(msg.find("key.types allows only \"rsa-2048\", \"rsa-3072\""), std::string::npos)
+        << msg;
+
+    CsrAttributes rsa_any;
+    rsa_any.keys.push_back({KeyRequest::Type::rsa, 0, 0});
+    EXPECT_EQ(choose_key_type(rsa_any, follow), KeyType::rsa_2048);
+    CsrAttributes rsa4096;
+    rsa4096.keys.push_back({KeyRequest::Type::rsa, 0, 4096});
+    EXPECT_EQ(error_kind([&] { choose_key_type(rsa4096, follow); }, &msg), Error::Kind::config);
+    EXPECT_NE(msg.find("RSA 4096"), std::string::npos) << msg;
+    EXPECT_TRUE(key_type_satisfies(p384, KeyType::ec_p384));
+    EXPECT_FALSE(key_type_satisfies(p384, KeyType::ec_p256));
 }
 
 // ---- CSR --------------------------------------------------------------------------------

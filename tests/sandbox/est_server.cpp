@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/ossl_error.hpp"
 #include "tests/sandbox/est_wire.hpp"
+#include "tests/sandbox/csrattrs.hpp"
 #include "tests/sandbox/pem.hpp"
 
 #include <openssl/crypto.h>
@@ -15,14 +16,7 @@
 namespace mtls::sandbox {
 namespace {
 
-using Pkcs7Type = ossl::Owned<ASN1_TYPE, &ASN1_TYPE_free>;
-using ObjPtr = ossl::Owned<ASN1_OBJECT, &ASN1_OBJECT_free>;
-using AttrPtr = ossl::Owned<X509_ATTRIBUTE, &X509_ATTRIBUTE_free>;
 using GeneralNames = ossl::Owned<GENERAL_NAMES, &GENERAL_NAMES_free>;
-void free_types(STACK_OF(ASN1_TYPE) * s) {
-    sk_ASN1_TYPE_pop_free(s, ASN1_TYPE_free);
-}
-using TypeStack = ossl::Owned<STACK_OF(ASN1_TYPE), &free_types>;
 void free_exts(STACK_OF(X509_EXTENSION) * s) {
     sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
 }
@@ -35,12 +29,6 @@ std::string wrap64(const std::string& b64) {
         out += '\n';
     }
     return out;
-}
-
-ObjPtr obj(const std::string& text) {
-    ObjPtr o(OBJ_txt2obj(text.c_str(), 0));
-    if (!o) throw std::invalid_argument("csrattrs: \"" + text + "\" is not an OID or OID name");
-    return o;
 }
 
 std::string trim(std::string s) {
@@ -138,44 +126,7 @@ std::vector<std::pair<std::string, std::string>> read_credentials(const std::str
 }
 
 std::string EstServer::csrattrs_der(const std::string& spec, PopMode pop) {
-    std::string s = spec;
-    if (s == "none" || s.empty()) return {};
-    if (s == "default") {
-        s = "ecdsa-with-SHA256,id-ecPublicKey=prime256v1";
-        if (pop != PopMode::off) s = "challengePassword," + s;
-    }
-    TypeStack seq(sk_ASN1_TYPE_new_null());
-    std::stringstream items(s);
-    std::string item;
-    while (std::getline(items, item, ',')) {
-        item = trim(item);
-        if (item.empty()) continue;
-        Pkcs7Type t(ASN1_TYPE_new());
-        auto eq = item.find('=');
-        if (eq == std::string::npos) {
-            ASN1_TYPE_set(t.get(), V_ASN1_OBJECT, obj(item).release());
-        } else {
-            auto type = obj(trim(item.substr(0, eq)));
-            auto value = obj(trim(item.substr(eq + 1)));
-            AttrPtr attr(
-                X509_ATTRIBUTE_create_by_OBJ(nullptr, type.get(), V_ASN1_OBJECT, value.get(), -1));
-            if (!attr) throw ossl::Error("cannot build csrattrs attribute " + item);
-            unsigned char* der = nullptr;
-            int n = i2d_X509_ATTRIBUTE(attr.get(), &der);
-            if (n <= 0) throw ossl::Error("i2d_X509_ATTRIBUTE");
-            ASN1_STRING* str = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
-            ASN1_STRING_set(str, der, n);
-            OPENSSL_free(der);
-            ASN1_TYPE_set(t.get(), V_ASN1_SEQUENCE, str);
-        }
-        sk_ASN1_TYPE_push(seq.get(), t.release());
-    }
-    unsigned char* der = nullptr;
-    int n = i2d_ASN1_SEQUENCE_ANY(seq.get(), &der);
-    if (n <= 0) throw ossl::Error("cannot encode csrattrs");
-    std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
-    OPENSSL_free(der);
-    return out;
+    return build_csrattrs_der(spec, pop);
 }
 
 EstServer::EstServer(const DevCa& ca, const Options& options, Modes& modes, Stats& stats)
@@ -276,7 +227,7 @@ Task<void> EstServer::handle(Exchange& ex) {
                     co_return;
                 }
             }
-            auto der = csrattrs_der(opt_.est_csrattrs, mode.pop);
+            auto der = csrattrs_der(mode.csrattrs, mode.pop);
             if (der.empty()) {
                 co_await ex.send(ex.make(http::status::no_content));
                 co_return;
@@ -285,6 +236,7 @@ Task<void> EstServer::handle(Exchange& ex) {
             res.set(http::field::content_type, "application/csrattrs");
             res.set("Content-Transfer-Encoding", "base64");
             res.body() = est_base64_body(der, mode.response_oneline);
+            if (mode.csrattrs_nul) res.body() += '\0';  // a C string's terminator, sent along
             co_await ex.send(std::move(res));
         }
         co_return;
@@ -428,6 +380,16 @@ Task<void> EstServer::enroll(Exchange& ex, bool reenroll) {
                             std::string("proof of possession failed: challengePassword must be "
                                         "base64 of the connection's ") +
                                 kind + " value");
+            co_return;
+        }
+    }
+
+    // A strict profile: the CSR must hold what csrattrs asks for (key, digest, attributes,
+    // extensions), as EJBCA and libest with csrattrs enforcement check.
+    if (mode.enforce_csrattrs) {
+        if (auto unmet = csrattrs_unmet(mode.csrattrs, mode.pop, req.get()); !unmet.empty()) {
+            co_await reject(http::status::bad_request,
+                            "the CSR does not satisfy the CSR attributes: " + unmet);
             co_return;
         }
     }

@@ -216,7 +216,12 @@ int main(int argc, char** argv) {
                    "accepted CA label in /.well-known/est/<label>/ (repeatable; default any)");
     app.add_option("--cert-validity", validity, "seconds of validity of EST-issued certificates");
     app.add_option("--est-csrattrs", o.est_csrattrs,
-                   "csrattrs: default | none | list of OID and OID=OID items, comma-separated");
+                   "csrattrs: default | none | list of OID, OID=OID[+OID] and OID=N items, "
+                   "comma-separated");
+    app.add_flag("--est-csrattrs-nul", o.est_csrattrs_nul,
+                 "end the csrattrs body with a NUL byte, as servers sending a C string do");
+    app.add_flag("--est-enforce-csrattrs", o.est_enforce_csrattrs,
+                 "reject (400) a CSR lacking what csrattrs asks for (key, digest, attributes)");
     app.add_option("--est-pop", pop, "proof-of-possession: off|tls-unique|tls-exporter|any");
     app.add_option("--est-retry-count", o.est_retry_count,
                    "answer this many (re)enrolls with 202 + Retry-After first");

@@ -1,5 +1,7 @@
 #include "tests/sandbox/modes.hpp"
 
+#include "tests/sandbox/csrattrs.hpp"
+
 #include <set>
 
 namespace mtls::sandbox {
@@ -38,6 +40,9 @@ Modes::Modes(const Options& o) {
     est_.retry_remaining = o.est_retry_count;
     est_.retry_after = o.est_retry_after;
     est_.pop = o.est_pop;
+    est_.csrattrs = o.est_csrattrs;
+    est_.csrattrs_nul = o.est_csrattrs_nul;
+    est_.enforce_csrattrs = o.est_enforce_csrattrs;
 }
 
 AsMode Modes::as() const {
@@ -122,6 +127,21 @@ std::string Modes::apply(const std::string& key, const std::string& value) {
                     "not-yet-valid or huge";
             else
                 est_.variant = value;
+        } else if (key == "est_csrattrs") {
+            try {
+                (void)build_csrattrs_der(value, est_.pop);
+                est_.csrattrs = value;
+            } catch (const std::exception& e) {
+                err = std::string("est_csrattrs: ") + e.what();
+            }
+        } else if (key == "est_csrattrs_nul" || key == "est_enforce_csrattrs") {
+            bool& flag = key == "est_csrattrs_nul" ? est_.csrattrs_nul : est_.enforce_csrattrs;
+            if (value == "1" || value == "true" || value == "on")
+                flag = true;
+            else if (value == "0" || value == "false" || value == "off")
+                flag = false;
+            else
+                err = key + ": expected 1 or 0";
         } else if (key == "est_pop") {
             if (!parse_pop(value, est_.pop))
                 err = "est_pop: expected off, tls-unique, tls-exporter or any";
@@ -185,7 +205,10 @@ nlohmann::json Modes::to_json() const {
               {"enroll_auth", to_string(est_.enroll_auth)},
               {"digest_algorithms", to_string(est_.digest_algorithms)},
               {"accepted", est_.accepted_close ? "close" : "normal"},
-              {"status_field", est_.status_field}}}};
+              {"status_field", est_.status_field},
+              {"csrattrs", est_.csrattrs},
+              {"csrattrs_nul", est_.csrattrs_nul},
+              {"enforce_csrattrs", est_.enforce_csrattrs}}}};
 }
 
 }  // namespace mtls::sandbox

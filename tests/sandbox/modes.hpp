@@ -51,6 +51,9 @@ struct EstMode {
     bool accepted_close = false;
     // est_status_field=0|1 — a CGI "Status: <code> <reason>" field on every EST response.
     bool status_field = false;
+    std::string csrattrs = "default";  // the csrattrs spec (tests/sandbox/csrattrs.hpp)
+    bool csrattrs_nul = false;         // a NUL after the csrattrs body, as C-string servers send
+    bool enforce_csrattrs = false;     // 400 for a CSR lacking what csrattrs asks for
 };
 
 class Modes {

@@ -26,7 +26,9 @@ struct Options {
     std::vector<std::string> est_bootstrap_ca;  // PEM files: CAs of bootstrap client certs
     std::vector<std::string> est_labels;        // accepted CA labels (empty: any)
     std::chrono::seconds cert_validity{86400};
-    std::string est_csrattrs = "default";  // "default", "none", or a list (see main.cpp)
+    std::string est_csrattrs = "default";  // "default", "none", or a list (see csrattrs.hpp)
+    bool est_csrattrs_nul = false;         // csrattrs body ends in a NUL (a C string)
+    bool est_enforce_csrattrs = false;     // reject CSRs that lack what csrattrs asks for
     PopMode est_pop = PopMode::off;
     int est_retry_count = 0;             // reply 202 this many times first
     int est_retry_after = 1;             // Retry-After seconds

@@ -280,6 +280,62 @@ TEST_F(SandboxTest, EstCsrattrsIsBase64DerWithTheConfiguredAttributes) {
     EXPECT_NE(r.out.find("challengePassword"), std::string::npos) << r.out;
 }
 
+// A strict profile (EJBCA, libest with csrattrs enforcement): csrattrs asks for an EC P-384
+// key, SHA-384 (a bare hash OID, as libest sends) and macAddress; a CSR lacking any of them
+// is rejected with 400 naming each; the body ends in a NUL like a C string's.
+TEST_F(SandboxTest, EstEnforcedCsrattrsNameWhatTheCsrLacks) {
+    struct Restore {  // the sandbox is shared by the suite's tests
+        ~Restore() {
+            try {
+                sandbox_->set_mode(
+                    "est_csrattrs=default&est_enforce_csrattrs=0&est_csrattrs_nul=0");
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << e.what();
+            }
+        }
+    } restore;
+    sandbox_->set_mode(
+        "est_csrattrs=id-ecPublicKey%3Dsecp384r1,sha384,macAddress&est_enforce_csrattrs=1&"
+        "est_csrattrs_nul=1");
+    auto r = sh(R"SH(
+      curl -sS --fail --cacert "$CA" "$EST/csrattrs" -o "$W/a.b64"
+      echo "last=$(tail -c 1 "$W/a.b64" | od -An -tx1 | tr -d ' ')"
+      tr -d '\000' < "$W/a.b64" | base64 -d | openssl asn1parse -inform DER
+      code() { curl -sS -o "$W/out" -w '%{http_code}' --cacert "$CA" "$@"; }
+      p10=(-H 'Content-Type: application/pkcs10')
+      make_csr s1 "/CN=strict-1"
+      echo "weak=$(code -u "$EST_USER" "${p10[@]}" --data-binary @"$W/s1.csr.b64" "$EST/simpleenroll")"
+      cat "$W/out"
+      printf '[req]\ndistinguished_name=dn\nattributes=attrs\nprompt=no\n[dn]\nCN=strict-2\n' > "$W/s2.cnf"
+      printf '[attrs]\n1.3.6.1.1.1.1.22=00:16:3e:12:34:56\n' >> "$W/s2.cnf"
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -sha384 \
+        -keyout "$W/s2.key" -config "$W/s2.cnf" -outform DER -out "$W/s2.csr.der" 2>/dev/null
+      base64 < "$W/s2.csr.der" > "$W/s2.csr.b64"
+      echo "strict=$(code -u "$EST_USER" "${p10[@]}" --data-binary @"$W/s2.csr.b64" "$EST/simpleenroll")"
+      # The same key signing with SHA-256: only the digest is named.
+      openssl req -new -key "$W/s2.key" -sha256 -config "$W/s2.cnf" -outform DER -out "$W/s3.csr.der"
+      base64 < "$W/s3.csr.der" > "$W/s3.csr.b64"
+      echo "sha256=$(code -u "$EST_USER" "${p10[@]}" --data-binary @"$W/s3.csr.b64" "$EST/simpleenroll")"
+      cat "$W/out"
+    )SH");
+    ASSERT_OK(r);
+    for (const char* want :
+         {"last=00", "secp384r1", "sha384", ":1.3.6.1.1.1.1.22", "weak=400",
+          "the key must be EC secp384r1, the CSR's is EC prime256v1; the CSR must be signed with "
+          "SHA384, it is signed with ecdsa-with-SHA256; CSR attribute macAddress "
+          "(1.3.6.1.1.1.1.22) is missing",
+          "strict=200", "sha256=400",
+          "the CSR does not satisfy the CSR attributes: the CSR must be signed with SHA384, it is "
+          "signed with ecdsa-with-SHA256\n"})
+        EXPECT_NE(r.out.find(want), std::string::npos) << want << " not in:\n" << r.out;
+
+    // At run time: nothing asked (204), and a bad spec is refused.
+    sandbox_->set_mode("est_csrattrs=none");
+    r = sh(R"SH(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" "$EST/csrattrs")SH");
+    EXPECT_EQ(r.out, "204");
+    EXPECT_THROW(sandbox_->set_mode("est_csrattrs=no-such-oid-name"), std::runtime_error);
+}
+
 TEST_F(SandboxTest, EstSimpleenrollIssuesClientCertWithCsrSubjectAndSans) {
     auto r = sh(R"SH(
       make_csr e1 "/O=Partner/OU=payments/CN=enroll-1" "DNS:enroll-1.example,URI:spiffe://partner/e1"
