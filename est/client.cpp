@@ -218,9 +218,15 @@ std::string name_text(X509_NAME* name) {
 
 std::string subject_text(const CsrRequest& r) {
     if (r.copy_names_from) return name_text(X509_get_subject_name(r.copy_names_from));
-    std::string s = "CN=" + r.common_name;
-    if (!r.organizational_unit.empty()) s += ",OU=" + r.organizational_unit;
+    // RFC 4514 order: the DER's last RDN first.
+    std::string s = r.serial_number.empty() ? "" : "serialNumber=" + r.serial_number + ",";
+    s += "CN=" + r.common_name;
+    for (auto ou = r.organizational_units.rbegin(); ou != r.organizational_units.rend(); ++ou)
+        s += ",OU=" + *ou;
     if (!r.organization.empty()) s += ",O=" + r.organization;
+    if (!r.locality.empty()) s += ",L=" + r.locality;
+    if (!r.state.empty()) s += ",ST=" + r.state;
+    if (!r.country.empty()) s += ",C=" + r.country;
     return s;
 }
 
@@ -425,7 +431,8 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
                 for (const auto& u : extras.unmet) notes += "; " + u;
                 for (const auto& u : result.attributes.unhandled)
                     notes += "; the EST server asked for " + u + ", which the agent cannot supply";
-                if (auto why = key_mismatch(result.attributes, key); !why.empty()) notes += "; " + why;
+                if (auto why = key_mismatch(result.attributes, key); !why.empty())
+                    notes += "; " + why;
                 if (!notes.empty()) throw Error(e.kind(), e.what() + notes, e.status());
             }
             throw e;

@@ -43,14 +43,9 @@ void add_unique(std::vector<std::string>& v, std::string s) {
     if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(std::move(s));
 }
 
-// A signature algorithm OID names the digest the server wants.
-bool digest_from_sig_nid(int nid, std::string& digest) {
-    int md = NID_undef, pk = NID_undef;
-    if (!OBJ_find_sigid_algs(nid, &md, &pk)) return false;
-    if (md == NID_undef) {  // Ed25519 / Ed448: no separate digest
-        return true;
-    }
-    switch (md) {
+// A bare hash algorithm OID (id-sha256 …, as libest and RFC 7030 §4.5.2 send): sign with it.
+bool digest_from_hash_nid(int nid, std::string& digest) {
+    switch (nid) {
         case NID_sha256:
             digest = "SHA256";
             return true;
@@ -63,6 +58,14 @@ bool digest_from_sig_nid(int nid, std::string& digest) {
         default:
             return false;
     }
+}
+
+// A signature algorithm OID names the digest the server wants.
+bool digest_from_sig_nid(int nid, std::string& digest) {
+    int md = NID_undef, pk = NID_undef;
+    if (!OBJ_find_sigid_algs(nid, &md, &pk)) return false;
+    if (md == NID_undef) return true;  // Ed25519 / Ed448: no separate digest
+    return digest_from_hash_nid(md, digest);
 }
 
 std::string general_name_type(int type) {
@@ -110,23 +113,6 @@ void note_extension(CsrAttributes& out, const ASN1_OBJECT* type) {
     if (nid != NID_subject_alt_name && nid != NID_key_usage && nid != NID_ext_key_usage &&
         nid != NID_basic_constraints)
         add_requested(out, type, true);
-}
-
-// A bare hash algorithm OID (id-sha256 …, as libest and RFC 7030 §4.5.2 send): sign with it.
-bool digest_from_hash_nid(int nid, std::string& digest) {
-    switch (nid) {
-        case NID_sha256:
-            digest = "SHA256";
-            return true;
-        case NID_sha384:
-            digest = "SHA384";
-            return true;
-        case NID_sha512:
-            digest = "SHA512";
-            return true;
-        default:
-            return false;
-    }
 }
 
 // extensionRequest: properly an Extensions SEQUENCE; RFC 7030's own example (an erratum) puts

@@ -4,8 +4,8 @@
 #include "common/encoding.hpp"
 #include "common/log.hpp"
 #include "common/ossl_error.hpp"
-#include "tests/sandbox/est_wire.hpp"
 #include "tests/sandbox/csrattrs.hpp"
+#include "tests/sandbox/est_wire.hpp"
 #include "tests/sandbox/pem.hpp"
 
 #include <openssl/crypto.h>
