@@ -148,6 +148,8 @@ struct Listener {
     std::size_t max_header_bytes = 16384;  // max_header_bytes = 16384
     std::size_t max_header_count = 100;    // max_header_count = 100
     Millis client_idle{60000};             // client_idle = "60s"
+    Millis request_head_timeout{20000};    // request_head_timeout = "20s" (whole head, from its first byte)
+    Millis body_idle{30000};               // body_idle = "30s" (between body bytes)
 };
 
 // [admin]

@@ -270,6 +270,8 @@ std::string render(const Config& c) {
     w.integer("max_header_bytes", l.max_header_bytes);
     w.integer("max_header_count", l.max_header_count);
     w.duration("client_idle", l.client_idle);
+    w.duration("request_head_timeout", l.request_head_timeout);
+    w.duration("body_idle", l.body_idle);
 
     w.table("admin");
     w.str("socket", c.admin.socket);

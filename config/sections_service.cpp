@@ -48,6 +48,8 @@ void read_listener(Section& root, Config& c) {
     s.unsigned_int("max_header_bytes", l.max_header_bytes, 1024, 1 << 20);
     s.unsigned_int("max_header_count", l.max_header_count, 1, 10000);
     s.duration("client_idle", l.client_idle, std::chrono::milliseconds(1));
+    s.duration("request_head_timeout", l.request_head_timeout, std::chrono::milliseconds(1));
+    s.duration("body_idle", l.body_idle, std::chrono::milliseconds(1));
     s.finish();
 }
 

@@ -1,14 +1,32 @@
 #include "agent/admin/protocol.hpp"
 
+#include <set>
+#include <vector>
+
 namespace mtls::admin {
 
 Request parse_request(std::string_view line) {
     if (line.size() > kMaxRequestBytes)
         throw CommandError("bad_request",
                            "request larger than " + std::to_string(kMaxRequestBytes) + " bytes");
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // A duplicate key would otherwise be settled silently by the last one (RFC 8259 §4 leaves
+    // it undefined): refuse it.
+    std::vector<std::set<std::string>> keys;
+    std::string duplicate;
+    auto check = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+        using E = nlohmann::json::parse_event_t;
+        if (ev == E::object_start) keys.emplace_back();
+        if (ev == E::object_end && !keys.empty()) keys.pop_back();
+        if (ev == E::key && !keys.empty() && parsed.is_string() &&
+            !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+            duplicate = parsed.get<std::string>();
+        return true;
+    };
+    nlohmann::json j = nlohmann::json::parse(line, check, /*allow_exceptions=*/false);
     if (j.is_discarded())
         throw CommandError("bad_request", "request is not valid JSON (one object per line)");
+    if (!duplicate.empty())
+        throw CommandError("bad_request", "duplicate key \"" + duplicate + "\" in request");
     if (!j.is_object()) throw CommandError("bad_request", "request must be a JSON object");
     auto v = j.find("v");
     if (v == j.end() || !v->is_number_integer())

@@ -25,9 +25,52 @@ Server::~Server() {
     stop();
 }
 
-void Server::add_command(std::string name, Handler h) {
+void Server::add_command(std::string name, Handler h,
+                         std::map<std::string, nlohmann::json::value_t> args) {
+    arg_types_[name] = std::move(args);
     handlers_[std::move(name)] = std::move(h);
 }
+
+namespace {
+const char* json_type_name(nlohmann::json::value_t t) {
+    using V = nlohmann::json::value_t;
+    switch (t) {
+        case V::boolean:
+            return "a boolean";
+        case V::string:
+            return "a string";
+        case V::number_integer:
+        case V::number_unsigned:
+            return "an integer";
+        case V::object:
+            return "an object";
+        case V::array:
+            return "an array";
+        default:
+            return "a value";
+    }
+}
+
+// The arguments of a request against what the command takes (docs/admin-protocol.md).
+void check_args(const std::string& cmd, const nlohmann::json& args,
+                const std::map<std::string, nlohmann::json::value_t>& types) {
+    for (auto it = args.begin(); it != args.end(); ++it) {
+        auto t = types.find(it.key());
+        if (t == types.end()) {
+            std::string known;
+            for (const auto& [name, type] : types) known += (known.empty() ? "" : ", ") + name;
+            throw CommandError("bad_request", "unknown argument \"" + it.key() + "\" for " + cmd +
+                                                  (known.empty() ? " (it takes none)"
+                                                                 : " (it takes: " + known + ")"));
+        }
+        const bool integer_ok =
+            t->second == nlohmann::json::value_t::number_integer && it.value().is_number_integer();
+        if (it.value().type() != t->second && !integer_ok)
+            throw CommandError("bad_request", "argument \"" + it.key() + "\" of " + cmd +
+                                                  " must be " + json_type_name(t->second));
+    }
+}
+}  // namespace
 
 void Server::start() {
     int fd = make_unix_listener(opt_.listener);
@@ -151,6 +194,11 @@ asio::awaitable<std::string> Server::dispatch(const std::string& line, const Pee
                              "unknown command \"" + req.cmd + "\" (known: " + known + ")");
     }
     log::info("admin.command", {{"cmd", req.cmd}, {"uid", peer.uid}, {"pid", peer.pid}});
+    try {
+        check_args(req.cmd, req.args, arg_types_[req.cmd]);
+    } catch (const CommandError& e) {
+        co_return error_line(e.code(), e.what());
+    }
     try {
         auto result = co_await it->second(req.args, peer);
         co_return ok_line(result);

@@ -44,7 +44,10 @@ class Server {
 
     // Register before start(). Throwing CommandError gives the caller {code, message};
     // any other exception becomes "internal" with its what().
-    void add_command(std::string name, Handler h);
+    // `args`: the arguments the command takes and their JSON types; any other argument, or
+    // one of another type, is answered bad_request before the handler runs.
+    void add_command(std::string name, Handler h,
+                     std::map<std::string, nlohmann::json::value_t> args = {});
 
     // Creates the socket file and starts accepting. Throws std::runtime_error.
     void start();
@@ -61,6 +64,7 @@ class Server {
     boost::asio::io_context& io_;
     ServerOptions opt_;
     std::map<std::string, Handler> handlers_;
+    std::map<std::string, std::map<std::string, nlohmann::json::value_t>> arg_types_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
     std::shared_ptr<std::atomic<std::size_t>> live_ = std::make_shared<std::atomic<std::size_t>>(0);
     bool started_ = false;

@@ -148,15 +148,18 @@ void register_commands(admin::Server& admin, Parts& p) {
         co_return p.status();
     });
     admin.add_command(
-        "cert", [&p](const Json& args, const admin::PeerCred&) -> net::awaitable<Json> {
+        "cert",
+        [&p](const Json& args, const admin::PeerCred&) -> net::awaitable<Json> {
             auto id = p.identities.current();
             if (!id) throw admin::CommandError("no_identity", "no certificate enrolled yet");
             Json out{{"pem", chain_pem(*id)}, {"certificates", 1 + id->chain().size()}};
             if (args.value("jwk", false)) out["jwk"] = identity::registration_jwk(*id);
             co_return out;
-        });
-    admin.add_command("rotate", lifecycle(p, renewal::Renewer::Kind::rotate));
-    admin.add_command("renew", lifecycle(p, renewal::Renewer::Kind::renew));
+        },
+        {{"jwk", Json::value_t::boolean}});
+    const std::map<std::string, Json::value_t> wait_arg{{"wait", Json::value_t::boolean}};
+    admin.add_command("rotate", lifecycle(p, renewal::Renewer::Kind::rotate), wait_arg);
+    admin.add_command("renew", lifecycle(p, renewal::Renewer::Kind::renew), wait_arg);
     admin.add_command("reload", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
         co_return reload(p);
     });

@@ -31,6 +31,9 @@ ProxyError headers_too_large(std::string m) {
 ProxyError expectation_failed(std::string m) {
     return make(status::expectation_failed, "expectation_failed", std::move(m));
 }
+ProxyError request_timeout(std::string m) {
+    return make(status::request_timeout, "request_timeout", std::move(m));
+}
 ProxyError authorization_not_allowed(std::string m) {
     return make(status::bad_request, "authorization_not_allowed", std::move(m));
 }

@@ -26,6 +26,7 @@ ProxyError method_not_allowed(std::string message);         // 405
 ProxyError payload_too_large(std::string message);          // 413 body_too_large
 ProxyError headers_too_large(std::string message);          // 431
 ProxyError expectation_failed(std::string message);         // 417
+ProxyError request_timeout(std::string message);            // 408
 ProxyError authorization_not_allowed(std::string message);  // 400
 ProxyError upstream_connect(std::string message);           // 502
 ProxyError upstream_tls(std::string message);               // 502

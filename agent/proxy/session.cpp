@@ -140,6 +140,10 @@ class Session {
     // Beast parses (Beast would unfold obs-fold silently). nullopt: the app closed.
     net::awaitable<std::optional<ProxyError>> read_head_block() {
         const std::size_t limit = ctx_.listener.max_header_bytes;
+        // client_idle waits for a request to begin; once its first byte is here, the whole
+        // head has listener.request_head_timeout, however slowly it trickles in (slowloris:
+        // an idle timer restarted by every byte would never fire).
+        std::optional<Clock::time_point> head_due;
         for (;;) {
             auto bytes = cbuf_.data();
             std::string_view sv(static_cast<const char*>(bytes.data()), bytes.size());
@@ -154,9 +158,24 @@ class Session {
             }
             if (sv.size() >= limit) break;
             error_code ec;
-            client_deadline();
+            if (!sv.empty() && !head_due)
+                head_due = Clock::now() + ctx_.listener.request_head_timeout;
+            if (head_due) {
+                const auto left = *head_due - Clock::now();
+                if (left <= Clock::duration::zero())
+                    co_return request_timeout(
+                        "the request head was not complete within " +
+                        std::to_string(ctx_.listener.request_head_timeout.count()) +
+                        " ms (listener.request_head_timeout)");
+                client_.expires_after(std::min<std::chrono::milliseconds>(
+                    ctx_.listener.client_idle, std::chrono::ceil<std::chrono::milliseconds>(left)));
+            } else {
+                client_deadline();
+            }
             auto n = co_await client_.read_some(
                 cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size())), ec);
+            if (ec == net::beast::error::timeout && head_due && Clock::now() >= *head_due)
+                continue;  // answered 408 above
             if (ec) co_return std::nullopt;
             cbuf_.commit(n);
         }
@@ -304,7 +323,7 @@ class Session {
         parser.get().body().data = data;
         parser.get().body().size = size;
         error_code ec;
-        client_deadline();
+        client_.expires_after(ctx_.listener.body_idle);
         co_await read_body(client_, cbuf_, parser, ec);
         n = size - parser.get().body().size;
         co_return ec;

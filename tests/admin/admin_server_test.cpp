@@ -138,7 +138,9 @@ class AdminServerTest : public ::testing::Test {
             "echo",
             [](const nlohmann::json& args, const PeerCred& who) -> asio::awaitable<nlohmann::json> {
                 co_return nlohmann::json{{"args", args}, {"uid", who.uid}};
-            });
+            },
+            {{"x", nlohmann::json::value_t::number_integer},
+             {"flag", nlohmann::json::value_t::boolean}});
         server_->add_command(
             "fail", [](const nlohmann::json&, const PeerCred&) -> asio::awaitable<nlohmann::json> {
                 throw CommandError("rotate_failed", "EST enroll failed: server said 500");
@@ -267,6 +269,25 @@ TEST_F(AdminServerTest, MalformedRequestGetsErrorAndConnectionStaysUsable) {
                  "\n");
     auto ok = nlohmann::json::parse(read_line(fd));
     EXPECT_EQ(ok["result"]["args"]["x"], 1);
+    // A wrong argument type, an argument the command does not take, a duplicate key: all
+    // bad_request with what is wrong (not "internal" with a JSON library's text).
+    for (const auto& [line, says] : std::vector<std::pair<std::string, std::string>>{
+             {R"({"v":1,"cmd":"echo","args":{"flag":"yes"}})",
+              "argument \"flag\" of echo must be a boolean"},
+             {R"({"v":1,"cmd":"echo","args":{"wiat":true}})",
+              "unknown argument \"wiat\" for echo (it takes: flag, x)"},
+             {R"({"v":1,"cmd":"status","args":{"wait":true}})",
+              "unknown argument \"wait\" for status (it takes none)"},
+             {R"({"v":1,"cmd":"echo","cmd":"fail"})", "duplicate key \"cmd\" in request"},
+             {R"({"v":1,"cmd":"echo","args":{"x":1,"x":2}})", "duplicate key \"x\" in request"}}) {
+        send_all(fd, line + "\n");
+        auto answer = nlohmann::json::parse(read_line(fd));
+        EXPECT_EQ(answer["error"]["code"], "bad_request") << line << " -> " << answer;
+        EXPECT_EQ(answer["error"]["message"], says) << line;
+    }
+    send_all(fd, R"({"v":1,"cmd":"echo","args":{"flag":true}})"
+                 "\n");
+    EXPECT_EQ(nlohmann::json::parse(read_line(fd))["result"]["args"]["flag"], true);
     ::close(fd);
 }
 

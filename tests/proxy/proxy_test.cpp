@@ -409,6 +409,51 @@ TEST_F(ProxyTest, TimeoutsAnswer504AndIdleAppConnectionsAreClosed) {
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
 }
 
+// Slowloris: a head trickled in byte by byte must not hold a connection forever (the idle
+// timer restarts with every byte); nor may a body that stops coming.
+TEST_F(ProxyTest, TrickledHeadGets408AndAStalledBodyIsGivenUp) {
+    using namespace std::chrono_literals;
+    auto l = listener();
+    l.client_idle = 2s;
+    l.request_head_timeout = 1s;
+    l.body_idle = 500ms;
+    ProxyRunner px(l, {route("a", "/a/", *partners->a)}, ids, nullptr);
+
+    Client slow(px.port());
+    const std::string head = "GET /a/echo/status/200 HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < 8; ++i) {  // one byte every 200 ms: each well inside client_idle
+        slow.send_raw(head.substr(i, 1));
+        std::this_thread::sleep_for(200ms);  // the attacker's pace, not a readiness wait
+    }
+    unsigned status = 0;
+    std::string error;
+    try {
+        auto res = slow.read_response();
+        status = res.result_int();
+        error = json::parse(res.body()).value("error", "");
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(status, 408u) << error;
+    EXPECT_EQ(error, "request_timeout");
+    EXPECT_LT(took, 1900ms) << "the trickled head was still waited for";
+    EXPECT_TRUE(slow.closed_by_peer());
+
+    // A body that stops: the connection is given up after body_idle, not client_idle.
+    Client stalled(px.port());
+    stalled.send_raw(
+        "POST /a/echo/body HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n0123456789");
+    const auto t1 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(stalled.closed_by_peer());
+    EXPECT_LT(std::chrono::steady_clock::now() - t1, 1800ms);
+
+    // Well-paced requests are unaffected.
+    Client c(px.port());
+    EXPECT_EQ(c.request(http::verb::get, "/a/echo/status/200").result_int(), 200);
+}
+
 TEST_F(ProxyTest, RotationSwitchesIdentityWithoutBreakingRequestsInFlight) {
     ProxyRunner px(listener(), {route("a", "/a/", *partners->a)}, ids, nullptr);
     Client c(px.port());
