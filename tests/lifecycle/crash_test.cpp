@@ -39,9 +39,12 @@ std::string case_name(const ::testing::TestParamInfo<CrashCase>& info) {
 
 class CrashSafety : public ::testing::TestWithParam<CrashCase> {
   protected:
-    static AgentSetup setup() {
+    // The retirement case dies when the old key is destroyed, retire_grace after the rotation
+    // was published; `rotate --wait` must answer before that (it also fetches every profile's
+    // token first), so its grace leaves room for a slow, sanitized build on a loaded machine.
+    static AgentSetup setup(Trigger t) {
         AgentSetup s;
-        s.key = "retire_grace = \"1s\"\n";
+        s.key = t == Trigger::retirement ? "retire_grace = \"4s\"\n" : "retire_grace = \"1s\"\n";
         return s;
     }
     std::map<std::string, std::string> crash_env() const { return {{kVar, GetParam().at}}; }
@@ -60,7 +63,7 @@ class CrashSafety : public ::testing::TestWithParam<CrashCase> {
     }
 
     static constexpr const char* kVar = "MTLS_AGENT_TEST_CRASH_AT";
-    AgentWorld w_{"crash", {}, setup()};
+    AgentWorld w_{"crash", {}, setup(GetParam().trigger)};
     json before_;
 };
 
