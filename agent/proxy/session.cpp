@@ -414,10 +414,7 @@ class Session {
         for (;;) {
             ++out.attempts;
             const auto t_up = Clock::now();
-            // A request that may be sent again skips the liveness probe of idle connections:
-            // a dead one fails before the response and the request is retried once.
-            const bool retryable = prep.idempotent && replayable && !stale_retried;
-            auto lease = co_await pool.acquire(id, failure_, retryable);
+            auto lease = co_await pool.acquire(id, failure_);
             if (!lease.conn) co_return false;
             auto& conn = *lease.conn;
             out.reused = lease.reused;

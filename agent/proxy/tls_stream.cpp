@@ -239,8 +239,11 @@ std::size_t TlsStream::try_read(net::asio::mutable_buffer b, net::error_code& ec
             staged_end_ += static_cast<std::size_t>(got);
         else if (got == 0)
             eof_ = true;
-        else
-            return 0;  // would_block (or an error the next waiting read reports)
+        else {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                ec = sys_error(errno);  // reset, …
+            return 0;                   // else would_block
+        }
     }
 }
 

@@ -1,7 +1,5 @@
 #include "agent/proxy/upstream_connection.hpp"
 
-#include <sys/socket.h>
-
 #include "common/ossl_error.hpp"
 
 namespace mtls::proxy {
@@ -47,17 +45,19 @@ net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target
     co_return ProxyError{};
 }
 
-bool UpstreamConnection::looks_closed(bool probe) {
-    if (buffer_.size() != 0 || stream_.has_unread())
-        return true;  // unread bytes left from the last response
-    auto& sock = stream_.socket();
-    if (!sock.is_open()) return true;
-    if (!probe) return false;
-    char c;
-    ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return true;                                       // FIN
-    if (n < 0) return !(errno == EAGAIN || errno == EWOULDBLOCK);  // reset, …
-    return false;  // TLS records pending (e.g. a late session ticket): fine, SSL reads them
+UpstreamConnection::Leftover UpstreamConnection::take_leftover() {
+    if (buffer_.size() != 0) return Leftover::data;  // read past the end of the response
+    if (!stream_.socket().is_open()) return Leftover::closed;
+    char scratch[512];
+    // A record split across segments may need a second recv; more than that is not waited
+    // for.
+    for (int tries = 0; tries < 2; ++tries) {
+        net::error_code ec;
+        if (stream_.try_read(net::asio::buffer(scratch), ec) > 0) return Leftover::data;
+        if (ec != net::asio::error::would_block) return Leftover::closed;
+        if (!stream_.has_unread()) return Leftover::nothing;
+    }
+    return Leftover::partial;
 }
 
 void UpstreamConnection::close() {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <utility>
 
 namespace mtls::proxy {
 
@@ -34,10 +35,25 @@ class UpstreamConnection {
     Clock::time_point idle_since() const { return idle_since_; }
     void mark_idle() { idle_since_ = Clock::now(); }
 
-    // Whether the peer closed (or sent something unasked) while we were idle. `probe`: also
-    // ask the socket (a non-blocking peek, one system call); without it only bytes already
-    // received are checked — enough when a failed request may be retried anyway.
-    bool looks_closed(bool probe = true);
+    // What the partner sent after the last complete response, read without waiting (the
+    // bytes already here, then one non-blocking recv). TLS-only records (session tickets,
+    // KeyUpdate) are consumed: nothing. Application data — a second, unsolicited response,
+    // a body after a HEAD answer — is `data`; EOF, close_notify or an error is `closed`;
+    // `partial`: part of a TLS record is here and the rest is not. Only `nothing` leaves a
+    // connection fit for another exchange (RFC 9112 §6.3: a client must not process or forward such
+    // data as a separate response).
+    enum class Leftover { nothing, data, closed, partial };
+    Leftover take_leftover();
+
+    // While pooled: `handler(ec)` runs when the socket becomes readable (or the wait is
+    // cancelled: operation_aborted). No bytes are read by the wait itself.
+    template <class Handler>
+    void watch(std::uint64_t id, Handler&& handler) {
+        watch_id_ = id;
+        stream_.socket().async_wait(net::tcp::socket::wait_read, std::forward<Handler>(handler));
+    }
+    void unwatch() { stream_.cancel(); }
+    std::uint64_t watch_id() const { return watch_id_; }
     void close();
 
   private:
@@ -46,6 +62,7 @@ class UpstreamConnection {
     net::beast::flat_buffer buffer_;
     bool resumed_ = false;
     std::uint64_t requests_ = 0;
+    std::uint64_t watch_id_ = 0;  // of the pending idle wait (the pool's numbering)
     Clock::time_point idle_since_ = Clock::now();
 };
 

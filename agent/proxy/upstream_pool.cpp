@@ -30,19 +30,26 @@ std::shared_ptr<TlsClientContext> UpstreamPool::context_for(const identity::Iden
     return tls_;
 }
 
-net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr id, ProxyError& err,
-                                                          bool retryable) {
+net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr id,
+                                                          ProxyError& err) {
     auto tls = context_for(id, err);
     if (!tls) co_return Lease{};
     const auto& t = entry_.route.timeouts;
     auto wait_until = std::chrono::steady_clock::now() + t.connect;
     for (;;) {
-        // Newest idle connection of this identity that still looks alive.
+        // Newest idle connection of this identity that received nothing since its response
+        // (checked for every request: the idle wait may not have run yet).
         while (!idle_.empty()) {
             auto c = std::move(idle_.back());
             idle_.pop_back();
+            c->unwatch();
             bool expired = UpstreamConnection::Clock::now() - c->idle_since() >= t.idle;
-            if (c->generation() != id->generation() || expired || c->looks_closed(!retryable)) {
+            if (c->generation() != id->generation() || expired) {
+                c->close();
+                continue;
+            }
+            if (auto left = c->take_leftover(); left != UpstreamConnection::Leftover::nothing) {
+                report(left, "before_reuse");
                 c->close();
                 continue;
             }
@@ -89,10 +96,14 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, bool reusab
     if (!conn) return;
     if (busy_ > 0) --busy_;
     bool current = tls_ && tls_->identity() && conn->generation() == tls_->identity()->generation();
-    if (reusable && current && idle_.size() < entry_.route.pool_max) {
+    auto left = UpstreamConnection::Leftover::nothing;
+    if (reusable && current && idle_.size() < entry_.route.pool_max &&
+        (left = conn->take_leftover()) == UpstreamConnection::Leftover::nothing) {
         conn->mark_idle();
+        watch(*conn);
         idle_.push_back(std::move(conn));
     } else {
+        if (left != UpstreamConnection::Leftover::nothing) report(left, "after_response");
         conn->close();
     }
     update_gauges();
@@ -106,12 +117,62 @@ void UpstreamPool::wake_one() {
     t->cancel();
 }
 
+void UpstreamPool::watch(UpstreamConnection& c) {
+    const std::uint64_t id = ++watch_seq_;
+    c.watch(id,
+            [this, alive = std::weak_ptr<char>(alive_), conn = &c, id](const net::error_code& ec) {
+                if (alive.expired() || ec == net::asio::error::operation_aborted) return;
+                on_idle_input(conn, id, ec);
+            });
+}
+
+void UpstreamPool::on_idle_input(UpstreamConnection* conn, std::uint64_t id,
+                                 const net::error_code& ec) {
+    // Still idle here and still this wait's connection (taken and pooled again: a newer
+    // wait is pending; closed: gone from idle_). Compared by address, never dereferenced
+    // before it is found.
+    auto it = std::find_if(idle_.begin(), idle_.end(),
+                           [&](const auto& c) { return c.get() == conn && c->watch_id() == id; });
+    if (it == idle_.end()) return;
+    const auto left = ec ? UpstreamConnection::Leftover::closed : conn->take_leftover();
+    using L = UpstreamConnection::Leftover;
+    if (left == L::nothing || left == L::partial) {  // TLS-only records, or more to come
+        watch(*conn);
+        return;
+    }
+    report(left, "idle");
+    conn->close();
+    idle_.erase(it);
+    update_gauges();
+}
+
+void UpstreamPool::report(UpstreamConnection::Leftover left, const char* when) {
+    using L = UpstreamConnection::Leftover;
+    if (left == L::closed) {  // the partner's idle timeout, most often: routine
+        log::debug(
+            "proxy.upstream_closed",
+            {{"route", entry_.route.name}, {"upstream", entry_.target.authority}, {"when", when}});
+        return;
+    }
+    log::warn(
+        "proxy.upstream_unsolicited_bytes",
+        {{"route", entry_.route.name},
+         {"upstream", entry_.target.authority},
+         {"when", when},
+         {"detail", left == L::data ? "the partner sent data after a complete response (a second "
+                                      "response, a body after a HEAD answer); the connection is "
+                                      "closed, the bytes are dropped"
+                                    : "part of a TLS record arrived after a complete response; the "
+                                      "connection is closed"}});
+}
+
 void UpstreamPool::sweep() {
     const auto now = UpstreamConnection::Clock::now();
     const auto gen = tls_ && tls_->identity() ? tls_->identity()->generation() : 0;
+    // What arrives while idle is the idle wait's business; this only ages connections out.
     auto dead = [&](std::unique_ptr<UpstreamConnection>& c) {
         if (c->generation() == gen && now - c->idle_since() < entry_.route.timeouts.idle &&
-            !c->looks_closed())
+            c->stream().socket().is_open())
             return false;
         c->close();
         return true;

@@ -1,9 +1,12 @@
 // The upstream connections of one route: idle ones are reused (newest first), dead or
 // expired ones dropped, at most route.pool_max open at once (callers wait for a slot up to
-// the connect timeout). Connections belong to the identity they were opened with: after a
-// rotation the pool builds a new TLS context and never hands out an old-identity
-// connection again; old ones finish their request and are closed when released.
-// Single-threaded: used from the proxy's io_context thread only.
+// the connect timeout). A pooled connection never carries bytes into another exchange: it
+// is pooled only when nothing follows the response, watched while idle (readable: TLS-only
+// records are consumed, application data or EOF close it, as nginx and haproxy do), and
+// checked again before every reuse. Connections belong to the identity they were opened with: after
+// a rotation the pool builds a new TLS context and never hands out an old-identity connection
+// again; old ones finish their request and are closed when released. Single-threaded: used from the
+// proxy's io_context thread only.
 #pragma once
 
 #include "agent/identity/identity.hpp"
@@ -27,18 +30,15 @@ class UpstreamPool {
         std::unique_ptr<UpstreamConnection> conn;
         bool reused = false;
     };
-    // A connection for `id`: an idle one or a new one. On failure conn is null and `err` set.
-    // retryable: the request can be sent again on a new connection if this one turns out
-    // dead before any byte of the response (idempotent, replayable body); then idle
-    // connections are not probed with a system call first.
-    net::awaitable<Lease> acquire(identity::IdentityPtr id, ProxyError& err,
-                                  bool retryable = false);
+    // A connection for `id`: an idle one that received nothing since its last response, or
+    // a new one. On failure conn is null and `err` set.
+    net::awaitable<Lease> acquire(identity::IdentityPtr id, ProxyError& err);
 
     // Gives a connection back. reusable: the exchange ended cleanly and both sides keep
-    // the connection alive.
+    // the connection alive; it is pooled only if nothing more arrived after the response.
     void release(std::unique_ptr<UpstreamConnection> conn, bool reusable);
 
-    // Closes idle connections past the idle timeout or of an old identity.
+    // Closes idle connections past the idle timeout, of an old identity or closed.
     void sweep();
     void close_all();
 
@@ -49,6 +49,12 @@ class UpstreamPool {
     std::shared_ptr<TlsClientContext> context_for(const identity::IdentityPtr& id, ProxyError& err);
     void update_gauges();
     void wake_one();
+    // Arms the idle wait of a pooled connection; on_idle_input runs when it fires.
+    void watch(UpstreamConnection& c);
+    void on_idle_input(UpstreamConnection* c, std::uint64_t id, const net::error_code& ec);
+    // Logs why a connection with a leftover is not reused (`when`: after_response, idle,
+    // before_reuse).
+    void report(UpstreamConnection::Leftover left, const char* when);
 
     net::asio::any_io_executor ex_;
     const RouteTable::Entry& entry_;
@@ -58,6 +64,10 @@ class UpstreamPool {
     std::size_t busy_ = 0;
     std::size_t opening_ = 0;
     std::list<net::asio::steady_timer*> waiters_;
+    std::uint64_t watch_seq_ = 0;
+    // Idle-wait handlers hold a weak reference: one that completes after the pool is gone
+    // does nothing.
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 }  // namespace mtls::proxy

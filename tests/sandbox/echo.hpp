@@ -5,6 +5,7 @@
 //   /echo/bytes/<n>[?chunked=1]  n bytes streamed (Content-Length, or chunked)
 //   /echo/slow/<ms>              answers after <ms> milliseconds
 //   /echo/reset                  starts a response, then resets the TCP connection
+// ?extra=response|body on any of them: more bytes after the answer (unsolicited.hpp).
 #pragma once
 
 #include "tests/sandbox/https_server.hpp"

@@ -123,7 +123,14 @@ Task<void> Exchange::send(StringResponse res) {
     responded = true;
     refresh_timeout();
     beast::error_code ec;
-    co_await http::async_write(stream_, res, redirect_error(use_awaitable, ec));
+    if (req().method() == http::verb::head) {
+        // The head a GET would get, Content-Length included, and no content (RFC 9110
+        // §9.3.2).
+        http::response_serializer<http::string_body> sr{res};
+        co_await http::async_write_header(stream_, sr, redirect_error(use_awaitable, ec));
+    } else {
+        co_await http::async_write(stream_, res, redirect_error(use_awaitable, ec));
+    }
     if (ec) close = true;
 }
 

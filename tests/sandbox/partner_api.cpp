@@ -2,6 +2,7 @@
 
 #include "tests/sandbox/echo.hpp"
 #include "tests/sandbox/pem.hpp"
+#include "tests/sandbox/unsolicited.hpp"
 
 #include <algorithm>
 
@@ -86,7 +87,9 @@ Task<void> PartnerApi::handle(Exchange& ex) {
     } else if (path.starts_with("/echo/")) {
         ++stats_.echo_requests;
         auto token = inspect_token(ex, tokens_, stats_);
+        auto extra = unsolicited_for(ex);
         co_await handle_echo(ex, token);
+        co_await send_unsolicited(ex, extra, stats_);
     } else if (path == "/") {
         co_await drain(ex);
         {

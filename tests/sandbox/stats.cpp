@@ -54,6 +54,7 @@ nlohmann::json Stats::to_json() const {
         {"token_missing", token_missing.load()},
         {"token_invalid", token_invalid.load()},
         {"echo_requests", echo_requests.load()},
+        {"unsolicited_sent", unsolicited_sent.load()},
         {"services", {{"est", est.to_json()}, {"as", as.to_json()}, {"api", api.to_json()}}},
     };
 }
@@ -82,7 +83,7 @@ void Stats::reset() {
     for (Counter* c :
          {&token_requests, &tokens_issued, &token_errors, &introspections, &est_requests,
           &est_enrolls, &est_reenrolls, &est_retry_later, &est_rejected, &api_requests, &bound_ok,
-          &bound_mismatch, &token_missing, &token_invalid, &echo_requests})
+          &bound_mismatch, &token_missing, &token_invalid, &echo_requests, &unsolicited_sent})
         *c = 0;
     std::lock_guard lock(mu_);
     records_.clear();

@@ -56,6 +56,7 @@ class Stats {
     Counter token_missing{0};
     Counter token_invalid{0};
     Counter echo_requests{0};
+    Counter unsolicited_sent{0};  // extra bytes written after an answer (unsolicited.hpp)
 
     ServiceCounters& service(const std::string& name);
     void record(RequestRecord r);
