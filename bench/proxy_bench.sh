@@ -26,6 +26,10 @@
 #       only the small-GET runs, with `perf trace -s` of the proxy (system calls per kind,
 #       in $run/perf-PROXY-ROUND.log; the summary line gives them per request)
 #   PERF_SCENARIO=get64k (or hshake) with PERF=1|trace: profile that scenario instead
+#   AGENT_BEFORE=/path/to/old/mtls-agent PROXIES="agent before haproxy" SCENARIOS=small \
+#   bench/proxy_bench.sh
+#       an older agent binary ("before") side by side with this one, same token (its own
+#       label prefix and state), interleaved like the others: a change's cost per request
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
 # is removed, kept with KEEP=1).
 set -euo pipefail
@@ -115,6 +119,16 @@ level = "warning"
 TOML
 } > "$run/agent.toml"
 "$bin/agent/mtls-agent" --check-config --config "$run/agent.toml" >/dev/null
+before_bin="${AGENT_BEFORE:-}"
+before_port="$(free_port)"
+if [[ " $proxies " == *" before "* ]]; then
+  [ -x "$before_bin" ] || die "PROXIES has \"before\": set AGENT_BEFORE to an older mtls-agent binary"
+  sed -e "s|127.0.0.1:$agent_port|127.0.0.1:$before_port|" -e "s|$run/admin.sock|$run/admin-before.sock|" \
+      -e "s|^state_dir = .*|state_dir = \"$run/state-before\"|" \
+      -e 's|^type = "ec-p256"$|type = "ec-p256"\nlabel_prefix = "bench-before"|' \
+      "$run/agent.toml" > "$run/before.toml"
+  "$before_bin" --check-config --config "$run/before.toml" >/dev/null
+fi
 
 # --- nginx: one worker, keep-alive upstream pool, session reuse (its default) -------------
 nginx_port="$(free_port)"
@@ -180,11 +194,14 @@ HAPROXY
 haproxy -c -q -f "$run/haproxy.cfg" || die "haproxy rejected $run/haproxy.cfg"
 
 # --- start / stop ------------------------------------------------------------------------
-declare -A port=([agent]=$agent_port [nginx]=$nginx_port [haproxy]=$haproxy_port)
+declare -A port=([agent]=$agent_port [before]=$before_port [nginx]=$nginx_port [haproxy]=$haproxy_port)
+declare -A title=([agent]="mtls-agent (token key)" [before]="mtls-agent before (token key)"
+                  [nginx]="nginx (file key)" [haproxy]="haproxy (file key)")
 declare -A pid=()
 start() {
   case "$1" in
     agent) "$bin/agent/mtls-agent" --config "$run/agent.toml" > "$run/agent.log" 2>&1 & ;;
+    before) "$before_bin" --config "$run/before.toml" > "$run/before.log" 2>&1 & ;;
     nginx) nginx -c "$run/nginx/nginx.conf" -e "$run/nginx/error.log" > "$run/nginx.out" 2>&1 & ;;
     haproxy) haproxy -db -f "$run/haproxy.cfg" > "$run/haproxy.log" 2>&1 & ;;
   esac
@@ -268,7 +285,7 @@ port, out = int(sys.argv[1]), sys.argv[2]
 socks = []
 for _ in range(1000):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET /p/echo/status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.sendall(b"GET /p/echo/status/200 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     data = b""
     while b'{"status":200}' not in data:
         chunk = s.recv(4096)
@@ -339,9 +356,9 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {if (NR==0
 med() { local who="$1" key="$2" vals="" r; for r in $(seq 1 "$rounds"); do vals+="${res[$who,$key,$r]:-} "; done; echo "$vals" | median; }
 {
   echo
-  echo "| scenario | mtls-agent (token key) | nginx (file key) | haproxy (file key) |"
-  echo "| --- | --- | --- | --- |"
-  row() { printf '| %s | %s | %s | %s |\n' "$1" "$(med agent "$2")" "$(med nginx "$2")" "$(med haproxy "$2")"; }
+  printf '| scenario |'; for who in "${order[@]}"; do printf ' %s |' "${title[$who]}"; done; echo
+  printf '| --- |'; for who in "${order[@]}"; do printf ' --- |'; done; echo
+  row() { printf '| %s |' "$1"; for who in "${order[@]}"; do printf ' %s |' "$(med "$who" "$2")"; done; echo; }
   row "small GET, 64 conns: req/s" small_rps
   row "small GET, 64 conns: p99 ms" small_p99
   row "small GET: proxy CPU µs/request" small_cpu
@@ -358,6 +375,6 @@ med() { local who="$1" key="$2" vals="" r; for r in $(seq 1 "$rounds"); do vals+
   echo
   errs() { local n=0 r k; for r in $(seq 1 "$rounds"); do for k in small_err get64k_err post1m_err hshake_err; do
     n=$((n + ${res[$1,$k,$r]:-0})); done; done; echo "$n"; }
-  echo "non-2xx answers + socket errors over all wrk runs: agent $(errs agent), nginx $(errs nginx), haproxy $(errs haproxy)"
+  echo "non-2xx answers + socket errors over all wrk runs: $(for who in "${order[@]}"; do printf '%s %s  ' "$who" "$(errs "$who")"; done)"
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$run/summary.md"

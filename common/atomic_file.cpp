@@ -23,6 +23,23 @@ struct Fd {
     }
 };
 
+std::string read_fd(int fd, const std::filesystem::path& path, std::size_t max_bytes) {
+    std::string out;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("cannot read", path);
+        }
+        if (n == 0) break;
+        if (out.size() + static_cast<size_t>(n) > max_bytes)
+            throw std::length_error(path.string() + " is larger than " +
+                                    std::to_string(max_bytes) + " bytes");
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
 }  // namespace
 
 void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
@@ -69,28 +86,54 @@ std::string read_all(const std::filesystem::path& path, std::size_t max_bytes) {
     Fd f;
     f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (f.fd < 0) fail("cannot open", path);
-    std::string out;
-    char buf[16384];
-    for (;;) {
-        ssize_t n = ::read(f.fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fail("cannot read", path);
-        }
-        if (n == 0) break;
-        if (out.size() + static_cast<size_t>(n) > max_bytes)
-            throw std::length_error(path.string() + " is larger than " +
-                                    std::to_string(max_bytes) + " bytes");
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
+    return read_fd(f.fd, path, max_bytes);
 }
+
 
 void ensure_dir(const std::filesystem::path& path, mode_t mode) {
     std::error_code ec;
     std::filesystem::create_directories(path, ec);
     if (ec) throw std::system_error(ec, "cannot create directory " + path.string());
-    if (::chmod(path.c_str(), mode) != 0) fail("cannot chmod directory", path);
+    // The directory itself, never what a symbolic link in its place points to.
+    Fd d;
+    d.fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d.fd < 0) {
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+            throw std::runtime_error(path.string() +
+                                     " is a symbolic link; refusing to use it (make it a real "
+                                     "directory owned by the agent's user)");
+        fail("cannot open directory", path);
+    }
+    struct stat st {};
+    if (::fstat(d.fd, &st) != 0) fail("cannot stat directory", path);
+    if (st.st_uid != ::geteuid())
+        throw std::runtime_error(path.string() + " is owned by uid " + std::to_string(st.st_uid) +
+                                 ", not by the agent's uid " + std::to_string(::geteuid()) +
+                                 "; refusing to keep private state there (chown it, or choose "
+                                 "another directory)");
+    if (::fchmod(d.fd, mode) != 0) fail("cannot chmod directory", path);
+}
+
+std::string read_private(const std::filesystem::path& path, std::size_t max_bytes) {
+    Fd f;
+    f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (f.fd < 0) {
+        if (errno == ELOOP)
+            throw std::system_error(errno, std::generic_category(),
+                                    path.string() + " is a symbolic link; refusing to read it");
+        fail("cannot open", path);
+    }
+    struct stat st {};
+    if (::fstat(f.fd, &st) != 0) fail("cannot stat", path);
+    if (st.st_uid != ::geteuid())
+        throw std::system_error(EPERM, std::generic_category(),
+                                path.string() + " is owned by uid " + std::to_string(st.st_uid) +
+                                    ", not by the agent's; refusing to trust it");
+    if (!S_ISREG(st.st_mode))
+        throw std::system_error(EINVAL, std::generic_category(),
+                                path.string() + " is not a regular file");
+    return read_fd(f.fd, path, max_bytes);
 }
 
 }  // namespace mtls::files

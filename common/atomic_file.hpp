@@ -19,7 +19,14 @@ void write_atomic(const std::filesystem::path& path, std::string_view data, mode
 // max_bytes with std::length_error.
 std::string read_all(const std::filesystem::path& path, std::size_t max_bytes = 16u << 20);
 
+// A private file of the agent (its state): like read_all, but refuses a symbolic link
+// (O_NOFOLLOW), a file owned by another uid, and anything but a regular file.
+std::string read_private(const std::filesystem::path& path, std::size_t max_bytes = 16u << 20);
+
 // Creates a directory (and parents) if missing, and sets `mode` on the last component.
+// Refuses (std::runtime_error saying what to do) a last component that is a symbolic link
+// or is owned by another uid than the process's effective one: private state never goes
+// where another user can read or swap it.
 void ensure_dir(const std::filesystem::path& path, mode_t mode = 0700);
 
 }  // namespace mtls::files

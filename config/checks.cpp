@@ -185,6 +185,49 @@ std::string dns_name(std::string_view name) {
     return {};
 }
 
+std::string allowed_host(std::string_view text) {
+    if (text == "*" || ip_address(text).empty() || dns_name(text).empty()) return {};
+    return quote(text) + " is not a host name or IP address (no port; \"*\" allows any Host)";
+}
+
+std::string allowed_origin(std::string_view text) {
+    if (text == "*") return {};
+    const std::string bad = quote(text) +
+                            " is not a web origin like \"https://app.example\" or "
+                            "\"http://localhost:3000\" (scheme://host[:port], no path)";
+    auto sep = text.find("://");
+    if (sep == std::string_view::npos || sep == 0) return bad;
+    std::string_view scheme = text.substr(0, sep), rest = text.substr(sep + 3);
+    if (!std::all_of(scheme.begin(), scheme.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' ||
+                   c == '.';
+        }))
+        return bad;
+    if (rest.empty() || rest.find_first_of("/?#@ ") != std::string_view::npos) return bad;
+    std::string_view host = rest;
+    if (rest.front() == '[') {
+        auto close = rest.find(']');
+        if (close == std::string_view::npos || !ip_address(rest.substr(1, close - 1)).empty())
+            return bad;
+        host = {};
+        rest.remove_prefix(close + 1);
+        if (!rest.empty() && rest.front() != ':') return bad;
+    } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+        host = rest.substr(0, colon);
+        rest.remove_prefix(colon);
+    } else {
+        rest = {};
+    }
+    if (!host.empty() && !dns_name(host).empty() && !ip_address(host).empty()) return bad;
+    if (!rest.empty()) {  // ":port"
+        std::string_view port = rest.substr(1);
+        if (port.empty() || port.size() > 5 ||
+            !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return bad;
+    }
+    return {};
+}
+
 std::string ip_address(std::string_view text) {
     const std::string t(text);
     unsigned char buf[16];

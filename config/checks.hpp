@@ -22,6 +22,10 @@ std::string listen_address(std::string_view text, ListenAddress& out);
 // A DNS host name: dot-separated labels of letters, digits and '-', not starting or ending
 // with '-', at most 253 characters.
 std::string dns_name(std::string_view name);
+// listener.allowed_hosts: "*", a DNS name or an IP address literal (no port, no brackets).
+std::string allowed_host(std::string_view text);
+// listener.allowed_origins: "*" or a web origin, scheme://host[:port] (RFC 6454), no path.
+std::string allowed_origin(std::string_view text);
 // An IPv4 or IPv6 address literal (inet_pton), without brackets or prefix length.
 std::string ip_address(std::string_view text);
 // An absolute URI for a subjectAltName (RFC 3986 scheme ":" …, ASCII, no spaces).

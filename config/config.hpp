@@ -125,6 +125,7 @@ struct Route {
     enum class ClientAuthorization { replace, reject } client_authorization =
         ClientAuthorization::replace;  // client_authorization = "replace" | "reject"
     bool add_forwarded = false;      // add_forwarded = false (X-Forwarded-*)
+    bool allow_ambiguous_paths = false;  // allow_ambiguous_paths = false ("..;", %2f, %5c, \\)
     std::string tls_min_version = "1.3";  // tls_min_version = "1.3" | "1.2"
     std::uint64_t max_request_body = 0;  // max_request_body = 0 (unlimited, streamed)
     std::size_t pool_max = 32;       // pool_max = 32 idle+busy upstream connections
@@ -150,6 +151,8 @@ struct Listener {
     Millis client_idle{60000};             // client_idle = "60s"
     Millis request_head_timeout{20000};    // request_head_timeout = "20s" (whole head, from its first byte)
     Millis body_idle{30000};               // body_idle = "30s" (between body bytes)
+    std::vector<std::string> allowed_hosts;    // allowed_hosts = ["app.internal"] ("*": any Host)
+    std::vector<std::string> allowed_origins;  // allowed_origins = ["http://localhost:3000"] ("*": any)
 };
 
 // [admin]

@@ -240,6 +240,7 @@ std::string render(const Config& c) {
         w.str("token_profile", r.token_profile);
         w.str("client_authorization", to_string(r.client_authorization));
         w.boolean("add_forwarded", r.add_forwarded);
+        w.boolean("allow_ambiguous_paths", r.allow_ambiguous_paths);
         w.str("tls_min_version", r.tls_min_version);
         w.integer("max_request_body", r.max_request_body);
         w.integer("pool_max", r.pool_max);
@@ -272,6 +273,8 @@ std::string render(const Config& c) {
     w.duration("client_idle", l.client_idle);
     w.duration("request_head_timeout", l.request_head_timeout);
     w.duration("body_idle", l.body_idle);
+    w.strings("allowed_hosts", l.allowed_hosts);
+    w.strings("allowed_origins", l.allowed_origins);
 
     w.table("admin");
     w.str("socket", c.admin.socket);

@@ -8,6 +8,11 @@
 namespace mtls::config::detail {
 
 // `root` is the whole document; each reader finds its own table in it.
+// A list of strings at `key` of section `s`, each checked by `check` (an error naming
+// key[i] and its line for each bad element).
+void checked_list(Section& root, Section& s, std::string_view key, std::vector<std::string>& out,
+                  std::string (*check)(std::string_view));
+
 void read_agent(Section& root, Config& c);
 void read_pkcs11(Section& root, Config& c);
 void read_key(Section& root, Config& c);

@@ -118,14 +118,6 @@ void read_key(Section& root, Config& c) {
     s.finish();
 }
 
-namespace {
-// X.520 upper bounds for the subject attributes we set.
-void subject_attr(Section& s, std::string_view key, std::string& out, Need need,
-                  std::string_view hint = {}) {
-    if (s.str(key, out, need, hint) && out.size() > 64)
-        s.error(key, quote(out) + " is longer than 64 characters (X.520 limit)");
-}
-// Each element of a string list checked by `check` (an empty answer: fine).
 void checked_list(Section& root, Section& s, std::string_view key, std::vector<std::string>& out,
                   std::string (*check)(std::string_view)) {
     std::vector<int> lines;
@@ -135,6 +127,14 @@ void checked_list(Section& root, Section& s, std::string_view key, std::vector<s
             root.errors().add(lines[i], s.key_path(key) + "[" + std::to_string(i) + "]", problem);
 }
 
+namespace {
+// X.520 upper bounds for the subject attributes we set.
+void subject_attr(Section& s, std::string_view key, std::string& out, Need need,
+                  std::string_view hint = {}) {
+    if (s.str(key, out, need, hint) && out.size() > 64)
+        s.error(key, quote(out) + " is longer than 64 characters (X.520 limit)");
+}
+// Each element of a string list checked by `check` (an empty answer: fine).
 // The subject (RFC 5280 §4.1.2.6 attributes partners register for tls_client_auth) and the
 // subjectAltName entries of the first enrollment.
 void read_subject(Section& root, Section& s, Est& e) {

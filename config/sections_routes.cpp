@@ -239,6 +239,7 @@ void read_routes(Section& root, Config& c) {
                       {{"replace", Route::ClientAuthorization::replace},
                        {"reject", Route::ClientAuthorization::reject}});
         r.boolean("add_forwarded", route.add_forwarded);
+        r.boolean("allow_ambiguous_paths", route.allow_ambiguous_paths);
         r.enumeration("tls_min_version", route.tls_min_version,
                       {{"1.3", std::string("1.3")}, {"1.2", std::string("1.2")}});
         r.unsigned_int("max_request_body", route.max_request_body, 0, INT64_MAX);

@@ -1,5 +1,6 @@
 // [agent], [listener], [admin], [metrics], [logging]: how the daemon runs and who may talk
 // to it.
+#include "common/text.hpp"
 #include "config/checks.hpp"
 #include "config/sections.hpp"
 
@@ -14,6 +15,13 @@ void read_agent(Section& root, Config& c) {
     if (s.str("state_dir", c.state_dir)) s.check("state_dir", checks::absolute_path(c.state_dir));
     s.finish();
 }
+
+namespace {
+// The socket an address names: "localhost:8480" is "127.0.0.1:8480" (what the proxy binds).
+std::string same_socket(const std::string& text, const checks::ListenAddress& a) {
+    return text::iequals(a.host, "localhost") ? "127.0.0.1:" + std::to_string(a.port) : text;
+}
+}  // namespace
 
 void read_listener(Section& root, Config& c) {
     Section s = section(root, "listener", false);
@@ -33,7 +41,8 @@ void read_listener(Section& root, Config& c) {
                                    " is not a loopback address; the proxy attaches this host's "
                                    "identity to every call, so set listener.allow_non_loopback = "
                                    "true only if other hosts may use it");
-            } else if (auto [it, fresh] = seen.emplace(l.addresses[i], lines[i]); !fresh) {
+            } else if (auto [it, fresh] = seen.emplace(same_socket(l.addresses[i], a), lines[i]);
+                       !fresh) {
                 s.errors().add(lines[i], where,
                                "duplicate address " + quote(l.addresses[i]) + " (first at line " +
                                    std::to_string(it->second) + ")");
@@ -50,6 +59,8 @@ void read_listener(Section& root, Config& c) {
     s.duration("client_idle", l.client_idle, std::chrono::milliseconds(1));
     s.duration("request_head_timeout", l.request_head_timeout, std::chrono::milliseconds(1));
     s.duration("body_idle", l.body_idle, std::chrono::milliseconds(1));
+    checked_list(root, s, "allowed_hosts", l.allowed_hosts, checks::allowed_host);
+    checked_list(root, s, "allowed_origins", l.allowed_origins, checks::allowed_origin);
     s.finish();
 }
 

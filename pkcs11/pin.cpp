@@ -51,8 +51,20 @@ void SecretString::wipe() noexcept {
 
 PinSource PinSource::from_config(const config::Pkcs11& c) {
     switch (c.pin_source) {
-        case config::Pkcs11::PinSource::env:
-            return env(c.pin_env);
+        case config::Pkcs11::PinSource::env: {
+            PinSource s = env(c.pin_env);
+            if (char* v = c.pin_env.empty() ? nullptr : std::getenv(c.pin_env.c_str())) {
+                std::string_view sv(v);
+                while (!sv.empty() && (sv.back() == '\n' || sv.back() == '\r'))
+                    sv.remove_suffix(1);
+                if (!sv.empty()) {  // (an empty one stays: read() says it is empty)
+                    s.taken = std::make_shared<const SecretString>(sv);
+                    OPENSSL_cleanse(v, std::strlen(v));
+                    ::unsetenv(c.pin_env.c_str());
+                }
+            }
+            return s;
+        }
         case config::Pkcs11::PinSource::credential:
             return credential(c.pin_credential);
         case config::Pkcs11::PinSource::file:
@@ -112,6 +124,7 @@ SecretString PinSource::read() const {
     switch (kind) {
         case Kind::env: {
             if (where.empty()) throw Error("pin_env names no environment variable");
+            if (taken) return SecretString(std::string_view(taken->data(), taken->size()));
             const char* v = std::getenv(where.c_str());
             if (!v)
                 throw Error("cannot read the token PIN: environment variable " + where +

@@ -1,11 +1,15 @@
 // Where the token PIN comes from, and a string type that wipes its memory.
 //
 // A PIN is read only when logging in, kept in a SecretString for the duration of C_Login,
-// and wiped. It is never logged, never put in an error message and never on a command line:
+// and wiped. A PIN from the environment (pin_env) is the exception: the variable is read
+// once, when the source is made from the config, kept in a SecretString for later logins,
+// and then wiped in place and removed from the environment — so neither /proc/PID/environ
+// nor a child process sees it. It is never logged, never put in an error message and never on a command line:
 // errors describe the *source* ("pin_file /etc/mtls-agent/pin"), not the value.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -38,10 +42,15 @@ struct PinSource {
     enum class Kind { file, env, credential };
     Kind kind = Kind::file;
     std::string where;  // file path, environment variable name, or credential name
+    // pin_env: the value taken from the environment by from_config (shared by copies).
+    std::shared_ptr<const SecretString> taken;
 
-    static PinSource file(std::string path) { return {Kind::file, std::move(path)}; }
-    static PinSource env(std::string name) { return {Kind::env, std::move(name)}; }
-    static PinSource credential(std::string name) { return {Kind::credential, std::move(name)}; }
+    static PinSource file(std::string path) { return {Kind::file, std::move(path), nullptr}; }
+    static PinSource env(std::string name) { return {Kind::env, std::move(name), nullptr}; }
+    static PinSource credential(std::string name) {
+        return {Kind::credential, std::move(name), nullptr};
+    }
+    // For pin_env, takes the variable's value out of the environment (see above).
     static PinSource from_config(const config::Pkcs11& c);
 
     // "pin_file /etc/mtls-agent/pin", "pin_env MTLS_AGENT_PIN",

@@ -73,7 +73,7 @@ void check_args(const std::string& cmd, const nlohmann::json& args,
 }  // namespace
 
 void Server::start() {
-    int fd = make_unix_listener(opt_.listener);
+    int fd = net::make_unix_listener(opt_.listener);
     acceptor_ = std::make_unique<stream_protocol::acceptor>(io_);
     acceptor_->assign(stream_protocol(), fd);
     started_ = true;

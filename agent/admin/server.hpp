@@ -9,7 +9,7 @@
 
 #include "agent/admin/peer.hpp"
 #include "agent/admin/protocol.hpp"
-#include "agent/admin/unix_listener.hpp"
+#include "agent/net/unix_listener.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -29,7 +29,7 @@ using Handler = std::function<boost::asio::awaitable<nlohmann::json>(const nlohm
                                                                      const PeerCred& caller)>;
 
 struct ServerOptions {
-    UnixListenerOptions listener;
+    net::UnixListenerOptions listener;
     AccessPolicy policy;
     std::chrono::milliseconds read_timeout{10000};  // to receive one whole request line
     std::size_t max_connections = 64;

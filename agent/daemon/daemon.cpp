@@ -14,9 +14,12 @@
 #include "pkcs11/provider/provider.hpp"
 
 #include <grp.h>
+#include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdlib>
 
 namespace mtls::daemon {
@@ -33,6 +36,10 @@ void notify(const std::string& state) {
 int run(const std::string& config_path, config::Config cfg) {
     apply_logging(cfg.logging);
     log::info("agent.starting", {{"version", MTLS_VERSION}, {"config", config_path}});
+    // Memory holds live access tokens (and, briefly, the PIN): no core dump, and no ptrace
+    // or /proc/PID/mem for other processes of the same uid.
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        log::warn("agent.not_undumpable", {{"error", std::strerror(errno)}});
     try {
         files::ensure_dir(cfg.state_dir, 0700);
 

@@ -37,6 +37,15 @@ ProxyError request_timeout(std::string m) {
 ProxyError authorization_not_allowed(std::string m) {
     return make(status::bad_request, "authorization_not_allowed", std::move(m));
 }
+ProxyError ambiguous_path(std::string m) {
+    return make(status::bad_request, "ambiguous_path", std::move(m));
+}
+ProxyError host_not_allowed(std::string m) {
+    return make(status::forbidden, "host_not_allowed", std::move(m));
+}
+ProxyError cross_site_request(std::string m) {
+    return make(status::forbidden, "cross_site_request", std::move(m));
+}
 ProxyError upstream_connect(std::string m) {
     return make(status::bad_gateway, "upstream_connect", std::move(m));
 }

@@ -28,6 +28,9 @@ ProxyError headers_too_large(std::string message);          // 431
 ProxyError expectation_failed(std::string message);         // 417
 ProxyError request_timeout(std::string message);            // 408
 ProxyError authorization_not_allowed(std::string message);  // 400
+ProxyError ambiguous_path(std::string message);             // 400
+ProxyError host_not_allowed(std::string message);           // 403 (DNS rebinding)
+ProxyError cross_site_request(std::string message);         // 403 (a web page's request)
 ProxyError upstream_connect(std::string message);           // 502
 ProxyError upstream_tls(std::string message);               // 502
 // upstream_tls for a TLS alert the partner sent (its RFC 8446 name), with what it means.

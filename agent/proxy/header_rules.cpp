@@ -4,7 +4,9 @@
 #include <cctype>
 #include <charconv>
 
+#include "agent/proxy/browser_guard.hpp"
 #include "agent/proxy/http_feed.hpp"
+#include "agent/proxy/path_rules.hpp"
 #include "common/text.hpp"
 
 namespace mtls::proxy {
@@ -31,28 +33,6 @@ std::vector<std::string> connection_tokens(const net::http::fields& f) {
         }
     }
     return out;
-}
-
-// "." or ".." as a path segment, also percent-encoded (%2e).
-bool has_dot_segment(std::string_view path) {
-    while (!path.empty()) {
-        auto slash = path.find('/');
-        std::string_view seg = path.substr(0, slash);
-        std::string dec;
-        for (std::size_t i = 0; i < seg.size(); ++i) {
-            if (seg[i] == '%' && i + 2 < seg.size() && seg[i + 1] == '2' &&
-                (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
-                dec += '.';
-                i += 2;
-            } else {
-                dec += seg[i];
-            }
-        }
-        if (dec == "." || dec == "..") return true;
-        if (slash == std::string_view::npos) break;
-        path.remove_prefix(slash + 1);
-    }
-    return false;
 }
 
 bool is_idempotent(verb m) {
@@ -83,7 +63,8 @@ bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens
 }
 
 PrepareResult prepare_request(const net::http::request_header<>& in, const RouteTable& routes,
-                              const Caller& caller, std::size_t max_header_count) {
+                              const Caller& caller, const config::Listener& listener) {
+    const std::size_t max_header_count = listener.max_header_count;
     // Method and target form.
     if (in.method() == verb::connect)
         return method_not_allowed(
@@ -146,6 +127,9 @@ PrepareResult prepare_request(const net::http::request_header<>& in, const Route
         out.expect_continue = in.version() == 11;
     }
 
+    // A web page's request (DNS rebinding, cross-site): before anything is routed.
+    if (auto refused = browser_request_refusal(in, caller, routes, listener)) return *refused;
+
     // Route.
     auto m = routes.match(target, host);
     if (!m)
@@ -156,6 +140,13 @@ PrepareResult prepare_request(const net::http::request_header<>& in, const Route
     if (!routes.caller_allowed(m->index, caller))
         return forbidden("route " + route.name + " is restricted to listed uids/gids on the " +
                          "Unix socket; this caller is " + caller.address);
+    if (!route.allow_ambiguous_paths)
+        if (auto why = ambiguous_path_reason(path); !why.empty())
+            return ambiguous_path("the path holds " + why +
+                                  ", which servers decode differently; route " + route.name +
+                                  " authorizes callers by path, so it is refused (set "
+                                  "allow_ambiguous_paths = true on the route if the partner's "
+                                  "API needs such paths)");
     if (in.find(field::authorization) != in.end() &&
         route.client_authorization == config::Route::ClientAuthorization::reject)
         return authorization_not_allowed("route " + route.name +

@@ -4,7 +4,11 @@
 //
 // What it enforces:
 //  - origin-form only: absolute-form (`GET http://x/ HTTP/1.1`) and asterisk-form -> 400,
-//    CONNECT -> 405 (this is not an open proxy); dot-segments in the path -> 400;
+//    CONNECT -> 405 (this is not an open proxy); dot-segments in the path -> 400, and
+//    ambiguous paths (path_rules.hpp: "..;", backslashes, %2f, %5c, double encoding) -> 400
+//    ambiguous_path unless the route sets allow_ambiguous_paths;
+//  - on TCP listeners, a web page's request: a Host that is not this proxy's (DNS
+//    rebinding) or a cross-site Origin / Sec-Fetch-Site -> 403 (browser_guard.hpp);
 //  - HTTP/1.0 or 1.1, exactly one Host (required in 1.1);
 //  - framing beyond Beast's parser (which already rejects CL+TE and differing CLs): one
 //    Content-Length field at most; Transfer-Encoding only as a single "chunked";
@@ -46,7 +50,7 @@ struct PreparedRequest {
 using PrepareResult = std::variant<PreparedRequest, ProxyError>;
 
 PrepareResult prepare_request(const net::http::request_header<>& in, const RouteTable& routes,
-                              const Caller& caller, std::size_t max_header_count);
+                              const Caller& caller, const config::Listener& listener);
 
 // What the session adds to the upstream head: the body's framing and the token.
 struct UpstreamExtras {

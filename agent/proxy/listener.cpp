@@ -1,5 +1,7 @@
 #include "agent/proxy/listener.hpp"
 
+#include "agent/net/unix_listener.hpp"
+
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +11,8 @@
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
+
+#include "common/text.hpp"
 
 namespace mtls::proxy {
 
@@ -27,6 +31,8 @@ net::tcp::endpoint parse_listen_address(const std::string& text) {
         host = text.substr(0, colon);
         port = text.substr(colon + 1);
     }
+    // "localhost" is 127.0.0.1, as --check-config documents (names are not resolved here).
+    if (text::iequals(host, "localhost")) host = "127.0.0.1";
     net::error_code ec;
     auto addr = net::asio::ip::make_address(host, ec);
     if (ec)
@@ -66,22 +72,25 @@ std::vector<net::tcp::acceptor> bind_tcp(net::asio::io_context& io, const config
 }
 
 net::unix_socket::acceptor bind_unix(net::asio::io_context& io, const config::Listener& cfg) {
-    const std::string& path = cfg.unix_socket;
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            throw std::runtime_error("cannot listen on " + path +
-                                     ": the path exists and is not a socket");
-        ::unlink(path.c_str());  // a stale socket from an earlier run
+    // As the admin socket: a stale socket is replaced, a live one (another agent serving
+    // it) is an error, and the path never exists with a wider mode than configured.
+    net::UnixListenerOptions opt;
+    opt.path = cfg.unix_socket;
+    opt.mode = cfg.unix_socket_mode;
+    opt.backlog = net::asio::socket_base::max_listen_connections;
+    int fd = -1;
+    try {
+        fd = net::make_unix_listener(opt);
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error("listener.unix_socket: " + std::string(e.what()));
     }
     net::unix_socket::acceptor acc(io);
     net::error_code ec;
-    acc.open(net::unix_socket(), ec);
-    if (!ec) acc.bind(net::unix_socket::endpoint(path), ec);
-    if (!ec && ::chmod(path.c_str(), cfg.unix_socket_mode) != 0)
-        ec = net::error_code(errno, boost::system::system_category());
-    if (!ec) acc.listen(net::asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on " + path + ": " + ec.message());
+    acc.assign(net::unix_socket(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        throw std::runtime_error("cannot listen on " + cfg.unix_socket + ": " + ec.message());
+    }
     return acc;
 }
 

@@ -13,16 +13,6 @@ namespace {
 
 using text::iequals;
 
-// "Host" without the port: "a.example:8480" -> "a.example", "[::1]:80" -> "::1".
-std::string_view host_without_port(std::string_view host) {
-    if (!host.empty() && host.front() == '[') {
-        auto close = host.find(']');
-        return close == std::string_view::npos ? host : host.substr(1, close - 1);
-    }
-    auto colon = host.rfind(':');
-    return colon == std::string_view::npos ? host : host.substr(0, colon);
-}
-
 // Joins the upstream base path ("/v2/") and the rest of the request's path ("v1/x?q=1").
 std::string join_path(const std::string& base, std::string_view rest) {
     if (rest.empty()) return base;
@@ -38,6 +28,16 @@ std::string join_path(const std::string& base, std::string_view rest) {
 }
 
 }  // namespace
+
+std::string_view host_without_port(std::string_view host) {
+    if (!host.empty() && host.front() == '[') {
+        auto close = host.find(']');
+        return close == std::string_view::npos ? host : host.substr(1, close - 1);
+    }
+    auto colon = host.rfind(':');
+    return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
 
 std::optional<UpstreamTarget> parse_upstream_url(std::string_view url, std::string& error) {
     constexpr std::string_view scheme = "https://";

@@ -33,6 +33,9 @@ struct UpstreamTarget {
 // fragment or userinfo.
 std::optional<UpstreamTarget> parse_upstream_url(std::string_view url, std::string& error);
 
+// A Host header's name: "[::1]:8480" -> "::1", "Example.org:80" -> "Example.org".
+std::string_view host_without_port(std::string_view host);
+
 // Who is calling.
 struct Caller {
     bool via_unix_socket = false;

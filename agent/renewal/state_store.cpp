@@ -108,7 +108,7 @@ StateStore::StateStore(std::filesystem::path dir)
 std::optional<State> StateStore::load() const {
     std::string text;
     try {
-        text = files::read_all(path_, kMaxStateBytes);
+        text = files::read_private(path_, kMaxStateBytes);
     } catch (const std::system_error& e) {
         if (e.code().value() == ENOENT) return std::nullopt;
         throw StateError(std::string(e.what()) + " (check the state directory's owner and mode)");

@@ -106,6 +106,32 @@ TEST_F(ConfigTest, ListenAddressSyntax) {
             "17)"}));
 }
 
+TEST_F(ConfigTest, AllowedHostsAndOrigins) {
+    auto c = load(base() +
+                  "[listener]\nallowed_hosts = [\"app.internal\", \"10.1.2.3\", \"*\"]\n"
+                  "allowed_origins = [\"http://localhost:3000\", \"https://[::1]:8443\", "
+                  "\"https://app.example\"]\n");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->listener.allowed_hosts.size(), 3u);
+    EXPECT_EQ(c->listener.allowed_origins.size(), 3u);
+    EXPECT_EQ(
+        errors(base() + "[listener]\nallowed_hosts = [\"app.internal:8480\"]\n"
+                        "allowed_origins = [\"https://app.example/\", \"app.example\"]\n"),
+        (Errs{
+            "agent.toml:17: listener.allowed_hosts[0]: \"app.internal:8480\" is not a host name "
+            "or IP address (no port; \"*\" allows any Host)",
+            "agent.toml:18: listener.allowed_origins[0]: \"https://app.example/\" is not a web "
+            "origin like \"https://app.example\" or \"http://localhost:3000\" "
+            "(scheme://host[:port], no path)",
+            "agent.toml:18: listener.allowed_origins[1]: \"app.example\" is not a web origin like "
+            "\"https://app.example\" or \"http://localhost:3000\" (scheme://host[:port], no "
+            "path)"}));
+    // localhost:PORT is 127.0.0.1:PORT: the same socket twice.
+    EXPECT_EQ(errors(base() + "[listener]\naddresses = [\"localhost:8480\", \"127.0.0.1:8480\"]\n"),
+              (Errs{"agent.toml:17: listener.addresses[1]: duplicate address \"127.0.0.1:8480\" "
+                    "(first at line 17)"}));
+}
+
 TEST_F(ConfigTest, UnreadablePinFile) {
     EXPECT_EQ(errors(base_with(4, "pin_file = \"" + d() + "/no-such-pin\"")),
               (Errs{"agent.toml:4: pkcs11.pin_file: \"" + d() +

@@ -34,6 +34,16 @@ const proxy::RouteTable& routes() {
     return table;
 }
 
+const config::Listener& listener() {
+    static const config::Listener l = [] {
+        config::Listener l;
+        l.allowed_hosts = {"app.local"};
+        l.allowed_origins = {"http://localhost:3000"};
+        return l;
+    }();
+    return l;
+}
+
 // A head the proxy wrote, parsed again by Beast: it must parse, completely.
 template <bool isRequest>
 http::header<isRequest> parse_back(const std::string& wire) {
@@ -60,8 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             proxy::Caller tcp;
             tcp.address = "127.0.0.1:1";
             proxy::Caller unix_caller{true, 1000, {1000}, "unix:uid=1000"};
-            auto r1 = proxy::prepare_request(p.get().base(), routes(), tcp, 100);
-            auto r2 = proxy::prepare_request(p.get().base(), routes(), unix_caller, 100);
+            auto r1 = proxy::prepare_request(p.get().base(), routes(), tcp, listener());
+            auto r2 = proxy::prepare_request(p.get().base(), routes(), unix_caller, listener());
             if (auto* e = std::get_if<proxy::ProxyError>(&r1)) {
                 auto res = proxy::error_response(*e, 11, false);
                 if (res.body().empty()) __builtin_trap();

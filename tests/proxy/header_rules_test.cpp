@@ -39,6 +39,13 @@ http::request_header<> upstream_of(const http::request_header<>& in, const Prepa
     return back.get().base();
 }
 
+config::Listener listener(std::size_t max_header_count = 100) {
+    config::Listener l;
+    l.max_header_count = max_header_count;
+    l.allowed_hosts = {"app.local"};
+    return l;
+}
+
 http::request_header<> req(http::verb m, std::string target, std::string host = "localhost") {
     http::request_header<> r;
     r.method(m);
@@ -91,7 +98,7 @@ TEST(HeaderRules, RewritesAndStrips) {
     r.set(http::field::authorization, "Basic eA==");
     r.set("X-App", "kept");
     auto t = table();
-    auto res = prepare_request(r, t, Caller{}, 100);
+    auto res = prepare_request(r, t, Caller{}, listener());
     ASSERT_TRUE(std::holds_alternative<PreparedRequest>(res));
     auto& p = std::get<PreparedRequest>(res);
     EXPECT_TRUE(p.chunked);
@@ -142,7 +149,7 @@ TEST(HeaderRules, SetHeadersAndForwardedReplaceTheAppsFields) {
     r.insert("X-Forwarded-For", "10.0.0.1");
     r.insert("X-Forwarded-Host", "spoofed");
     r.insert("X-Forwarded-Proto", "https");
-    auto res = prepare_request(r, t, c, 100);
+    auto res = prepare_request(r, t, c, listener());
     ASSERT_TRUE(std::holds_alternative<PreparedRequest>(res));
     auto up = upstream_of(r, std::get<PreparedRequest>(res), t, c);
     EXPECT_EQ(up.count("X-Partner"), 1u);
@@ -156,7 +163,7 @@ TEST(HeaderRules, SetHeadersAndForwardedReplaceTheAppsFields) {
 
     // Without add_forwarded nothing is added and the app's fields pass as they are.
     r.target("/plain/x");
-    res = prepare_request(r, t, c, 100);
+    res = prepare_request(r, t, c, listener());
     ASSERT_TRUE(std::holds_alternative<PreparedRequest>(res));
     up = upstream_of(r, std::get<PreparedRequest>(res), t, c);
     EXPECT_EQ(up["X-Forwarded-For"], "10.0.0.1");
@@ -165,7 +172,7 @@ TEST(HeaderRules, SetHeadersAndForwardedReplaceTheAppsFields) {
 }
 
 ProxyError error_of(const http::request_header<>& r, std::size_t max_count = 100) {
-    auto res = prepare_request(r, table(), Caller{}, max_count);
+    auto res = prepare_request(r, table(), Caller{}, listener(max_count));
     if (auto* e = std::get_if<ProxyError>(&res)) return *e;
     return {};
 }
@@ -193,6 +200,94 @@ TEST(HeaderRules, Refusals) {
     EXPECT_EQ(error_of(expect).status, http::status::expectation_failed);
 }
 
+// Issue #16 item 9: paths servers decode differently never pass by default.
+TEST(HeaderRules, AmbiguousPathsAreRefusedUnlessTheRouteAllowsThem) {
+    for (const char* p : {"/partner-a/..;/admin", "/partner-a/.;x/y", "/partner-a/%2e%2E;v=1/admin",
+                          "/partner-a/a\\b", "/partner-a/a%5Cb", "/partner-a/a%2fb",
+                          "/partner-a/a%2Fb", "/partner-a/%252e%252e/admin", "/partner-a/a%252Fb",
+                          "/partner-a/a%255cb", "/partner-a/a%00b"}) {
+        auto e = error_of(req(http::verb::get, p));
+        EXPECT_EQ(e.code, "ambiguous_path") << p;
+        EXPECT_EQ(e.status, http::status::bad_request) << p;
+        EXPECT_NE(e.message.find("allow_ambiguous_paths"), std::string::npos) << e.message;
+    }
+    // Ordinary escapes, ';' parameters on real segments and a query with those characters.
+    for (const char* p : {"/partner-a/a%20b", "/partner-a/x;v=1/y", "/partner-a/a%25b",
+                          "/partner-a/...", "/partner-a/..x", "/partner-a/x?q=%2f..;\\"})
+        EXPECT_EQ(error_of(req(http::verb::get, p)).code, "") << p;
+
+    config::Route open;
+    open.name = "open";
+    open.path_prefix = "/o/";
+    open.upstream = "https://x.example/";
+    open.allow_ambiguous_paths = true;
+    RouteTable t({open});
+    auto r = req(http::verb::get, "/o/a%2fb/..;/c");
+    auto res = prepare_request(r, t, Caller{}, listener());
+    ASSERT_TRUE(std::holds_alternative<PreparedRequest>(res));
+    EXPECT_EQ(std::get<PreparedRequest>(res).upstream_target, "/a%2fb/..;/c");
+    // Plain dot segments stay refused, whatever the route says.
+    EXPECT_TRUE(std::holds_alternative<ProxyError>(
+        prepare_request(req(http::verb::get, "/o/../x"), t, Caller{}, listener())));
+}
+
+// Issue #16 item 4: DNS rebinding and requests web pages make, on TCP listeners.
+TEST(HeaderRules, BrowserRequestsAndForeignHostsAreRefusedOnTcp) {
+    auto t = table();
+    Caller tcp;
+    Caller unix_caller{true, 1000, {1000}, "unix:uid=1000"};
+    auto code = [&](const http::request_header<>& r, const Caller& c,
+                    const config::Listener& l = listener()) {
+        auto res = prepare_request(r, t, c, l);
+        auto* e = std::get_if<ProxyError>(&res);
+        return e ? e->code : std::string("ok");
+    };
+    for (const char* host :
+         {"localhost", "LOCALHOST:8480", "localhost.", "127.0.0.1", "127.0.0.1:8480", "127.1.2.3",
+          "[::1]:8480", "partner-h.local", "app.local:80"})
+        EXPECT_EQ(code(req(http::verb::get, "/partner-a/x", host), tcp), "ok") << host;
+    for (const char* host :
+         {"attacker.example", "attacker.example:8480", "localhost.attacker.example", "10.0.0.1",
+          "[::2]", "127.0.0.1.nip.io"}) {
+        auto r = req(http::verb::get, "/partner-a/x", host);
+        EXPECT_EQ(code(r, tcp), "host_not_allowed") << host;
+        EXPECT_EQ(code(r, unix_caller), "ok") << host;  // a Unix socket is no browser's
+    }
+    // A listener address is this proxy's name; "*" accepts any Host.
+    config::Listener wide = listener();
+    wide.addresses = {"10.0.0.1:8480"};
+    EXPECT_EQ(code(req(http::verb::get, "/partner-a/x", "10.0.0.1:8480"), tcp, wide), "ok");
+    wide.allowed_hosts = {"*"};
+    EXPECT_EQ(code(req(http::verb::get, "/partner-a/x", "anything.example"), tcp, wide), "ok");
+
+    auto with = [&](const char* field, const char* value) {
+        auto r = req(http::verb::post, "/partner-a/x", "127.0.0.1:8480");
+        r.set(field, value);
+        return r;
+    };
+    EXPECT_EQ(code(with("Origin", "https://attacker.example"), tcp), "cross_site_request");
+    EXPECT_EQ(code(with("Origin", "null"), tcp), "cross_site_request");
+    EXPECT_EQ(code(with("Origin", "http://localhost:3000"), tcp), "cross_site_request");
+    EXPECT_EQ(code(with("Origin", "http://127.0.0.1:8480"), tcp), "ok");  // same origin
+    EXPECT_EQ(code(with("Sec-Fetch-Site", "cross-site"), tcp), "cross_site_request");
+    EXPECT_EQ(code(with("Sec-Fetch-Site", "same-site"), tcp), "cross_site_request");
+    EXPECT_EQ(code(with("Sec-Fetch-Site", "same-origin"), tcp), "ok");
+    EXPECT_EQ(code(with("Sec-Fetch-Site", "none"), tcp), "ok");
+    EXPECT_EQ(code(with("Origin", "https://attacker.example"), unix_caller), "ok");
+    config::Listener app = listener();
+    app.allowed_origins = {"http://localhost:3000"};
+    auto listed = with("Origin", "http://LOCALHOST:3000");
+    listed.set("Sec-Fetch-Site", "same-site");
+    EXPECT_EQ(code(listed, tcp, app), "ok");
+    EXPECT_EQ(code(with("Origin", "https://attacker.example"), tcp, app), "cross_site_request");
+    app.allowed_origins = {"*"};
+    EXPECT_EQ(code(with("Sec-Fetch-Site", "cross-site"), tcp, app), "ok");
+    auto e = prepare_request(with("Origin", "https://attacker.example"), t, tcp, listener());
+    ASSERT_TRUE(std::holds_alternative<ProxyError>(e));
+    EXPECT_EQ(std::get<ProxyError>(e).status, http::status::forbidden);
+    EXPECT_NE(std::get<ProxyError>(e).message.find("listener.allowed_origins"), std::string::npos);
+}
+
 TEST(HeaderRules, CallerRestrictions) {
     config::Route r;
     r.name = "local";
@@ -207,7 +302,7 @@ TEST(HeaderRules, CallerRestrictions) {
     Caller other{true, 2000, {7}, "unix"};
     auto rq = req(http::verb::get, "/l/x");
     auto code = [&](const Caller& c) {
-        auto res = prepare_request(rq, t, c, 100);
+        auto res = prepare_request(rq, t, c, listener());
         auto* e = std::get_if<ProxyError>(&res);
         return e ? e->code : std::string("ok");
     };

@@ -130,45 +130,45 @@ TEST_F(ProxyTest, NoRouteAbsoluteFormAndConnectAreRefused) {
     EXPECT_EQ(c.request(http::verb::get, "/a/echo/status/200").result_int(), 200);
 
     Client c2(px.port());
-    auto abs = c2.raw("GET http://127.0.0.1/a/echo/status/200 HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto abs = c2.raw("GET http://127.0.0.1/a/echo/status/200 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     EXPECT_EQ(abs.result_int(), 400);
     EXPECT_EQ(json::parse(abs.body())["error"], "bad_request");
     Client c3(px.port());
     auto con = c3.raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
     EXPECT_EQ(con.result_int(), 405);
     Client c4(px.port());
-    EXPECT_EQ(c4.raw("GET /a/../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 400);
+    EXPECT_EQ(c4.raw("GET /a/../etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n").result_int(), 400);
 }
 
 TEST_F(ProxyTest, SmugglingAttemptsAreRejected) {
     ProxyRunner px(listener(), {route("a", "/a/", *partners->a)}, ids, nullptr);
     const std::vector<std::pair<std::string, std::string>> attempts = {
         {"CL+TE",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: "
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: "
          "chunked\r\n\r\n0\r\n\r\n"},
         {"TE+CL",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: "
          "4\r\n\r\n0\r\n\r\n"},
         {"two different CLs",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: "
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nContent-Length: "
          "5\r\n\r\nabcde"},
         {"two equal CLs",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: "
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nContent-Length: "
          "4\r\n\r\nabcd"},
         {"obs-fold",
-         "GET /a/echo/headers HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Transfer-Encoding: "
+         "GET /a/echo/headers HTTP/1.1\r\nHost: localhost\r\nX-A: 1\r\n Transfer-Encoding: "
          "chunked\r\n\r\n"},
         {"TE not chunked",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nxyz"},
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\nxyz"},
         {"TE chunked then identity",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n"},
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, identity\r\n\r\n"},
         {"space before colon",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nContent-Length : 4\r\n\r\nabcd"},
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nContent-Length : 4\r\n\r\nabcd"},
         {"bad chunk size",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"
          "0\r\n\r\n"},
         {"chunk size overflow",
-         "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: "
          "chunked\r\n\r\nfffffffffffffffff1\r\nabc\r\n0\r\n\r\n"},
     };
     for (const auto& [name, bytes] : attempts) {
@@ -240,7 +240,7 @@ TEST_F(ProxyTest, ExpectContinueSmallAndStreamedBodies) {
         Client c(px.port());
         std::string body(size, 'q');
         c.send_raw(
-            "POST /a/echo/body HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
             "Content-Length: " +
             std::to_string(size) + "\r\n\r\n");
         auto interim = c.read_response();
@@ -256,7 +256,7 @@ TEST_F(ProxyTest, ChunkedBodiesBothWays) {
     ProxyRunner px(listener(), {route("a", "/a/", *partners->a)}, ids, nullptr);
     Client c(px.port());
     auto r = c.raw(
-        "POST /a/echo/body?chunked=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "POST /a/echo/body?chunked=1 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: "
         "chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     EXPECT_EQ(r.result_int(), 200);
     EXPECT_EQ(r.body(), "hello world");
@@ -272,7 +272,7 @@ TEST_F(ProxyTest, HeaderLimitsAnswer431) {
     ProxyRunner px(l, {route("a", "/a/", *partners->a)}, ids, nullptr);
     {
         Client c(px.port());
-        std::string req = "GET /a/echo/headers HTTP/1.1\r\nHost: x\r\n";
+        std::string req = "GET /a/echo/headers HTTP/1.1\r\nHost: localhost\r\n";
         for (int i = 0; i < 30; ++i) req += "X-H" + std::to_string(i) + ": v\r\n";
         auto r = c.raw(req + "\r\n");
         EXPECT_EQ(r.result_int(), 431);
@@ -281,7 +281,7 @@ TEST_F(ProxyTest, HeaderLimitsAnswer431) {
     {
         Client c(px.port());
         auto r =
-            c.raw("GET /a/echo/headers HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'b') +
+            c.raw("GET /a/echo/headers HTTP/1.1\r\nHost: localhost\r\nX-Big: " + std::string(8000, 'b') +
                   "\r\n\r\n");
         EXPECT_EQ(r.result_int(), 431);
         EXPECT_TRUE(c.closed_by_peer());
@@ -322,7 +322,7 @@ TEST_F(ProxyTest, PoolRefillAfterUpstreamResetResumesTls) {
     // reset can discard the partner's unread bytes; which one happens is a matter of timing).
     {
         Client r(px.port());
-        r.send_raw("GET /a/echo/reset HTTP/1.1\r\nHost: x\r\n\r\n");
+        r.send_raw("GET /a/echo/reset HTTP/1.1\r\nHost: localhost\r\n\r\n");
         try {
             auto res = r.read_response();
             EXPECT_EQ(res.result_int(), 502) << res.body();
@@ -536,7 +536,7 @@ TEST_F(ProxyTest, GiBStreamedEachWayWithFlatMemory) {
     auto upload = [](Client& c, const std::string& target, std::uint64_t n) {
         return std::thread([&c, target, n] {
             c.send_raw("POST " + target +
-                       " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n");
+                       " HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n");
             std::string block(256 * 1024, 'u');
             for (std::uint64_t sent = 0; sent < n; sent += block.size())
                 net::asio::write(
@@ -552,7 +552,7 @@ TEST_F(ProxyTest, GiBStreamedEachWayWithFlatMemory) {
     {  // download
         auto t0 = std::chrono::steady_clock::now();
         Client c(px.port());
-        c.send_raw("GET /a/echo/bytes/" + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.send_raw("GET /a/echo/bytes/" + std::to_string(size) + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
         auto [status, got] = read_streamed(c.tcp());
         EXPECT_EQ(status, 200u);
         EXPECT_EQ(got, size);

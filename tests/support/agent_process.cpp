@@ -105,9 +105,10 @@ void AgentProcess::start(const std::map<std::string, std::string>& env) {
     std::map<std::string, std::string> e = env;
     e["SOFTHSM2_CONF"] = token_.conf;
     ++starts_;
-    child_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{agent_binary().string(), "--config", config_path().string()},
-        dir_ / "agent.log", e);
+    std::vector<std::string> argv = setup_.command_prefix;
+    for (std::string a : {agent_binary().string(), std::string("--config"), config_path().string()})
+        argv.push_back(std::move(a));
+    child_ = std::make_unique<ChildProcess>(argv, dir_ / "agent.log", e);
 }
 
 CommandResult AgentProcess::ctl(const std::vector<std::string>& args,

@@ -47,6 +47,8 @@ struct AgentSetup {
     std::string extra;
     // Whether the route asks for an access token (profile "partner").
     bool use_token = true;
+    // Run the agent through this command (e.g. setpriv with options, ending in "--").
+    std::vector<std::string> command_prefix;
 };
 
 class AgentProcess {
@@ -85,6 +87,8 @@ class AgentProcess {
     std::optional<nlohmann::json> status() const;
 
     bool running();
+    // The running agent's process id (-1 when not started).
+    pid_t pid() const { return child_ ? child_->pid() : -1; }
     // The exit status once it exited on its own (e.g. after a crash point), or nullopt.
     std::optional<int> wait_exit(std::chrono::milliseconds timeout);
     int kill9();  // SIGKILL; returns the exit status (128 + 9)

@@ -9,7 +9,7 @@
 
 #include <string>
 
-namespace mtls::admin {
+namespace mtls::net {
 
 struct UnixListenerOptions {
     std::string path;
@@ -22,4 +22,4 @@ struct UnixListenerOptions {
 // naming the path and what to do.
 int make_unix_listener(const UnixListenerOptions& opt);
 
-}  // namespace mtls::admin
+}  // namespace mtls::net

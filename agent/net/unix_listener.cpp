@@ -1,4 +1,4 @@
-#include "agent/admin/unix_listener.hpp"
+#include "agent/net/unix_listener.hpp"
 
 #include <grp.h>
 #include <sys/socket.h>
@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <utility>
 
-namespace mtls::admin {
+namespace mtls::net {
 namespace {
 
 std::string errno_text() {
@@ -74,7 +74,7 @@ int make_unix_listener(const UnixListenerOptions& opt) {
         struct group* res = nullptr;
         char buf[4096];
         if (::getgrnam_r(opt.group.c_str(), &gr, buf, sizeof buf, &res) != 0 || !res)
-            throw std::runtime_error("admin.group \"" + opt.group + "\" does not exist");
+            throw std::runtime_error("group \"" + opt.group + "\" does not exist");
         gid = gr.gr_gid;
     }
 
@@ -103,4 +103,4 @@ int make_unix_listener(const UnixListenerOptions& opt) {
     return fd.release();
 }
 
-}  // namespace mtls::admin
+}  // namespace mtls::net
