@@ -202,6 +202,11 @@ TEST(ConnCaps, ProxyPerCallerCapRefusesTheHogFastAndServesRoot) {
     EXPECT_EQ(u.exit_code, 0) << u.err;
     EXPECT_NE(u.out.find("\n200"), std::string::npos) << u.out;
     EXPECT_NE(w.agent->log().find("event=proxy.connection_refused"), std::string::npos);
+    auto m = w.agent->ctl({"metrics"});
+    EXPECT_NE(m.out.find("mtls_agent_client_connections_refused_total{reason=\"max_connections_"
+                         "per_caller\"} 1\n"),
+              std::string::npos)
+        << m.out;
 
     // Once the hog lets go, that uid is served again.
     hog.release();
