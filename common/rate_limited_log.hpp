@@ -25,7 +25,8 @@ class RateLimited {
     RateLimited(Level level, std::string event, std::chrono::milliseconds interval);
 
     // Writes the line now, or counts it when one was written less than `interval` ago.
-    // Returns whether it was written.
+    // Returns whether it was written. At most 5 fields (a line with repeated=N shows the
+    // first 5).
     bool write(std::initializer_list<Field> fields);
     // Writes `event` with repeated=N if occurrences were left out since the last line.
     void flush(std::initializer_list<Field> fields = {});
