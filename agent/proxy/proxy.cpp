@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <sstream>
 
 namespace mtls::proxy {
@@ -183,8 +184,9 @@ void Proxy::start() {
     const auto derived = net::derive_caps(nofile);
     net::ConnectionCaps::Limits limits;
     limits.total = l.max_connections ? l.max_connections : derived.total;
+    // Derived: a quarter of the total (of the configured one, when only that is set).
     limits.per_caller = l.max_connections_per_caller ? l.max_connections_per_caller
-                                                     : std::min(derived.per_caller, limits.total);
+                                                     : std::max<std::size_t>(1, limits.total / 4);
     accept_ = std::make_unique<AcceptState>(limits, nofile);
     net::reserve_spare_fd();
     log::info("proxy.connection_caps", {{"max_connections", limits.total},
