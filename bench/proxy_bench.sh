@@ -110,6 +110,10 @@ pool_max = 128
 
 [listener]
 addresses = ["127.0.0.1:$agent_port"]
+# The idle scenario holds 1,000 connections from one address: more than the per-caller cap
+# derived from a small RLIMIT_NOFILE would allow.
+max_connections = 2048
+max_connections_per_caller = 2048
 
 [admin]
 socket = "$run/admin.sock"

@@ -153,6 +153,10 @@ struct Listener {
     Millis body_idle{30000};               // body_idle = "30s" (between body bytes)
     std::vector<std::string> allowed_hosts;    // allowed_hosts = ["app.internal"] ("*": any Host)
     std::vector<std::string> allowed_origins;  // allowed_origins = ["http://localhost:3000"] ("*": any)
+    // max_connections = 0 (0: derived from RLIMIT_NOFILE at start)
+    std::size_t max_connections = 0;
+    // max_connections_per_caller = 0 (a uid on the Unix socket, an address on TCP; 0: derived)
+    std::size_t max_connections_per_caller = 0;
 };
 
 // [admin]
@@ -162,6 +166,7 @@ struct Admin {
     std::string group;               // group = "mtls-admin" (empty: the agent's group)
     std::vector<uid_t> allowed_uids; // allowed_uids = [] (root is always allowed)
     std::vector<gid_t> allowed_gids; // allowed_gids = []
+    std::size_t max_connections_per_uid = 8;  // max_connections_per_uid = 8 (not root's, the agent's)
 };
 
 // [metrics]

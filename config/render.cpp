@@ -275,6 +275,8 @@ std::string render(const Config& c) {
     w.duration("body_idle", l.body_idle);
     w.strings("allowed_hosts", l.allowed_hosts);
     w.strings("allowed_origins", l.allowed_origins);
+    w.integer("max_connections", l.max_connections);
+    w.integer("max_connections_per_caller", l.max_connections_per_caller);
 
     w.table("admin");
     w.str("socket", c.admin.socket);
@@ -282,6 +284,7 @@ std::string render(const Config& c) {
     w.str("group", c.admin.group);
     w.ids("allowed_uids", c.admin.allowed_uids);
     w.ids("allowed_gids", c.admin.allowed_gids);
+    w.integer("max_connections_per_uid", c.admin.max_connections_per_uid);
 
     w.table("metrics");
     w.str("listen", c.metrics.listen);

@@ -61,6 +61,13 @@ void read_listener(Section& root, Config& c) {
     s.duration("body_idle", l.body_idle, std::chrono::milliseconds(1));
     checked_list(root, s, "allowed_hosts", l.allowed_hosts, checks::allowed_host);
     checked_list(root, s, "allowed_origins", l.allowed_origins, checks::allowed_origin);
+    s.unsigned_int("max_connections", l.max_connections, 0, 1000000);
+    if (s.unsigned_int("max_connections_per_caller", l.max_connections_per_caller, 0, 1000000) &&
+        l.max_connections != 0 && l.max_connections_per_caller > l.max_connections)
+        s.error("max_connections_per_caller", std::to_string(l.max_connections_per_caller) +
+                                                  " is more than listener.max_connections (" +
+                                                  std::to_string(l.max_connections) +
+                                                  "); lower it, or set 0 to derive it");
     s.finish();
 }
 
@@ -73,6 +80,7 @@ void read_admin(Section& root, Config& c) {
     std::vector<std::uint32_t> ids;
     if (s.id_list("allowed_uids", ids)) a.allowed_uids.assign(ids.begin(), ids.end());
     if (s.id_list("allowed_gids", ids)) a.allowed_gids.assign(ids.begin(), ids.end());
+    s.unsigned_int("max_connections_per_uid", a.max_connections_per_uid, 1, 48);
     s.finish();
 }
 

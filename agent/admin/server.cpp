@@ -1,6 +1,8 @@
 #include "agent/admin/server.hpp"
 
+#include "agent/net/accept_guard.hpp"
 #include "common/log.hpp"
+#include "common/rate_limited_log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +15,8 @@
 #include <boost/asio/write.hpp>
 
 #include <unistd.h>
+
+#include <algorithm>
 
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
@@ -73,6 +77,12 @@ void check_args(const std::string& cmd, const nlohmann::json& args,
 }  // namespace
 
 void Server::start() {
+    net::ConnectionCaps::Limits limits;
+    limits.total = opt_.max_connections;
+    limits.per_caller = opt_.max_connections_per_uid;
+    limits.reserved = std::min(opt_.reserved, opt_.max_connections / 2);
+    caps_ = std::make_unique<net::ConnectionCaps>(limits);
+    net::reserve_spare_fd();
     int fd = net::make_unix_listener(opt_.listener);
     acceptor_ = std::make_unique<stream_protocol::acceptor>(io_);
     acceptor_->assign(stream_protocol(), fd);
@@ -90,41 +100,83 @@ void Server::stop() {
 }
 
 asio::awaitable<void> Server::accept_loop() {
+    // A flood of refused connections or failing accepts writes one line per interval.
+    log::RateLimited accept_failed(log::Level::warning, "admin.accept_failed",
+                                   std::chrono::seconds(5));
+    log::RateLimited too_many(log::Level::warning, "admin.too_many_connections",
+                              std::chrono::seconds(5));
+    const std::string fd_reply = error_line(
+        "too_many_connections", "the agent has run out of file descriptors; try again later");
+    net::AcceptBackoff backoff;
+    asio::steady_timer pause(io_);
+    bool failing = false;
     for (;;) {
         boost::system::error_code ec;
         auto sock = co_await acceptor_->async_accept(asio::make_strand(io_),
                                                      asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+        if (ec == asio::error::operation_aborted || !acceptor_ || !acceptor_->is_open()) co_return;
         if (ec) {
-            log::warn("admin.accept_failed", {{"error", ec.message()}});
+            if (!net::out_of_descriptors(ec)) {
+                accept_failed.write({{"error", ec.message()}});
+                continue;
+            }
+            // Out of descriptors: refuse the waiting callers with the spare descriptor, then
+            // pause instead of retrying at once.
+            failing = true;
+            net::shed_pending(acceptor_->native_handle(), fd_reply);
+            const auto wait = backoff.next();
+            accept_failed.write({{"error", ec.message()},
+                                 {"action", "refusing connections, pausing accepts"},
+                                 {"pause_ms", wait.count()}});
+            pause.expires_after(wait);
+            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (!acceptor_ || !acceptor_->is_open()) co_return;
             continue;
         }
-        if (live_->load() >= opt_.max_connections) {
-            log::warn("admin.too_many_connections", {{"limit", opt_.max_connections}});
+        if (failing) {
+            failing = false;
+            backoff.reset();
+            accept_failed.flush({{"error", "out of file descriptors"}});
+        }
+        PeerCred peer;
+        try {
+            peer = peer_cred(sock.native_handle());
+        } catch (const std::exception& e) {
+            log::warn("admin.peer_unknown", {{"error", e.what()}});
+            continue;  // sock closes
+        }
+        const bool privileged = peer.uid == 0 || peer.uid == ::getuid();
+        auto admission = caps_->admit("uid:" + std::to_string(peer.uid), privileged);
+        if (!admission.slot) {
+            const bool per_uid = admission.refusal == net::ConnectionCaps::Refusal::per_caller;
+            too_many.write({{"uid", peer.uid},
+                            {"pid", peer.pid},
+                            {"reason", per_uid ? "max_connections_per_uid" : "max_connections"},
+                            {"open", admission.open}});
+            net::refuse(
+                sock.native_handle(),
+                error_line("too_many_connections",
+                           per_uid ? "uid " + std::to_string(peer.uid) + " has " +
+                                         std::to_string(admission.open) +
+                                         " admin connections open, the most allowed "
+                                         "(admin.max_connections_per_uid = " +
+                                         std::to_string(opt_.max_connections_per_uid) +
+                                         "); close some, or raise it"
+                                   : "the admin socket has " + std::to_string(admission.open) +
+                                         " connections open, the most other users may "
+                                         "hold; try again later"));
             continue;  // sock closes
         }
         auto ex = sock.get_executor();
-        asio::co_spawn(ex, serve(std::move(sock)), asio::detached);
+        asio::co_spawn(ex, serve(std::move(sock), peer, std::move(admission.slot)), asio::detached);
     }
 }
 
-asio::awaitable<void> Server::serve(stream_protocol::socket sock) {
-    auto live = live_;
-    ++*live;
-    struct Release {
-        std::shared_ptr<std::atomic<std::size_t>> n;
-        ~Release() { --*n; }
-    } release{live};
-
-    PeerCred peer;
-    try {
-        peer = peer_cred(sock.native_handle());
-    } catch (const std::exception& e) {
-        log::warn("admin.peer_unknown", {{"error", e.what()}});
-        co_return;
-    }
+asio::awaitable<void> Server::serve(stream_protocol::socket sock, PeerCred peer,
+                                    net::ConnectionCaps::Slot slot) {
+    (void)slot;  // held until the connection ends
     if (!allowed(peer, opt_.policy)) {
-        log::warn("admin.refused", {{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}});
+        refused_log_.write({{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}});
         auto line =
             error_line("refused", "uid " + std::to_string(peer.uid) +
                                       " may not use the admin socket (see admin.allowed_uids / "

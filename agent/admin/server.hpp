@@ -9,7 +9,9 @@
 
 #include "agent/admin/peer.hpp"
 #include "agent/admin/protocol.hpp"
+#include "agent/net/conn_caps.hpp"
 #include "agent/net/unix_listener.hpp"
+#include "common/rate_limited_log.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -33,6 +35,10 @@ struct ServerOptions {
     AccessPolicy policy;
     std::chrono::milliseconds read_timeout{10000};  // to receive one whole request line
     std::size_t max_connections = 64;
+    // One uid's connections at most; root and the agent's own uid are not held to it, and the
+    // last `reserved` of max_connections are theirs alone: no other uid can lock them out.
+    std::size_t max_connections_per_uid = 8;
+    std::size_t reserved = 16;
 };
 
 class Server {
@@ -58,7 +64,8 @@ class Server {
 
   private:
     boost::asio::awaitable<void> accept_loop();
-    boost::asio::awaitable<void> serve(boost::asio::local::stream_protocol::socket sock);
+    boost::asio::awaitable<void> serve(boost::asio::local::stream_protocol::socket sock,
+                                       PeerCred peer, net::ConnectionCaps::Slot slot);
     boost::asio::awaitable<std::string> dispatch(const std::string& line, const PeerCred& peer);
 
     boost::asio::io_context& io_;
@@ -66,7 +73,8 @@ class Server {
     std::map<std::string, Handler> handlers_;
     std::map<std::string, std::map<std::string, nlohmann::json::value_t>> arg_types_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
-    std::shared_ptr<std::atomic<std::size_t>> live_ = std::make_shared<std::atomic<std::size_t>>(0);
+    std::unique_ptr<net::ConnectionCaps> caps_;
+    log::RateLimited refused_log_{log::Level::warning, "admin.refused", std::chrono::seconds(5)};
     bool started_ = false;
 };
 

@@ -5,6 +5,7 @@
 #include "agent/daemon/facts.hpp"
 #include "agent/daemon/metrics_http.hpp"
 #include "agent/identity/identity_store.hpp"
+#include "agent/net/accept_guard.hpp"
 #include "agent/net/asio.hpp"
 #include "agent/proxy/proxy.hpp"
 #include "agent/renewal/renewer.hpp"
@@ -42,6 +43,9 @@ int run(const std::string& config_path, config::Config cfg) {
         log::warn("agent.not_undumpable", {{"error", std::strerror(errno)}});
     try {
         files::ensure_dir(cfg.state_dir, 0700);
+        // Like most daemons: the soft descriptor limit up to the hard one (LimitNOFILE=);
+        // the connection caps are derived from what results.
+        log::info("agent.fd_limit", {{"rlimit_nofile", net::raise_nofile_limit()}});
 
         // The token and its keys inside OpenSSL.
         auto token = pkcs11::Token::open(pkcs11::TokenOptions::from_config(cfg.pkcs11));
@@ -81,6 +85,7 @@ int run(const std::string& config_path, config::Config cfg) {
         aopt.listener.group = cfg.admin.group;
         aopt.policy.allowed_uids = cfg.admin.allowed_uids;
         aopt.policy.allowed_gids = cfg.admin.allowed_gids;
+        aopt.max_connections_per_uid = cfg.admin.max_connections_per_uid;
         admin::Server admin(io, aopt);
 
         const std::string token_uri = token->token_uri();

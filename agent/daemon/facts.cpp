@@ -142,6 +142,15 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
     }
     w.family("mtls_agent_client_connections", "Open local client connections.", "gauge");
     w.sample("mtls_agent_client_connections", {}, d(stats.connections_open));
+    w.family("mtls_agent_client_connections_refused_total",
+             "Local client connections refused at once (503 too_many_connections) by reason.",
+             "counter");
+    w.sample("mtls_agent_client_connections_refused_total", {{"reason", "max_connections"}},
+             d(stats.refused_total));
+    w.sample("mtls_agent_client_connections_refused_total",
+             {{"reason", "max_connections_per_caller"}}, d(stats.refused_per_caller));
+    w.sample("mtls_agent_client_connections_refused_total", {{"reason", "out_of_descriptors"}},
+             d(stats.refused_no_fds));
     w.family("mtls_agent_renewal_attempts_total", "Enrollment and renewal attempts.", "counter");
     w.sample("mtls_agent_renewal_attempts_total", {}, d(renewal.attempts));
     w.family("mtls_agent_renewal_failures_total", "Failed enrollment and renewal attempts.", "counter");

@@ -1,5 +1,6 @@
 #include "agent/daemon/metrics_http.hpp"
 
+#include "agent/net/accept_guard.hpp"
 #include "agent/proxy/listener.hpp"
 #include "common/log.hpp"
 
@@ -24,7 +25,8 @@ MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text m
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on metrics.listen " + listen + ": " + ec.message());
+    if (ec)
+        throw std::runtime_error("cannot listen on metrics.listen " + listen + ": " + ec.message());
     asio::co_spawn(io_, accept_loop(), asio::detached);
     log::info("metrics.listening", {{"address", listen}});
 }
@@ -35,11 +37,22 @@ void MetricsHttp::stop() {
 }
 
 net::awaitable<void> MetricsHttp::accept_loop() {
+    // Out of file descriptors: refuse who waits and pause (never retry at once).
+    net::AcceptBackoff backoff;
+    asio::steady_timer pause(io_);
     for (;;) {
         net::error_code ec;
         auto sock = co_await acceptor_.async_accept(net::use_ec(ec));
         if (!acceptor_.is_open()) co_return;
+        if (ec && net::out_of_descriptors(ec)) {
+            net::shed_pending(acceptor_.native_handle(), {});
+            pause.expires_after(backoff.next());
+            co_await pause.async_wait(net::use_ec(ec));
+            if (!acceptor_.is_open()) co_return;
+            continue;
+        }
         if (ec) continue;
+        backoff.reset();
         asio::co_spawn(io_, serve(std::move(sock)), asio::detached);
     }
 }

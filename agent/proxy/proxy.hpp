@@ -24,6 +24,7 @@
 namespace mtls::proxy {
 
 struct ProxyContext;
+struct AcceptState;
 
 class Proxy {
   public:
@@ -44,11 +45,14 @@ class Proxy {
     // The bound TCP endpoints (useful with port 0 in tests).
     std::vector<net::tcp::endpoint> tcp_endpoints() const;
     const ProxyStats& stats() const { return stats_; }
+    // App connections open now (what listener.max_connections counts).
+    std::size_t open_connections() const;
 
   private:
     net::asio::io_context& io_;
     ProxyStats stats_;
     std::unique_ptr<ProxyContext> ctx_;
+    std::unique_ptr<AcceptState> accept_;  // caps and log limiters of the accept loops
     std::vector<net::tcp::acceptor> tcp_;
     std::unique_ptr<net::unix_socket::acceptor> unix_;
     std::unique_ptr<net::asio::steady_timer> sweeper_;

@@ -38,6 +38,12 @@ struct RouteStats {
 struct ProxyStats {
     std::atomic<std::uint64_t> connections_accepted{0};
     std::atomic<std::uint64_t> connections_open{0};
+    // App connections refused at once (503 too_many_connections, then closed): over
+    // listener.max_connections, over listener.max_connections_per_caller, or shed while the
+    // process was out of file descriptors.
+    std::atomic<std::uint64_t> refused_total{0};
+    std::atomic<std::uint64_t> refused_per_caller{0};
+    std::atomic<std::uint64_t> refused_no_fds{0};
     std::atomic<std::uint64_t> unrouted_requests{0};  // 400/404/405/431 before a route was known
     std::deque<RouteStats> routes;                    // index = route index; fixed at start
 };

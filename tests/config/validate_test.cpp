@@ -415,6 +415,26 @@ TEST_F(ConfigTest, IntegerRanges) {
                     "4294967294)"}));
 }
 
+TEST_F(ConfigTest, ConnectionCaps) {
+    auto c = load(base());
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->listener.max_connections, 0u);  // derived from RLIMIT_NOFILE at start
+    EXPECT_EQ(c->listener.max_connections_per_caller, 0u);
+    EXPECT_EQ(c->admin.max_connections_per_uid, 8u);
+    auto set = load(base() +
+                    "[listener]\nmax_connections = 100\nmax_connections_per_caller = 25\n"
+                    "[admin]\nmax_connections_per_uid = 4\n");
+    ASSERT_TRUE(set);
+    EXPECT_EQ(set->listener.max_connections, 100u);
+    EXPECT_EQ(set->listener.max_connections_per_caller, 25u);
+    EXPECT_EQ(set->admin.max_connections_per_uid, 4u);
+    EXPECT_EQ(errors(base() + "[listener]\nmax_connections = 10\nmax_connections_per_caller = 20\n"
+                              "[admin]\nmax_connections_per_uid = 0\n"),
+              (Errs{"agent.toml:18: listener.max_connections_per_caller: 20 is more than "
+                    "listener.max_connections (10); lower it, or set 0 to derive it",
+                    "agent.toml:20: admin.max_connections_per_uid: 0 is out of range (1 to 48)"}));
+}
+
 TEST_F(ConfigTest, SeveralErrorsAreReportedAtOnceInFileOrder) {
     std::string text = replace_line(base(), 15, "upstream = \"htp://x\"");
     text = replace_line(text, 7, "server = 443");

@@ -161,7 +161,7 @@ const std::vector<std::string> kNoCapabilities = {
 TEST(LocalHygiene, MemoryAndEnvironmentKeepTheSecrets) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (setpriv --bounding-set)";
     AgentSetup setup;
-    setup.command_prefix = kNoCapabilities;
+    setup.launcher = kNoCapabilities;
     AgentWorld w{"hygiene-mem", {}, setup};
     const std::string pin = w.token.read_pin();
     ASSERT_FALSE(pin.empty());

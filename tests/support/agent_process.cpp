@@ -88,7 +88,8 @@ std::string AgentProcess::render(const SandboxProcess& sandbox) const {
     t += "[[routes]]\nname = \"partner\"\npath_prefix = \"/partner/\"\nupstream = " +
          toml_str(sandbox.api_url() + "/") + "\nca_file = " + ca + "\n";
     if (setup_.use_token) t += "token_profile = \"partner\"\n";
-    t += "\n[listener]\naddresses = [\"127.0.0.1:" + std::to_string(port_) + "\"]\n\n";
+    t += "\n[listener]\naddresses = [\"127.0.0.1:" + std::to_string(port_) + "\"]\n" +
+         setup_.listener + "\n";
     t += "[admin]\nsocket = " + toml_str(socket_path().string()) + "\n" + setup_.admin + "\n";
     t += setup_.extra;
     return t;
@@ -105,9 +106,9 @@ void AgentProcess::start(const std::map<std::string, std::string>& env) {
     std::map<std::string, std::string> e = env;
     e["SOFTHSM2_CONF"] = token_.conf;
     ++starts_;
-    std::vector<std::string> argv = setup_.command_prefix;
-    for (std::string a : {agent_binary().string(), std::string("--config"), config_path().string()})
-        argv.push_back(std::move(a));
+    std::vector<std::string> argv = setup_.launcher;
+    for (auto a : {agent_binary().string(), std::string("--config"), config_path().string()})
+        argv.push_back(a);
     child_ = std::make_unique<ChildProcess>(argv, dir_ / "agent.log", e);
 }
 

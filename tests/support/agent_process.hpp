@@ -43,12 +43,15 @@ struct AgentSetup {
     std::string est;
     // Extra lines inside [admin] (e.g. "allowed_uids = [65534]").
     std::string admin;
+    // Extra lines inside [listener] (e.g. "max_connections = 10").
+    std::string listener;
+    // What the agent is started through, before its own argv (e.g. {"prlimit",
+    // "--nofile=128:128"} to lower its descriptor limit).
+    std::vector<std::string> launcher;
     // Appended to the end of the file (more routes, [metrics], …).
     std::string extra;
     // Whether the route asks for an access token (profile "partner").
     bool use_token = true;
-    // Run the agent through this command (e.g. setpriv with options, ending in "--").
-    std::vector<std::string> command_prefix;
 };
 
 class AgentProcess {
