@@ -128,7 +128,7 @@ before_port="$(free_port)"
 if [[ " $proxies " == *" before "* ]]; then
   [ -x "$before_bin" ] || die "PROXIES has \"before\": set AGENT_BEFORE to an older mtls-agent binary"
   sed -e "s|127.0.0.1:$agent_port|127.0.0.1:$before_port|" -e "s|$run/admin.sock|$run/admin-before.sock|" \
-      -e "s|^state_dir = .*|state_dir = \"$run/state-before\"|" \
+      -e "s|^state_dir = .*|state_dir = \"$run/state-before\"|" -e "/^max_connections/d" \
       -e 's|^type = "ec-p256"$|type = "ec-p256"\nlabel_prefix = "bench-before"|' \
       "$run/agent.toml" > "$run/before.toml"
   "$before_bin" --check-config --config "$run/before.toml" >/dev/null

@@ -45,9 +45,10 @@ net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target
     co_return ProxyError{};
 }
 
-UpstreamConnection::Leftover UpstreamConnection::take_leftover() {
+UpstreamConnection::Leftover UpstreamConnection::take_leftover(bool ask_socket) {
     if (buffer_.size() != 0) return Leftover::data;  // read past the end of the response
     if (!stream_.socket().is_open()) return Leftover::closed;
+    if (!ask_socket && !stream_.has_unread()) return Leftover::nothing;
     char scratch[512];
     // A record split across segments may need a second recv; more than that is not waited
     // for.

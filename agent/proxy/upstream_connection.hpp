@@ -42,8 +42,11 @@ class UpstreamConnection {
     // `partial`: part of a TLS record is here and the rest is not. Only `nothing` leaves a
     // connection fit for another exchange (RFC 9112 §6.3: a client must not process or forward such
     // data as a separate response).
+    // `ask_socket` false: only what is already in user space (read with the response) is
+    // looked at, no system call — what arrives later is for the idle wait and the check
+    // before reuse, which asks the socket.
     enum class Leftover { nothing, data, closed, partial };
-    Leftover take_leftover();
+    Leftover take_leftover(bool ask_socket = true);
 
     // While pooled: `handler(ec)` runs when the socket becomes readable (or the wait is
     // cancelled: operation_aborted). No bytes are read by the wait itself.

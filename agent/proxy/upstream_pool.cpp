@@ -98,7 +98,8 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, bool reusab
     bool current = tls_ && tls_->identity() && conn->generation() == tls_->identity()->generation();
     auto left = UpstreamConnection::Leftover::nothing;
     if (reusable && current && idle_.size() < entry_.route.pool_max &&
-        (left = conn->take_leftover()) == UpstreamConnection::Leftover::nothing) {
+        // What came with the response (no system call): the kernel is asked before reuse.
+        (left = conn->take_leftover(false)) == UpstreamConnection::Leftover::nothing) {
         conn->mark_idle();
         watch(*conn);
         idle_.push_back(std::move(conn));
