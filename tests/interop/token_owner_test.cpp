@@ -19,8 +19,11 @@ using namespace mtls::test;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
+// The agent's instance id (state_dir/instance), "" when it has none.
 std::string instance_of(const AgentProcess& a) {
-    auto text = mtls::files::read_all(a.dir() / "state" / "instance", 1024);
+    const auto file = a.dir() / "state" / "instance";
+    if (!std::filesystem::exists(file)) return "";
+    auto text = mtls::files::read_all(file, 1024);
     while (!text.empty() && text.back() == '\n') text.pop_back();
     return text;
 }
@@ -60,6 +63,7 @@ TEST(TokenOwner, TwoAgentsOnOneTokenNeverDestroyEachOthersKeys) {
 
     b.start();
     const std::string key_b = b.wait_healthy()["identity"]["key_id"];
+    EXPECT_EQ(instance_of(b).size(), 16u);
     EXPECT_EQ(key_b.rfind(instance_of(b), 0), 0u) << "B's key id carries B's instance id";
 
     // A's first start: no state file, B's key on the token.
