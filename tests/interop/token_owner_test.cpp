@@ -161,6 +161,41 @@ TEST(TokenOwner, AVanishedCurrentKeyIsNoticedAndReplacedWithoutARestart) {
     EXPECT_EQ(count_in_log(log, "agent.ready"), 1u) << "restarted?\n" << log;
 }
 
+// The same, noticed where it first shows in normal operation: a signature with the current
+// key on a new TLS handshake (here the access-token refresh, as tokens live 4 s), with no
+// renewal asked for. The first such failure reports the key missing; the agent recovers.
+TEST(TokenOwner, AVanishedCurrentKeyIsNoticedOnTheFirstFailedSignature) {
+    AgentSetup s;
+    s.renewal = "backoff_initial = \"1s\"\nbackoff_max = \"2s\"\n";
+    AgentWorld w("key-vanished-sign", {"--token-lifetime", "4"}, s);
+    w.agent->start();
+    const std::string key1 = w.agent->wait_healthy()["identity"]["key_id"];
+    ASSERT_EQ(call_through(*w.agent), "");
+
+    w.sandbox->set_mode("est=500");
+    ASSERT_GT(destroy_token_objects(w.token, key1), 0u);
+    bool missing = false;
+    poll_until(
+        [&] {
+            call_through(*w.agent);  // needs a token, soon a new one
+            auto st = w.agent->status();
+            if (!st) return false;
+            for (const auto& why : (*st)["reasons"])
+                if (why == "the current key is missing on the token") missing = true;
+            return missing;
+        },
+        30s, 200ms);
+    EXPECT_TRUE(missing) << w.agent->log();
+
+    w.sandbox->set_mode("est=normal");
+    auto healthy = w.agent->wait_healthy(60s);
+    EXPECT_NE(healthy["identity"]["key_id"], key1);
+    EXPECT_EQ(call_through(*w.agent), "");
+    const auto log = w.agent->log();
+    EXPECT_EQ(count_in_log(log, "renewal.current_key_vanished"), 1u) << log;
+    EXPECT_EQ(count_in_log(log, "agent.ready"), 1u) << "restarted?\n" << log;
+}
+
 // A crash inside C_GenerateKeyPair can leave a lone public key, or a private key without its
 // label (SoftHSM2 writes an object's attributes in steps). The agent records the CKA_ID it
 // is about to generate (state.pending_key) before generating, and start-up removes every
