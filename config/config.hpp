@@ -39,7 +39,8 @@ struct KeyPolicy {
     bool from_server = false;           // type = "from-server": the EST server's csrattrs pick
     std::vector<KeyType> types;         // types = ["ec-p384", "ec-p256"]: acceptable, 1st default
     bool rekey_on_renew = true;         // rekey_on_renew = true
-    std::string label_prefix = "mtls-agent";  // label_prefix: CKA_LABEL = "<prefix>-<time>"
+    // label_prefix: CKA_LABEL = "<prefix>-<instance>-<time>-<nn>"
+    std::string label_prefix = "mtls-agent";
     Seconds retire_grace{120};          // retire_grace = "2m": old key kept after a switch
 };
 

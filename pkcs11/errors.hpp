@@ -28,6 +28,14 @@ class Error : public std::runtime_error {
     CK_RV rv_;
 };
 
+// A signature needed a private key the token does not have any more (destroyed out of band,
+// or the token was replaced): its handle is invalid and looking it up again by CKA_ID finds
+// nothing. rv() is CKR_KEY_HANDLE_INVALID.
+class KeyGone : public Error {
+  public:
+    using Error::Error;
+};
+
 // True for return codes after which the session (or the login state, or the token) is gone
 // and the operation may succeed on a fresh session after logging in again.
 bool is_session_lost(CK_RV rv) noexcept;

@@ -174,10 +174,14 @@ ossl::PKey pkey_from(const char* type, const OSSL_PARAM* params) {
 
 }  // namespace
 
-KeyInfo Token::generate_key(config::KeyType type, const std::string& label) {
-    unsigned char idbuf[16];
-    if (RAND_bytes(idbuf, sizeof idbuf) != 1) throw ossl::Error("cannot make a random CKA_ID");
-    const std::string id(reinterpret_cast<char*>(idbuf), sizeof idbuf);
+KeyInfo Token::generate_key(config::KeyType type, const std::string& label,
+                            std::string_view wanted_id) {
+    std::string id(wanted_id);
+    if (id.empty()) {
+        unsigned char idbuf[16];
+        if (RAND_bytes(idbuf, sizeof idbuf) != 1) throw ossl::Error("cannot make a random CKA_ID");
+        id.assign(reinterpret_cast<char*>(idbuf), sizeof idbuf);
+    }
 
     static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY, priv_cls = CKO_PRIVATE_KEY;
     std::vector<CK_ATTRIBUTE> pub = {
@@ -239,6 +243,21 @@ std::optional<KeyInfo> Token::find_key(std::string_view id) {
 std::vector<KeyInfo> Token::find_keys_by_label(std::string_view label) {
     return with_session([&](CK_SESSION_HANDLE s) {
         return private_keys(*this, s, {attr_bytes(CKA_LABEL, label)});
+    });
+}
+
+std::vector<Token::ObjectInfo> Token::list_objects() {
+    return with_session([&](CK_SESSION_HANDLE s) {
+        require_login(*this, s);
+        std::vector<ObjectInfo> out;
+        for (CK_OBJECT_HANDLE o : find_objects(*this, s, {})) {
+            ObjectInfo info;
+            info.id = get_attr(*this, s, o, CKA_ID).value_or("");
+            info.label = get_attr(*this, s, o, CKA_LABEL).value_or("");
+            info.cls = get_ulong(*this, s, o, CKA_CLASS).value_or(CKO_DATA);
+            out.push_back(std::move(info));
+        }
+        return out;
     });
 }
 
@@ -397,6 +416,12 @@ void Token::set_sign_observer(SignObserver observer) {
     sign_observer_ = std::move(p);
 }
 
+void Token::set_key_gone_observer(KeyGoneObserver observer) {
+    auto p = observer ? std::make_shared<const KeyGoneObserver>(std::move(observer)) : nullptr;
+    std::lock_guard lock(observer_mu_);
+    key_gone_observer_ = std::move(p);
+}
+
 std::string Token::sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
                         std::span<const unsigned char> data, std::size_t max_sig) {
     std::shared_ptr<const SignObserver> observer;
@@ -404,14 +429,22 @@ std::string Token::sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
         std::lock_guard lock(observer_mu_);
         observer = sign_observer_;
     }
-    if (!observer) return sign_on_token(key, mech, data, max_sig);
     const auto t0 = std::chrono::steady_clock::now();
     try {
         auto sig = sign_on_token(key, mech, data, max_sig);
-        (*observer)(std::chrono::steady_clock::now() - t0, true);
+        if (observer) (*observer)(std::chrono::steady_clock::now() - t0, true);
         return sig;
+    } catch (const KeyGone&) {
+        if (observer) (*observer)(std::chrono::steady_clock::now() - t0, false);
+        std::shared_ptr<const KeyGoneObserver> gone;
+        {
+            std::lock_guard lock(observer_mu_);
+            gone = key_gone_observer_;
+        }
+        if (gone) (*gone)(key.id);
+        throw;
     } catch (...) {
-        (*observer)(std::chrono::steady_clock::now() - t0, false);
+        if (observer) (*observer)(std::chrono::steady_clock::now() - t0, false);
         throw;
     }
 }
@@ -428,8 +461,9 @@ std::string Token::sign_on_token(PrivateKeyRef& key, const CK_MECHANISM& mech,
                     find_objects(*this, s, {attr(CKA_CLASS, cls), attr_bytes(CKA_ID, key.id)});
                 if (found.empty()) require_login(*this, s);
                 if (found.empty())
-                    throw Error("key not found: no private key with id " + encoding::hex(key.id) +
-                                " on " + description_ + " (was it destroyed?)");
+                    throw KeyGone("key not found: no private key with id " + encoding::hex(key.id) +
+                                      " on " + description_ + " (was it destroyed?)",
+                                  CKR_KEY_HANDLE_INVALID);
                 h = found.front();
                 key.handle.store(h, std::memory_order_relaxed);
             }

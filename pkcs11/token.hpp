@@ -90,13 +90,21 @@ class Token {
 
     // --- keys (keys.cpp) ---
     // Generates a key pair on the token: private key CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
-    // not CKA_EXTRACTABLE, CKA_SIGN; public key CKA_VERIFY; both with `label` and a random
-    // 16-byte CKA_ID.
-    KeyInfo generate_key(config::KeyType type, const std::string& label);
+    // not CKA_EXTRACTABLE, CKA_SIGN; public key CKA_VERIFY; both with `label` and CKA_ID `id`
+    // (raw bytes; a random 16-byte one when empty).
+    KeyInfo generate_key(config::KeyType type, const std::string& label, std::string_view id = {});
     // Private keys of a supported type (EC P-256/P-384, RSA 2048/3072) on the token.
     std::vector<KeyInfo> list_keys();
     std::optional<KeyInfo> find_key(std::string_view id);
     std::vector<KeyInfo> find_keys_by_label(std::string_view label);
+    // Every object the session sees (public, and private ones: logged in), of any class and
+    // however incomplete (what a generation interrupted by a crash may leave): CKA_ID and
+    // CKA_LABEL ("" when absent) and CKA_CLASS.
+    struct ObjectInfo {
+        std::string id, label;
+        CK_OBJECT_CLASS cls = CKO_DATA;
+    };
+    std::vector<ObjectInfo> list_objects();
     // Destroys every object (private key, public key, certificates) with this CKA_ID; returns
     // how many were destroyed.
     std::size_t destroy_key(std::string_view id);
@@ -111,13 +119,19 @@ class Token {
     std::optional<std::string> find_certificate(std::string_view id);
 
     // --- signing (used by the provider) ---
-    // C_SignInit + C_Sign with the private key `key`, returning at most max_sig bytes.
+    // C_SignInit + C_Sign with the private key `key`, returning at most max_sig bytes. When
+    // the key is gone from the token (its handle is invalid and no private key with its
+    // CKA_ID is found again, logged in) it throws KeyGone and tells the key-gone observer.
     std::string sign(PrivateKeyRef& key, const CK_MECHANISM& mech,
                      std::span<const unsigned char> data, std::size_t max_sig);
     // Called after every sign() with its duration and whether it succeeded (for the
     // token-operation latency metrics). May be set at any time; runs on the signing thread.
     using SignObserver = std::function<void(std::chrono::nanoseconds elapsed, bool ok)>;
     void set_sign_observer(SignObserver observer);
+    // Called with the CKA_ID (raw bytes) of a private key that a signature needed and the
+    // token no longer has. Runs on the signing thread (a TLS handshake): keep it short.
+    using KeyGoneObserver = std::function<void(const std::string& key_id)>;
+    void set_key_gone_observer(KeyGoneObserver observer);
 
     // --- low level ---
     CK_FUNCTION_LIST* fn() const noexcept { return module_->fn(); }
@@ -160,6 +174,7 @@ class Token {
     std::atomic<std::uint64_t> recoveries_{0};
     std::mutex observer_mu_;
     std::shared_ptr<const SignObserver> sign_observer_;
+    std::shared_ptr<const KeyGoneObserver> key_gone_observer_;
 };
 
 // A checked-out session; returns itself to the pool on destruction.

@@ -69,6 +69,12 @@ int run(const std::string& config_path, config::Config cfg) {
             });
 
         renewal::Renewer renewer(cfg, provider, identities);
+        // A signature that finds the current key gone from the token starts a new enrollment.
+        token->set_key_gone_observer([&renewer](const std::string& id) { renewer.key_gone(id); });
+        struct KeyGoneReset {  // declared after the renewer: reset before it is destroyed
+            pkcs11::Token& t;
+            ~KeyGoneReset() { t.set_key_gone_observer({}); }
+        } key_gone_reset{*token};
         notify("STATUS=enrolling");
         auto first = renewer.start_up();
         if (!first.ok)

@@ -60,7 +60,7 @@ IdentityFacts identity_facts(const identity::Identity& id, const std::string& ke
 }
 
 RenewalFacts renewal_facts(const renewal::Status& s) {
-    return RenewalFacts{s.next_at, s.last_at, s.last_result, s.consecutive_failures};
+    return RenewalFacts{s.next_at, s.last_at, s.last_result, s.consecutive_failures, s.key_problem};
 }
 
 void token_device_facts(pkcs11::Token& token, bool& present, bool& logged_in) {

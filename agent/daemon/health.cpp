@@ -31,6 +31,7 @@ nlohmann::json build_status(const StatusInputs& in) {
     };
     const bool renewal_failing = in.renewal.consecutive_failures > 0;
 
+    if (!in.renewal.key_problem.empty()) worse(2, in.renewal.key_problem);
     nlohmann::json id = nullptr;
     if (!in.identity) {
         worse(2, "no client certificate: enrollment has not succeeded (last attempt: " +

@@ -1,7 +1,8 @@
 // The agent's health verdict and the admin `status` document (docs/admin-protocol.md), as a
 // pure function of what the parts report, so the rules are testable on their own:
-//   failing  — no identity, an expired certificate, a certificate in the last 10 % of its
-//              lifetime (at least 60 s) after a failed renewal, or the token is not present;
+//   failing  — the current key is missing on the token, no identity, an expired certificate,
+//              a certificate in the last 10 % of its lifetime (at least 60 s) after a
+//              failed renewal, or the token is not present;
 //   degraded — the last renewal failed (retrying), or a token profile's last request failed;
 //   healthy  — otherwise.
 // The agent never looks healthy while it cannot authenticate.
@@ -28,6 +29,7 @@ struct RenewalFacts {
     std::optional<Clock::time_point> next_at, last_at;
     std::string last_result = "never";
     int consecutive_failures = 0;
+    std::string key_problem;  // e.g. "the current key is missing on the token"
 };
 
 struct TokenProfileFacts {

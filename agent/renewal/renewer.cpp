@@ -1,6 +1,7 @@
 #include "agent/renewal/renewer.hpp"
 
 #include "agent/renewal/crash_point.hpp"
+#include "agent/renewal/instance.hpp"
 #include "common/atomic_file.hpp"
 #include "common/encoding.hpp"
 #include "common/log.hpp"
@@ -44,18 +45,20 @@ std::vector<X509*> raw(const std::vector<ossl::X509Ptr>& v) {
     return r;
 }
 
-std::string key_label(const std::string& prefix, std::mt19937_64& rng) {
+// "<prefix>-<instance>-<time>-<last 2 bytes of the id>": for people reading the token; what
+// makes a key ours is its CKA_ID (instance.hpp).
+std::string key_label(const std::string& prefix, const Instance& instance,
+                      const std::string& key_id) {
     std::time_t t = std::time(nullptr);
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    char rnd[8];
-    std::snprintf(rnd, sizeof rnd, "%04x", static_cast<unsigned>(rng() & 0xffff));
-    return prefix + "-" + buf + "-" + rnd;
+    return prefix + "-" + instance.hex() + "-" + buf + "-" +
+           encoding::hex(std::string_view(key_id).substr(key_id.size() - 2));
 }
 
-bool ours(const std::string& label, const std::string& prefix) {
+bool has_label_prefix(const std::string& label, const std::string& prefix) {
     return label.size() > prefix.size() + 1 && label.compare(0, prefix.size(), prefix) == 0 &&
            label[prefix.size()] == '-';
 }
@@ -195,8 +198,27 @@ Outcome Renewer::start_up() {
         out.steps.push_back({"load_state", "failed", e.what()});
     }
 
-    // 2. Reconcile with the token: forget keys the token no longer has, destroy ours that
-    //    nothing references.
+    // 2. Who we are on the token (instance.hpp), known before any key is generated. A state
+    //    file naming another instance was not written by this agent: destroy nothing.
+    Instance instance = Instance::load_or_create(store_.path().parent_path(), st.instance);
+    if (!st.instance.empty() && st.instance != instance.hex()) {
+        log::error("renewal.instance_mismatch",
+                   {{"state", st.instance},
+                    {"instance_file", instance.hex()},
+                    {"action",
+                     "token objects left untouched; check that the state directory "
+                     "is this agent's own"}});
+        trust_state = false;
+    }
+    st.instance = instance.hex();
+    {
+        std::lock_guard lock(mu_);
+        instance_ = instance;
+    }
+
+    // 3. Reconcile with the token: forget keys the token no longer has, destroy objects of
+    //    this instance that nothing references (an interrupted generation's, public keys and
+    //    incomplete objects included), and only those.
     auto keys = token->list_keys();
     auto present = [&](const std::string& id_hex) {
         return std::any_of(keys.begin(), keys.end(),
@@ -218,16 +240,43 @@ Outcome Renewer::start_up() {
     }
     if (trust_state) {
         auto refs = st.referenced_ids();
-        for (const auto& k : keys) {
-            if (!ours(k.label, prefix)) continue;
-            if (std::find(refs.begin(), refs.end(), k.id_hex()) != refs.end()) continue;
-            token->destroy_key(k.id);
-            log::warn("renewal.orphan_key_destroyed", {{"key_id", k.id_hex()}, {"label", k.label}});
-            steps.ok("destroy_orphan", k.label);
+        auto referenced = [&](const std::string& id_hex) {
+            return std::find(refs.begin(), refs.end(), id_hex) != refs.end();
+        };
+        std::vector<std::string> orphans;  // raw CKA_IDs
+        if (st.pending_key && !referenced(*st.pending_key))
+            orphans.push_back(encoding::hex_decode(*st.pending_key).value_or(""));
+        for (const auto& o : token->list_objects())
+            if (instance.owns(o.id) && !referenced(encoding::hex(o.id))) orphans.push_back(o.id);
+        std::sort(orphans.begin(), orphans.end());
+        orphans.erase(std::unique(orphans.begin(), orphans.end()), orphans.end());
+        for (const auto& id : orphans) {
+            if (id.empty()) continue;
+            const auto n = token->destroy_key(id);
+            if (n == 0) continue;  // the pending key was never made
+            log::warn("renewal.orphan_key_destroyed",
+                      {{"key_id", encoding::hex(id)}, {"objects", n}});
+            steps.ok("destroy_orphan", encoding::hex(id));
         }
+        if (st.pending_key || instance.created()) {
+            st.pending_key.reset();
+            store_.save(st);
+        }
+        // Keys that look like ours by their label but were not made by this instance: another
+        // agent's on a shared token, or made before keys carried an instance id. Never ours
+        // to destroy; said once, for operators.
+        for (const auto& k : keys)
+            if (has_label_prefix(k.label, prefix) && !instance.owns(k.id) &&
+                !referenced(k.id_hex()))
+                log::info("renewal.unowned_key_left_alone",
+                          {{"key_id", k.id_hex()},
+                           {"label", k.label},
+                           {"why", "not made by this agent (instance " + instance.hex() +
+                                       "): another agent's, or from an older version; delete "
+                                       "it with pkcs11-tool if nothing uses it"}});
     }
 
-    // 3. A still-valid persisted identity is published as is.
+    // 4. A still-valid persisted identity is published as is.
     identity::IdentityPtr id;
     if (st.current_key) {
         try {
@@ -267,7 +316,7 @@ Outcome Renewer::start_up() {
         return out;
     }
 
-    // 4. No usable identity: enroll now (failure is not fatal; the loop retries).
+    // 5. No usable identity: enroll now (failure is not fatal; the loop retries).
     auto enrolled = attempt(false, {});
     out.steps.insert(out.steps.end(), enrolled.steps.begin(), enrolled.steps.end());
     out.ok = enrolled.ok;
@@ -352,7 +401,17 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
 
     est::CsrAttributes asked;
     const auto type = key_type_for(client, creds, cfg.key, asked, steps);
-    auto info = token->generate_key(type, key_label(cfg.key.label_prefix, rng_));
+    const auto new_id = record_key_intent(st);
+    steps.ok("key_intent", encoding::hex(new_id));
+    std::optional<pkcs11::KeyInfo> made;
+    try {
+        made =
+            token->generate_key(type, key_label(cfg.key.label_prefix, instance(), new_id), new_id);
+    } catch (...) {
+        drop_key_intent(st, new_id);
+        throw;
+    }
+    const auto& info = *made;
     steps.ok("generate_key", std::string(config::to_string(type)) + " " + info.label);
     try {
         auto key = provider_->load_private_key(info.id);
@@ -366,8 +425,13 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
                                              std::move(res.issued.chain), std::move(key),
                                              info.id_hex(), identities_.next_generation());
         steps.ok("verify", id->subject());
+        if (st.current_key && st.current_key->id_hex == missing_key()) {
+            // The key that vanished from the token: nothing to wait for, nothing uses it.
+            st.retiring.push_back({*st.current_key, unix_now()});
+        }
         st.current_key = KeyRef{info.id_hex(), info.label, config::to_string(info.type)};
         st.chain_pem = chain_pem;
+        st.pending_key.reset();
         store_.save(st);
         steps.ok("persist", store_.path().string());
         {
@@ -375,11 +439,17 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
             state_ = st;
         }
         identities_.publish(id);
+        {
+            std::lock_guard lock(mu_);
+            missing_key_.clear();
+            status_.key_problem.clear();
+        }
         steps.ok("publish", "generation " + std::to_string(id->generation()));
         out.ok = true;
         out.message = "enrolled " + id->subject();
     } catch (...) {
         token->destroy_key(info.id);  // never referenced by any state
+        drop_key_intent(st, info.id);
         throw;
     }
     return out;
@@ -395,6 +465,15 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
         cfg = cfg_;
     }
     auto token = provider_->token();
+    // The current key must still be on the token: otherwise the TLS handshake or the CSR
+    // would fail with a misleading reason. Gone: a new enrollment (key_gone()).
+    const auto current_raw = encoding::hex_decode(st.current_key->id_hex).value_or("");
+    if (!token->find_key(current_raw)) {
+        key_gone(current_raw);
+        throw std::runtime_error("the current key (id " + st.current_key->id_hex +
+                                 ") is missing on " + token->description() +
+                                 "; enrolling a new key with the bootstrap credentials");
+    }
     auto [client, stored_ca] = open_est(st, cfg, steps);
     std::vector<X509*> cur_chain;
     for (const auto& c : current->chain()) cur_chain.push_back(c.get());
@@ -419,8 +498,17 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
     std::optional<pkcs11::KeyInfo> fresh;
     KeyRef new_ref = *st.current_key;
     ossl::PKey key;
+    std::string new_id;
     if (rekey) {
-        fresh = token->generate_key(type, key_label(cfg.key.label_prefix, rng_));
+        new_id = record_key_intent(st);
+        steps.ok("key_intent", encoding::hex(new_id));
+        try {
+            fresh = token->generate_key(type, key_label(cfg.key.label_prefix, instance(), new_id),
+                                        new_id);
+        } catch (...) {
+            drop_key_intent(st, new_id);
+            throw;
+        }
         steps.ok("generate_key", std::string(config::to_string(type)) + " " + fresh->label);
         new_ref = KeyRef{fresh->id_hex(), fresh->label, config::to_string(type)};
     }
@@ -440,6 +528,7 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
         }
         st.current_key = new_ref;
         st.chain_pem = chain_pem;
+        st.pending_key.reset();
         store_.save(st);
         steps.ok("persist", store_.path().string());
         {
@@ -454,10 +543,65 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
         out.ok = true;
         out.message = (rekey ? "rotated to a new key: " : "renewed: ") + id->subject();
     } catch (...) {
-        if (fresh) token->destroy_key(fresh->id);
+        if (fresh) {
+            token->destroy_key(fresh->id);
+            drop_key_intent(st, fresh->id);
+        }
         throw;
     }
     return out;
+}
+
+const Instance& Renewer::instance() const {
+    std::lock_guard lock(mu_);
+    if (!instance_) throw std::logic_error("Renewer: start_up() has not run");
+    return *instance_;  // set once in start_up(), before the renewer thread starts
+}
+
+std::string Renewer::missing_key() const {
+    std::lock_guard lock(mu_);
+    return missing_key_;
+}
+
+std::string Renewer::record_key_intent(State& st) {
+    std::string id = instance().new_key_id();
+    st.pending_key = encoding::hex(id);
+    store_.save(st);
+    {
+        std::lock_guard lock(mu_);
+        state_ = st;
+    }
+    return id;
+}
+
+void Renewer::drop_key_intent(State& st, const std::string& id) noexcept {
+    try {
+        if (!st.pending_key || *st.pending_key != encoding::hex(id)) return;
+        st.pending_key.reset();
+        store_.save(st);
+        std::lock_guard lock(mu_);
+        state_ = st;
+    } catch (const std::exception& e) {
+        // The next start-up removes the key by this id.
+        log::warn("renewal.key_intent_not_cleared", {{"error", e.what()}});
+    }
+}
+
+void Renewer::key_gone(const std::string& key_id) {
+    const auto hex = encoding::hex(key_id);
+    std::lock_guard lock(mu_);
+    if (!state_ || !state_->current_key || state_->current_key->id_hex != hex) return;
+    if (missing_key_ == hex) return;  // said once
+    missing_key_ = hex;
+    status_.key_problem = "the current key is missing on the token";
+    log::error("renewal.current_key_vanished",
+               {{"key_id", hex},
+                {"error",
+                 "a signature needed the current private key and the token no longer "
+                 "has it (destroyed out of band, or the token was replaced)"},
+                {"action", "enrolling a new key with the bootstrap credentials"}});
+    reenroll_ = true;
+    cv_.notify_all();
 }
 
 void Renewer::retire_due(State& st) {
@@ -541,7 +685,7 @@ void Renewer::stop() {
 void Renewer::loop(std::stop_token stop) {
     while (!stop.stop_requested()) {
         std::optional<std::pair<Kind, Done>> job;
-        bool scheduled = false;
+        bool scheduled = false, reenroll = false;
         {
             std::unique_lock lock(mu_);
             auto wake = status_.next_at.value_or(Clock::now() + std::chrono::hours(1));
@@ -550,16 +694,25 @@ void Renewer::loop(std::stop_token stop) {
             else if (state_)
                 for (const auto& r : state_->retiring)
                     wake = std::min(wake, Clock::time_point(std::chrono::seconds(r.destroy_after)));
-            cv_.wait_until(lock, stop, wake, [&] { return !queue_.empty(); });
+            cv_.wait_until(lock, stop, wake, [&] { return !queue_.empty() || reenroll_; });
             if (stop.stop_requested()) return;
-            if (!queue_.empty()) {
+            if (reenroll_) {
+                reenroll_ = false;
+                reenroll = true;
+            } else if (!queue_.empty()) {
                 job = std::move(queue_.front());
                 queue_.pop_front();
             } else if (status_.next_at && Clock::now() >= *status_.next_at) {
                 scheduled = true;
             }
         }
-        if (job) {
+        if (reenroll) {
+            // The current key is gone: its identity cannot sign any more (requests get 503
+            // no_identity instead of failed handshakes), and without a usable identity the
+            // attempt is a first enrollment with the bootstrap credentials.
+            identities_.clear();
+            attempt(false, stop);
+        } else if (job) {
             auto out = attempt(job->first == Kind::rotate, stop);
             if (job->second) job->second(out);
         } else if (scheduled) {

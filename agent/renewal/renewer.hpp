@@ -1,21 +1,25 @@
 // The renewal engine: owns the lifecycle path of DESIGN.md. At start it reconciles the
-// persisted state with the token (orphan keys from a crash are destroyed — only keys with
-// our label prefix that no state references), publishes a still-valid persisted identity or
-// enrolls a new one; then it renews on schedule (fraction of the lifetime ± jitter), retries
-// failures with capped backoff, and destroys retired keys after their grace period.
+// persisted state with the token (objects a crash left are destroyed — only objects whose
+// CKA_ID carries this agent's instance id (instance.hpp) and that no state references, and
+// the key whose generation state.pending_key says was under way), publishes a still-valid
+// persisted identity or enrolls a new one; then it renews on schedule (fraction of the
+// lifetime ± jitter), retries failures with capped backoff, and destroys retired keys after
+// their grace period. When a signature finds the current key gone from the token it enrolls
+// a new key without a restart (key_gone()).
 //
 // Order of a rekeying renewal, chosen so that a crash at any point leaves a usable state
 // and at most one unreferenced key (cleaned up at the next start):
-//   csrattrs (which key type) -> generate key on token -> CSR signed on the token -> EST
-//   (re)enroll -> verify chain and key match -> persist state (new key current, old key
-//   retiring) -> store cert on token -> publish snapshot -> ... grace ... -> destroy old key
-//   -> persist.
+//   csrattrs (which key type) -> save the new key's CKA_ID as state.pending_key -> generate
+//   key on token -> CSR signed on the token -> EST (re)enroll -> verify chain and key match
+//   -> persist state (new key current, old key retiring, no pending key) -> store cert on
+//   token -> publish snapshot -> ... grace ... -> destroy old key -> persist.
 //
 // All blocking work (EST over libcurl, Cryptoki) runs on the renewer's own thread; requests
 // from the admin socket are queued to it and completed through a callback.
 #pragma once
 
 #include "agent/identity/identity_store.hpp"
+#include "agent/renewal/instance.hpp"
 #include "agent/renewal/schedule.hpp"
 #include "agent/renewal/state_store.hpp"
 #include "config/config.hpp"
@@ -57,6 +61,9 @@ struct Status {
     int consecutive_failures = 0;
     std::string key_type;   // of the current key
     std::string key_label;  // of the current key
+    // Set while the current key is missing on the token (until a new one is enrolled):
+    // "the current key is missing on the token".
+    std::string key_problem;
 };
 
 class Renewer {
@@ -88,12 +95,26 @@ class Renewer {
 
     Status status() const;
 
+    // Told (by the token's key-gone observer, on a signing thread) that a signature needed
+    // the private key with this CKA_ID (raw bytes) and the token no longer has it. When it is
+    // the current key: status fails with "the current key is missing on the token", one log
+    // line, and the renewer enrolls a new key with the bootstrap credentials (as at first
+    // start), without a restart. Other keys (a retired one) are ignored. Never blocks long.
+    void key_gone(const std::string& key_id);
+
   private:
     Outcome attempt(bool force_rekey, std::stop_token stop);
     Outcome enroll_fresh(State& st, std::stop_token stop);
     Outcome renew_with(State& st, const identity::IdentityPtr& current, bool rekey,
                        std::stop_token stop);
     void retire_due(State& st);
+    const Instance& instance() const;
+    std::string missing_key() const;
+    // Saves the CKA_ID of the key about to be generated as state.pending_key (start-up
+    // removes every object with it unless the state references it); returns the raw id.
+    std::string record_key_intent(State& st);
+    // Clears the pending key (after the key was destroyed, or never made).
+    void drop_key_intent(State& st, const std::string& id) noexcept;
     void schedule_next(const identity::IdentityPtr& id, bool failed);
     void loop(std::stop_token stop);
 
@@ -114,6 +135,9 @@ class Renewer {
     // at the latest one more grace period later.
     std::map<std::string, std::weak_ptr<const identity::Identity>> retired_identities_;
     bool retire_postponed_ = false;
+    std::optional<Instance> instance_;  // set by start_up()
+    std::string missing_key_;           // id hex of the current key, when it vanished
+    bool reenroll_ = false;             // key_gone(): enroll anew on the renewer thread
     std::jthread thread_;
 };
 

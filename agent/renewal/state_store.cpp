@@ -86,6 +86,22 @@ State parse_state(std::string_view text, const std::string& origin) {
                  when.get<std::int64_t>()});
         }
     }
+    if (auto it = j.find("instance"); it != j.end()) {
+        if (!it->is_string()) bad(origin, "state.instance must be a string");
+        s.instance = it->get<std::string>();
+        auto raw = encoding::hex_decode(s.instance);
+        if (!s.instance.empty() &&
+            (!raw || raw->size() != 8 || s.instance.find(':') != std::string::npos))
+            bad(origin, "state.instance must be 8 bytes of hex");
+    }
+    if (auto it = j.find("pending_key"); it != j.end() && !it->is_null()) {
+        if (!it->is_string()) bad(origin, "state.pending_key must be a string");
+        auto raw = encoding::hex_decode(it->get<std::string>());
+        if (!raw || raw->empty() || raw->size() > 64 ||
+            it->get<std::string>().find(':') != std::string::npos)
+            bad(origin, "state.pending_key must be 1-64 bytes of hex");
+        s.pending_key = it->get<std::string>();
+    }
     if (s.current_key && s.chain_pem.empty()) bad(origin, "current_key without chain_pem");
     return s;
 }
@@ -96,6 +112,8 @@ std::string serialize_state(const State& s) {
     j["current_key"] = s.current_key ? key_json(*s.current_key) : nlohmann::json(nullptr);
     j["chain_pem"] = s.chain_pem;
     j["est_ca_pem"] = s.est_ca_pem;
+    if (!s.instance.empty()) j["instance"] = s.instance;
+    j["pending_key"] = s.pending_key ? nlohmann::json(*s.pending_key) : nlohmann::json(nullptr);
     j["retiring"] = nlohmann::json::array();
     for (const auto& r : s.retiring)
         j["retiring"].push_back({{"key", key_json(r.key)}, {"destroy_after", r.destroy_after}});

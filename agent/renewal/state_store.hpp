@@ -1,7 +1,10 @@
 // The agent's persisted identity state (state_dir/identity.json, mode 0600, replaced
-// atomically): which token key is current, its certificate chain, keys being retired, and
-// the EST CA certificates learned at first contact. Never a private key: keys stay on the
-// token and are referred to by CKA_ID.
+// atomically): which token key is current, its certificate chain, keys being retired, the
+// EST CA certificates learned at first contact, this agent's instance id (agent/renewal/
+// instance.hpp: the first 8 bytes of the CKA_ID of every key it makes) and the CKA_ID of a
+// key about to be generated (recorded before C_GenerateKeyPair, so that start-up can remove
+// what an interrupted generation left). Never a private key: keys stay on the token and are
+// referred to by CKA_ID.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +32,8 @@ struct State {
     std::string chain_pem;  // leaf first; empty while not enrolled
     std::vector<RetiringKey> retiring;
     std::string est_ca_pem;  // RFC 7030 §4.1.3 explicit trust anchor after bootstrap
+    std::string instance;    // this agent's instance id (16 hex digits); "" in old states
+    std::optional<std::string> pending_key;  // CKA_ID hex of a key being generated
 
     // Every key id the state refers to (current + retiring).
     std::vector<std::string> referenced_ids() const;

@@ -61,3 +61,15 @@ TEST(Health, TokenProblems) {
     EXPECT_EQ(s["state"], "degraded");
     EXPECT_EQ(s["reasons"][0], "access token for partner-a: AS unreachable");
 }
+
+TEST(Health, FailingWhileTheCurrentKeyIsMissingOnTheToken) {
+    auto in = base();
+    in.renewal.key_problem = "the current key is missing on the token";
+    auto s = build_status(in);
+    EXPECT_EQ(s["state"], "failing");
+    EXPECT_EQ(s["reasons"][0], "the current key is missing on the token");
+    in.identity.reset();  // dropped while a new key is enrolled: the key's reason comes first
+    s = build_status(in);
+    EXPECT_EQ(s["state"], "failing");
+    EXPECT_EQ(s["reasons"][0], "the current key is missing on the token");
+}

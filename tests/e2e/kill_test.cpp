@@ -2,9 +2,13 @@
 // its own schedule and rotations are requested continuously. After each kill identity.json
 // parses and at most one key on the token is not referenced by it; after each restart the
 // agent is healthy with a valid identity, that key is gone, and the token holds exactly the
-// keys the state references.
+// keys the state references. Every object of the agent's instance (public keys and
+// half-generated ones included) that a kill left unreferenced is gone after the restart.
 #include "tests/e2e/figures.hpp"
 #include "tests/support/agent_world.hpp"
+#include "tests/support/token_objects.hpp"
+
+#include "common/atomic_file.hpp"
 
 #include <gtest/gtest.h>
 
@@ -50,7 +54,15 @@ TEST(E2E, SigkillAtRandomMomentsAlwaysComesBack) {
 
     std::mt19937 rng(std::random_device{}());
     std::uniform_int_distribution<int> moment_ms(0, 1500);
-    std::vector<std::string> left_behind;  // unreferenced after the last kill
+    std::vector<std::string> left_behind;   // unreferenced after the last kill
+    std::vector<std::string> objects_left;  // ids of any object of the instance, likewise
+    auto instance_objects = [&] {
+        auto text = mtls::files::read_all(w.agent->dir() / "state" / "instance", 1024);
+        std::vector<std::string> ids;
+        for (const auto& o : token_objects_with_id(w.token, text.substr(0, 16)))
+            ids.push_back(o.id_hex);
+        return ids;
+    };
     int max_unreferenced = 0;
     for (int i = 0; i <= kills; ++i) {
         SCOPED_TRACE("restart " + std::to_string(i));
@@ -77,6 +89,12 @@ TEST(E2E, SigkillAtRandomMomentsAlwaysComesBack) {
                 << "key " << k << " left by the last kill is still on the token; state "
                 << mtls::renewal::serialize_state(now) << "\nlog:\n"
                 << w.agent->log();
+        {
+            const auto objects = instance_objects();
+            for (const auto& k : objects_left)
+                EXPECT_EQ(std::count(objects.begin(), objects.end(), k), 0)
+                    << "an object with id " << k << " left by the last kill is still on the token";
+        }
         auto answer = w.call();
         EXPECT_EQ(bound_answer(answer.is_object() ? 200 : 0, answer.dump()), "") << answer;
         if (::testing::Test::HasFailure()) break;
@@ -89,6 +107,10 @@ TEST(E2E, SigkillAtRandomMomentsAlwaysComesBack) {
         mtls::renewal::State state;
         ASSERT_NO_THROW(state = w.state()) << "identity.json after kill " << i + 1;
         left_behind = unreferenced_keys(w.token_keys(), state);
+        objects_left.clear();
+        const auto refs_now = referenced_keys(state);
+        for (const auto& id : instance_objects())
+            if (std::count(refs_now.begin(), refs_now.end(), id) == 0) objects_left.push_back(id);
         max_unreferenced = std::max(max_unreferenced, static_cast<int>(left_behind.size()));
         EXPECT_LE(left_behind.size(), 1u) << "after kill " << i + 1;
     }

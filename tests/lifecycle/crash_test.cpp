@@ -130,12 +130,15 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         // First enrollment (renewer.cpp enroll_fresh).
         CrashCase{"enroll:cacerts", Trigger::first_start},
+        // The key's CKA_ID recorded as state.pending_key, the key not yet generated.
+        CrashCase{"enroll:key_intent", Trigger::first_start},
         CrashCase{"enroll:generate_key", Trigger::first_start},
         CrashCase{"enroll:enroll", Trigger::first_start},
         CrashCase{"enroll:verify", Trigger::first_start},
         CrashCase{"enroll:persist", Trigger::first_start},
         CrashCase{"enroll:publish", Trigger::first_start},
         // A rekeying renewal (renew_with), as `rotate` runs it.
+        CrashCase{"renew:key_intent", Trigger::rotation},
         CrashCase{"renew:generate_key", Trigger::rotation},
         CrashCase{"renew:enroll", Trigger::rotation}, CrashCase{"renew:verify", Trigger::rotation},
         CrashCase{"renew:persist", Trigger::rotation},

@@ -282,6 +282,44 @@ TEST(ProviderErrors, KeyNotFound) {
         << byl;
 }
 
+// Issue #16 item 6: a key destroyed behind the agent's back is reported as gone — a distinct
+// error (pkcs11::KeyGone, CKR_KEY_HANDLE_INVALID) and the token's key-gone observer called
+// with its CKA_ID — on the first signature that needs it, not as an unnamed signing failure.
+TEST(ProviderErrors, SigningWithADestroyedKeyTellsTheKeyGoneObserver) {
+    Fixture f;
+    auto info = f.token->generate_key(KeyType::ec_p256, "gone-test");
+    auto key = f.prov->load_private_key(info.id);
+    ASSERT_FALSE(digest_sign(key.get(), "SHA256", Pad::none, "before").empty());
+    std::vector<std::string> gone;
+    f.token->set_key_gone_observer([&](const std::string& id) { gone.push_back(id); });
+    struct Reset {
+        pkcs11::Token& t;
+        ~Reset() { t.set_key_gone_observer({}); }
+    } reset{*f.token};
+    ASSERT_GT(f.token->destroy_key(info.id), 0u);
+    std::string error;
+    try {
+        digest_sign(key.get(), "SHA256", Pad::none, "after");
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    EXPECT_NE(error, "") << "signed with a destroyed key";
+    ASSERT_EQ(gone.size(), 1u);
+    EXPECT_EQ(gone.front(), info.id);
+    // The same, straight from the token: a KeyGone with CKR_KEY_HANDLE_INVALID.
+    pkcs11::PrivateKeyRef ref(info.id);
+    CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+    const unsigned char digest[32] = {};
+    try {
+        f.token->sign(ref, mech, digest, 64);
+        ADD_FAILURE() << "signed with a destroyed key";
+    } catch (const pkcs11::KeyGone& e) {
+        EXPECT_EQ(e.rv(), static_cast<CK_RV>(CKR_KEY_HANDLE_INVALID));
+        EXPECT_NE(std::string(e.what()).find("key not found"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(gone.size(), 2u);
+}
+
 TEST(ProviderErrors, OtherTokenOrBadUri) {
     Fixture f;
     const std::string other = load_error(*f.prov, "pkcs11:token=someone-else;id=%01");

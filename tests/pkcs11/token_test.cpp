@@ -187,6 +187,26 @@ TEST(Token, ListFindAndDestroy) {
     EXPECT_FALSE(token->find_key(b.id));
 }
 
+// The key id the agent chose (instance id + random, recorded before generating) is the one
+// the pair gets; list_objects() sees both halves, public key included.
+TEST(Token, GeneratesWithAGivenIdAndListsEveryObject) {
+    auto token = test::open_test_token();
+    const std::string id("\x01\x02\x03\x04\x05\x06\x07\x08given-id", 16);
+    const auto k = token->generate_key(KeyType::ec_p256, "given-id", id);
+    EXPECT_EQ(k.id, id);
+    ASSERT_TRUE(token->find_key(id));
+    int pub = 0, priv = 0;
+    for (const auto& o : token->list_objects()) {
+        if (o.id != id) continue;
+        EXPECT_EQ(o.label, "given-id");
+        if (o.cls == CKO_PUBLIC_KEY) ++pub;
+        if (o.cls == CKO_PRIVATE_KEY) ++priv;
+    }
+    EXPECT_EQ(pub, 1);
+    EXPECT_EQ(priv, 1);
+    EXPECT_EQ(token->destroy_key(id), 2u);
+}
+
 TEST(Token, StoresAndFindsCertificates) {
     auto token = test::open_test_token();
     const auto k = token->generate_key(KeyType::ec_p256, "cert-key");

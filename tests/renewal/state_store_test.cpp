@@ -1,3 +1,4 @@
+#include "agent/renewal/instance.hpp"
 #include "agent/renewal/state_store.hpp"
 
 #include <gtest/gtest.h>
@@ -54,6 +55,24 @@ TEST(StateStore, RoundTripsWithMode0600) {
     fs::remove_all(dir);
 }
 
+TEST(StateStore, KeepsTheInstanceAndThePendingKey) {
+    State s;
+    s.instance = "00112233445566aa";
+    s.pending_key = "00112233445566aa0102030405060708";
+    auto back = parse_state(serialize_state(s), "identity.json");
+    EXPECT_EQ(back.instance, s.instance);
+    EXPECT_EQ(back.pending_key, s.pending_key);
+    EXPECT_TRUE(back.referenced_ids().empty()) << "a pending key is not referenced";
+    // Written by a version without them: no instance, nothing pending.
+    auto old = parse_state(R"({"version":1,"current_key":null,"retiring":[]})", "identity.json");
+    EXPECT_EQ(old.instance, "");
+    EXPECT_FALSE(old.pending_key);
+    EXPECT_EQ(error_of(R"({"version":1,"instance":"abc"})"),
+              "identity.json: state.instance must be 8 bytes of hex");
+    EXPECT_EQ(error_of(R"({"version":1,"pending_key":"zz"})"),
+              "identity.json: state.pending_key must be 1-64 bytes of hex");
+}
+
 TEST(StateStore, CorruptStateIsAClearError) {
     EXPECT_EQ(error_of("{"), "identity.json: not valid JSON");
     EXPECT_EQ(error_of("[]"), "identity.json: top level must be an object");
@@ -78,5 +97,33 @@ TEST(StateStore, TruncatedFileOnDiskIsReportedWithItsPath) {
     } catch (const StateError& e) {
         EXPECT_EQ(std::string(e.what()), (dir / "identity.json").string() + ": not valid JSON");
     }
+    fs::remove_all(dir);
+}
+
+TEST(Instance, MadeOnceKeptInItsFileAndOwnsOnlyItsIds) {
+    auto dir = temp_dir();
+    auto a = Instance::load_or_create(dir / "state", "");
+    EXPECT_TRUE(a.created());
+    EXPECT_EQ(a.hex().size(), 16u);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir / "state" / "instance").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto again = Instance::load_or_create(dir / "state", "ffffffffffffffff");
+    EXPECT_FALSE(again.created());
+    EXPECT_EQ(again.hex(), a.hex()) << "the file wins over identity.json";
+    const auto id = a.new_key_id();
+    EXPECT_EQ(id.size(), 16u);
+    EXPECT_TRUE(a.owns(id));
+    EXPECT_NE(a.new_key_id(), id);
+    EXPECT_FALSE(a.owns(id.substr(0, 15)));
+    EXPECT_FALSE(a.owns(std::string(16, '\x01')));
+    // Lost file: identity.json's instance is taken back.
+    fs::remove(dir / "state" / "instance");
+    auto back = Instance::load_or_create(dir / "state", a.hex());
+    EXPECT_TRUE(back.created());
+    EXPECT_EQ(back.hex(), a.hex());
+    // Not an instance id: a clear error, nothing guessed.
+    std::ofstream(dir / "state" / "instance") << "nonsense\n";
+    EXPECT_THROW(Instance::load_or_create(dir / "state", ""), std::runtime_error);
     fs::remove_all(dir);
 }
