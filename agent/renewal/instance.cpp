@@ -40,7 +40,7 @@ Instance Instance::load_or_create(const std::filesystem::path& state_dir,
     Instance in;
     std::optional<std::string> raw;
     try {
-        auto text = files::read_all(path, 1024);
+        auto text = files::read_private(path, 1024);
         raw = parse_instance(text);
         if (!raw)
             throw std::runtime_error(path.string() +
