@@ -34,8 +34,8 @@ std::string read_fd(int fd, const std::filesystem::path& path, std::size_t max_b
         }
         if (n == 0) break;
         if (out.size() + static_cast<size_t>(n) > max_bytes)
-            throw std::length_error(path.string() + " is larger than " +
-                                    std::to_string(max_bytes) + " bytes");
+            throw std::length_error(path.string() + " is larger than " + std::to_string(max_bytes) +
+                                    " bytes");
         out.append(buf, static_cast<size_t>(n));
     }
     return out;
@@ -88,7 +88,6 @@ std::string read_all(const std::filesystem::path& path, std::size_t max_bytes) {
     if (f.fd < 0) fail("cannot open", path);
     return read_fd(f.fd, path, max_bytes);
 }
-
 
 void ensure_dir(const std::filesystem::path& path, mode_t mode) {
     std::error_code ec;

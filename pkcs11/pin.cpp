@@ -55,8 +55,7 @@ PinSource PinSource::from_config(const config::Pkcs11& c) {
             PinSource s = env(c.pin_env);
             if (char* v = c.pin_env.empty() ? nullptr : std::getenv(c.pin_env.c_str())) {
                 std::string_view sv(v);
-                while (!sv.empty() && (sv.back() == '\n' || sv.back() == '\r'))
-                    sv.remove_suffix(1);
+                while (!sv.empty() && (sv.back() == '\n' || sv.back() == '\r')) sv.remove_suffix(1);
                 if (!sv.empty()) {  // (an empty one stays: read() says it is empty)
                     s.taken = std::make_shared<const SecretString>(sv);
                     OPENSSL_cleanse(v, std::strlen(v));

@@ -4,8 +4,8 @@
 // and wiped. A PIN from the environment (pin_env) is the exception: the variable is read
 // once, when the source is made from the config, kept in a SecretString for later logins,
 // and then wiped in place and removed from the environment — so neither /proc/PID/environ
-// nor a child process sees it. It is never logged, never put in an error message and never on a command line:
-// errors describe the *source* ("pin_file /etc/mtls-agent/pin"), not the value.
+// nor a child process sees it. It is never logged, never put in an error message and never on a
+// command line: errors describe the *source* ("pin_file /etc/mtls-agent/pin"), not the value.
 #pragma once
 
 #include <cstddef>

@@ -20,8 +20,8 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 
 namespace mtls::daemon {
 namespace {

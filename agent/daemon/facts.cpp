@@ -114,14 +114,19 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
     auto d = [](std::uint64_t v) { return static_cast<double>(v); };
     w.family("mtls_agent_requests_total", "Proxied requests by route and status class.", "counter");
     for (const auto& r : stats.routes) {
-        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "2xx"}}, d(r.status_2xx));
-        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "3xx"}}, d(r.status_3xx));
-        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "4xx"}}, d(r.status_4xx));
-        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "5xx"}}, d(r.status_5xx));
+        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "2xx"}},
+                 d(r.status_2xx));
+        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "3xx"}},
+                 d(r.status_3xx));
+        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "4xx"}},
+                 d(r.status_4xx));
+        w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "5xx"}},
+                 d(r.status_5xx));
     }
     w.family("mtls_agent_proxy_errors_total",
              "Requests answered by the agent itself (no identity, token unavailable, upstream "
-             "failures).", "counter");
+             "failures).",
+             "counter");
     for (const auto& r : stats.routes)
         w.sample("mtls_agent_proxy_errors_total", {{"route", r.name}}, d(r.proxy_errors));
     w.family("mtls_agent_unrouted_requests_total",
@@ -137,8 +142,10 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
     }
     w.family("mtls_agent_upstream_connections", "Upstream pool connections by state.", "gauge");
     for (const auto& r : stats.routes) {
-        w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "idle"}}, d(r.pool_idle));
-        w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "busy"}}, d(r.pool_busy));
+        w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "idle"}},
+                 d(r.pool_idle));
+        w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "busy"}},
+                 d(r.pool_busy));
     }
     w.family("mtls_agent_client_connections", "Open local client connections.", "gauge");
     w.sample("mtls_agent_client_connections", {}, d(stats.connections_open));
@@ -153,19 +160,23 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
              d(stats.refused_no_fds));
     w.family("mtls_agent_renewal_attempts_total", "Enrollment and renewal attempts.", "counter");
     w.sample("mtls_agent_renewal_attempts_total", {}, d(renewal.attempts));
-    w.family("mtls_agent_renewal_failures_total", "Failed enrollment and renewal attempts.", "counter");
+    w.family("mtls_agent_renewal_failures_total", "Failed enrollment and renewal attempts.",
+             "counter");
     w.sample("mtls_agent_renewal_failures_total", {}, d(renewal.failures));
     w.family("mtls_agent_certificate_expiry_seconds",
-             "Seconds until the client certificate expires (absent without a certificate).", "gauge");
+             "Seconds until the client certificate expires (absent without a certificate).",
+             "gauge");
     if (id) {
-        auto left = std::chrono::duration_cast<std::chrono::seconds>(id->not_after() -
-                                                                     std::chrono::system_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(
+            id->not_after() - std::chrono::system_clock::now());
         w.sample("mtls_agent_certificate_expiry_seconds", {}, static_cast<double>(left.count()));
     }
     if (cache) {
-        w.family("mtls_agent_token_requests_total", "Access token requests sent to the AS.", "counter");
+        w.family("mtls_agent_token_requests_total", "Access token requests sent to the AS.",
+                 "counter");
         w.sample("mtls_agent_token_requests_total", {}, d(cache->requests_started()));
-        w.family("mtls_agent_token_failures", "Consecutive failed token requests per profile.", "gauge");
+        w.family("mtls_agent_token_failures", "Consecutive failed token requests per profile.",
+                 "gauge");
         for (const auto& e : cache->status())
             w.sample("mtls_agent_token_failures", {{"profile", e.profile}}, e.failures);
     }

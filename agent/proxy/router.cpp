@@ -38,7 +38,6 @@ std::string_view host_without_port(std::string_view host) {
     return colon == std::string_view::npos ? host : host.substr(0, colon);
 }
 
-
 std::optional<UpstreamTarget> parse_upstream_url(std::string_view url, std::string& error) {
     constexpr std::string_view scheme = "https://";
     if (url.size() < scheme.size() || !iequals(url.substr(0, scheme.size()), scheme)) {

@@ -275,8 +275,7 @@ class Session {
         const auto& head = parser.get().base();
         out.method = head.method_string();
         out.path = head.target().substr(0, std::min<std::size_t>(head.target().find('?'), 256));
-        auto prepared_or_error =
-            prepare_request(head, ctx_.routes, caller_, ctx_.listener);
+        auto prepared_or_error = prepare_request(head, ctx_.routes, caller_, ctx_.listener);
         if (auto* e = std::get_if<ProxyError>(&prepared_or_error)) {
             // Keep the connection only when the next request's start is known for sure: the
             // request is complete and its framing was not what we refused (a 400 may be

@@ -147,7 +147,8 @@ TEST_F(ProxyTest, SmugglingAttemptsAreRejected) {
          "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: "
          "chunked\r\n\r\n0\r\n\r\n"},
         {"TE+CL",
-         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: "
+         "chunked\r\nContent-Length: "
          "4\r\n\r\n0\r\n\r\n"},
         {"two different CLs",
          "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nContent-Length: "
@@ -161,11 +162,13 @@ TEST_F(ProxyTest, SmugglingAttemptsAreRejected) {
         {"TE not chunked",
          "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\nxyz"},
         {"TE chunked then identity",
-         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, identity\r\n\r\n"},
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, "
+         "identity\r\n\r\n"},
         {"space before colon",
          "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nContent-Length : 4\r\n\r\nabcd"},
         {"bad chunk size",
-         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"
+         "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: "
+         "chunked\r\n\r\nzz\r\nabc\r\n"
          "0\r\n\r\n"},
         {"chunk size overflow",
          "POST /a/echo/body HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: "
@@ -280,9 +283,8 @@ TEST_F(ProxyTest, HeaderLimitsAnswer431) {
     }
     {
         Client c(px.port());
-        auto r =
-            c.raw("GET /a/echo/headers HTTP/1.1\r\nHost: localhost\r\nX-Big: " + std::string(8000, 'b') +
-                  "\r\n\r\n");
+        auto r = c.raw("GET /a/echo/headers HTTP/1.1\r\nHost: localhost\r\nX-Big: " +
+                       std::string(8000, 'b') + "\r\n\r\n");
         EXPECT_EQ(r.result_int(), 431);
         EXPECT_TRUE(c.closed_by_peer());
     }
@@ -535,8 +537,8 @@ TEST_F(ProxyTest, GiBStreamedEachWayWithFlatMemory) {
     // Sends a request head and `n` body bytes from another thread.
     auto upload = [](Client& c, const std::string& target, std::uint64_t n) {
         return std::thread([&c, target, n] {
-            c.send_raw("POST " + target +
-                       " HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n");
+            c.send_raw("POST " + target + " HTTP/1.1\r\nHost: localhost\r\nContent-Length: " +
+                       std::to_string(n) + "\r\n\r\n");
             std::string block(256 * 1024, 'u');
             for (std::uint64_t sent = 0; sent < n; sent += block.size())
                 net::asio::write(
@@ -552,7 +554,8 @@ TEST_F(ProxyTest, GiBStreamedEachWayWithFlatMemory) {
     {  // download
         auto t0 = std::chrono::steady_clock::now();
         Client c(px.port());
-        c.send_raw("GET /a/echo/bytes/" + std::to_string(size) + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        c.send_raw("GET /a/echo/bytes/" + std::to_string(size) +
+                   " HTTP/1.1\r\nHost: localhost\r\n\r\n");
         auto [status, got] = read_streamed(c.tcp());
         EXPECT_EQ(status, 200u);
         EXPECT_EQ(got, size);

@@ -1,5 +1,5 @@
-#include "agent/renewal/instance.hpp"
 #include "agent/renewal/state_store.hpp"
+#include "agent/renewal/instance.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
