@@ -170,19 +170,29 @@ bool bound(const json& j) {
            j["token"].value("bound_to_this_certificate", false);
 }
 
+// Re-creates w's agent (not started) with a proxy Unix socket that other uids may use and
+// the given caps, started through `launcher`; returns the socket's path.
+std::filesystem::path with_unix_socket(AgentWorld& w, int max_connections, int per_caller,
+                                       std::vector<std::string> launcher = {}) {
+    const auto sock = w.dir.path() / "proxy.sock";
+    AgentSetup setup;
+    setup.listener =
+        "unix_socket = \"" + sock.string() +
+        "\"\nunix_socket_mode = \"0666\"\nmax_connections = " + std::to_string(max_connections) +
+        "\nmax_connections_per_caller = " + std::to_string(per_caller) + "\n";
+    setup.launcher = std::move(launcher);
+    w.agent = std::make_unique<AgentProcess>(w.dir.path(), w.token, *w.sandbox, setup);
+    return sock;
+}
+
 const std::string kGet =
     "GET /partner/api/secure/data HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 // One uid holding its share of the proxy's Unix socket cannot take more, and cannot keep
 // root (on the same socket or on TCP) from being served.
 TEST(ConnCaps, ProxyPerCallerCapRefusesTheHogFastAndServesRoot) {
-    AgentSetup setup;
-    AgentWorld w("conncaps-proxy", {}, setup);
-    const auto sock = w.dir.path() / "proxy.sock";
-    setup.listener = "unix_socket = \"" + sock.string() +
-                     "\"\nunix_socket_mode = \"0666\"\nmax_connections = 40\n"
-                     "max_connections_per_caller = 10\n";
-    w.agent = std::make_unique<AgentProcess>(w.dir.path(), w.token, *w.sandbox, setup);
+    AgentWorld w("conncaps-proxy");
+    const auto sock = with_unix_socket(w, 40, 10);
     if (!open_dir_to_others(w)) GTEST_SKIP() << "needs root to connect as another uid";
     w.agent->start();
     w.agent->wait_healthy();
@@ -224,14 +234,8 @@ TEST(ConnCaps, ProxyPerCallerCapRefusesTheHogFastAndServesRoot) {
 // refused (not left hanging), accepting pauses instead of spinning, the log holds a few
 // rate-limited lines (not millions), and the agent serves again when the hog goes away.
 TEST(ConnCaps, FdExhaustionPausesAcceptingRefusesFastAndRecovers) {
-    AgentSetup setup;
-    AgentWorld w("conncaps-emfile", {}, setup);
-    const auto sock = w.dir.path() / "proxy.sock";
-    setup.listener = "unix_socket = \"" + sock.string() +
-                     "\"\nunix_socket_mode = \"0666\"\nmax_connections = 2000\n"
-                     "max_connections_per_caller = 2000\n";
-    setup.launcher = {"prlimit", "--nofile=128:128"};
-    w.agent = std::make_unique<AgentProcess>(w.dir.path(), w.token, *w.sandbox, setup);
+    AgentWorld w("conncaps-emfile");
+    const auto sock = with_unix_socket(w, 2000, 2000, {"prlimit", "--nofile=128:128"});
     if (!open_dir_to_others(w)) GTEST_SKIP() << "needs root to connect as another uid";
     w.agent->start();
     w.agent->wait_healthy();
