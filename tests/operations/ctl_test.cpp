@@ -155,11 +155,14 @@ TEST_F(CtlTest, RetiredKeyWaitsForTheRequestsStillOnIt) {
     setup.use_token = false;
     start(setup);
     const auto old_key = status_["identity"]["key_id"].get<std::string>();
-    std::atomic<bool> slow_done{false};
+    // The partner answers 15 s after it got the request, so any reading of the token that ends
+    // before slow_start + 15 s was made while the request was still running (a flag set by the
+    // thread after curl exits would lag the agent releasing the connection).
+    constexpr auto kSlow = 15s;
+    const auto slow_start = std::chrono::steady_clock::now();
     std::thread slow([&] {
-        auto r = run_command({"curl", "-sS", "--max-time", "30", agent_->url("echo/slow/5000")});
+        auto r = run_command({"curl", "-sS", "--max-time", "60", agent_->url("echo/slow/15000")});
         EXPECT_NE(r.out.find("slept_ms"), std::string::npos) << r.out << r.err;
-        slow_done = true;
     });
     // The slow request holds an upstream connection on the old identity.
     ASSERT_TRUE(poll_until(
@@ -169,18 +172,23 @@ TEST_F(CtlTest, RetiredKeyWaitsForTheRequestsStillOnIt) {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     const auto rotated = std::chrono::steady_clock::now();
     // Past the grace period (plus a margin) the old key is still there while the request runs.
-    while (std::chrono::steady_clock::now() < rotated + 3s && !slow_done) std::this_thread::yield();
-    if (!slow_done) {
-        auto keys = token_key_ids(token_);
+    while (std::chrono::steady_clock::now() < rotated + 3s) std::this_thread::yield();
+    auto keys = token_key_ids(token_);
+    if (std::chrono::steady_clock::now() < slow_start + kSlow) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), old_key), keys.end())
             << "the old key was destroyed under a request still using it";
+    } else {
+        ADD_FAILURE()
+            << "the rotation took too long to tell (rotate --wait ended "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(rotated - slow_start).count()
+            << " ms after the slow request started)";
     }
     slow.join();
     // Once released it goes (at the latest one more grace period after the first).
     EXPECT_TRUE(poll_until(
         [&] {
-            auto keys = token_key_ids(token_);
-            return std::find(keys.begin(), keys.end(), old_key) == keys.end();
+            auto now_keys = token_key_ids(token_);
+            return std::find(now_keys.begin(), now_keys.end(), old_key) == now_keys.end();
         },
         20s, 100ms))
         << agent_->log();
