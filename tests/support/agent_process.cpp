@@ -71,7 +71,7 @@ std::string AgentProcess::render(const SandboxProcess& sandbox) const {
     std::string t;
     t += "[agent]\nstate_dir = " + toml_str((dir_ / "state").string()) + "\n\n";
     t += "[pkcs11]\nmodule = " + toml_str(token_.module) + "\ntoken = " + toml_str(token_.uri) +
-         "\npin_file = " + toml_str(token_.pin_file) + "\n\n";
+         "\n" + setup_.pin.value_or("pin_file = " + toml_str(token_.pin_file)) + "\n\n";
     t += "[key]\ntype = " + toml_str(setup_.key_type) + "\n" + setup_.key + "\n";
     const auto creds = toml_str((dir_ / "est-basic").string());
     std::string auth = setup_.est_auth.value_or("basic_credentials = {credentials}");
@@ -107,7 +107,8 @@ void AgentProcess::start(const std::map<std::string, std::string>& env) {
     e["SOFTHSM2_CONF"] = token_.conf;
     ++starts_;
     std::vector<std::string> argv = setup_.launcher;
-    for (auto a : {agent_binary().string(), std::string("--config"), config_path().string()})
+    const auto binary = setup_.binary.empty() ? agent_binary() : setup_.binary;
+    for (auto a : {binary.string(), std::string("--config"), config_path().string()})
         argv.push_back(a);
     child_ = std::make_unique<ChildProcess>(argv, dir_ / "agent.log", e);
 }

@@ -52,6 +52,11 @@ struct AgentSetup {
     std::string extra;
     // Whether the route asks for an access token (profile "partner").
     bool use_token = true;
+    // Another mtls-agent binary than the build tree's (e.g. the installed /usr/bin/mtls-agent).
+    std::filesystem::path binary;
+    // The PIN source line in [pkcs11]; unset: pin_file = the token's PIN file (e.g.
+    // "pin_credential = \"token-pin\"").
+    std::optional<std::string> pin;
 };
 
 class AgentProcess {
