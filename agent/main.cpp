@@ -15,7 +15,7 @@ NAME
 
 SYNOPSIS
   mtls-agent [-c FILE]
-  mtls-agent --check-config [-c FILE]
+  mtls-agent --check-config [-q] [-c FILE]
   mtls-agent --help | --version
 
 DESCRIPTION
@@ -25,6 +25,14 @@ DESCRIPTION
   each call is matched to a route and forwarded to the partner over mutual TLS with the
   route's access token added. It normally runs as the systemd service mtls-agent.service
   and is operated with mtls-agentctl(8).
+
+  On SIGTERM or SIGINT the agent stops accepting connections and lets requests in
+  flight finish for up to listener.drain_timeout (default 30s), then cuts what remains;
+  a second SIGTERM or SIGINT cuts them at once. SIGHUP reloads the configuration (like
+  mtls-agentctl reload); while draining it is ignored. Under systemd (Type=notify) the
+  agent reports READY=1 once it serves with an identity, STATUS= (enrolling, serving,
+  degraded: REASON, failing: REASON), RELOADING=1 around a reload, STOPPING=1, and
+  WATCHDOG=1 pings when WatchdogSec= is set.
 
   The configuration is TOML. Unknown keys are errors. Every problem is reported, one per
   line, as FILE:LINE: KEY: MESSAGE, for example
@@ -39,6 +47,9 @@ OPTIONS
                       print the effective configuration as TOML (every default written
                       out, no secrets: PINs and credentials appear only as their source)
                       on standard output. Otherwise print every error on standard error.
+  -q, --quiet         with --check-config: print nothing when the configuration is valid,
+                      only the errors when it is not (for ExecStartPre=; the exit status
+                      is the same)
   --version           print the version and exit
   -h, --help          print this help and exit
 
@@ -53,17 +64,19 @@ ENVIRONMENT
 
 EXIT STATUS
   0   the configuration is valid (--check-config), or the daemon stopped cleanly
+      (also when a drain was cut short by listener.drain_timeout or a second signal)
   1   the configuration is invalid or unreadable, or the daemon failed
   2   wrong command-line usage
 
 EXAMPLES
   Check a configuration before reloading the service:
-    mtls-agent --check-config -c /etc/mtls-agent/mtls-agent.toml && systemctl reload mtls-agent
+    mtls-agent --check-config -q -c /etc/mtls-agent/mtls-agent.toml && systemctl reload mtls-agent
   Show the effective configuration with every default:
     mtls-agent --check-config | less
 
 SEE ALSO
-  mtls-agentctl(8), systemd.exec(5), README.md "Configuration reference"
+  mtls-agentctl(8), mtls-agent.toml(5), systemd.exec(5), sd_notify(3),
+  README.md "Configuration reference"
 )";
 
 }  // namespace
@@ -74,12 +87,16 @@ int main(int argc, char** argv) {
         "local HTTP calls to partners over mutual TLS"};
     std::string config_path = "/etc/mtls-agent/mtls-agent.toml";
     bool check = false;
+    bool quiet = false;
     app.add_option("-c,--config", config_path, "configuration file (TOML)")
         ->type_name("FILE")
         ->capture_default_str();
-    app.add_flag("--check-config", check,
-                 "validate the configuration, print it with secrets "
-                 "redacted, exit 0 if valid and 1 if not");
+    auto* check_opt = app.add_flag("--check-config", check,
+                                   "validate the configuration, print it with secrets "
+                                   "redacted, exit 0 if valid and 1 if not");
+    app.add_flag("-q,--quiet", quiet,
+                 "with --check-config: print nothing when valid, only errors when not")
+        ->needs(check_opt);
     app.set_version_flag("--version", std::string("mtls-agent ") + MTLS_VERSION);
     app.footer(kFooter);
     try {
@@ -95,7 +112,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (check) {
-        std::cout << mtls::config::render(*loaded.config);
+        if (!quiet) std::cout << mtls::config::render(*loaded.config);
         return 0;
     }
     return mtls::daemon::run(config_path, std::move(*loaded.config));

@@ -152,6 +152,7 @@ struct Listener {
     Millis client_idle{60000};             // client_idle = "60s"
     Millis request_head_timeout{20000};    // request_head_timeout = "20s" (whole head, from its first byte)
     Millis body_idle{30000};               // body_idle = "30s" (between body bytes)
+    Millis drain_timeout{30000};           // drain_timeout = "30s" (at stop: in-flight requests' time to finish)
     std::vector<std::string> allowed_hosts;    // allowed_hosts = ["app.internal"] ("*": any Host)
     std::vector<std::string> allowed_origins;  // allowed_origins = ["http://localhost:3000"] ("*": any)
     // max_connections = 0 (0: derived from RLIMIT_NOFILE at start)

@@ -273,6 +273,7 @@ std::string render(const Config& c) {
     w.duration("client_idle", l.client_idle);
     w.duration("request_head_timeout", l.request_head_timeout);
     w.duration("body_idle", l.body_idle);
+    w.duration("drain_timeout", l.drain_timeout);
     w.strings("allowed_hosts", l.allowed_hosts);
     w.strings("allowed_origins", l.allowed_origins);
     w.integer("max_connections", l.max_connections);

@@ -59,6 +59,7 @@ void read_listener(Section& root, Config& c) {
     s.duration("client_idle", l.client_idle, std::chrono::milliseconds(1));
     s.duration("request_head_timeout", l.request_head_timeout, std::chrono::milliseconds(1));
     s.duration("body_idle", l.body_idle, std::chrono::milliseconds(1));
+    s.duration("drain_timeout", l.drain_timeout, std::chrono::milliseconds(0));
     checked_list(root, s, "allowed_hosts", l.allowed_hosts, checks::allowed_host);
     checked_list(root, s, "allowed_origins", l.allowed_origins, checks::allowed_origin);
     s.unsigned_int("max_connections", l.max_connections, 0, 1000000);
