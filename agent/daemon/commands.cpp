@@ -1,6 +1,7 @@
 #include "agent/daemon/commands.hpp"
 
 #include "agent/daemon/facts.hpp"
+#include "agent/daemon/notifier.hpp"
 #include "agent/identity/jwk.hpp"
 #include "agent/net/asio.hpp"
 #include "common/log.hpp"
@@ -120,6 +121,14 @@ void apply_logging(const config::Logging& l) {
 }
 
 Json reload(Parts& p) {
+    if (p.notifier) p.notifier->reloading();
+    // READY=1 when the reload is over, applied or rejected: systemd leaves "reloading".
+    struct Reloaded {
+        Notifier* n;
+        ~Reloaded() {
+            if (n) n->reloaded();
+        }
+    } reloaded{p.notifier};
     auto loaded = config::load_file(p.config_path);
     if (!loaded.config) {
         std::string msg = "configuration rejected; the running one is kept:";

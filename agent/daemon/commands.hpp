@@ -16,6 +16,8 @@
 
 namespace mtls::daemon {
 
+class Notifier;
+
 // What the commands act on. Everything outlives the admin server.
 struct Parts {
     std::string config_path;
@@ -25,14 +27,15 @@ struct Parts {
     token::TokenCache* tokens = nullptr;     // null without token profiles
     std::function<nlohmann::json()> status;  // the status document (health.hpp)
     std::function<std::string()> metrics;    // Prometheus text (facts.hpp)
+    Notifier* notifier = nullptr;            // RELOADING=1 / READY=1 around a reload
 };
 
 void register_commands(admin::Server& admin, Parts& parts);
 
-// Re-reads the configuration file. Invalid: throws admin::CommandError "reload_invalid"
-// listing every error, and the running configuration is kept. Valid: [key], [est],
-// [renewal] and [logging] are applied at once; returns {"message", "restart_needed"} naming
-// the changed sections that only a restart applies.
+// Re-reads the configuration file, between RELOADING=1 and READY=1 (notifier.hpp). Invalid: throws
+// admin::CommandError "reload_invalid" listing every error, and the running configuration is kept.
+// Valid: [key], [est], [renewal] and [logging] are applied at once; returns {"message",
+// "restart_needed"} naming the changed sections that only a restart applies.
 nlohmann::json reload(Parts& parts);
 
 // The sections that differ between `running` and `loaded` and that a reload cannot apply.

@@ -4,6 +4,7 @@
 #include "agent/daemon/commands.hpp"
 #include "agent/daemon/facts.hpp"
 #include "agent/daemon/metrics_http.hpp"
+#include "agent/daemon/notifier.hpp"
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/accept_guard.hpp"
 #include "agent/net/asio.hpp"
@@ -75,7 +76,8 @@ int run(const std::string& config_path, config::Config cfg) {
             pkcs11::Token& t;
             ~KeyGoneReset() { t.set_key_gone_observer({}); }
         } key_gone_reset{*token};
-        notify("STATUS=enrolling");
+        Notifier notifier;
+        notifier.status("enrolling");
         auto first = renewer.start_up();
         if (!first.ok)
             log::error("agent.no_identity_yet",
@@ -112,7 +114,8 @@ int run(const std::string& config_path, config::Config cfg) {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
                                 token_ops);
         };
-        Parts parts{config_path, cfg, identities, renewer, tokens.get(), status_doc, metrics_doc};
+        Parts parts{config_path,  cfg,        identities,  renewer,
+                    tokens.get(), status_doc, metrics_doc, &notifier};
         register_commands(admin, parts);
         admin.start();
         std::unique_ptr<MetricsHttp> metrics_http;
@@ -125,45 +128,80 @@ int run(const std::string& config_path, config::Config cfg) {
         }
         renewer.run();
 
-        // Signals: TERM/INT stop, HUP reloads.
+        // Stopping (SIGTERM/SIGINT): STOPPING=1, the proxy stops accepting, requests in flight
+        // get listener.drain_timeout to finish, then what remains is cut; a second signal
+        // cuts at once. The admin socket and /metrics stay until the end. SIGHUP reloads,
+        // except while draining (ignored: the process is going away).
+        bool draining = false, finished = false;
+        asio::steady_timer drain_timer(io);
+        auto finish = [&] {
+            if (finished) return;
+            finished = true;
+            drain_timer.cancel();
+            notifier.stop();
+            proxy.stop();
+            admin.stop();
+            if (metrics_http) metrics_http->stop();
+            io.stop();
+        };
+        // Cut sessions end on the errors of their shut sockets; the drain's on_empty then
+        // finishes. Should one not end, the loop stops 2 s later anyway.
+        auto after_cut = [&] {
+            drain_timer.expires_after(std::chrono::seconds(2));
+            drain_timer.async_wait([&](net::error_code ec) {
+                if (!ec) finish();
+            });
+        };
         asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
         std::function<void()> arm = [&] {
             signals.async_wait([&](net::error_code ec, int sig) {
-                if (ec) return;
+                if (ec || finished) return;
                 if (sig == SIGHUP) {
-                    try {
-                        reload(parts);
-                    } catch (const std::exception& e) {
-                        log::error("agent.reload_failed", {{"error", e.what()}});
+                    if (draining) {
+                        log::info("agent.reload_ignored", {{"reason", "draining"}});
+                    } else {
+                        try {
+                            reload(parts);
+                        } catch (const std::exception& e) {
+                            log::error("agent.reload_failed", {{"error", e.what()}});
+                        }
                     }
                     arm();
                     return;
                 }
+                if (draining) {
+                    const auto cut = proxy.drain().cut_all();
+                    log::warn("agent.drain_cut", {{"cut", cut}, {"signal", sig}});
+                    after_cut();
+                    arm();
+                    return;
+                }
+                draining = true;
                 log::info("agent.stopping", {{"signal", sig}});
-                notify("STOPPING=1");
-                proxy.stop();
-                admin.stop();
-                if (metrics_http) metrics_http->stop();
-                io.stop();
+                notifier.stopping();
+                proxy.stop_accepting();
+                const auto in_flight =
+                    proxy.drain().begin([&] { asio::post(io, [&] { finish(); }); });
+                log::info("agent.draining",
+                          {{"in_flight", in_flight},
+                           {"drain_timeout_ms", cfg.listener.drain_timeout.count()}});
+                drain_timer.expires_after(cfg.listener.drain_timeout);
+                drain_timer.async_wait([&](net::error_code tec) {
+                    if (tec || finished) return;
+                    const auto cut = proxy.drain().cut_all();
+                    log::warn(
+                        "agent.drain_timeout",
+                        {{"cut", cut}, {"drain_timeout_ms", cfg.listener.drain_timeout.count()}});
+                    after_cut();
+                });
+                arm();
             });
         };
         arm();
 
-        // systemd watchdog: ping at half the configured interval while the loop turns.
-        uint64_t wd_usec = 0;
-        asio::steady_timer watchdog(io);
-        std::function<void()> ping = [&] {
-            notify("WATCHDOG=1");
-            watchdog.expires_after(std::chrono::microseconds(wd_usec / 2));
-            watchdog.async_wait([&](net::error_code ec) {
-                if (!ec) ping();
-            });
-        };
-        if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) ping();
-
-        notify("READY=1\nSTATUS=" +
-               std::string(identities.current() ? "serving"
-                                                : "serving without identity (enrollment pending)"));
+        // STATUS= from the health verdict once a second, READY=1 once serving, watchdog.
+        notifier.run(
+            io, [&] { return Notifier::verdict(status_doc(), identities.current() != nullptr); });
         log::info("agent.ready", {{"admin", cfg.admin.socket}});
         io.run();
         renewer.stop();
@@ -171,7 +209,7 @@ int run(const std::string& config_path, config::Config cfg) {
         return 0;
     } catch (const std::exception& e) {
         log::error("agent.failed", {{"error", e.what()}});
-        notify(std::string("STATUS=failed: ") + e.what());
+        notify(std::string("STATUS=failing: ") + e.what());
         return 1;
     }
 }

@@ -163,7 +163,7 @@ Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
              token::TokenSource* tokens)
     : io_(io) {
     ctx_ = std::unique_ptr<ProxyContext>(
-        new ProxyContext{listener, RouteTable(routes), {}, identities, tokens, stats_});
+        new ProxyContext{listener, RouteTable(routes), {}, identities, tokens, stats_, {}});
     for (const auto& e : ctx_->routes.routes()) stats_.routes.emplace_back(e.route.name);
     for (std::size_t i = 0; i < ctx_->routes.routes().size(); ++i)
         ctx_->pools.push_back(std::make_unique<UpstreamPool>(
@@ -218,14 +218,22 @@ void Proxy::start() {
     net::asio::co_spawn(io_, sweep_pools(*sweeper_, *ctx_), net::asio::detached);
 }
 
-void Proxy::stop() {
-    stopped_ = true;
+void Proxy::stop_accepting() {
     net::error_code ec;
     for (auto& acc : tcp_) acc.close(ec);
-    if (unix_) {
+    if (unix_ && unix_->is_open()) {
         unix_->close(ec);
         ::unlink(ctx_->listener.unix_socket.c_str());
     }
+}
+
+Drain& Proxy::drain() {
+    return ctx_->drain;
+}
+
+void Proxy::stop() {
+    stopped_ = true;
+    stop_accepting();
     if (sweeper_) sweeper_->cancel();
     for (auto& p : ctx_->pools) p->close_all();
 }

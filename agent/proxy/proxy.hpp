@@ -7,6 +7,7 @@
 //   proxy.start();                            // binds; throws std::runtime_error on failure
 //   io.run();                                 // one thread: the proxy is single-threaded
 //   …  asio::post(io, [&]{ proxy.stop(); });  // stop accepting; sessions finish their work
+//   (graceful: proxy.stop_accepting(); proxy.drain().begin(on_empty); … drain().cut_all())
 //
 // The proxy reads identities.current() per request and builds new TLS contexts on a
 // rotation by itself (no subscription needed). stats() may be read from any thread.
@@ -14,6 +15,7 @@
 
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/asio.hpp"
+#include "agent/proxy/drain.hpp"
 #include "agent/proxy/stats.hpp"
 #include "agent/token/token_source.hpp"
 #include "config/config.hpp"
@@ -41,6 +43,11 @@ class Proxy {
     void start();
     // Stops accepting and closes idle upstream connections. Call on the io_context thread.
     void stop();
+    // Closes the listening sockets only (a graceful stop's first step: the sessions go on,
+    // see drain()). Call on the io_context thread.
+    void stop_accepting();
+    // The open app connections, for a graceful stop (drain.hpp).
+    Drain& drain();
 
     // The bound TCP endpoints (useful with port 0 in tests).
     std::vector<net::tcp::endpoint> tcp_endpoints() const;

@@ -82,17 +82,29 @@ class Session {
         : client_(s),
           ctx_(ctx),
           caller_(std::move(caller)),
-          cbuf_(ctx.listener.max_header_bytes + 2 * kChunk) {}
+          cbuf_(ctx.listener.max_header_bytes + 2 * kChunk),
+          member_(ctx.drain, [this] { cut(); }) {}
 
     net::awaitable<void> run() {
         for (;;) {
             bool keep = co_await one_request();
-            if (!keep) break;
+            member_.busy(false);
+            if (!keep || ctx_.drain.draining()) break;
         }
         co_await lingering_close();
     }
 
   private:
+    // A stop that does not wait any longer (drain.hpp): both directions of the app's socket
+    // and the partner connection of the request in flight are shut, so every pending
+    // operation fails and the session ends.
+    void cut() {
+        error_code ec;
+        client_.socket().shutdown(net::asio::socket_base::shutdown_both, ec);
+        client_.cancel();
+        if (lease_conn_ && *lease_conn_) (*lease_conn_)->close();
+    }
+
     // Closing a socket that holds unread bytes makes the kernel send a reset, which can
     // destroy our last answer before the app reads it — e.g. a 502 given while the app was
     // still uploading a body. Like nginx's lingering_close: when bytes are waiting, send FIN
@@ -244,6 +256,7 @@ class Session {
         auto head_err = co_await read_head_block();
         if (!head_err) co_return false;  // closed or idle timeout
         request_started_ = true;
+        member_.busy(true);
         const auto t0 = Clock::now();
         total_deadline_.reset();
         Outcome out;
@@ -415,6 +428,12 @@ class Session {
             const auto t_up = Clock::now();
             auto lease = co_await pool.acquire(id, failure_);
             if (!lease.conn) co_return false;
+            // What cut() closes; cleared before `lease` goes (declared after it).
+            lease_conn_ = &lease.conn;
+            struct LeaseSeen {
+                std::unique_ptr<UpstreamConnection>*& p;
+                ~LeaseSeen() { p = nullptr; }
+            } lease_seen{lease_conn_};
             auto& conn = *lease.conn;
             out.reused = lease.reused;
             out.resumed = conn.resumed();
@@ -550,7 +569,8 @@ class Session {
 
             // Response to the app.
             const bool no_body = is_head || status == 204 || status == 304 || status / 100 == 1;
-            bool client_keep = prep.client_keep_alive && parser.is_done();
+            // Draining: the response says Connection: close.
+            bool client_keep = prep.client_keep_alive && parser.is_done() && !ctx_.drain.draining();
             DownstreamFraming framing;
             framing.version = parser.get().version() == 10 ? 10 : 11;
             const auto body_length = rp->content_length();
@@ -718,6 +738,9 @@ class Session {
     std::optional<token::Token> token_;
     std::optional<Upload> upload_;
     bool continue_sent_ = false;
+    // The partner connection of the exchange in progress (the lease's, null once given back).
+    std::unique_ptr<UpstreamConnection>* lease_conn_ = nullptr;
+    Drain::Member member_;  // last: joins the drain once everything cut() uses exists
 };
 
 }  // namespace

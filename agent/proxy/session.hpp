@@ -10,6 +10,7 @@
 
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/asio.hpp"
+#include "agent/proxy/drain.hpp"
 #include "agent/proxy/router.hpp"
 #include "agent/proxy/stats.hpp"
 #include "agent/token/token_source.hpp"
@@ -30,6 +31,7 @@ struct ProxyContext {
     identity::IdentityStore& identities;
     token::TokenSource* tokens = nullptr;  // may be null when no route has a token profile
     ProxyStats& stats;
+    Drain drain;  // open sessions, for a graceful stop (drain.hpp)
 };
 
 // Request bodies up to this size (with a Content-Length) are read before sending, so the
