@@ -16,12 +16,26 @@ PeerCred peer_cred(int fd) {
     socklen_t len = sizeof cred;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
         throw std::system_error(errno, std::generic_category(), "SO_PEERCRED");
-    return PeerCred{cred.pid, cred.uid, cred.gid};
+    PeerCred p{cred.pid, cred.uid, cred.gid, {}};
+#ifdef SO_PEERGROUPS
+    std::vector<gid_t> groups(64);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        socklen_t glen = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) == 0) {
+            groups.resize(glen / sizeof(gid_t));
+            p.groups = std::move(groups);
+            break;
+        }
+        if (errno != ERANGE) break;
+        groups.resize(glen / sizeof(gid_t) + 1);  // the kernel said how many there are
+    }
+#endif
+    return p;
 }
 
 namespace {
 
-bool in_supplementary_groups(uid_t uid, gid_t primary, const std::vector<gid_t>& wanted) {
+bool peer_in_group_database(uid_t uid, gid_t primary, const std::vector<gid_t>& wanted) {
     struct passwd pw {};
     struct passwd* result = nullptr;
     std::vector<char> buf(16384);
@@ -39,16 +53,41 @@ bool in_supplementary_groups(uid_t uid, gid_t primary, const std::vector<gid_t>&
     });
 }
 
+bool peer_has_group(const PeerCred& peer, gid_t g) {
+    return peer.gid == g ||
+           std::find(peer.groups.begin(), peer.groups.end(), g) != peer.groups.end();
+}
+
 }  // namespace
 
 bool allowed(const PeerCred& peer, const AccessPolicy& policy) {
     if (peer.uid == 0 || peer.uid == ::getuid()) return true;
     const auto& u = policy.allowed_uids;
     if (std::find(u.begin(), u.end(), peer.uid) != u.end()) return true;
+    if (policy.admin_gid && peer_has_group(peer, *policy.admin_gid)) return true;
     const auto& g = policy.allowed_gids;
     if (g.empty()) return false;
-    if (std::find(g.begin(), g.end(), peer.gid) != g.end()) return true;
-    return in_supplementary_groups(peer.uid, peer.gid, g);
+    for (gid_t wanted : g)
+        if (peer_has_group(peer, wanted)) return true;
+    return peer_in_group_database(peer.uid, peer.gid, g);
+}
+
+std::optional<gid_t> group_id(const std::string& name) {
+    struct group gr {};
+    struct group* res = nullptr;
+    std::vector<char> buf(16384);
+    if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res) != 0 || res == nullptr)
+        return std::nullopt;
+    return gr.gr_gid;
+}
+
+std::optional<std::string> group_name(gid_t gid) {
+    struct group gr {};
+    struct group* res = nullptr;
+    std::vector<char> buf(16384);
+    if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) != 0 || res == nullptr)
+        return std::nullopt;
+    return std::string(gr.gr_name);
 }
 
 }  // namespace mtls::admin

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
@@ -83,12 +84,32 @@ void Server::start() {
     limits.reserved = std::min(opt_.reserved, opt_.max_connections / 2);
     caps_ = std::make_unique<net::ConnectionCaps>(limits);
     net::reserve_spare_fd();
+    // The admin group: [admin] group, or the agent's own group. Its members may connect
+    // (mode 0660) and are let in by the peer check.
+    if (!opt_.policy.admin_gid) {
+        if (opt_.listener.group.empty()) {
+            opt_.policy.admin_gid = ::getegid();
+        } else if (auto gid = group_id(opt_.listener.group)) {
+            opt_.policy.admin_gid = *gid;
+        } else {
+            throw std::runtime_error("admin.group: group \"" + opt_.listener.group +
+                                     "\" does not exist (create it, e.g. groupadd --system " +
+                                     opt_.listener.group + ", or leave admin.group empty)");
+        }
+    }
+    if (opt_.policy.admin_group_name.empty())
+        opt_.policy.admin_group_name =
+            opt_.listener.group.empty()
+                ? group_name(*opt_.policy.admin_gid)
+                      .value_or("gid " + std::to_string(*opt_.policy.admin_gid))
+                : opt_.listener.group;
     int fd = net::make_unix_listener(opt_.listener);
     acceptor_ = std::make_unique<stream_protocol::acceptor>(io_);
     acceptor_->assign(stream_protocol(), fd);
     started_ = true;
     asio::co_spawn(io_, accept_loop(), asio::detached);
-    log::info("admin.listening", {{"socket", opt_.listener.path}});
+    log::info("admin.listening",
+              {{"socket", opt_.listener.path}, {"group", opt_.policy.admin_group_name}});
 }
 
 void Server::stop() {
@@ -177,10 +198,13 @@ asio::awaitable<void> Server::serve(stream_protocol::socket sock, PeerCred peer,
     (void)slot;  // held until the connection ends
     if (!allowed(peer, opt_.policy)) {
         refused_log_.write({{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}});
-        auto line =
-            error_line("refused", "uid " + std::to_string(peer.uid) +
-                                      " may not use the admin socket (see admin.allowed_uids / "
-                                      "admin.allowed_gids)");
+        auto line = error_line("refused",
+                               "uid " + std::to_string(peer.uid) +
+                                   " may not use the admin socket: only root, the agent's user and "
+                                   "members of group " +
+                                   opt_.policy.admin_group_name +
+                                   " may (admin.group; or list the caller in admin.allowed_uids / "
+                                   "admin.allowed_gids)");
         boost::system::error_code ec;
         co_await asio::async_write(sock, asio::buffer(line),
                                    asio::redirect_error(asio::use_awaitable, ec));

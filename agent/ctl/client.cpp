@@ -1,12 +1,16 @@
 #include "agent/ctl/client.hpp"
 
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace mtls::ctl {
 namespace {
@@ -37,6 +41,32 @@ void wait_for(int fd, short events, Clock::time_point deadline, const std::strin
 
 }  // namespace
 
+std::string refusal_message(const std::string& path) {
+    std::string group;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        struct group gr {};
+        struct group* res = nullptr;
+        std::vector<char> buf(16384);
+        if (::getgrgid_r(st.st_gid, &gr, buf.data(), buf.size(), &res) == 0 && res != nullptr)
+            group = gr.gr_name;
+    }
+    std::string user;
+    {
+        struct passwd pw {};
+        struct passwd* res = nullptr;
+        std::vector<char> buf(16384);
+        if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &res) == 0 && res != nullptr)
+            user = pw.pw_name;
+        else
+            user = "uid " + std::to_string(::getuid());
+    }
+    const std::string who = group.empty() ? "the admin group" : "group " + group;
+    return "refused: " + path + ": only root, the agent's user and members of " + who +
+           " may use the admin socket (usermod -aG " + (group.empty() ? "GROUP" : group) + " " +
+           user + ", then log in again)";
+}
+
 nlohmann::json call(const std::string& path, const admin::Request& req,
                     std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
@@ -49,10 +79,10 @@ nlohmann::json call(const std::string& path, const admin::Request& req,
     std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
     if (::connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
         int e = errno;
+        if (e == EACCES || e == EPERM) throw Refused(refusal_message(path));
         std::string hint = (e == ENOENT || e == ECONNREFUSED)
                                ? " (is mtls-agent running? see systemctl status mtls-agent)"
-                           : e == EACCES ? " (you need to be in the admin socket's group)"
-                                         : "";
+                               : "";
         throw Unreachable("cannot connect to " + path + ": " + std::strerror(e) + hint);
     }
     std::string out = admin::request_line(req);

@@ -15,7 +15,9 @@ const char* kFooter = R"(
 DESCRIPTION
   mtls-agentctl inspects and operates a running mtls-agent through its admin socket
   (a Unix socket; JSON lines, see docs/admin-protocol.md). Callers must be root, the
-  agent's user, or listed in admin.allowed_uids / admin.allowed_gids.
+  agent's user, a member of the admin group (admin.group, mtls-admin in the packaged
+  service: usermod -aG mtls-admin USER, then log in again), or listed in
+  admin.allowed_uids / admin.allowed_gids.
 
 COMMANDS
   status            health, identity (subject, serial, validity, key, thumbprint),
@@ -35,7 +37,9 @@ COMMANDS
 EXIT STATUS
   0  ok (status: healthy)       1  status: degraded
   2  status: failing, or the command failed
-  3  cannot reach the agent     4  refused (caller not allowed)
+  3  cannot reach the agent
+  4  refused: the socket's permissions (connect: EACCES/EPERM) or the agent turned the
+     caller away; the message names the group to join
   64 usage error
 
 ENVIRONMENT
@@ -48,6 +52,9 @@ EXAMPLES
   mtls-agentctl cert > /tmp/chain.pem && openssl x509 -in /tmp/chain.pem -noout -subject
   mtls-agentctl cert --jwk | jq '{keys: [.]}'    # a JWKS to register at the AS
   mtls-agentctl --socket /run/mtls-agent/admin.sock metrics
+
+SEE ALSO
+  mtls-agent(8), mtls-agent.toml(5)
 )";
 
 }  // namespace
@@ -118,6 +125,9 @@ int main(int argc, char** argv) {
     try {
         resp = mtls::ctl::call(socket, req,
                                std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000)));
+    } catch (const mtls::ctl::Refused& e) {
+        std::cerr << "mtls-agentctl: " << e.what() << "\n";
+        return kRefused;
     } catch (const mtls::ctl::Unreachable& e) {
         std::cerr << "mtls-agentctl: " << e.what() << "\n";
         return kUnreachable;
@@ -126,6 +136,11 @@ int main(int argc, char** argv) {
     if (!resp.value("ok", false)) {
         auto err = resp.value("error", nlohmann::json::object());
         std::string code = err.value("code", "error");
+        if (code == "refused") {
+            std::cerr << "mtls-agentctl: " << mtls::ctl::refusal_message(socket) << "\n";
+            if (json) std::cout << resp.dump(2) << "\n";
+            return kRefused;
+        }
         if (json)
             std::cout << resp.dump(2) << "\n";
         else

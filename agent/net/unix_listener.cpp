@@ -1,5 +1,7 @@
 #include "agent/net/unix_listener.hpp"
 
+#include "common/log.hpp"
+
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -94,8 +96,17 @@ int make_unix_listener(const UnixListenerOptions& opt) {
         ::unlink(tmp.c_str());
         throw std::runtime_error(msg);
     };
+    // The agent is a member of the group (the unit's SupplementaryGroups=): no capability
+    // needed. When it is not, the socket keeps the agent's group and only root and the
+    // agent's user can reach it: a warning, not a failure to start.
     if (gid != static_cast<gid_t>(-1) && ::chown(tmp.c_str(), static_cast<uid_t>(-1), gid) != 0)
-        cleanup_fail("chgrp " + opt.group + " " + tmp.string());
+        log::warn(
+            "net.socket_group_not_set",
+            {{"socket", opt.path},
+             {"group", opt.group},
+             {"error", errno_text()},
+             {"action", "the socket keeps the agent's group; add the agent's user to group " +
+                            opt.group + " (SupplementaryGroups=" + opt.group + " in the unit)"}});
     if (::chmod(tmp.c_str(), opt.mode) != 0) cleanup_fail("chmod " + tmp.string());
     if (::listen(fd.fd, opt.backlog) != 0) cleanup_fail("listen " + tmp.string());
     if (::rename(tmp.c_str(), final_path.c_str()) != 0)
