@@ -63,12 +63,13 @@ void Notifier::status(const std::string& text) {
 
 void Notifier::apply(const Verdict& v) {
     if (stopping_) return;
-    status(v.status);
     if (v.serving && !ready_sent_) {
+        // READY=1 before the STATUS= that says serving.
         ready_sent_ = true;
         send("READY=1");
         log::info("agent.ready_notified");
     }
+    status(v.status);
 }
 
 void Notifier::run(net::asio::io_context& io, std::function<Verdict()> compute) {
