@@ -7,9 +7,12 @@
 //   proxy::Proxy                      the loopback proxy (the io_context thread)
 //   admin::Server                     the admin socket (the io_context thread)
 //
-// Signals: SIGTERM/SIGINT stop; SIGHUP reloads the configuration. Under systemd it sends
-// READY=1 once the identity is settled and the listeners are bound, STATUS= lines, and
-// WATCHDOG=1 pings when WatchdogSec= is set.
+// Signals: SIGTERM/SIGINT stop gracefully (the proxy stops accepting, requests in flight get
+// listener.drain_timeout, a second signal cuts them; proxy/drain.hpp); SIGHUP reloads the
+// configuration, except while draining. Under systemd (notifier.hpp) it sends READY=1 once an
+// identity is published and the listeners are bound, STATUS= on every change of the health
+// verdict, RELOADING=1/READY=1 around reloads, STOPPING=1, and WATCHDOG=1 pings when
+// WatchdogSec= is set.
 #pragma once
 
 #include "config/config.hpp"
