@@ -84,6 +84,10 @@ int run(const std::string& config_path, config::Config cfg) {
                        {{"error", first.message}, {"action", "serving 503 no_identity; retrying"}});
 
         asio::io_context io(1);
+        struct NotifierTimers {  // declared after io: the timers go before it
+            Notifier& n;
+            ~NotifierTimers() { n.stop(); }
+        } notifier_timers{notifier};
         proxy::Proxy proxy(io, cfg.listener, cfg.routes, identities, tokens.get());
         proxy.start();
 

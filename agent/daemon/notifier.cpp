@@ -41,9 +41,7 @@ Notifier::Notifier() {
         watchdog_ = std::chrono::microseconds(usec);
 }
 
-Notifier::~Notifier() {
-    stop();
-}
+Notifier::~Notifier() = default;
 
 void Notifier::send(const std::string& text) {
     if (!enabled_) return;
@@ -83,8 +81,9 @@ void Notifier::run(net::asio::io_context& io, std::function<Verdict()> compute) 
 }
 
 void Notifier::stop() {
-    if (status_timer_) status_timer_->cancel();
-    if (watchdog_timer_) watchdog_timer_->cancel();
+    // The timers go with their waits (aborted); a handler already queued sees them gone.
+    status_timer_.reset();
+    watchdog_timer_.reset();
 }
 
 void Notifier::tick() {
@@ -95,7 +94,7 @@ void Notifier::tick() {
     }
     status_timer_->expires_after(std::chrono::seconds(1));
     status_timer_->async_wait([this](net::error_code ec) {
-        if (!ec) tick();
+        if (!ec && status_timer_) tick();
     });
 }
 
@@ -103,7 +102,7 @@ void Notifier::ping() {
     send("WATCHDOG=1");
     watchdog_timer_->expires_after(*watchdog_ / 2);
     watchdog_timer_->async_wait([this](net::error_code ec) {
-        if (!ec) ping();
+        if (!ec && watchdog_timer_) ping();
     });
 }
 
