@@ -4,6 +4,7 @@
 #   ${bindir}/mtls-agent, mtls-agentctl                 (agent/CMakeLists.txt)
 #   /etc/mtls-agent/mtls-agent.toml                      the sample, only if none is there yet
 #   ${docdir}/examples/mtls-agent.toml                   the sample, always (compare after upgrades)
+#   ${docdir}/examples/systemd/tpm.conf, usb-hsm.conf    drop-ins for a TPM, a USB HSM
 #   ${docdir}/README.md, packaging.md, copyright, changelog.Debian.gz
 #   ${mandir}/man8/mtls-agent.8.gz, mtls-agentctl.8.gz, ${mandir}/man5/mtls-agent.toml.5.gz
 #   ${unitdir}/mtls-agent.service                        generated from systemd/mtls-agent.service.in
@@ -49,6 +50,10 @@ set(MTLS_TMPFILESDIR "${_mtls_tmpfilesdir}" CACHE PATH "tmpfiles.d directory")
 
 set(MTLS_GEN_DIR "${PROJECT_BINARY_DIR}/install-files")
 
+# Full RELRO for the installed programs (lintian: hardening-no-bindnow; relro is the default).
+target_link_options(mtls-agent PRIVATE -Wl,-z,now)
+target_link_options(mtls-agentctl PRIVATE -Wl,-z,now)
+
 # --- The unit, with this build's paths ---
 configure_file(${PROJECT_SOURCE_DIR}/systemd/mtls-agent.service.in
                ${MTLS_GEN_DIR}/mtls-agent.service @ONLY)
@@ -73,6 +78,9 @@ install(CODE "
   endif()
 ")
 install(FILES ${PROJECT_SOURCE_DIR}/config/mtls-agent.toml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+# Drop-ins for a TPM and a USB HSM (docs/packaging.md).
+install(FILES ${PROJECT_SOURCE_DIR}/systemd/drop-ins/tpm.conf ${PROJECT_SOURCE_DIR}/systemd/drop-ins/usb-hsm.conf
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/systemd)
 
 # --- Documentation ---
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/packaging.md

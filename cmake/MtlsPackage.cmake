@@ -54,7 +54,6 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     "${PROJECT_BINARY_DIR}/packaging/deb/conffiles;${PROJECT_BINARY_DIR}/packaging/deb/postinst;${PROJECT_BINARY_DIR}/packaging/deb/prerm;${PROJECT_BINARY_DIR}/packaging/deb/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
-set(CPACK_OUTPUT_FILE_PREFIX "${PROJECT_BINARY_DIR}/pkg")
 include(CPack)
 
 # `--target deb`: build only what the package holds, then CPack (the built-in `package` target
@@ -63,6 +62,7 @@ add_custom_target(deb
   COMMAND ${CMAKE_COMMAND} -E echo "mtls-agent: building the .deb in ${PROJECT_BINARY_DIR}/pkg"
   COMMAND test "${CMAKE_INSTALL_PREFIX}" = "/usr"
   COMMAND ${CMAKE_CPACK_COMMAND} -G DEB --config ${PROJECT_BINARY_DIR}/CPackConfig.cmake
+          -B ${PROJECT_BINARY_DIR}/pkg
   WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
   USES_TERMINAL VERBATIM)
 add_dependencies(deb mtls-agent mtls-agentctl mtls_docs)
