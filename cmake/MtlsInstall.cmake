@@ -89,6 +89,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/packagi
 
 # changelog.Debian: the Debian changelog is the version's source of truth for the package, so
 # its newest entry must be this version.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/packaging/deb/changelog)
 file(STRINGS ${PROJECT_SOURCE_DIR}/packaging/deb/changelog _mtls_cl_first LIMIT_COUNT 1)
 set(MTLS_DEB_VERSION "${PROJECT_VERSION}-${MTLS_DEB_RELEASE}")
 if(NOT _mtls_cl_first MATCHES "^mtls-agent \\(${MTLS_DEB_VERSION}\\) ")
@@ -109,6 +110,14 @@ install(FILES ${MTLS_GEN_DIR}/changelog.Debian.gz DESTINATION ${CMAKE_INSTALL_DO
 
 # Man pages, from docs/man/*.scd with scdoc(1), gzip -9n.
 find_program(MTLS_SCDOC scdoc)
+# The pages' date is the newest changelog entry's (reproducible: not the build's date).
+execute_process(COMMAND dpkg-parsechangelog -l ${PROJECT_SOURCE_DIR}/packaging/deb/changelog -STimestamp
+                OUTPUT_VARIABLE MTLS_RELEASE_EPOCH OUTPUT_STRIP_TRAILING_WHITESPACE
+                RESULT_VARIABLE _rc ERROR_QUIET)
+set(_mtls_scdoc_env "")
+if(_rc EQUAL 0 AND MTLS_RELEASE_EPOCH MATCHES "^[0-9]+$")
+  set(_mtls_scdoc_env ${CMAKE_COMMAND} -E env SOURCE_DATE_EPOCH=${MTLS_RELEASE_EPOCH})
+endif()
 option(MTLS_MAN "Build and install the man pages (needs scdoc)" ON)
 set(MTLS_MAN_PAGES mtls-agent.8 mtls-agentctl.8 mtls-agent.toml.5)
 if(MTLS_MAN AND MTLS_SCDOC)
@@ -119,9 +128,9 @@ if(MTLS_MAN AND MTLS_SCDOC)
     add_custom_command(
       OUTPUT ${out}.gz
       COMMAND ${CMAKE_COMMAND} -E make_directory ${MTLS_GEN_DIR}/man
-      COMMAND sh -c "\"$1\" < \"$2\" > \"$3\"" sh ${MTLS_SCDOC} ${src} ${out}
+      COMMAND ${_mtls_scdoc_env} sh -c "\"$1\" < \"$2\" > \"$3\"" sh ${MTLS_SCDOC} ${src} ${out}
       COMMAND ${MTLS_GZIP} -9nf ${out}
-      DEPENDS ${src}
+      DEPENDS ${src} ${PROJECT_SOURCE_DIR}/packaging/deb/changelog
       COMMENT "man page ${page}" VERBATIM)
     list(APPEND _mtls_doc_outputs ${out}.gz)
     install(FILES ${out}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
