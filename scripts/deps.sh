@@ -14,6 +14,8 @@ pkgs=(
   # tests: GoogleTest, SoftHSM2, pkcs11-tool, curl/openssl as independent peers, fuzzing
   libgtest-dev softhsm2 opensc openssl curl jq coreutils procps clang libfuzzer-14-dev
   libclang-rt-14-dev
+  # packaging (cmake/MtlsPackage.cmake, tests/package): man pages, dpkg-shlibdeps, lintian
+  scdoc man-db dpkg-dev lintian binutils
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(wrk nginx-light haproxy libbenchmark-dev)

@@ -45,7 +45,9 @@ TEST_F(SampleTest, SampleValidates) {
     for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
     ASSERT_TRUE(r.config);
     const auto& c = *r.config;
-    EXPECT_EQ(c.pkcs11.pin_source, config::Pkcs11::PinSource::env);
+    EXPECT_EQ(c.pkcs11.pin_source, config::Pkcs11::PinSource::credential);
+    EXPECT_EQ(c.pkcs11.pin_credential, "token-pin");  // what the packaged unit loads
+    EXPECT_EQ(c.admin.group, "mtls-admin");           // what sysusers.d creates
     EXPECT_EQ(c.est.basic_credentials_file, d() + "/etc/est-basic");
     ASSERT_EQ(c.oauth.profiles.size(), 1u);
     ASSERT_EQ(c.routes.size(), 1u);
@@ -68,7 +70,8 @@ TEST_F(SampleTest, SampleDocumentsEveryKey) {
     c->est.auth = config::Est::Auth::bootstrap_cert;
     c->pkcs11.pin_source = config::Pkcs11::PinSource::file;
     rendered += config::render(*c);
-    c->pkcs11.pin_source = config::Pkcs11::PinSource::credential;
+    c->pkcs11.pin_source = config::Pkcs11::PinSource::env;  // the sample's choice is credential
+    c->pkcs11.pin_env = "MTLS_AGENT_PIN";
     rendered += config::render(*c);
 
     std::regex key_line(R"(^([A-Za-z_]+) = )");
