@@ -391,7 +391,7 @@ net::asio::mutable_buffer TlsStream::staging_room() {
 }
 
 bool TlsStream::has_unread() const {
-    return staged_end_ != staged_begin_ || (ssl_ && SSL_pending(ssl_.get()) > 0);
+    return staged_end_ != staged_begin_ || (ssl_ && SSL_has_pending(ssl_.get()) != 0);
 }
 
 void TlsStream::cancel() {

@@ -130,7 +130,7 @@ void expect_replaced_without_restart(AgentWorld& w, const std::string& vanished_
     expect_consistent(w);
     const auto log = w.agent->log();
     EXPECT_EQ(count_in_log(log, "renewal.current_key_vanished"), 1u) << log;
-    EXPECT_EQ(count_in_log(log, "agent.ready"), 1u) << "restarted?\n" << log;
+    EXPECT_EQ(count_in_log(log, "event=agent.ready "), 1u) << "restarted?\n" << log;
 }
 
 // The current key is destroyed out of band (pkcs11-tool, another program, a replaced
