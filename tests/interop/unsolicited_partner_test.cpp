@@ -78,13 +78,7 @@ int idle_upstream(const AgentWorld& w) {
     return -1;
 }
 
-// DISABLED (known bug, issue #16 item 1 reopened in the closing note of 2026-12-06): on a
-// fresh Debian 12.11 machine (libssl3 3.0.19-1~deb12u2) an extra response written by the
-// partner right after its answer (extra_delay_ms=0) is not seen by the release or
-// before-reuse checks, and the next caller receives it (rounds with a 150 ms delay, caught
-// by the idle wait, pass). Re-enable once the check catches it; run them with
-// --gtest_also_run_disabled_tests.
-TEST(UnsolicitedPartner, DISABLED_ASecondResponseNeverReachesTheNextCaller) {
+TEST(UnsolicitedPartner, ASecondResponseNeverReachesTheNextCaller) {
     AgentWorld w{"unsolicited-response"};
     w.agent->start();
     w.agent->wait_healthy(60s);
@@ -135,13 +129,7 @@ TEST(UnsolicitedPartner, AnIdleConnectionThatReceivesDataIsClosedAtOnce) {
     }
 }
 
-// DISABLED (known bug, issue #16 item 1 reopened in the closing note of 2026-12-06): on a
-// fresh Debian 12.11 machine (libssl3 3.0.19-1~deb12u2) an extra response written by the
-// partner right after its answer (extra_delay_ms=0) is not seen by the release or
-// before-reuse checks, and the next caller receives it (rounds with a 150 ms delay, caught
-// by the idle wait, pass). Re-enable once the check catches it; run them with
-// --gtest_also_run_disabled_tests.
-TEST(UnsolicitedPartner, DISABLED_ABodyAfterAHeadAnswerNeverReachesTheNextCaller) {
+TEST(UnsolicitedPartner, ABodyAfterAHeadAnswerNeverReachesTheNextCaller) {
     AgentWorld w{"head-late-body"};
     w.agent->start();
     w.agent->wait_healthy(60s);

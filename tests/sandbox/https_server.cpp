@@ -216,6 +216,11 @@ Task<void> HttpsServer::accept_loop() {
             if (!acceptor_.is_open()) co_return;
             continue;  // e.g. EMFILE: keep serving
         }
+        // As nginx (tcp_nodelay on), Go's net/http and most HTTP servers: small writes go out
+        // at once instead of waiting for the peer's delayed ACK (Nagle). A partner's write is
+        // then on the wire when it returns — what the tests that poll the sandbox's counters
+        // before acting rely on.
+        socket.set_option(tcp::no_delay(true), ec);
         asio::co_spawn(io_, session(std::move(socket)), asio::detached);
     }
 }
