@@ -5,6 +5,7 @@
 #include "agent/daemon/facts.hpp"
 #include "agent/daemon/metrics_http.hpp"
 #include "agent/daemon/notifier.hpp"
+#include "agent/daemon/token_warmup.hpp"
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/accept_guard.hpp"
 #include "agent/net/asio.hpp"
@@ -90,6 +91,14 @@ int run(const std::string& config_path, config::Config cfg) {
         } notifier_timers{notifier};
         proxy::Proxy proxy(io, cfg.listener, cfg.routes, identities, tokens.get());
         proxy.start();
+        // A token for every profile now and after every new identity (token_warmup.hpp).
+        std::unique_ptr<TokenWarmup> warmup;
+        if (tokens) {
+            std::vector<std::string> names;
+            for (const auto& p : cfg.oauth.profiles) names.push_back(p.name);
+            warmup = std::make_unique<TokenWarmup>(io, *tokens, std::move(names), identities);
+            warmup->start();
+        }
 
         admin::ServerOptions aopt;
         aopt.listener.path = cfg.admin.socket;
@@ -110,25 +119,45 @@ int run(const std::string& config_path, config::Config cfg) {
                 in.identity = identity_facts(*id, rs.key_type, token_uri);
             in.renewal = renewal_facts(rs);
             token_device_facts(*token, in.token_present, in.token_logged_in);
-            in.tokens = token_facts(tokens.get());
+            in.tokens = token_facts(tokens.get(), identities.current());
             in.routes = route_facts(proxy.stats());
             return build_status(in);
         };
         auto metrics_doc = [&] {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
-                                token_ops);
+                                token_ops, health_level(status_doc()));
         };
         Parts parts{config_path,  cfg,        identities,  renewer,
                     tokens.get(), status_doc, metrics_doc, &notifier};
         register_commands(admin, parts);
         admin.start();
+        bool draining = false, finished = false;  // see the stopping sequence below
         std::unique_ptr<MetricsHttp> metrics_http;
         if (!cfg.metrics.listen.empty()) {
-            metrics_http = std::make_unique<MetricsHttp>(io, cfg.metrics.listen, metrics_doc, [&] {
+            auto health = [&] {
                 auto doc = status_doc();
                 nlohmann::json h{{"state", doc["state"]}, {"reasons", doc["reasons"]}};
                 return MetricsHttp::Health{doc["state"] != "failing", h.dump()};
-            });
+            };
+            // Ready: requests can be served — an identity that is valid now and whose key is
+            // on the token, and the proxy's listeners bound and accepting (not draining).
+            auto ready = [&] {
+                std::string why;
+                auto id = identities.current();
+                if (!id)
+                    why = "no client certificate yet (enrollment pending or failing)";
+                else if (!id->valid_at(std::chrono::system_clock::now()))
+                    why = "the client certificate is not valid now";
+                else if (auto problem = renewer.status().key_problem; !problem.empty())
+                    why = problem;
+                else if (draining)
+                    why = "stopping: the proxy no longer accepts connections";
+                nlohmann::json r{{"ready", why.empty()}};
+                if (!why.empty()) r["reason"] = why;
+                return MetricsHttp::Health{why.empty(), r.dump()};
+            };
+            metrics_http =
+                std::make_unique<MetricsHttp>(io, cfg.metrics.listen, metrics_doc, health, ready);
         }
         renewer.run();
 
@@ -136,13 +165,13 @@ int run(const std::string& config_path, config::Config cfg) {
         // get listener.drain_timeout to finish, then what remains is cut; a second signal
         // cuts at once. The admin socket and /metrics stay until the end. SIGHUP reloads,
         // except while draining (ignored: the process is going away).
-        bool draining = false, finished = false;
         asio::steady_timer drain_timer(io);
         auto finish = [&] {
             if (finished) return;
             finished = true;
             drain_timer.cancel();
             notifier.stop();
+            if (warmup) warmup->stop();
             proxy.stop();
             admin.stop();
             if (metrics_http) metrics_http->stop();

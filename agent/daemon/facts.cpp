@@ -7,6 +7,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
+
 namespace mtls::daemon {
 namespace {
 
@@ -80,21 +82,53 @@ void token_device_facts(pkcs11::Token& token, bool& present, bool& logged_in) {
     }
 }
 
-std::vector<TokenProfileFacts> token_facts(const token::TokenCache* cache) {
+std::vector<TokenProfileFacts> token_facts(const token::TokenCache* cache,
+                                           const identity::IdentityPtr& current) {
     std::vector<TokenProfileFacts> out;
     if (!cache) return out;
+    // One line per profile: the entry of the current certificate (others are on their way
+    // out after a rotation); "not yet requested" when there is none yet.
+    const std::string x5t = current ? current->x5t_s256() : std::string();
     for (const auto& e : cache->status()) {
-        out.push_back({e.profile, e.valid_until,
-                       e.last_error ? e.last_error->code + ": " + e.last_error->message : ""});
+        auto it = std::find_if(out.begin(), out.end(),
+                               [&](const TokenProfileFacts& f) { return f.profile == e.profile; });
+        if (it != out.end() && e.thumbprint != x5t) continue;
+        TokenProfileFacts f;
+        f.profile = e.profile;
+        if (e.thumbprint.empty() || e.thumbprint == x5t) {  // else: an older certificate's
+            f.valid_until = e.valid_until;
+            if (e.last_error) f.last_error = e.last_error->code + ": " + e.last_error->message;
+            if (e.state != "empty") f.state = e.state;
+        }
+        if (it != out.end())
+            *it = std::move(f);
+        else
+            out.push_back(std::move(f));
     }
     return out;
 }
 
 std::vector<RouteFacts> route_facts(const proxy::ProxyStats& stats) {
     std::vector<RouteFacts> out;
-    for (const auto& r : stats.routes)
-        out.push_back({r.name, r.requests.load(), r.status_5xx.load() + r.proxy_errors.load(),
-                       r.pool_idle.load() + r.pool_busy.load()});
+    for (const auto& r : stats.routes) {
+        RouteFacts f;
+        f.name = r.name;
+        f.requests = r.requests.load();
+        f.status_2xx = r.status_2xx.load();
+        f.status_3xx = r.status_3xx.load();
+        f.status_4xx = r.status_4xx.load();
+        f.status_5xx = r.status_5xx.load();
+        f.proxy_errors = r.proxy_errors.load();
+        f.no_response = r.no_response.load();
+        f.broken_responses = r.broken_responses.load();
+        f.pool_size = r.pool_idle.load() + r.pool_busy.load();
+        f.consecutive_failures = r.consecutive_failures.load();
+        f.last_failure = std::string(proxy::to_string(r.last_failure.load()));
+        f.last_failure_status = r.last_failure_status.load();
+        if (const auto ms = r.last_failure_unix_ms.load(); ms > 0)
+            f.last_failure_at = Clock::time_point(std::chrono::milliseconds(ms));
+        out.push_back(std::move(f));
+    }
     return out;
 }
 
@@ -109,10 +143,18 @@ std::string chain_pem(const identity::Identity& id) {
 
 std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& renewal,
                          const identity::IdentityPtr& id, const token::TokenCache* cache,
-                         const metrics::TokenOpMetrics& token_ops) {
+                         const metrics::TokenOpMetrics& token_ops, int health_level) {
     metrics::Writer w;
     auto d = [](std::uint64_t v) { return static_cast<double>(v); };
-    w.family("mtls_agent_requests_total", "Proxied requests by route and status class.", "counter");
+    w.family("mtls_agent_build_info", "The agent's version (always 1).", "gauge");
+    w.sample("mtls_agent_build_info", {{"version", MTLS_VERSION}}, 1);
+    w.family("mtls_agent_health_state",
+             "The health verdict of `mtls-agentctl status`: 0 healthy, 1 degraded, 2 failing.",
+             "gauge");
+    w.sample("mtls_agent_health_state", {}, health_level);
+    w.family("mtls_agent_requests_total",
+             "Proxied requests the partner answered, by route and status class of its answer.",
+             "counter");
     for (const auto& r : stats.routes) {
         w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "2xx"}},
                  d(r.status_2xx));
@@ -125,10 +167,31 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
     }
     w.family("mtls_agent_proxy_errors_total",
              "Requests answered by the agent itself (no identity, token unavailable, upstream "
-             "failures).",
+             "failures), not counted in mtls_agent_requests_total.",
              "counter");
     for (const auto& r : stats.routes)
         w.sample("mtls_agent_proxy_errors_total", {{"route", r.name}}, d(r.proxy_errors));
+    w.family("mtls_agent_requests_unanswered_total",
+             "Requests whose app went away before any answer.", "counter");
+    for (const auto& r : stats.routes)
+        w.sample("mtls_agent_requests_unanswered_total", {{"route", r.name}}, d(r.no_response));
+    w.family("mtls_agent_broken_responses_total",
+             "Partner responses cut off after their head was forwarded (also in "
+             "mtls_agent_requests_total).",
+             "counter");
+    for (const auto& r : stats.routes)
+        w.sample("mtls_agent_broken_responses_total", {{"route", r.name}}, d(r.broken_responses));
+    w.family("mtls_agent_route_consecutive_failures",
+             "Failed requests in a row per route (upstream or token failures, 401 "
+             "invalid_token); 3 or more make the agent degraded.",
+             "gauge");
+    for (const auto& r : stats.routes)
+        w.sample("mtls_agent_route_consecutive_failures", {{"route", r.name}},
+                 r.consecutive_failures.load());
+    w.family("mtls_agent_route_request_duration_seconds",
+             "Time from a request's first byte to its end, per route.", "histogram");
+    for (const auto& r : stats.routes)
+        r.duration.write(w, "mtls_agent_route_request_duration_seconds", {{"route", r.name}});
     w.family("mtls_agent_unrouted_requests_total",
              "Requests rejected before a route was known (400/404/405/431).", "counter");
     w.sample("mtls_agent_unrouted_requests_total", {}, d(stats.unrouted_requests));
@@ -163,6 +226,14 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
     w.family("mtls_agent_renewal_failures_total", "Failed enrollment and renewal attempts.",
              "counter");
     w.sample("mtls_agent_renewal_failures_total", {}, d(renewal.failures));
+    w.family("mtls_agent_certificate_expiration_timestamp_seconds",
+             "The client certificate's notAfter as Unix seconds (absent without a certificate).",
+             "gauge");
+    if (id)
+        w.sample("mtls_agent_certificate_expiration_timestamp_seconds", {},
+                 static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                         id->not_after().time_since_epoch())
+                                         .count()));
     w.family("mtls_agent_certificate_expiry_seconds",
              "Seconds until the client certificate expires (absent without a certificate).",
              "gauge");
@@ -172,20 +243,27 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
         w.sample("mtls_agent_certificate_expiry_seconds", {}, static_cast<double>(left.count()));
     }
     if (cache) {
-        w.family("mtls_agent_token_requests_total", "Access token requests sent to the AS.",
+        w.family("mtls_agent_oauth_token_requests_total",
+                 "OAuth access token requests sent to the authorization server.", "counter");
+        w.sample("mtls_agent_oauth_token_requests_total", {}, d(cache->requests_started()));
+        w.family("mtls_agent_oauth_token_request_failures_total",
+                 "Failed OAuth access token requests by profile and reason (error code).",
                  "counter");
-        w.sample("mtls_agent_token_requests_total", {}, d(cache->requests_started()));
-        w.family("mtls_agent_token_failures", "Consecutive failed token requests per profile.",
-                 "gauge");
+        for (const auto& [key, n] : cache->failure_counts())
+            w.sample("mtls_agent_oauth_token_request_failures_total",
+                     {{"profile", key.first}, {"reason", key.second}}, d(n));
+        w.family("mtls_agent_oauth_token_consecutive_failures",
+                 "Failed OAuth access token requests in a row per profile.", "gauge");
         for (const auto& e : cache->status())
-            w.sample("mtls_agent_token_failures", {{"profile", e.profile}}, e.failures);
+            w.sample("mtls_agent_oauth_token_consecutive_failures", {{"profile", e.profile}},
+                     e.failures);
     }
-    w.family("mtls_agent_token_sign_seconds",
+    w.family("mtls_agent_pkcs11_sign_seconds",
              "Latency of signatures on the PKCS#11 token (TLS handshakes, CSRs).", "histogram");
-    token_ops.sign_seconds.write(w, "mtls_agent_token_sign_seconds", {});
-    w.family("mtls_agent_token_sign_failures_total", "Failed signatures on the PKCS#11 token.",
+    token_ops.sign_seconds.write(w, "mtls_agent_pkcs11_sign_seconds", {});
+    w.family("mtls_agent_pkcs11_sign_failures_total", "Failed signatures on the PKCS#11 token.",
              "counter");
-    w.sample("mtls_agent_token_sign_failures_total", {}, d(token_ops.sign_failures));
+    w.sample("mtls_agent_pkcs11_sign_failures_total", {}, d(token_ops.sign_failures));
     return w.text();
 }
 

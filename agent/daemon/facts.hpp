@@ -19,7 +19,9 @@ IdentityFacts identity_facts(const identity::Identity& id, const std::string& ke
 RenewalFacts renewal_facts(const renewal::Status& s);
 // present: the slot reports a token; logged_in: a session is in a user state.
 void token_device_facts(pkcs11::Token& token, bool& present, bool& logged_in);
-std::vector<TokenProfileFacts> token_facts(const token::TokenCache* cache);
+// One entry per configured profile, for the current identity's certificate.
+std::vector<TokenProfileFacts> token_facts(const token::TokenCache* cache,
+                                           const identity::IdentityPtr& current);
 std::vector<RouteFacts> route_facts(const proxy::ProxyStats& stats);
 
 // The chain as PEM, leaf first.
@@ -28,6 +30,6 @@ std::string chain_pem(const identity::Identity& id);
 // Prometheus text for everything the agent counts.
 std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& renewal,
                          const identity::IdentityPtr& id, const token::TokenCache* cache,
-                         const metrics::TokenOpMetrics& token_ops);
+                         const metrics::TokenOpMetrics& token_ops, int health_level);
 
 }  // namespace mtls::daemon

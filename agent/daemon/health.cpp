@@ -70,15 +70,39 @@ nlohmann::json build_status(const StatusInputs& in) {
     for (const auto& t : in.tokens) {
         if (!t.last_error.empty()) worse(1, "access token for " + t.profile + ": " + t.last_error);
         tokens.push_back({{"profile", t.profile},
+                          {"state", t.state},
                           {"valid_until", opt_time(t.valid_until)},
                           {"last_error", t.last_error}});
     }
     nlohmann::json routes = nlohmann::json::array();
-    for (const auto& r : in.routes)
+    for (const auto& r : in.routes) {
+        const bool route_degraded = r.consecutive_failures >= kRouteFailuresForDegraded;
+        nlohmann::json last = nullptr;
+        if (!r.last_failure.empty()) {
+            last = {{"error", r.last_failure},
+                    {"status", r.last_failure_status},
+                    {"at", opt_time(r.last_failure_at)}};
+        }
+        if (route_degraded)
+            worse(1, "route " + r.name + ": the last " + std::to_string(r.consecutive_failures) +
+                         " requests failed (last error: " + r.last_failure + ", status " +
+                         std::to_string(r.last_failure_status) +
+                         (r.last_failure_at ? " at " + rfc3339(*r.last_failure_at) : "") + ")");
         routes.push_back({{"name", r.name},
+                          {"state", route_degraded ? "degraded" : "healthy"},
                           {"requests", r.requests},
-                          {"errors", r.errors},
+                          {"responses",
+                           {{"2xx", r.status_2xx},
+                            {"3xx", r.status_3xx},
+                            {"4xx", r.status_4xx},
+                            {"5xx", r.status_5xx}}},
+                          {"proxy_errors", r.proxy_errors},
+                          {"no_response", r.no_response},
+                          {"broken_responses", r.broken_responses},
+                          {"consecutive_failures", r.consecutive_failures},
+                          {"last_error", last},
                           {"pool_size", r.pool_size}});
+    }
 
     static const char* names[] = {"healthy", "degraded", "failing"};
     return {{"state", names[level]},
@@ -93,6 +117,11 @@ nlohmann::json build_status(const StatusInputs& in) {
             {"token_device", {{"present", in.token_present}, {"logged_in", in.token_logged_in}}},
             {"tokens", tokens},
             {"routes", routes}};
+}
+
+int health_level(const nlohmann::json& status) {
+    const auto state = status.value("state", std::string("failing"));
+    return state == "healthy" ? 0 : state == "degraded" ? 1 : 2;
 }
 
 }  // namespace mtls::daemon

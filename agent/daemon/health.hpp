@@ -3,7 +3,10 @@
 //   failing  — the current key is missing on the token, no identity, an expired certificate,
 //              a certificate in the last 10 % of its lifetime (at least 60 s) after a
 //              failed renewal, or the token is not present;
-//   degraded — the last renewal failed (retrying), or a token profile's last request failed;
+//   degraded — the last renewal failed (retrying), a token profile's last request failed, or
+//              a route's last kRouteFailuresForDegraded (3) requests failed (the partner
+//              unreachable, TLS failed, timed out, broke off; no access token; the partner
+//              answered 401 error="invalid_token"); any other answer of the partner resets it;
 //   healthy  — otherwise.
 // The agent never looks healthy while it cannot authenticate.
 #pragma once
@@ -36,11 +39,26 @@ struct TokenProfileFacts {
     std::string profile;
     std::optional<Clock::time_point> valid_until;
     std::string last_error;
+    // valid | refreshing | fetching | failed | "not yet requested" (no request since start,
+    // the last rotation or `tokens flush`)
+    std::string state = "not yet requested";
 };
+
+// Failures of a route in a row that make the agent degraded.
+inline constexpr std::uint32_t kRouteFailuresForDegraded = 3;
 
 struct RouteFacts {
     std::string name;
-    std::uint64_t requests = 0, errors = 0, pool_size = 0;
+    std::uint64_t requests = 0;
+    std::uint64_t status_2xx = 0, status_3xx = 0, status_4xx = 0, status_5xx = 0;  // partner's
+    std::uint64_t proxy_errors = 0;      // answered by the agent itself
+    std::uint64_t no_response = 0;       // the app went away before any answer
+    std::uint64_t broken_responses = 0;  // partner responses cut off mid-body (in status_*)
+    std::uint64_t pool_size = 0;
+    std::uint32_t consecutive_failures = 0;
+    std::string last_failure;  // upstream_connect, …, partner_invalid_token; "" if none
+    unsigned last_failure_status = 0;
+    std::optional<Clock::time_point> last_failure_at;
 };
 
 struct StatusInputs {
@@ -55,5 +73,7 @@ struct StatusInputs {
 
 std::string rfc3339(Clock::time_point t);
 nlohmann::json build_status(const StatusInputs& in);
+// 0 healthy, 1 degraded, 2 failing (the mtls_agent_health_state gauge) for a status' state.
+int health_level(const nlohmann::json& status);
 
 }  // namespace mtls::daemon

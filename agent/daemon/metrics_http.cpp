@@ -12,8 +12,12 @@ namespace asio = net::asio;
 namespace http = net::http;
 
 MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text metrics,
-                         std::function<Health()> health)
-    : io_(io), acceptor_(io), metrics_(std::move(metrics)), health_(std::move(health)) {
+                         std::function<Health()> health, std::function<Health()> ready)
+    : io_(io),
+      acceptor_(io),
+      metrics_(std::move(metrics)),
+      health_(std::move(health)),
+      ready_(std::move(ready)) {
     net::tcp::endpoint ep;
     try {
         ep = proxy::parse_listen_address(listen);
@@ -78,15 +82,20 @@ net::awaitable<void> MetricsHttp::serve(net::tcp::socket sock) {
         res.result(http::status::ok);
         res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         res.body() = metrics_();
-    } else if (target == "/healthz") {
-        auto h = health_();
+    } else if (target == "/healthz" || target == "/readyz") {
+        auto h = target == "/healthz" ? health_() : ready_();
         res.result(h.ok ? http::status::ok : http::status::service_unavailable);
         res.set(http::field::content_type, "application/json");
         res.body() = h.json;
+    } else if (target == "/livez") {
+        res.result(http::status::ok);
+        res.set(http::field::content_type, "application/json");
+        res.body() = R"({"alive":true})";
     } else {
         res.result(http::status::not_found);
         res.set(http::field::content_type, "application/json");
-        res.body() = R"({"error":"not_found","message":"try /metrics or /healthz"})";
+        res.body() =
+            R"({"error":"not_found","message":"try /metrics, /healthz, /readyz or /livez"})";
     }
     if (req.method() == http::verb::head) {
         res.content_length(res.body().size());

@@ -19,7 +19,9 @@ void append_escaped(std::string& out, std::string_view v) {
     }
 }
 
-std::string number(double v) {
+}  // namespace
+
+std::string format_number(double v) {
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
     if (std::isnan(v)) return "NaN";
     char buf[64];
@@ -29,8 +31,6 @@ std::string number(double v) {
         std::snprintf(buf, sizeof buf, "%.6g", v);
     return buf;
 }
-
-}  // namespace
 
 void Writer::family(std::string_view name, std::string_view help, std::string_view type) {
     out_ += "# HELP ";
@@ -60,31 +60,8 @@ void Writer::sample(std::string_view name, const Labels& labels, double value) {
         out_ += '}';
     }
     out_ += ' ';
-    out_ += number(value);
+    out_ += format_number(value);
     out_ += '\n';
-}
-
-void Histogram::observe(double seconds) {
-    std::size_t i = 0;
-    while (i < kBounds.size() && seconds > kBounds[i]) ++i;
-    buckets_[i].fetch_add(1, std::memory_order_relaxed);
-    count_.fetch_add(1, std::memory_order_relaxed);
-    sum_us_.fetch_add(static_cast<std::uint64_t>(seconds * 1e6), std::memory_order_relaxed);
-}
-
-void Histogram::write(Writer& w, std::string_view name, const Labels& labels) const {
-    std::uint64_t cumulative = 0;
-    std::string bucket = std::string(name) + "_bucket";
-    for (std::size_t i = 0; i <= kBounds.size(); ++i) {
-        cumulative += buckets_[i].load(std::memory_order_relaxed);
-        Labels l = labels;
-        l.emplace_back("le", i < kBounds.size() ? number(kBounds[i]) : "+Inf");
-        w.sample(bucket, l, static_cast<double>(cumulative));
-    }
-    w.sample(std::string(name) + "_sum", labels,
-             static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1e6);
-    w.sample(std::string(name) + "_count", labels,
-             static_cast<double>(count_.load(std::memory_order_relaxed)));
 }
 
 }  // namespace mtls::metrics

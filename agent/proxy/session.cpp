@@ -74,7 +74,29 @@ struct Outcome {
     long long upstream_ms = -1;
     bool reused = false, resumed = false;
     int attempts = 0;
+    bool proxy_made = false;        // the proxy answered (send_error)
+    bool partner_answered = false;  // the partner's response head was forwarded
+    bool invalid_token = false;     // … and it was 401 with error="invalid_token"
 };
+
+// How a routed request ended, for its route's counters and health.
+RequestEnd request_end(const Outcome& out, Clock::time_point t0) {
+    RequestEnd end;
+    end.status = out.status;
+    end.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (out.proxy_made) {
+        end.answer = RequestEnd::Answer::proxy;
+        end.failure = failure_of_code(out.error);
+    } else if (out.partner_answered) {
+        end.answer = RequestEnd::Answer::partner;
+        end.broken = out.error == "upstream_reset";
+        if (end.broken)
+            end.failure = RouteFailure::upstream_reset;
+        else if (out.invalid_token)
+            end.failure = RouteFailure::partner_invalid_token;
+    }
+    return end;
+}
 
 class Session {
   public:
@@ -206,6 +228,7 @@ class Session {
                                     Outcome& out) {
         out.status = static_cast<unsigned>(e.status);
         out.error = e.code;
+        out.proxy_made = true;
         auto res = error_response(e, version == 10 ? 10 : 11, keep_alive);
         std::string head;
         append_head(head, res.base());
@@ -217,9 +240,7 @@ class Session {
     void finish(const Outcome& out, Clock::time_point t0, std::optional<std::size_t> route) {
         if (route) {
             auto& rs = ctx_.stats.routes[*route];
-            ++rs.requests;
-            rs.count_status(out.status);
-            if (!out.error.empty()) ++rs.proxy_errors;
+            rs.record(request_end(out, t0));
             rs.bytes_in += out.bytes_in;
             rs.bytes_out += out.bytes_out;
         } else {
@@ -590,6 +611,8 @@ class Session {
             wire_.clear();
             append_downstream_head(wire_, rhead, framing);
             out.status = status;
+            out.partner_answered = true;
+            out.invalid_token = status == 401 && is_invalid_token_challenge(rhead);
             bool head_sent = false;
             const std::size_t body_cap =
                 body_length ? static_cast<std::size_t>(*body_length) : kChunk;

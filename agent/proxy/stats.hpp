@@ -2,26 +2,128 @@
 // anyone reads.
 #pragma once
 
+#include "agent/metrics/prometheus.hpp"
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 
 namespace mtls::proxy {
+
+// What made a request fail, for route health (daemon/health.hpp: degraded after
+// kRouteFailuresForDegraded in a row). Any other answer of the partner is a success.
+enum class RouteFailure : std::uint8_t {
+    none = 0,
+    upstream_connect,       // proxy-made 502: no connection to the partner
+    upstream_tls,           // proxy-made 502: the TLS handshake failed (alert, verification)
+    upstream_reset,         // proxy-made 502, or the partner broke off its response
+    upstream_bad_response,  // proxy-made 502: not HTTP, or not forwardable
+    upstream_timeout,       // proxy-made 504
+    token_unavailable,      // proxy-made 503: no access token for the route's profile
+    partner_invalid_token,  // the partner answered 401 with error="invalid_token"
+};
+
+// The stable name of a failure (the proxy's error code, or partner_invalid_token).
+constexpr std::string_view to_string(RouteFailure f) {
+    switch (f) {
+        case RouteFailure::none:
+            return "";
+        case RouteFailure::upstream_connect:
+            return "upstream_connect";
+        case RouteFailure::upstream_tls:
+            return "upstream_tls";
+        case RouteFailure::upstream_reset:
+            return "upstream_reset";
+        case RouteFailure::upstream_bad_response:
+            return "upstream_bad_response";
+        case RouteFailure::upstream_timeout:
+            return "upstream_timeout";
+        case RouteFailure::token_unavailable:
+            return "token_unavailable";
+        case RouteFailure::partner_invalid_token:
+            return "partner_invalid_token";
+    }
+    return "";
+}
+
+// The failure a proxy error code stands for (none: not a partner or token failure, e.g.
+// body_too_large, upstream_busy, no_identity).
+inline RouteFailure failure_of_code(std::string_view code) {
+    for (auto f : {RouteFailure::upstream_connect, RouteFailure::upstream_tls,
+                   RouteFailure::upstream_reset, RouteFailure::upstream_bad_response,
+                   RouteFailure::upstream_timeout, RouteFailure::token_unavailable})
+        if (code == to_string(f)) return f;
+    return RouteFailure::none;
+}
+
+// How one routed request ended, for RouteStats::record().
+struct RequestEnd {
+    enum class Answer : std::uint8_t {
+        partner,  // the partner's response head was forwarded (status = its status)
+        proxy,    // the proxy answered itself (an error: status = the error's)
+        none,     // the app went away before any answer
+    } answer = Answer::none;
+    unsigned status = 0;
+    RouteFailure failure = RouteFailure::none;
+    bool broken = false;  // the partner broke off its response after the head was forwarded
+    double seconds = 0;   // from the request's first byte to its end
+};
 
 struct RouteStats {
     explicit RouteStats(std::string route_name) : name(std::move(route_name)) {}
     const std::string name;
+    // requests = status_2xx..5xx (responses the partner gave) + proxy_errors + no_response.
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> status_2xx{0}, status_3xx{0}, status_4xx{0}, status_5xx{0};
     std::atomic<std::uint64_t> proxy_errors{0};  // answered by the proxy itself (no_identity, …)
-    std::atomic<std::uint64_t> bytes_in{0};      // request body bytes from apps
-    std::atomic<std::uint64_t> bytes_out{0};     // response body bytes to apps
+    std::atomic<std::uint64_t> no_response{0};   // the app went away before any answer
+    std::atomic<std::uint64_t> broken_responses{0};  // partner responses cut off mid-body
+    // Route health: failures in a row (any success resets), the last one and when.
+    std::atomic<std::uint32_t> consecutive_failures{0};
+    std::atomic<RouteFailure> last_failure{RouteFailure::none};
+    std::atomic<std::int64_t> last_failure_unix_ms{0};
+    std::atomic<unsigned> last_failure_status{0};
+    metrics::RequestHistogram duration;       // seconds, every routed request
+    std::atomic<std::uint64_t> bytes_in{0};   // request body bytes from apps
+    std::atomic<std::uint64_t> bytes_out{0};  // response body bytes to apps
     std::atomic<std::uint64_t> handshakes_full{0};
     std::atomic<std::uint64_t> handshakes_resumed{0};
     std::atomic<std::uint64_t> retries{0};
     std::atomic<std::uint64_t> pool_idle{0};  // gauges
     std::atomic<std::uint64_t> pool_busy{0};
+
+    // Called once per routed request when it ends (the proxy's thread): atomics only.
+    void record(const RequestEnd& end) {
+        ++requests;
+        duration.observe(end.seconds);
+        switch (end.answer) {
+            case RequestEnd::Answer::partner:
+                count_status(end.status);
+                break;
+            case RequestEnd::Answer::proxy:
+                ++proxy_errors;
+                break;
+            case RequestEnd::Answer::none:
+                ++no_response;
+                break;
+        }
+        if (end.broken) ++broken_responses;
+        if (end.failure != RouteFailure::none) {
+            consecutive_failures.fetch_add(1, std::memory_order_relaxed);
+            last_failure.store(end.failure, std::memory_order_relaxed);
+            last_failure_status.store(end.status, std::memory_order_relaxed);
+            last_failure_unix_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count(),
+                                       std::memory_order_relaxed);
+        } else if (end.answer == RequestEnd::Answer::partner &&
+                   consecutive_failures.load(std::memory_order_relaxed) != 0) {
+            consecutive_failures.store(0, std::memory_order_relaxed);
+        }
+    }
 
     void count_status(unsigned status) {
         if (status >= 500)

@@ -214,6 +214,14 @@ Outcome Renewer::start_up() {
     {
         std::lock_guard lock(mu_);
         instance_ = instance;
+        persist_outcome_ = trust_state;
+        // The last attempt's outcome, as before the restart.
+        if (trust_state && st.last_renewal) {
+            status_.last_at = Clock::time_point(std::chrono::seconds(st.last_renewal->at));
+            status_.last_result = st.last_renewal->ok ? "ok" : st.last_renewal->message;
+            status_.consecutive_failures =
+                st.last_renewal->ok ? 0 : st.last_renewal->consecutive_failures;
+        }
     }
 
     // 3. Reconcile with the token: forget keys the token no longer has, destroy objects of
@@ -312,7 +320,9 @@ Outcome Renewer::start_up() {
         out.ok = true;
         out.message = "using the persisted identity";
         std::lock_guard lock(mu_);
-        schedule_next(id, false);
+        // A renewal that failed before the restart is retried soon, not at the next
+        // scheduled time.
+        schedule_next(id, status_.consecutive_failures > 0);
         return out;
     }
 
@@ -362,6 +372,7 @@ Outcome Renewer::attempt(bool force_rekey, std::stop_token stop) {
         }
         schedule_next(now_id, !out.ok);
     }
+    remember_outcome(out);
     if (!out.ok) {
         log::error("renewal.failed", {{"error", out.message}});
         // Never look usable with an expired certificate: requests get 503 no_identity.
@@ -563,6 +574,26 @@ std::string Renewer::missing_key() const {
     return missing_key_;
 }
 
+void Renewer::remember_outcome(const Outcome& out) {
+    State st;
+    {
+        std::lock_guard lock(mu_);
+        if (!state_ || !persist_outcome_) return;
+        st = *state_;
+        std::string message = out.ok ? "ok" : out.message;
+        if (message.size() > 1000) message.resize(1000);
+        st.last_renewal =
+            LastRenewal{unix_now(), out.ok, std::move(message), status_.consecutive_failures};
+    }
+    try {
+        store_.save(st);
+        std::lock_guard lock(mu_);
+        state_ = st;
+    } catch (const std::exception& e) {
+        log::warn("renewal.outcome_not_saved", {{"error", e.what()}});
+    }
+}
+
 std::string Renewer::record_key_intent(State& st) {
     std::string id = instance().new_key_id();
     st.pending_key = encoding::hex(id);
@@ -570,6 +601,7 @@ std::string Renewer::record_key_intent(State& st) {
     {
         std::lock_guard lock(mu_);
         state_ = st;
+        persist_outcome_ = true;
     }
     return id;
 }

@@ -116,6 +116,9 @@ class Renewer {
     // Clears the pending key (after the key was destroyed, or never made).
     void drop_key_intent(State& st, const std::string& id) noexcept;
     void schedule_next(const identity::IdentityPtr& id, bool failed);
+    // Persists the outcome of an attempt (state.last_renewal), so status keeps it across
+    // restarts. Never throws.
+    void remember_outcome(const Outcome& out);
     void loop(std::stop_token stop);
 
     mutable std::mutex mu_;  // guards everything below but the thread
@@ -137,7 +140,10 @@ class Renewer {
     bool retire_postponed_ = false;
     std::optional<Instance> instance_;  // set by start_up()
     std::string missing_key_;           // id hex of the current key, when it vanished
-    bool reenroll_ = false;             // key_gone(): enroll anew on the renewer thread
+    // Whether the state file may be written with an outcome: not while it is a corrupt file
+    // start-up left alone and nothing has been saved over it yet.
+    bool persist_outcome_ = true;
+    bool reenroll_ = false;  // key_gone(): enroll anew on the renewer thread
     std::jthread thread_;
 };
 

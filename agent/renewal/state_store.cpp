@@ -102,6 +102,25 @@ State parse_state(std::string_view text, const std::string& origin) {
             bad(origin, "state.pending_key must be 1-64 bytes of hex");
         s.pending_key = it->get<std::string>();
     }
+    if (auto it = j.find("last_renewal"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) bad(origin, "state.last_renewal must be an object");
+        LastRenewal lr;
+        const auto& at = member(*it, "at", "last_renewal", origin);
+        if (!at.is_number_integer() || at.get<std::int64_t>() < 0)
+            bad(origin, "state.last_renewal.at must be a non-negative integer");
+        lr.at = at.get<std::int64_t>();
+        const auto& ok = member(*it, "ok", "last_renewal", origin);
+        if (!ok.is_boolean()) bad(origin, "state.last_renewal.ok must be a boolean");
+        lr.ok = ok.get<bool>();
+        lr.message = string_member(*it, "message", "last_renewal", origin);
+        if (lr.message.size() > 1000) lr.message.resize(1000);
+        if (auto f = it->find("consecutive_failures"); f != it->end()) {
+            if (!f->is_number_integer() || f->get<long long>() < 0 || f->get<long long>() > 1000000)
+                bad(origin, "state.last_renewal.consecutive_failures must be 0-1000000");
+            lr.consecutive_failures = f->get<int>();
+        }
+        s.last_renewal = std::move(lr);
+    }
     if (s.current_key && s.chain_pem.empty()) bad(origin, "current_key without chain_pem");
     return s;
 }
@@ -114,6 +133,11 @@ std::string serialize_state(const State& s) {
     j["est_ca_pem"] = s.est_ca_pem;
     if (!s.instance.empty()) j["instance"] = s.instance;
     j["pending_key"] = s.pending_key ? nlohmann::json(*s.pending_key) : nlohmann::json(nullptr);
+    if (s.last_renewal)
+        j["last_renewal"] = {{"at", s.last_renewal->at},
+                             {"ok", s.last_renewal->ok},
+                             {"message", s.last_renewal->message},
+                             {"consecutive_failures", s.last_renewal->consecutive_failures}};
     j["retiring"] = nlohmann::json::array();
     for (const auto& r : s.retiring)
         j["retiring"].push_back({{"key", key_json(r.key)}, {"destroy_after", r.destroy_after}});

@@ -27,6 +27,15 @@ struct RetiringKey {
     std::int64_t destroy_after = 0;  // Unix seconds
 };
 
+// The outcome of the last enrollment/renewal attempt, kept so that status does not read
+// "never" after a restart. Absent in files written before it existed (= never).
+struct LastRenewal {
+    std::int64_t at = 0;  // Unix seconds
+    bool ok = false;
+    std::string message;  // "ok" or what failed (at most 1000 bytes)
+    int consecutive_failures = 0;
+};
+
 struct State {
     std::optional<KeyRef> current_key;
     std::string chain_pem;  // leaf first; empty while not enrolled
@@ -34,6 +43,7 @@ struct State {
     std::string est_ca_pem;  // RFC 7030 §4.1.3 explicit trust anchor after bootstrap
     std::string instance;    // this agent's instance id (16 hex digits); "" in old states
     std::optional<std::string> pending_key;  // CKA_ID hex of a key being generated
+    std::optional<LastRenewal> last_renewal;
 
     // Every key id the state refers to (current + retiring).
     std::vector<std::string> referenced_ids() const;

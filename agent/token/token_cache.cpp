@@ -56,6 +56,19 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
     return buf;
 }
 
+// The reason label of a failed request: a code of ours or of RFC 6749 / RFC 8707, else
+// "other".
+std::string failure_reason(const std::string& code) {
+    static const std::set<std::string> known{
+        errc::discovery_failed, errc::as_unreachable,     errc::as_untrusted,
+        errc::as_timeout,       errc::as_error,           errc::bad_response,
+        errc::token_not_bound,  errc::token_malformed,    errc::config_error,
+        "invalid_request",      "invalid_client",         "invalid_grant",
+        "unauthorized_client",  "unsupported_grant_type", "invalid_scope",
+        "invalid_target"};
+    return known.count(code) ? code : "other";
+}
+
 long long seconds_until(std::chrono::steady_clock::time_point t,
                         std::chrono::steady_clock::time_point now) {
     auto d = std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
@@ -339,6 +352,8 @@ void TokenCache::complete(const std::shared_ptr<Entry>& e,
             backoff = std::min(backoff, settings_.backoff_max);
             e->retry_at = now + backoff;
             e->last_error = err;
+            if (err.code != errc::shutting_down)
+                ++failures_[{e->profile, failure_reason(err.code)}];
             log::warn("token_request_failed",
                       {{"profile", e->profile},
                        {"thumbprint", e->x5t},
@@ -424,6 +439,11 @@ std::vector<EntryStatus> TokenCache::status() const {
             out.push_back(std::move(s));
         }
     return out;
+}
+
+std::map<std::pair<std::string, std::string>, std::uint64_t> TokenCache::failure_counts() const {
+    std::lock_guard lk(mu_);
+    return failures_;
 }
 
 nlohmann::json TokenCache::status_json() const {

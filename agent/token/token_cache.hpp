@@ -79,6 +79,10 @@ class TokenCache final : public TokenSource {
     std::vector<EntryStatus> status() const;
     nlohmann::json status_json() const;  // {"profiles": [...]} for the admin socket
     std::uint64_t requests_started() const { return requests_.load(); }
+    // Failed token requests since start by (profile, reason): the error code (errors.hpp, or
+    // the AS's RFC 6749 code; "other" for a code outside those, so the AS cannot make up
+    // label values).
+    std::map<std::pair<std::string, std::string>, std::uint64_t> failure_counts() const;
 
   private:
     struct Entry;
@@ -109,6 +113,7 @@ class TokenCache final : public TokenSource {
     std::optional<std::string> endpoint_;
 
     std::atomic<std::uint64_t> requests_{0};
+    std::map<std::pair<std::string, std::string>, std::uint64_t> failures_;  // under mu_
     struct Pool;
     std::unique_ptr<Pool> pool_;
 };

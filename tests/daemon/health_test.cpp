@@ -73,3 +73,60 @@ TEST(Health, FailingWhileTheCurrentKeyIsMissingOnTheToken) {
     EXPECT_EQ(s["state"], "failing");
     EXPECT_EQ(s["reasons"][0], "the current key is missing on the token");
 }
+
+TEST(Health, TokenProfilesNotYetRequestedAreNotAProblem) {
+    auto in = base();
+    TokenProfileFacts t;
+    t.profile = "partner-a";
+    in.tokens.push_back(t);
+    auto s = build_status(in);
+    EXPECT_EQ(s["state"], "healthy");
+    EXPECT_EQ(s["tokens"][0]["state"], "not yet requested");
+    in.tokens[0].state = "failed";
+    in.tokens[0].last_error = "as_unreachable: cannot connect to the AS";
+    s = build_status(in);
+    EXPECT_EQ(s["state"], "degraded");
+    EXPECT_EQ(s["reasons"][0],
+              "access token for partner-a: as_unreachable: cannot connect to the AS");
+}
+
+TEST(Health, ARouteFailingInARowIsDegradedAndNamed) {
+    auto in = base();
+    RouteFacts r;
+    r.name = "partner-b";
+    r.requests = 5;
+    r.status_2xx = 3;
+    r.proxy_errors = 2;
+    r.consecutive_failures = kRouteFailuresForDegraded - 1;
+    r.last_failure = "upstream_connect";
+    r.last_failure_status = 502;
+    r.last_failure_at = in.now - 5s;
+    in.routes.push_back(r);
+    auto s = build_status(in);
+    EXPECT_EQ(s["state"], "healthy") << "below the threshold";
+    EXPECT_EQ(s["routes"][0]["state"], "healthy");
+    EXPECT_EQ(s["routes"][0]["last_error"]["error"], "upstream_connect");
+    in.routes[0].consecutive_failures = kRouteFailuresForDegraded;
+    s = build_status(in);
+    EXPECT_EQ(s["state"], "degraded");
+    EXPECT_EQ(s["routes"][0]["state"], "degraded");
+    EXPECT_EQ(s["reasons"][0],
+              "route partner-b: the last 3 requests failed (last error: upstream_connect, status "
+              "502 at 2023-11-14T22:13:15Z)");
+    EXPECT_EQ(s["routes"][0]["consecutive_failures"], 3);
+    // The counts add up: partner answers by class + proxy-made errors + unanswered.
+    const auto& j = s["routes"][0];
+    std::uint64_t sum =
+        j["proxy_errors"].get<std::uint64_t>() + j["no_response"].get<std::uint64_t>();
+    for (const auto& [k, v] : j["responses"].items()) sum += v.get<std::uint64_t>();
+    EXPECT_EQ(sum, j["requests"].get<std::uint64_t>());
+    EXPECT_EQ(health_level(s), 1);
+}
+
+TEST(Health, LevelOfAStatus) {
+    EXPECT_EQ(health_level(build_status(base())), 0);
+    auto in = base();
+    in.identity.reset();
+    EXPECT_EQ(health_level(build_status(in)), 2);
+    EXPECT_EQ(health_level(nlohmann::json::object()), 2) << "unknown is failing";
+}

@@ -30,3 +30,19 @@ TEST(Prometheus, HistogramBucketsAreCumulative) {
     EXPECT_NE(t.find("op_seconds_bucket{op=\"sign\",le=\"+Inf\"} 3\n"), std::string::npos) << t;
     EXPECT_NE(t.find("op_seconds_count{op=\"sign\"} 3\n"), std::string::npos) << t;
 }
+
+TEST(Prometheus, RequestHistogramHasApiProxyBuckets) {
+    RequestHistogram h;
+    h.observe(0.0004);  // 1 ms bucket
+    h.observe(0.2);     // 0.25 s bucket
+    h.observe(45);      // 60 s bucket
+    h.observe(120);     // +Inf only
+    Writer w;
+    h.write(w, "d_seconds", {{"route", "r"}});
+    const auto& t = w.text();
+    EXPECT_NE(t.find("d_seconds_bucket{route=\"r\",le=\"0.001\"} 1\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("d_seconds_bucket{route=\"r\",le=\"0.25\"} 2\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("d_seconds_bucket{route=\"r\",le=\"60\"} 3\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("d_seconds_bucket{route=\"r\",le=\"+Inf\"} 4\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("d_seconds_count{route=\"r\"} 4\n"), std::string::npos) << t;
+}

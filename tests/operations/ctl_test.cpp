@@ -90,10 +90,11 @@ TEST_F(CtlTest, StatusCertMetricsAndTokensFlush) {
     EXPECT_NE(m.out.find("mtls_agent_requests_total{route=\"partner\",status=\"2xx\"} 1"),
               std::string::npos)
         << m.out;
-    EXPECT_NE(m.out.find("# TYPE mtls_agent_token_sign_seconds histogram"), std::string::npos);
-    auto count_at = m.out.find("mtls_agent_token_sign_seconds_count ");
+    EXPECT_NE(m.out.find("# TYPE mtls_agent_pkcs11_sign_seconds histogram"), std::string::npos);
+    const std::string sign_count = "mtls_agent_pkcs11_sign_seconds_count ";
+    auto count_at = m.out.find(sign_count);
     ASSERT_NE(count_at, std::string::npos) << m.out;
-    EXPECT_GE(std::stod(m.out.substr(count_at + 36)), 2.0)
+    EXPECT_GE(std::stod(m.out.substr(count_at + sign_count.size())), 2.0)
         << "CSR signature + at least one handshake signature";
     EXPECT_NE(m.out.find("mtls_agent_certificate_expiry_seconds "), std::string::npos);
 

@@ -73,6 +73,29 @@ TEST(StateStore, KeepsTheInstanceAndThePendingKey) {
               "identity.json: state.pending_key must be 1-64 bytes of hex");
 }
 
+TEST(StateStore, KeepsTheLastRenewalOutcome) {
+    State s;
+    s.last_renewal = LastRenewal{1'700'000'000, false, "EST simplereenroll: HTTP 500", 3};
+    auto back = parse_state(serialize_state(s), "identity.json");
+    ASSERT_TRUE(back.last_renewal);
+    EXPECT_EQ(back.last_renewal->at, 1'700'000'000);
+    EXPECT_FALSE(back.last_renewal->ok);
+    EXPECT_EQ(back.last_renewal->message, "EST simplereenroll: HTTP 500");
+    EXPECT_EQ(back.last_renewal->consecutive_failures, 3);
+    // Written by a version without it: never.
+    auto old = parse_state(R"({"version":1,"current_key":null,"retiring":[]})", "identity.json");
+    EXPECT_FALSE(old.last_renewal);
+    // consecutive_failures is optional; the rest is checked.
+    auto min = parse_state(R"({"version":1,"last_renewal":{"at":5,"ok":true,"message":"ok"}})",
+                           "identity.json");
+    ASSERT_TRUE(min.last_renewal);
+    EXPECT_EQ(min.last_renewal->consecutive_failures, 0);
+    EXPECT_EQ(error_of(R"({"version":1,"last_renewal":{"at":"x","ok":true,"message":""}})"),
+              "identity.json: state.last_renewal.at must be a non-negative integer");
+    EXPECT_EQ(error_of(R"({"version":1,"last_renewal":{"at":1,"message":""}})"),
+              "identity.json: last_renewal.ok is missing");
+}
+
 TEST(StateStore, CorruptStateIsAClearError) {
     EXPECT_EQ(error_of("{"), "identity.json: not valid JSON");
     EXPECT_EQ(error_of("[]"), "identity.json: top level must be an object");
