@@ -13,6 +13,15 @@ std::string str(const nlohmann::json& j, const char* key, const char* fallback =
     return it->dump();
 }
 
+std::string join(const nlohmann::json& list) {
+    std::string out;
+    for (const auto& v : list) {
+        if (!out.empty()) out += ", ";
+        out += v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    return out;
+}
+
 }  // namespace
 
 int status_exit_code(const nlohmann::json& s) {
@@ -32,21 +41,33 @@ std::string render_status(const nlohmann::json& s) {
     const auto& id = s.value("identity", nlohmann::json());
     o << "\nidentity\n";
     if (id.is_object()) {
-        const auto& subj = id.value("subject", nlohmann::json::object());
-        o << "  subject:    CN=" << str(subj, "cn") << ", O=" << str(subj, "o")
-          << ", OU=" << str(subj, "ou") << "\n"
-          << "  serial:     " << str(id, "serial") << "\n"
-          << "  issuer:     " << str(id, "issuer") << "\n"
-          << "  valid:      " << str(id, "not_before") << " .. " << str(id, "not_after") << "\n"
-          << "  key:        " << str(id, "key_type") << " id " << str(id, "key_id") << " on "
-          << str(id, "token_uri") << "\n"
+        o << "  subject:    " << str(id, "subject") << "\n";
+        if (id.contains("sans") && id["sans"].is_array() && !id["sans"].empty())
+            o << "  SANs:       " << join(id["sans"]) << "\n";
+        if (id.contains("eku") && id["eku"].is_array() && !id["eku"].empty())
+            o << "  EKU:        " << join(id["eku"]) << "\n";
+        o << "  serial:     " << str(id, "serial") << "\n"
+          << "  issuer:     " << str(id, "issuer") << "\n";
+        if (id.contains("chain") && id["chain"].is_array())
+            for (const auto& c : id["chain"])
+                o << "  chain:      " << (c.is_string() ? c.get<std::string>() : c.dump()) << "\n";
+        o << "  valid:      " << str(id, "not_before") << " .. " << str(id, "not_after") << " ("
+          << str(id, "time_remaining") << " left)\n"
+          << "  key:        " << str(id, "key_type") << " " << str(id, "key_uri") << "\n"
           << "  thumbprint: " << str(id, "thumbprint_sha256") << " (x5t#S256)\n";
     } else {
         o << "  none (enrollment pending)\n";
     }
+    const auto& est = s.value("est", nlohmann::json());
+    if (est.is_object())
+        o << "  EST server: " << str(est, "server")
+          << (str(est, "ca_label", "").empty() ? "" : " (CA label " + str(est, "ca_label") + ")")
+          << "\n";
     const auto& ren = s.value("renewal", nlohmann::json());
     if (ren.is_object())
         o << "  next renewal: " << str(ren, "next_at") << "  last: " << str(ren, "last_result")
+          << (ren.value("last_at", nlohmann::json()).is_string() ? " at " + str(ren, "last_at")
+                                                                 : std::string())
           << "\n";
     const auto& dev = s.value("token_device", nlohmann::json());
     if (dev.is_object())
@@ -54,16 +75,30 @@ std::string render_status(const nlohmann::json& s) {
           << " logged_in=" << str(dev, "logged_in") << "\n";
     if (s.contains("tokens") && s["tokens"].is_array() && !s["tokens"].empty()) {
         o << "\naccess tokens\n";
-        for (const auto& t : s["tokens"])
-            o << "  " << str(t, "profile") << ": valid until " << str(t, "valid_until")
-              << (str(t, "last_error", "").empty() ? "" : "  last error: " + str(t, "last_error"))
-              << "\n";
+        for (const auto& t : s["tokens"]) {
+            o << "  " << str(t, "profile") << ": " << str(t, "state");
+            if (t.value("valid_until", nlohmann::json()).is_string())
+                o << ", valid until " << str(t, "valid_until");
+            if (!str(t, "last_error", "").empty()) o << "  last error: " << str(t, "last_error");
+            o << "\n";
+        }
     }
     if (s.contains("routes") && s["routes"].is_array() && !s["routes"].empty()) {
         o << "\nroutes\n";
-        for (const auto& r : s["routes"])
-            o << "  " << str(r, "name") << ": " << str(r, "requests", "0") << " requests, "
-              << str(r, "errors", "0") << " errors, pool " << str(r, "pool_size", "0") << "\n";
+        for (const auto& r : s["routes"]) {
+            const auto& rs = r.value("responses", nlohmann::json::object());
+            o << "  " << str(r, "name") << " (" << str(r, "state")
+              << "): " << str(r, "requests", "0") << " requests = partner 2xx "
+              << str(rs, "2xx", "0") << " 3xx " << str(rs, "3xx", "0") << " 4xx "
+              << str(rs, "4xx", "0") << " 5xx " << str(rs, "5xx", "0") << " + proxy errors "
+              << str(r, "proxy_errors", "0") << " + unanswered " << str(r, "no_response", "0")
+              << "; pool " << str(r, "pool_size", "0") << "\n";
+            const auto& last = r.value("last_error", nlohmann::json());
+            if (last.is_object())
+                o << "    last error: " << str(last, "error") << " (status " << str(last, "status")
+                  << ") at " << str(last, "at") << ", " << str(r, "consecutive_failures", "0")
+                  << " failure(s) in a row\n";
+        }
     }
     return o.str();
 }

@@ -118,6 +118,7 @@ int run(const std::string& config_path, config::Config cfg) {
             if (auto id = identities.current())
                 in.identity = identity_facts(*id, rs.key_type, token_uri);
             in.renewal = renewal_facts(rs);
+            in.est = {cfg.est.server_url, cfg.est.ca_label};
             token_device_facts(*token, in.token_present, in.token_logged_in);
             in.tokens = token_facts(tokens.get(), identities.current());
             in.routes = route_facts(proxy.stats());

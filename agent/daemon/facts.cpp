@@ -1,11 +1,16 @@
 #include "agent/daemon/facts.hpp"
 
 #include "agent/metrics/prometheus.hpp"
+#include "common/encoding.hpp"
 #include "common/ossl_error.hpp"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 
@@ -24,12 +29,91 @@ std::string name_entry(X509_NAME* name, int nid) {
     return out;
 }
 
-std::string one_line(X509_NAME* name) {
+// RFC 4514 (most specific first, "CN=host,OU=ops,O=Example"), UTF-8 kept as is; attributes
+// the name does not have are absent (never "O=").
+std::string one_line(const X509_NAME* name) {
     ossl::Bio bio(BIO_new(BIO_s_mem()));
-    X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+    X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
     char* data = nullptr;
     long n = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<std::size_t>(n));
+}
+
+std::string asn1_text(const ASN1_STRING* s) {
+    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                       static_cast<std::size_t>(ASN1_STRING_length(s)));
+}
+
+std::vector<std::string> subject_alt_names(X509* cert) {
+    std::vector<std::string> out;
+    ossl::Owned<GENERAL_NAMES, &GENERAL_NAMES_free> names(static_cast<GENERAL_NAMES*>(
+        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+    if (!names) return out;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+        const GENERAL_NAME* g = sk_GENERAL_NAME_value(names.get(), i);
+        switch (g->type) {
+            case GEN_DNS:
+                out.push_back("DNS:" + asn1_text(g->d.dNSName));
+                break;
+            case GEN_URI:
+                out.push_back("URI:" + asn1_text(g->d.uniformResourceIdentifier));
+                break;
+            case GEN_EMAIL:
+                out.push_back("email:" + asn1_text(g->d.rfc822Name));
+                break;
+            case GEN_IPADD: {
+                const auto ip = asn1_text(g->d.iPAddress);
+                char buf[INET6_ADDRSTRLEN] = "";
+                if (ip.size() == 4 || ip.size() == 16)
+                    inet_ntop(ip.size() == 4 ? AF_INET : AF_INET6, ip.data(), buf, sizeof buf);
+                out.push_back(std::string("IP:") + (buf[0] ? buf : "?"));
+                break;
+            }
+            case GEN_DIRNAME:
+                out.push_back("DirName:" + one_line(g->d.directoryName));
+                break;
+            default:
+                out.push_back("othername");
+                break;
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> extended_key_usage(X509* cert) {
+    std::vector<std::string> out;
+    ossl::Owned<EXTENDED_KEY_USAGE, &EXTENDED_KEY_USAGE_free> eku(static_cast<EXTENDED_KEY_USAGE*>(
+        X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
+    if (!eku) return out;
+    for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+        const ASN1_OBJECT* o = sk_ASN1_OBJECT_value(eku.get(), i);
+        const int nid = OBJ_obj2nid(o);
+        if (nid != NID_undef) {
+            out.emplace_back(OBJ_nid2sn(nid));
+        } else {
+            char buf[128];
+            OBJ_obj2txt(buf, sizeof buf, o, 1);
+            out.emplace_back(buf);
+        }
+    }
+    return out;
+}
+
+// The token's URI with the key's CKA_ID (every byte percent-encoded, RFC 7512) and
+// type=private: what pkcs11-tool, p11tool and OpenSSL's pkcs11 provider take to find the key.
+std::string key_uri(const std::string& token_uri, const std::string& key_id_hex) {
+    auto raw = encoding::hex_decode(key_id_hex);
+    if (!raw || raw->empty() || token_uri.rfind("pkcs11:", 0) != 0) return {};
+    static const char* digits = "0123456789ABCDEF";
+    std::string out = token_uri;
+    if (out.back() != ':') out += ';';
+    out += "id=";
+    for (unsigned char c : *raw) {
+        out += '%';
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out + ";type=private";
 }
 
 std::string serial_hex(X509* cert) {
@@ -47,13 +131,16 @@ IdentityFacts identity_facts(const identity::Identity& id, const std::string& ke
                              const std::string& token_uri) {
     IdentityFacts f;
     X509_NAME* subj = X509_get_subject_name(id.leaf());
+    f.subject = one_line(subj);
     f.cn = name_entry(subj, NID_commonName);
-    f.o = name_entry(subj, NID_organizationName);
-    f.ou = name_entry(subj, NID_organizationalUnitName);
+    f.sans = subject_alt_names(id.leaf());
+    f.eku = extended_key_usage(id.leaf());
     f.serial_hex = serial_hex(id.leaf());
     f.issuer = one_line(X509_get_issuer_name(id.leaf()));
+    for (const auto& c : id.chain()) f.chain.push_back(one_line(X509_get_subject_name(c.get())));
     f.key_type = key_type;
     f.key_id = id.key_id();
+    f.key_uri = key_uri(token_uri, f.key_id);
     f.token_uri = token_uri;
     f.thumbprint = id.x5t_s256();
     f.not_before = id.not_before();

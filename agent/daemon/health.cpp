@@ -1,6 +1,7 @@
 #include "agent/daemon/health.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 
 namespace mtls::daemon {
@@ -17,6 +18,21 @@ std::string rfc3339(Clock::time_point t) {
 namespace {
 nlohmann::json opt_time(const std::optional<Clock::time_point>& t) {
     return t ? nlohmann::json(rfc3339(*t)) : nlohmann::json(nullptr);
+}
+
+// "29d 23h", "5h 02m", "4m 10s", "expired".
+std::string duration_text(long long s) {
+    if (s <= 0) return "expired";
+    char buf[48];
+    if (s >= 86400)
+        std::snprintf(buf, sizeof buf, "%lldd %02lldh", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        std::snprintf(buf, sizeof buf, "%lldh %02lldm", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        std::snprintf(buf, sizeof buf, "%lldm %02llds", s / 60, s % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%llds", s);
+    return buf;
 }
 }  // namespace
 
@@ -50,14 +66,20 @@ nlohmann::json build_status(const StatusInputs& in) {
             worse(1, "renewal failed " + std::to_string(in.renewal.consecutive_failures) +
                          " time(s), retrying: " + in.renewal.last_result);
         }
-        id = {{"subject", {{"cn", f.cn}, {"o", f.o}, {"ou", f.ou}}},
+        id = {{"subject", f.subject},
+              {"common_name", f.cn},
+              {"sans", f.sans},
+              {"eku", f.eku},
               {"serial", f.serial_hex},
               {"issuer", f.issuer},
+              {"chain", f.chain},
               {"not_before", rfc3339(f.not_before)},
               {"not_after", rfc3339(f.not_after)},
-              {"seconds_left", left},
+              {"seconds_left", std::max<long long>(0, left)},
+              {"time_remaining", duration_text(left)},
               {"key_type", f.key_type},
               {"key_id", f.key_id},
+              {"key_uri", f.key_uri},
               {"token_uri", f.token_uri},
               {"thumbprint_sha256", f.thumbprint}};
     }
@@ -109,6 +131,7 @@ nlohmann::json build_status(const StatusInputs& in) {
             {"reasons", reasons},
             {"version", in.version},
             {"identity", id},
+            {"est", {{"server", in.est.server}, {"ca_label", in.est.ca_label}}},
             {"renewal",
              {{"next_at", opt_time(in.renewal.next_at)},
               {"last_at", opt_time(in.renewal.last_at)},

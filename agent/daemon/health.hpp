@@ -24,8 +24,18 @@ namespace mtls::daemon {
 using Clock = std::chrono::system_clock;
 
 struct IdentityFacts {
-    std::string cn, o, ou, serial_hex, issuer, key_type, key_id, token_uri, thumbprint;
+    // subject and issuer as RFC 4514 strings ("CN=host,OU=ops,O=Example"; absent attributes
+    // are left out), like every certificate name the status shows.
+    std::string subject, cn, serial_hex, issuer, key_type, key_id, token_uri, thumbprint;
+    std::string key_uri;             // pkcs11: URI of the private key (id=…;type=private)
+    std::vector<std::string> sans;   // "DNS:host", "IP:192.0.2.1", "URI:…", "email:…"
+    std::vector<std::string> eku;    // "clientAuth", or the OID
+    std::vector<std::string> chain;  // the subjects of the certificates after the leaf
     Clock::time_point not_before, not_after;
+};
+
+struct EstFacts {
+    std::string server, ca_label;
 };
 
 struct RenewalFacts {
@@ -65,6 +75,7 @@ struct StatusInputs {
     Clock::time_point now;
     std::string version;
     std::optional<IdentityFacts> identity;
+    EstFacts est;
     RenewalFacts renewal;
     bool token_present = false, token_logged_in = false;
     std::vector<TokenProfileFacts> tokens;

@@ -57,8 +57,30 @@ TEST_F(CtlTest, StatusCertMetricsAndTokensFlush) {
     EXPECT_NE(human.out.find("healthy"), std::string::npos) << human.out;
     EXPECT_NE(human.out.find("agent-under-test.example"), std::string::npos) << human.out;
     const auto& id = status_["identity"];
-    EXPECT_EQ(id["subject"]["cn"], "agent-under-test.example");
-    EXPECT_EQ(id["subject"]["o"], "Example Corp");
+    // One rendering of names (RFC 4514), SANs, EKU, the chain, time left, the key's URI.
+    EXPECT_EQ(id["subject"], "CN=agent-under-test.example,OU=integration,O=Example Corp");
+    EXPECT_EQ(id["common_name"], "agent-under-test.example");
+    EXPECT_EQ(id["sans"], json::array({"DNS:agent-under-test.example"})) << id;
+    EXPECT_NE(std::find(id["eku"].begin(), id["eku"].end(), "clientAuth"), id["eku"].end())
+        << id["eku"];
+    ASSERT_GE(id["chain"].size(), 1u) << id;
+    EXPECT_EQ(id["chain"][0], id["issuer"]) << "the chain starts with the leaf's issuer";
+    EXPECT_EQ(id["issuer"].get<std::string>().rfind("CN=", 0), 0u) << id["issuer"];
+    EXPECT_GT(id["seconds_left"].get<long long>(), 0);
+    EXPECT_FALSE(id["time_remaining"].get<std::string>().empty());
+    const auto key_uri = id["key_uri"].get<std::string>();
+    EXPECT_EQ(key_uri.rfind("pkcs11:", 0), 0u) << key_uri;
+    EXPECT_NE(key_uri.find(";type=private"), std::string::npos) << key_uri;
+    std::string pct_id;
+    for (std::size_t i = 0; i < id["key_id"].get<std::string>().size(); i += 2)
+        for (char c : "%" + id["key_id"].get<std::string>().substr(i, 2))
+            pct_id += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_NE(key_uri.find("id=" + pct_id), std::string::npos) << key_uri << " vs " << id["key_id"];
+    EXPECT_EQ(status_["est"]["server"].get<std::string>().rfind("https://", 0), 0u) << status_;
+    for (const char* line : {"SANs:       DNS:agent-under-test.example", "EKU:        ",
+                             "chain:      ", " left)", "EST server: https://", "type=private"})
+        EXPECT_NE(human.out.find(line), std::string::npos) << line << " missing in\n" << human.out;
+    EXPECT_EQ(human.out.find("O=, "), std::string::npos) << human.out;
     EXPECT_EQ(id["key_type"], "ec-p256");
     EXPECT_EQ(id["thumbprint_sha256"].get<std::string>().size(), 43u) << "base64url SHA-256";
     EXPECT_EQ(id["token_uri"].get<std::string>().rfind("pkcs11:", 0), 0u);

@@ -97,8 +97,13 @@ TEST_F(ProxyTest, TwoRoutesToTwoPartnersWithDifferentCAs) {
               std::string::npos)
         << jw;
     // Counters are written right after the response is sent: poll for them.
-    EXPECT_TRUE(poll_until([&] { return px.stats().routes[2].status_5xx == 1u; }))
-        << px.stats().routes[2].status_5xx;
+    // A proxy-made 502 is a proxy error, not the partner's 5xx; it is a failure of the route.
+    EXPECT_TRUE(poll_until([&] { return px.stats().routes[2].proxy_errors == 1u; }))
+        << px.stats().routes[2].proxy_errors;
+    EXPECT_EQ(px.stats().routes[2].status_5xx, 0u);
+    EXPECT_EQ(px.stats().routes[2].requests, 1u);
+    EXPECT_EQ(px.stats().routes[2].consecutive_failures, 1u);
+    EXPECT_EQ(px.stats().routes[2].last_failure, mtls::proxy::RouteFailure::upstream_tls);
     EXPECT_EQ(px.stats().routes[0].status_2xx, 1u);
 }
 
