@@ -239,6 +239,10 @@ int run(const std::string& config_path, config::Config cfg) {
         log::info("agent.ready", {{"admin", cfg.admin.socket}});
         io.run();
         renewer.stop();
+        // The token cache goes while the io_context still exists: the waiters of requests in
+        // flight (a session's, the warm-up's) are answered by posting to it.
+        token_sub.reset();
+        tokens.reset();
         log::info("agent.stopped");
         return 0;
     } catch (const std::exception& e) {
