@@ -8,6 +8,7 @@
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
+#include <p11-kit/uri.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <cctype>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 namespace {
@@ -76,6 +78,24 @@ TEST_F(CtlTest, StatusCertMetricsAndTokensFlush) {
         for (char c : "%" + id["key_id"].get<std::string>().substr(i, 2))
             pct_id += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     EXPECT_NE(key_uri.find("id=" + pct_id), std::string::npos) << key_uri << " vs " << id["key_id"];
+    {  // p11-kit, an independent RFC 7512 parser, finds the key's CKA_ID and class in it.
+        std::unique_ptr<P11KitUri, decltype(&p11_kit_uri_free)> u(p11_kit_uri_new(),
+                                                                  &p11_kit_uri_free);
+        ASSERT_EQ(p11_kit_uri_parse(key_uri.c_str(), P11_KIT_URI_FOR_ANY, u.get()), P11_KIT_URI_OK)
+            << key_uri;
+        CK_ATTRIBUTE* idattr = p11_kit_uri_get_attribute(u.get(), CKA_ID);
+        ASSERT_NE(idattr, nullptr) << key_uri;
+        std::string hex;
+        for (CK_ULONG i = 0; i < idattr->ulValueLen; ++i) {
+            char b[3];
+            std::snprintf(b, sizeof b, "%02x", static_cast<unsigned char*>(idattr->pValue)[i]);
+            hex += b;
+        }
+        EXPECT_EQ(hex, id["key_id"]);
+        CK_ATTRIBUTE* cls = p11_kit_uri_get_attribute(u.get(), CKA_CLASS);
+        ASSERT_NE(cls, nullptr) << key_uri;
+        EXPECT_EQ(*static_cast<CK_OBJECT_CLASS*>(cls->pValue), CKO_PRIVATE_KEY);
+    }
     EXPECT_EQ(status_["est"]["server"].get<std::string>().rfind("https://", 0), 0u) << status_;
     for (const char* line : {"SANs:       DNS:agent-under-test.example", "EKU:        ",
                              "chain:      ", " left)", "EST server: https://", "type=private"})
