@@ -36,9 +36,8 @@ Exporter::Settings Exporter::settings_of(const config::Config& cfg) {
 Exporter::Exporter(const config::Config& cfg, identity::IdentityStore& identities)
     : identities_(identities), settings_(settings_of(cfg)) {
     subscription_ = identities_.subscribe(
-        [this](const identity::IdentityPtr& now, const identity::IdentityPtr& before) {
-            if (!now) return;  // cleared: nothing to export
-            enqueue(now, before && X509_cmp(now->leaf(), before->leaf()) != 0);
+        [this](const identity::IdentityPtr& now, const identity::IdentityPtr&) {
+            if (now) published(now);  // cleared: nothing to export
         });
     thread_ = std::jthread([this](std::stop_token stop) { loop(stop); });
 }
@@ -55,6 +54,19 @@ void Exporter::update_config(const config::Config& cfg) {
         settings_ = settings_of(cfg);
     }
     if (auto id = identities_.current()) enqueue(id, false);
+}
+
+void Exporter::published(const identity::IdentityPtr& id) {
+    bool changed = false;
+    {
+        // Compared with the last leaf seen, not with `before`: after the store was cleared (the
+        // key vanished) the next certificate is still a new one.
+        std::lock_guard lock(mu_);
+        changed = last_leaf_ && X509_cmp(last_leaf_.get(), id->leaf()) != 0;
+        X509_up_ref(id->leaf());
+        last_leaf_.reset(id->leaf());
+    }
+    enqueue(id, changed);
 }
 
 void Exporter::enqueue(identity::IdentityPtr id, bool new_certificate) {

@@ -15,6 +15,7 @@
 
 #include "agent/export/hook_runner.hpp"
 #include "agent/identity/identity_store.hpp"
+#include "common/ossl.hpp"
 #include "config/config.hpp"
 
 #include <nlohmann/json.hpp>
@@ -64,6 +65,8 @@ class Exporter {
         bool new_certificate = false;
     };
     static Settings settings_of(const config::Config& cfg);
+    // From the store's listener: a new certificate when it differs from the last one seen.
+    void published(const identity::IdentityPtr& id);
     void enqueue(identity::IdentityPtr id, bool new_certificate);
     void loop(std::stop_token stop);
     // Writes what differs; true when a file was written.
@@ -75,6 +78,9 @@ class Exporter {
     std::condition_variable_any cv_;
     Settings settings_;
     std::optional<Job> pending_;
+    // The leaf of the last identity published (only the certificate: holding the identity
+    // would keep a retired key alive), to tell a new certificate from a re-publish.
+    ossl::X509Ptr last_leaf_;
 
     // What status and metrics show.
     std::string serial_;  // of the certificate the files hold, as last checked

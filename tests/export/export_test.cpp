@@ -327,3 +327,30 @@ TEST_F(ExportTest, RestartRunsNothingForCurrentFilesAndRewritesMissingOnes) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(ExportTest, WithoutFilesTheCommandRunsForEachNewCertificateOnly) {
+    AgentSetup s = setup();
+    s.extra.clear();  // no [export]: only on_renew
+    AgentWorld w("export-hook-only", {}, s);
+    w.agent->start();
+    auto st = w.agent->wait_healthy(60s);
+    std::string serial = st["identity"]["serial"];
+    // The certificate the agent starts with is not a new one for the command.
+    st = wait_exported(w, serial, 0);
+    EXPECT_EQ(st["export"]["files"], json::object());
+    EXPECT_FALSE(fs::exists(out_ / "hook.log"));
+
+    auto r = w.agent->ctl({"renew", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    serial = w.agent->status().value_or(json())["identity"]["serial"];
+    wait_exported(w, serial, 1);
+    auto runs = hook_runs(out_ / "hook.log");
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(norm_serial(runs[0]["MTLS_AGENT_SERIAL"]), norm_serial(serial));
+    EXPECT_EQ(runs[0].count("MTLS_AGENT_CERT"), 0u) << "no file, no variable";
+    EXPECT_EQ(runs[0].count("MTLS_AGENT_FULLCHAIN"), 0u);
+}
+
+}  // namespace
