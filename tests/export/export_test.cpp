@@ -234,6 +234,10 @@ TEST_F(ExportTest, FilesAndHookFollowEnrollmentRenewalAndRotationAtomically) {
     // 4 files for the first certificate, then cert and fullchain for each of the 4 others (the
     // chain and the CA certificates did not change: those files are left as they are).
     EXPECT_NE(m.out.find("mtls_agent_export_writes_total 12\n"), std::string::npos) << m.out;
+    if (fs::exists("/usr/bin/promtool")) {
+        auto lint = run_command({"/usr/bin/promtool", "check", "metrics"}, m.out);
+        EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
+    }
     auto human = w.agent->ctl({"status"});
     EXPECT_NE(human.out.find("export:     4 file(s) hold serial " + serial), std::string::npos)
         << human.out;
