@@ -91,8 +91,12 @@ void Exporter::loop(std::stop_token stop) {
         }
         try {
             const bool written = sync_files(*job.id, s);
-            if (!s.on_renew.empty() && (written || job.new_certificate))
-                run_command(*job.id, s, stop);
+            if (!s.on_renew.empty() && (written || job.new_certificate)) {
+                const auto serial = serial_hex(job.id->leaf());
+                const auto not_after = daemon::rfc3339(job.id->not_after());
+                job.id.reset();  // a running command does not hold the identity (and its key)
+                run_command(serial, not_after, s, stop);
+            }
         } catch (const std::exception& e) {  // e.g. std::bad_alloc: the next job tries again
             log::error("export.failed", {{"error", e.what()}});
         }
@@ -147,7 +151,8 @@ bool Exporter::sync_files(const identity::Identity& id, const Settings& s) {
     return !written.empty();
 }
 
-void Exporter::run_command(const identity::Identity& id, const Settings& s, std::stop_token stop) {
+void Exporter::run_command(const std::string& serial, const std::string& not_after,
+                           const Settings& s, std::stop_token stop) {
     HookCommand cmd;
     cmd.argv = s.on_renew;
     cmd.timeout = s.on_renew_timeout;
@@ -160,8 +165,8 @@ void Exporter::run_command(const identity::Identity& id, const Settings& s, std:
     path_var("MTLS_AGENT_CHAIN", s.files.chain);
     path_var("MTLS_AGENT_FULLCHAIN", s.files.fullchain);
     path_var("MTLS_AGENT_CA", s.files.ca);
-    cmd.env.push_back("MTLS_AGENT_SERIAL=" + serial_hex(id.leaf()));
-    cmd.env.push_back("MTLS_AGENT_NOT_AFTER=" + daemon::rfc3339(id.not_after()));
+    cmd.env.push_back("MTLS_AGENT_SERIAL=" + serial);
+    cmd.env.push_back("MTLS_AGENT_NOT_AFTER=" + not_after);
 
     const auto at = Clock::now();
     auto r = run_hook(cmd, stop);

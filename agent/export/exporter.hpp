@@ -71,7 +71,8 @@ class Exporter {
     void loop(std::stop_token stop);
     // Writes what differs; true when a file was written.
     bool sync_files(const identity::Identity& id, const Settings& s);
-    void run_command(const identity::Identity& id, const Settings& s, std::stop_token stop);
+    void run_command(const std::string& serial, const std::string& not_after, const Settings& s,
+                     std::stop_token stop);
 
     identity::IdentityStore& identities_;
     mutable std::mutex mu_;  // guards everything below but the thread and the subscription
