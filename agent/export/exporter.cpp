@@ -179,7 +179,7 @@ void Exporter::run_command(const std::string& serial, const std::string& not_aft
     const std::string message = r.describe();
     const bool ok = r.ok();
     if (r.end == HookResult::End::stopped) {
-        log::warn("renewal.hook_failed",
+        log::warn("renewal.hook_stopped",
                   {{"command", program}, {"result", r.result_name()}, {"message", message}});
         return;  // the agent is stopping: not a failure of the command
     }
