@@ -74,7 +74,8 @@ class ExportTest : public ::testing::Test {
         fs::create_directory(files_dir_);
         ::chmod(files_dir_.c_str(), 0755);
         // Records its args and environment; fails while <out>/fail exists, hangs (marking
-        // <out>/hanging) while <out>/hang exists.
+        // <out>/hanging) while <out>/hang exists, waits (marking <out>/blocked) while
+        // <out>/block exists.
         out_.write("hook.sh",
                    "#!/bin/sh\n"
                    "{ echo run; echo \"ARGS=$*\"; env; echo \"FILE_SERIAL=$(openssl x509 -in "
@@ -86,6 +87,10 @@ class ExportTest : public ::testing::Test {
                        "if [ -e " +
                        (out_ / "hang").string() + " ]; then touch " + (out_ / "hanging").string() +
                        "; sleep 60; fi\n"
+                       "if [ -e " +
+                       (out_ / "block").string() + " ]; then touch " + (out_ / "blocked").string() +
+                       "; while [ -e " + (out_ / "block").string() +
+                       " ]; do sleep 0.05; done; fi\n"
                        "if [ -e " +
                        (out_ / "fail").string() +
                        " ]; then exit 3; fi\n"
@@ -262,28 +267,45 @@ TEST_F(ExportTest, FailingAndHangingCommandsAreReportedRetriedAndDoNotStopTheAge
     EXPECT_NE(human.out.find("on_renew: failed at "), std::string::npos) << human.out;
     EXPECT_NE(human.out.find("(exit status 3)"), std::string::npos) << human.out;
 
-    // A command that hangs is killed after on_renew_timeout; meanwhile the proxy serves and
-    // a renewal completes (the command runs off the renewer's path).
+    // A command that hangs is killed after on_renew_timeout, reported, and the agent serves.
     fs::remove(out_ / "fail");
     out_.write("hang", "");
     auto r = w.agent->ctl({"renew", "--wait"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     ASSERT_TRUE(poll_until([&] { return fs::exists(out_ / "hanging"); }, 30s));
-    fs::remove(out_ / "hang");  // the next run (for the certificate renewed below) succeeds
+    EXPECT_TRUE(w.call()["token"]["bound_to_this_certificate"].get<bool>());
+    st = w.agent->wait_status([](const json& s) { return s["export"]["on_renew"]["runs"] == 2; },
+                              30s, "the hanging command killed");
+    EXPECT_EQ(st["export"]["on_renew"]["last_result"], "timed_out") << st["export"];
+    EXPECT_EQ(st["export"]["on_renew"]["last_message"],
+              "ran longer than on_renew_timeout (4s) and was killed (SIGTERM)");
+    EXPECT_EQ(st["export"]["on_renew"]["failures"], 2);
+    EXPECT_EQ(st["state"], "healthy");
+    fs::remove(out_ / "hang");
+
+    // A slow command (waiting for us; the timeout reloaded to 60s) delays neither the proxy
+    // nor a renewal; the certificate renewed meanwhile is exported and the command run again
+    // when it ends.
+    auto text = w.agent->config_text();
+    text.replace(text.find("on_renew_timeout = \"4s\""), 24, "on_renew_timeout = \"60s\"");
+    w.agent->write_config(text);
+    ASSERT_EQ(w.agent->ctl({"reload"}).exit_code, 0);
+    out_.write("block", "");
+    r = w.agent->ctl({"renew", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(poll_until([&] { return fs::exists(out_ / "blocked"); }, 30s));
     EXPECT_TRUE(w.call()["token"]["bound_to_this_certificate"].get<bool>());
     auto during = w.agent->ctl({"renew", "--wait"});
     ASSERT_EQ(during.exit_code, 0) << during.err;
     auto now = w.agent->status().value_or(json());
-    EXPECT_EQ(now["export"]["on_renew"]["runs"], 1) << "the renewal did not wait for the command";
+    EXPECT_EQ(now["export"]["on_renew"]["runs"], 2) << "the command is still running";
     EXPECT_EQ(now["state"], "healthy");
     serial = now["identity"]["serial"];
-    // Killed, then run again for the new certificate, and now fine.
-    st = wait_exported(w, serial, 3);
+    EXPECT_NE(leaf_serial(slurp(file("cert"))), norm_serial(serial)) << "not exported yet";
+    fs::remove(out_ / "block");
+    st = wait_exported(w, serial, 4);
     EXPECT_EQ(st["export"]["on_renew"]["last_result"], "ok") << st["export"];
     EXPECT_EQ(st["export"]["on_renew"]["failures"], 2);
-    EXPECT_NE(w.agent->log().find("ran longer than on_renew_timeout (4s) and was killed"),
-              std::string::npos)
-        << w.agent->log();
     expect_files_hold(w, serial, 0640);
     auto m = w.agent->ctl({"metrics"});
     EXPECT_NE(m.out.find("mtls_agent_renewal_hook_failures_total 2\n"), std::string::npos) << m.out;
