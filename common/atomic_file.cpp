@@ -43,6 +43,11 @@ std::string read_fd(int fd, const std::filesystem::path& path, std::size_t max_b
 }  // namespace
 
 void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+    write_atomic(path, data, mode, FileOwner{});
+}
+
+void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode,
+                  const FileOwner& owner) {
     auto dir = path.parent_path();
     if (dir.empty()) dir = ".";
     std::random_device rd;
@@ -50,33 +55,34 @@ void write_atomic(const std::filesystem::path& path, std::string_view data, mode
     Fd f;
     f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (f.fd < 0) fail("cannot create", tmp);
+    // From here on a failure removes the temporary file.
+    struct Unlink {
+        const std::filesystem::path* p;
+        ~Unlink() {
+            if (p) {
+                int e = errno;
+                ::unlink(p->c_str());
+                errno = e;
+            }
+        }
+    } cleanup{&tmp};
+    const bool chown = owner.uid != static_cast<uid_t>(-1) || owner.gid != static_cast<gid_t>(-1);
+    if (chown && ::fchown(f.fd, owner.uid, owner.gid) != 0) fail("cannot set the owner of", tmp);
     if (::fchmod(f.fd, mode) != 0) fail("cannot chmod", tmp);  // umask must not widen/narrow
     size_t off = 0;
     while (off < data.size()) {
         ssize_t n = ::write(f.fd, data.data() + off, data.size() - off);
         if (n < 0) {
             if (errno == EINTR) continue;
-            int e = errno;
-            ::unlink(tmp.c_str());
-            errno = e;
             fail("cannot write", tmp);
         }
         off += static_cast<size_t>(n);
     }
-    if (::fsync(f.fd) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        errno = e;
-        fail("cannot fsync", tmp);
-    }
+    if (::fsync(f.fd) != 0) fail("cannot fsync", tmp);
     ::close(f.fd);
     f.fd = -1;
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        errno = e;
-        fail("cannot rename into place", path);
-    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename into place", path);
+    cleanup.p = nullptr;
     Fd d;
     d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d.fd >= 0) ::fsync(d.fd);

@@ -15,6 +15,17 @@ namespace mtls::files {
 // Throws std::system_error naming the path and the step that failed.
 void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600);
 
+// Who a written file belongs to; -1 leaves that id as the process's.
+struct FileOwner {
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+};
+// Like write_atomic, and the temporary file gets `owner` (fchown) before it is renamed into
+// place, so a reader never sees the file with another owner or mode. A refused fchown
+// throws std::system_error with EPERM naming the path.
+void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode,
+                  const FileOwner& owner);
+
 // Reads a whole file; throws std::system_error naming the path; refuses files larger than
 // max_bytes with std::length_error.
 std::string read_all(const std::filesystem::path& path, std::size_t max_bytes = 16u << 20);

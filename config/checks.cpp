@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -14,6 +16,8 @@
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <vector>
 #include "common/text.hpp"
 
 namespace mtls::config::checks {
@@ -319,6 +323,87 @@ std::string readable_file(const std::string& path, bool secret) {
         return q +
                " is readable by every user; restrict it (chmod 0600, or 0640 with the agent's "
                "group)";
+    return {};
+}
+
+std::string executable_file(const std::string& path) {
+    if (auto e = absolute_path(path); !e.empty()) return e;
+    const std::string q = quote(path);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return q + " cannot be found: " + std::strerror(errno);
+    if (!S_ISREG(st.st_mode)) return q + " is not a regular file";
+    if (::access(path.c_str(), X_OK) != 0)
+        return q + " is not executable by the agent's user: " + std::strerror(errno);
+    return {};
+}
+
+std::string existing_parent_dir(const std::string& path) {
+    if (auto e = absolute_path(path); !e.empty()) return e;
+    if (path.back() == '/') return quote(path) + " names a directory; write a file name";
+    std::string dir = path.substr(0, path.find_last_of('/'));
+    if (dir.empty()) dir = "/";
+    const std::string q = quote(dir);
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0)
+        return "directory " + q + " cannot be used: " + std::strerror(errno) +
+               " (create it, e.g. install -d -m 0755 " + dir + ")";
+    if (!S_ISDIR(st.st_mode)) return q + " is not a directory";
+    if (st.st_mode & S_IWOTH)
+        return "directory " + q +
+               " is writable by every user, who could replace the file; use a directory only "
+               "the agent (and its group) can write";
+    return {};
+}
+
+namespace {
+// A decimal id that fits uid_t / gid_t, else nullopt.
+std::optional<std::uint32_t> numeric_id(std::string_view text) {
+    std::uint32_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || v == 0xffffffffu)
+        return std::nullopt;
+    return v;
+}
+
+// getpwnam_r / getgrnam_r with a growing buffer; false when there is no such name.
+template <class Entry, class Lookup>
+bool lookup_name(const std::string& name, Lookup lookup, Entry& entry) {
+    std::vector<char> buf(1024);
+    for (;;) {
+        Entry* found = nullptr;
+        int rc = lookup(name.c_str(), &entry, buf.data(), buf.size(), &found);
+        if (rc == ERANGE && buf.size() < (1u << 20)) {
+            buf.resize(buf.size() * 2);
+            continue;
+        }
+        return rc == 0 && found != nullptr;
+    }
+}
+}  // namespace
+
+std::string user_id(std::string_view text, uid_t& out) {
+    if (auto n = numeric_id(text)) {
+        out = static_cast<uid_t>(*n);
+        return {};
+    }
+    if (auto e = plain_name(text); !e.empty()) return e;
+    struct passwd pw {};
+    if (!lookup_name(std::string(text), ::getpwnam_r, pw))
+        return "no user " + quote(text) + " on this host (give a user name or a numeric uid)";
+    out = pw.pw_uid;
+    return {};
+}
+
+std::string group_id(std::string_view text, gid_t& out) {
+    if (auto n = numeric_id(text)) {
+        out = static_cast<gid_t>(*n);
+        return {};
+    }
+    if (auto e = plain_name(text); !e.empty()) return e;
+    struct group gr {};
+    if (!lookup_name(std::string(text), ::getgrnam_r, gr))
+        return "no group " + quote(text) + " on this host (give a group name or a numeric gid)";
+    out = gr.gr_gid;
     return {};
 }
 

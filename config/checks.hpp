@@ -2,6 +2,8 @@
 // otherwise the problem in words (without the key: the caller adds file, line and key).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +47,17 @@ std::string unix_socket_path(std::string_view path);
 // closes it without reading a byte (PIN and credential files are never read here).
 // `secret`: also refuse a file that every user may read.
 std::string readable_file(const std::string& path, bool secret);
+
+// An executable regular file (access(X_OK) for this process), by absolute path.
+std::string executable_file(const std::string& path);
+// The directory that will hold a file the agent writes (`path`'s parent) exists and is a
+// directory that other users cannot write to.
+std::string existing_parent_dir(const std::string& path);
+
+// A user or group by name or number: "nginx", "33". The id is looked up on this host
+// (getpwnam_r / getgrnam_r); a number is taken as it is.
+std::string user_id(std::string_view text, uid_t& out);
+std::string group_id(std::string_view text, gid_t& out);
 
 // "0660": an octal mode, at most 0777.
 std::string file_mode(std::string_view text, unsigned& out);

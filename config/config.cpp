@@ -62,6 +62,7 @@ LoadResult load_string(std::string_view toml_text, const std::string& name) {
     detail::read_key(root, c);
     detail::read_est(root, c);
     detail::read_renewal(root, c);
+    detail::read_export(root, c);
     detail::read_oauth(root, c);
     detail::read_routes(root, c);
     detail::read_listener(root, c);

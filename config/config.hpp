@@ -90,6 +90,22 @@ struct Renewal {
     double jitter = 0.05;            // jitter = 0.05: ± this part of the lifetime, random
     Seconds backoff_initial{5};      // backoff_initial = "5s"
     Seconds backoff_max{600};        // backoff_max = "10m"
+    // on_renew = ["/usr/bin/systemctl", "reload", "nginx"]: run (no shell) after the [export]
+    // files were written; argv[0] an absolute path. Empty: nothing is run.
+    std::vector<std::string> on_renew;
+    Millis on_renew_timeout{30000};  // on_renew_timeout = "30s" (then SIGTERM, SIGKILL)
+};
+
+// [export]: the certificate for other apps (never the key: it stays on the token). Each file
+// is optional (empty: not written); all are written atomically with `mode` and owner.
+struct Export {
+    std::string cert;                // cert = "/etc/mtls-agent/export/cert.pem" (leaf)
+    std::string chain;               // chain = "…/chain.pem" (intermediates, issuer first)
+    std::string fullchain;           // fullchain = "…/fullchain.pem" (leaf + intermediates)
+    std::string ca;                  // ca = "…/ca.pem" (the EST server's CA certificates)
+    mode_t mode = 0644;              // mode = "0644" (no group/other write)
+    std::string owner;               // owner = "nginx" or "33" (empty: the agent's user)
+    std::string group;               // group = "ssl-cert" or "112" (empty: the agent's group)
 };
 
 // [[oauth.profiles]]
@@ -189,6 +205,7 @@ struct Config {
     KeyPolicy key;
     Est est;
     Renewal renewal;
+    Export exports;                  // [export]
     OAuth oauth;
     std::vector<Route> routes;
     Listener listener;

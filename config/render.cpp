@@ -206,6 +206,18 @@ std::string render(const Config& c) {
     w.number("jitter", c.renewal.jitter);
     w.duration("backoff_initial", c.renewal.backoff_initial);
     w.duration("backoff_max", c.renewal.backoff_max);
+    w.strings("on_renew", c.renewal.on_renew);
+    w.duration("on_renew_timeout", c.renewal.on_renew_timeout);
+
+    const Export& x = c.exports;
+    w.table("export");
+    w.str("cert", x.cert);
+    w.str("chain", x.chain);
+    w.str("fullchain", x.fullchain);
+    w.str("ca", x.ca);
+    w.str("mode", mode_string(x.mode));
+    w.str("owner", x.owner);
+    w.str("group", x.group);
 
     const OAuth& o = c.oauth;
     w.table("oauth");

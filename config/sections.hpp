@@ -18,6 +18,9 @@ void read_pkcs11(Section& root, Config& c);
 void read_key(Section& root, Config& c);
 void read_est(Section& root, Config& c);
 void read_renewal(Section& root, Config& c);
+void read_export(Section& root, Config& c);
+// [renewal] on_renew and on_renew_timeout, inside read_renewal's section.
+void read_on_renew(Section& s, Renewal& r);
 void read_oauth(Section& root, Config& c);
 void read_routes(Section& root, Config& c);  // after read_oauth: checks token_profile names
 void read_listener(Section& root, Config& c);

@@ -314,6 +314,7 @@ void read_renewal(Section& root, Config& c) {
         s.error(a ? "backoff_initial" : "backoff_max",
                 "backoff_initial (" + format_duration(r.backoff_initial) +
                     ") is longer than backoff_max (" + format_duration(r.backoff_max) + ")");
+    read_on_renew(s, r);
     s.finish();
 }
 

@@ -22,6 +22,26 @@ std::string join(const nlohmann::json& list) {
     return out;
 }
 
+// "  export: 3 file(s) hold serial …, written …; on_renew: ok at … (exit status 0)"; "" when
+// nothing is exported.
+std::string render_export(const nlohmann::json& ex) {
+    const auto& files = ex.value("files", nlohmann::json::object());
+    const auto& hook = ex.value("on_renew", nlohmann::json());
+    if ((!files.is_object() || files.empty()) && !hook.is_object()) return {};
+    std::ostringstream o;
+    o << "  export:     ";
+    if (files.is_object() && !files.empty())
+        o << files.size() << " file(s) hold serial " << str(ex, "serial") << ", written "
+          << str(ex, "last_written_at", "never") << "; ";
+    if (hook.is_object())
+        o << "on_renew: " << str(hook, "last_result") << " at " << str(hook, "last_run_at")
+          << (str(hook, "last_message", "").empty() ? "" : " (" + str(hook, "last_message") + ")");
+    o << "\n";
+    if (!str(ex, "last_error", "").empty())
+        o << "  export error: " << str(ex, "last_error") << "\n";
+    return o.str();
+}
+
 }  // namespace
 
 int status_exit_code(const nlohmann::json& s) {
@@ -69,6 +89,8 @@ std::string render_status(const nlohmann::json& s) {
           << (ren.value("last_at", nlohmann::json()).is_string() ? " at " + str(ren, "last_at")
                                                                  : std::string())
           << "\n";
+    if (const auto& ex = s.value("export", nlohmann::json()); ex.is_object())
+        o << render_export(ex);
     const auto& dev = s.value("token_device", nlohmann::json());
     if (dev.is_object())
         o << "  pkcs11 token: present=" << str(dev, "present")

@@ -2,6 +2,7 @@
 
 #include "agent/daemon/facts.hpp"
 #include "agent/daemon/notifier.hpp"
+#include "agent/export/exporter.hpp"
 #include "agent/identity/jwk.hpp"
 #include "agent/net/asio.hpp"
 #include "common/log.hpp"
@@ -143,7 +144,9 @@ Json reload(Parts& p) {
     p.cfg.est = loaded.config->est;
     p.cfg.renewal = loaded.config->renewal;
     p.cfg.logging = loaded.config->logging;
-    std::string msg = "reloaded: [key], [est], [renewal] and [logging] applied";
+    p.cfg.exports = loaded.config->exports;
+    if (p.exporter) p.exporter->update_config(*loaded.config);
+    std::string msg = "reloaded: [key], [est], [renewal], [export] and [logging] applied";
     if (!restart.empty()) {
         msg += "; changed but applied only after a restart:";
         for (const auto& s : restart) msg += " " + s;

@@ -14,6 +14,10 @@
 #include <string>
 #include <vector>
 
+namespace mtls::certexport {
+class Exporter;
+}
+
 namespace mtls::daemon {
 
 class Notifier;
@@ -28,13 +32,15 @@ struct Parts {
     std::function<nlohmann::json()> status;  // the status document (health.hpp)
     std::function<std::string()> metrics;    // Prometheus text (facts.hpp)
     Notifier* notifier = nullptr;            // RELOADING=1 / READY=1 around a reload
+    // [export] and on_renew (agent/export/exporter.hpp), given a reloaded configuration
+    certexport::Exporter* exporter = nullptr;
 };
 
 void register_commands(admin::Server& admin, Parts& parts);
 
 // Re-reads the configuration file, between RELOADING=1 and READY=1 (notifier.hpp). Invalid: throws
 // admin::CommandError "reload_invalid" listing every error, and the running configuration is kept.
-// Valid: [key], [est], [renewal] and [logging] are applied at once; returns {"message",
+// Valid: [key], [est], [renewal], [export] and [logging] are applied at once; returns {"message",
 // "restart_needed"} naming the changed sections that only a restart applies.
 nlohmann::json reload(Parts& parts);
 

@@ -6,6 +6,7 @@
 #include "agent/daemon/metrics_http.hpp"
 #include "agent/daemon/notifier.hpp"
 #include "agent/daemon/token_warmup.hpp"
+#include "agent/export/exporter.hpp"
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/accept_guard.hpp"
 #include "agent/net/asio.hpp"
@@ -70,6 +71,8 @@ int run(const std::string& config_path, config::Config cfg) {
                 if (tokens) tokens->identity_changed(now);
             });
 
+        // Before the renewer: it sees the first identity, and outlives the renewer's publishes.
+        certexport::Exporter exporter(cfg, identities);
         renewal::Renewer renewer(cfg, provider, identities);
         // A signature that finds the current key gone from the token starts a new enrollment.
         token->set_key_gone_observer([&renewer](const std::string& id) { renewer.key_gone(id); });
@@ -122,14 +125,17 @@ int run(const std::string& config_path, config::Config cfg) {
             token_device_facts(*token, in.token_present, in.token_logged_in);
             in.tokens = token_facts(tokens.get(), identities.current());
             in.routes = route_facts(proxy.stats());
-            return build_status(in);
+            auto doc = build_status(in);
+            doc["export"] = exporter.status();
+            return doc;
         };
         auto metrics_doc = [&] {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
-                                token_ops, health_level(status_doc()));
+                                token_ops, health_level(status_doc())) +
+                   exporter.metrics();
         };
-        Parts parts{config_path,  cfg,        identities,  renewer,
-                    tokens.get(), status_doc, metrics_doc, &notifier};
+        Parts parts{config_path, cfg,         identities, renewer,  tokens.get(),
+                    status_doc,  metrics_doc, &notifier,  &exporter};
         register_commands(admin, parts);
         admin.start();
         bool draining = false, finished = false;  // see the stopping sequence below
