@@ -225,7 +225,9 @@ class Session {
         } else {
             ++ctx_.stats.unrouted_requests;
         }
-        if (!log::enabled(log::Level::info)) return;  // the fields cost on every request
+        // [logging] access_log = false, or a level above info: no line (its fields cost on
+        // every request).
+        if (!log::access_log() || !log::enabled(log::Level::info)) return;
         log::info("proxy.request", {{"route", out.route},
                                     {"method", out.method},
                                     {"path", out.path},
