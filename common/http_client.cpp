@@ -507,7 +507,7 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
         else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
             kind = Error::Kind::invalid_request;
         std::string msg = s.describe(rc, req);
-        log::debug("http_request_failed",
+        log::debug(std::string(req.log_part) + ".http_request_failed",
                    {{"method", req.method}, {"url", req.url}, {"error", msg}});
         throw Error(kind, msg);
     }
@@ -556,7 +556,7 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
             if (a & bit) r.auth_offered_names.emplace_back(name);
     }
     r.credentials_sent = req.basic && (preemptive_basic || r.responses > 1);
-    log::debug("http_request", {{"method", req.method},
+    log::debug(std::string(req.log_part) + ".http_request", {{"method", req.method},
                                 {"url", req.url},
                                 {"status", r.status},
                                 {"bytes", r.body.size()},

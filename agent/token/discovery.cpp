@@ -25,6 +25,7 @@ std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
             o.max_response_bytes = 256 * 1024;
             http::Request req;
             req.url = url;
+            req.log_part = "oauth";
             req.headers = {{"Accept", "application/json"}};
             auto resp = http::fetch(std::move(o), req);
             if (resp.status >= 400 && resp.status < 500) {
@@ -41,7 +42,7 @@ std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
                 return make_error(errc::discovery_failed,
                                   "discovery of " + issuer + " failed: " + url + ": " + *why);
             auto& m = std::get<AsMetadata>(parsed);
-            log::info("oauth_discovered", {{"issuer", issuer},
+            log::info("oauth.discovered", {{"issuer", issuer},
                                            {"metadata", url},
                                            {"token_endpoint", m.token_endpoint},
                                            {"mtls_alias", m.from_mtls_alias ? "yes" : "no"}});

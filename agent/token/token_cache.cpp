@@ -127,7 +127,7 @@ void TokenCache::note_identity_locked(const identity::IdentityPtr& id) {
     newest_generation_ = id->generation();
     for (auto it = entries_.begin(); it != entries_.end();) {
         if (it->second->generation < newest_generation_ && it->second->x5t != id->x5t_s256()) {
-            log::info("token_dropped", {{"profile", it->second->profile},
+            log::info("oauth.token_dropped", {{"profile", it->second->profile},
                                         {"thumbprint", it->second->x5t},
                                         {"reason", "identity rotated"}});
             it = entries_.erase(it);  // waiters of a fetch in flight are answered by complete()
@@ -198,7 +198,7 @@ net::awaitable<TokenResult> TokenCache::get(const std::string& profile_name,
         if (auto ready = answer_locked(entry, now)) {
             if (std::holds_alternative<Token>(*ready) && now >= entry->refresh_at &&
                 !entry->in_flight && now >= entry->retry_at && !stopping_) {
-                log::debug("token_refresh_ahead",
+                log::debug("oauth.token_refresh_ahead",
                            {{"profile", profile_name}, {"thumbprint", key.second}});
                 start_fetch_locked(entry, id);
             }
@@ -240,7 +240,7 @@ std::variant<std::string, TokenError> TokenCache::token_endpoint() {
     auto& m = std::get<AsMetadata>(d);
     if (!m.bound_tokens)
         log::warn(
-            "oauth_metadata_no_bound_tokens",
+            "oauth.metadata_no_bound_tokens",
             {{"issuer", oauth_.issuer},
              {"note", "the AS does not advertise tls_client_certificate_bound_access_tokens"}});
     for (const auto& p : oauth_.profiles) {
@@ -249,7 +249,7 @@ std::variant<std::string, TokenError> TokenCache::token_endpoint() {
                           : "tls_client_auth";
         if (!m.auth_methods.empty() &&
             std::find(m.auth_methods.begin(), m.auth_methods.end(), method) == m.auth_methods.end())
-            log::warn("oauth_auth_method_not_advertised",
+            log::warn("oauth.auth_method_not_advertised",
                       {{"profile", p.name}, {"auth_method", method}, {"issuer", oauth_.issuer}});
     }
     endpoint_ = m.token_endpoint;
@@ -273,7 +273,7 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
                                               " impossible: " + err->message));
         return;
     }
-    log::debug("token_request", {{"profile", e->profile},
+    log::debug("oauth.token_request", {{"profile", e->profile},
                                  {"client_id", profile->client_id},
                                  {"endpoint", std::get<std::string>(ep)},
                                  {"thumbprint", e->x5t}});
@@ -315,14 +315,14 @@ void TokenCache::complete(const std::shared_ptr<Entry>& e,
             }
             if (ok->response.expires_in_defaulted)
                 log::warn(
-                    "token_expires_in_missing",
+                    "oauth.token_expires_in_missing",
                     {{"profile", e->profile},
                      {"assumed_s", static_cast<long long>(settings_.default_expires_in.count())}});
             if (ok->response.expires_in_capped)
-                log::warn("token_expires_in_capped",
+                log::warn("oauth.token_expires_in_capped",
                           {{"profile", e->profile},
                            {"cap_s", static_cast<long long>(settings_.max_expires_in.count())}});
-            log::info("token_obtained",
+            log::info("oauth.token_obtained",
                       {{"profile", e->profile},
                        {"thumbprint", e->x5t},
                        {"expires_in_s", static_cast<long long>(lifetime.count())},
@@ -339,7 +339,7 @@ void TokenCache::complete(const std::shared_ptr<Entry>& e,
             backoff = std::min(backoff, settings_.backoff_max);
             e->retry_at = now + backoff;
             e->last_error = err;
-            log::warn("token_request_failed",
+            log::warn("oauth.token_request_failed",
                       {{"profile", e->profile},
                        {"thumbprint", e->x5t},
                        {"code", err.code},
@@ -357,7 +357,7 @@ void TokenCache::invalidate(const std::string& profile, const std::string& thumb
     std::lock_guard lk(mu_);
     auto it = entries_.find({profile, thumbprint});
     if (it == entries_.end() || !it->second->token) return;
-    log::info("token_invalidated", {{"profile", profile},
+    log::info("oauth.token_invalidated", {{"profile", profile},
                                     {"thumbprint", thumbprint},
                                     {"token", log::redact(it->second->token->access_token)}});
     it->second->token.reset();
@@ -386,7 +386,7 @@ void TokenCache::flush() {
         std::lock_guard lk(endpoint_mu_);
         endpoint_.reset();
     }
-    log::info("tokens_flushed");
+    log::info("oauth.tokens_flushed");
 }
 
 std::vector<EntryStatus> TokenCache::status() const {

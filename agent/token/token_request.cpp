@@ -190,7 +190,7 @@ void warn_if_narrowed(const TokenProfile& profile, const ObtainedToken& t) {
     if (missing.empty()) return;
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "" : " ") + m;
-    log::warn("token.scope_narrowed", {{"profile", profile.name},
+    log::warn("oauth.scope_narrowed", {{"profile", profile.name},
                                        {"requested", profile.scope},
                                        {"granted", *t.response.scope},
                                        {"not_granted", list}});
@@ -235,6 +235,7 @@ std::variant<ObtainedToken, TokenError> request_token(const std::string& endpoin
         http::Request req;
         req.method = "POST";
         req.url = endpoint;
+        req.log_part = "oauth";
         req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                        {"Accept", "application/json"}};
         req.body = token_request_body(profile);
