@@ -128,8 +128,8 @@ void TokenCache::note_identity_locked(const identity::IdentityPtr& id) {
     for (auto it = entries_.begin(); it != entries_.end();) {
         if (it->second->generation < newest_generation_ && it->second->x5t != id->x5t_s256()) {
             log::info("oauth.token_dropped", {{"profile", it->second->profile},
-                                        {"thumbprint", it->second->x5t},
-                                        {"reason", "identity rotated"}});
+                                              {"thumbprint", it->second->x5t},
+                                              {"reason", "identity rotated"}});
             it = entries_.erase(it);  // waiters of a fetch in flight are answered by complete()
         } else {
             ++it;
@@ -274,9 +274,9 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
         return;
     }
     log::debug("oauth.token_request", {{"profile", e->profile},
-                                 {"client_id", profile->client_id},
-                                 {"endpoint", std::get<std::string>(ep)},
-                                 {"thumbprint", e->x5t}});
+                                       {"client_id", profile->client_id},
+                                       {"endpoint", std::get<std::string>(ep)},
+                                       {"thumbprint", e->x5t}});
     complete(e, request_token(std::get<std::string>(ep), *profile, *id, request_));
 }
 
@@ -358,8 +358,8 @@ void TokenCache::invalidate(const std::string& profile, const std::string& thumb
     auto it = entries_.find({profile, thumbprint});
     if (it == entries_.end() || !it->second->token) return;
     log::info("oauth.token_invalidated", {{"profile", profile},
-                                    {"thumbprint", thumbprint},
-                                    {"token", log::redact(it->second->token->access_token)}});
+                                          {"thumbprint", thumbprint},
+                                          {"token", log::redact(it->second->token->access_token)}});
     it->second->token.reset();
     it->second->expires_at = {};
     it->second->refresh_at = {};
