@@ -334,9 +334,9 @@ struct Session::Impl {
         if (too_large)
             return msg + "response larger than " + std::to_string(opts.max_response_bytes) +
                    " bytes";
-        msg += curl_easy_strerror(rc);
-        if (errbuf[0]) msg += std::string(" (") + errbuf + ")";
-        return msg;
+        // libcurl's detail when it has one ("Failed to connect to … port …: Connection
+        // refused"), its generic text ("Couldn't connect to server") only otherwise.
+        return msg + (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc)));
     }
 };
 

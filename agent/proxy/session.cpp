@@ -401,8 +401,8 @@ class Session {
                         id = std::move(newer);
                         continue;
                     }
-                    co_return fail(token_unavailable("token for profile " + route.token_profile +
-                                                     ": " + te->message));
+                    // The message names the profile already (token::TokenCache).
+                    co_return fail(token_unavailable(te->message));
                 }
                 token = std::get<token::Token>(std::move(r));
                 co_return true;

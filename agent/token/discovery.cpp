@@ -35,12 +35,13 @@ std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
             }
             if (resp.status != 200)
                 return make_error(errc::discovery_failed,
-                                  "discovery of " + issuer + " failed: " + url + " answered HTTP " +
-                                      std::to_string(resp.status) + " (retrying with backoff)");
+                                  "AS metadata discovery: " + url + " answered HTTP " +
+                                      std::to_string(resp.status) +
+                                      " — the AS has a problem; retrying with backoff");
             auto parsed = parse_metadata(resp.body, issuer);
             if (auto* why = std::get_if<std::string>(&parsed))
                 return make_error(errc::discovery_failed,
-                                  "discovery of " + issuer + " failed: " + url + ": " + *why);
+                                  "AS metadata discovery: " + url + ": " + *why);
             auto& m = std::get<AsMetadata>(parsed);
             log::info("oauth.discovered", {{"issuer", issuer},
                                            {"metadata", url},
@@ -48,17 +49,17 @@ std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
                                            {"mtls_alias", m.from_mtls_alias ? "yes" : "no"}});
             return std::move(m);
         } catch (const http::Error& e) {
-            auto err = from_http_error(e, "discovery of " + issuer);
+            auto err = from_http_error(e, "AS metadata discovery");
             if (err.code == errc::config_error) err.code = errc::discovery_failed;
             return err;
         } catch (const std::exception& e) {
             return make_error(errc::discovery_failed,
-                              "discovery of " + issuer + " failed: " + e.what());
+                              "AS metadata discovery (" + url + "): " + e.what());
         }
     }
     return make_error(errc::discovery_failed,
-                      "discovery of " + issuer + " failed: no metadata document (" + tried +
-                          "); check oauth.issuer or set oauth.token_endpoint");
+                      "AS metadata discovery of " + issuer + ": no metadata document (" + tried +
+                          ") — check oauth.issuer or set oauth.token_endpoint");
 }
 
 }  // namespace mtls::token

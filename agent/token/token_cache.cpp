@@ -41,6 +41,13 @@ namespace {
 // A token is handed out only while at least this much of it is left.
 constexpr std::chrono::seconds kMinRemaining{2};
 
+// What a caller gets: the error with the profile named once (the layers below do not name
+// it; the log line and status carry it as a field of their own).
+TokenError token_error_for_caller(const std::string& profile, TokenError err) {
+    err.message = "access token for profile " + profile + ": " + err.message;
+    return err;
+}
+
 std::chrono::system_clock::time_point to_system(std::chrono::steady_clock::time_point t) {
     auto now_s = std::chrono::steady_clock::now();
     auto now_w = std::chrono::system_clock::now();
@@ -149,7 +156,7 @@ std::optional<TokenResult> TokenCache::answer_locked(const std::shared_ptr<Entry
     if (e->token && now + kMinRemaining < e->expires_at) return TokenResult{*e->token};
     if (e->in_flight) return std::nullopt;  // wait for the request in flight
     if (e->last_error && now < e->retry_at) {
-        TokenError err = *e->last_error;
+        TokenError err = token_error_for_caller(e->profile, *e->last_error);
         err.message +=
             " (next attempt in " + std::to_string(seconds_until(e->retry_at, now)) + " s)";
         return TokenResult{std::move(err)};
@@ -269,8 +276,7 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
     const auto* profile = find_profile(e->profile);  // profiles never change after construction
     auto ep = token_endpoint();
     if (auto* err = std::get_if<TokenError>(&ep)) {
-        complete(e, make_error(err->code, "token request for profile " + e->profile +
-                                              " impossible: " + err->message));
+        complete(e, *err);
         return;
     }
     log::debug("oauth.token_request", {{"profile", e->profile},
@@ -346,7 +352,7 @@ void TokenCache::complete(const std::shared_ptr<Entry>& e,
                        {"error", err.message},
                        {"failures", e->failures},
                        {"retry_in_ms", static_cast<long long>(backoff.count())}});
-            answer = err;
+            answer = token_error_for_caller(e->profile, err);
         }
         waiters.swap(e->waiters);
     }
