@@ -1,14 +1,23 @@
 // The real agent's log as operators read it: with [logging] format = "json" every line of
 // its stderr is one JSON object with a timestamp and typed values; [logging] access_log
-// switches the proxy's per-request line off and, by reload, on again.
+// switches the proxy's per-request line off and, by reload, on again; under the journal
+// (JOURNAL_STREAM naming its stderr) every event is a journal entry with native fields, read
+// from a stand-in journal socket.
 #include "tests/support/agent_world.hpp"
+#include "tests/support/journal_standin.hpp"
 #include "tests/support/poll.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <poll.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 namespace {
 
@@ -87,6 +96,79 @@ TEST(AgentLog, AccessLogOffWritesNoRequestLineAndReloadTurnsItOn) {
         [&] { return w.agent->log().find("event=proxy.request") != std::string::npos; }, 10s))
         << w.agent->log();
     EXPECT_EQ(occurrences(w.agent->log(), "event=proxy.request"), 1u) << w.agent->log();
+}
+
+TEST(AgentLog, UnderTheJournalEveryEventIsAnEntryWithQueryableFields) {
+    JournalStandIn journal;  // this process and the agent it starts: a private /run
+    if (!journal.error.empty()) GTEST_SKIP() << journal.error;
+    // A reader, as journald is: the socket queues few datagrams (net.unix.max_dgram_qlen)
+    // and the agent's sends wait for room.
+    std::mutex mu;
+    std::vector<std::multimap<std::string, std::string>> entries;
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        while (!done) {
+            if (auto d = journal.receive()) {
+                std::lock_guard lock(mu);
+                entries.push_back(parse_journal_native(*d));
+            } else {
+                pollfd p{journal.fd, POLLIN, 0};
+                ::poll(&p, 1, 20);
+            }
+        }
+    });
+    struct Join {
+        std::atomic<bool>& done;
+        std::thread& t;
+        ~Join() {
+            done = true;
+            t.join();
+        }
+    } join{done, reader};
+    AgentWorld w("log-journal");
+    // The agent's stderr is <dir>/agent.log (opened for appending): create it to name it.
+    const auto log_file = w.agent->dir() / "agent.log";
+    std::ofstream(log_file).close();
+    w.agent->start({{"JOURNAL_STREAM", journal_stream_of(log_file)}});
+    w.agent->wait_healthy(30s);
+    ASSERT_TRUE(w.call().is_object()) << w.agent->log();
+
+    auto find = [&](const std::string& event) -> const std::multimap<std::string, std::string>* {
+        std::lock_guard lock(mu);
+        for (const auto& e : entries) {
+            auto it = e.find("EVENT");
+            if (it != e.end() && it->second == event) return &e;
+        }
+        return nullptr;
+    };
+    ASSERT_TRUE(poll_until([&] { return find("proxy.request") != nullptr; }, 10s))
+        << "agent log:\n"
+        << w.agent->log();
+    auto one = [](const std::multimap<std::string, std::string>& e, const std::string& k) {
+        EXPECT_EQ(e.count(k), 1u) << k;
+        auto it = e.find(k);
+        return it == e.end() ? std::string("<missing>") : it->second;
+    };
+    const auto& req = *find("proxy.request");  // journalctl -u mtls-agent ROUTE=partner
+    EXPECT_EQ(one(req, "ROUTE"), "partner");
+    EXPECT_EQ(one(req, "STATUS"), "200");
+    EXPECT_EQ(one(req, "METHOD"), "GET");
+    EXPECT_EQ(one(req, "PRIORITY"), "6");
+    EXPECT_EQ(one(req, "SYSLOG_IDENTIFIER"), "mtls-agent");
+    EXPECT_EQ(one(req, "MESSAGE").rfind("proxy.request route=partner ", 0), 0u)
+        << one(req, "MESSAGE");
+    ASSERT_NE(find("agent.ready"), nullptr);
+    ASSERT_NE(find("oauth.token_obtained"), nullptr);
+    EXPECT_EQ(one(*find("oauth.token_obtained"), "PROFILE"), "partner");
+    {
+        std::lock_guard lock(mu);
+        for (const auto& e : entries) EXPECT_EQ(e.count("MESSAGE"), 1u);
+    }
+
+    EXPECT_EQ(w.agent->stop(), 0);
+    // Every event went to the journal: nothing on stderr, no timestamps of our own.
+    EXPECT_EQ(w.agent->log().find("event="), std::string::npos) << w.agent->log();
+    EXPECT_TRUE(poll_until([&] { return find("agent.stopped") != nullptr; }, 5s));
 }
 
 }  // namespace

@@ -2,14 +2,10 @@
 // native fields sd_journal_sendv sends — read from a stand-in for /run/systemd/journal/socket
 // in a private mount namespace.
 #include "common/log.hpp"
+#include "tests/support/journal_standin.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sched.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -119,71 +115,33 @@ TEST(Log, JournalFieldNames) {
     EXPECT_EQ(journal_field_name(std::string(100, 'a')).size(), 64u);
 }
 
-// The journal native protocol (systemd.io/JOURNAL_NATIVE_PROTOCOL): KEY=value\n, or for a
-// value with a newline KEY\n<64-bit little-endian length><value>\n.
-std::multimap<std::string, std::string> parse_native(const std::string& d) {
-    std::multimap<std::string, std::string> out;
-    std::size_t at = 0;
-    while (at < d.size()) {
-        const auto nl = d.find('\n', at);
-        const auto eq = d.find('=', at);
-        if (nl == std::string::npos) break;
-        if (eq != std::string::npos && eq < nl) {
-            out.emplace(d.substr(at, eq - at), d.substr(eq + 1, nl - eq - 1));
-            at = nl + 1;
-        } else {
-            const std::string key = d.substr(at, nl - at);
-            if (nl + 9 > d.size()) break;
-            std::uint64_t len = 0;
-            for (int i = 7; i >= 0; --i)
-                len = (len << 8) | static_cast<unsigned char>(d[nl + 1 + i]);
-            if (nl + 9 + len > d.size()) break;
-            out.emplace(key, d.substr(nl + 9, len));
-            at = nl + 9 + len + 1;
-        }
-    }
-    return out;
-}
-
-// In a child: a private mount namespace with a tmpfs over /run, a datagram socket at
-// /run/systemd/journal/socket, stderr a file that JOURNAL_STREAM names. It logs one event,
-// passes on the datagram, then closes the socket and logs again (the stderr fallback).
-// Writes to `report`: "skip <reason>", or the datagram's length, a newline, the datagram
-// and the stderr file's text.
+// In a child (the mount namespace and JOURNAL_STREAM stay there): the stand-in journal
+// socket, stderr a file that JOURNAL_STREAM names. It logs one event, passes on the datagram,
+// then closes the socket and logs again (the stderr fallback). Writes to `report`:
+// "skip <reason>", or the datagram's length, a newline, the datagram and the stderr file's
+// text.
 [[noreturn]] void journal_child(int report) {
-    auto fail = [&](const std::string& why) {
-        const std::string r = "skip " + why + ": " + std::strerror(errno);
+    auto give_up = [&](const std::string& why) {
+        const std::string r = "skip " + why;
         (void)!::write(report, r.data(), r.size());
         ::_exit(77);
     };
-    if (::unshare(CLONE_NEWNS) != 0) fail("unshare(CLONE_NEWNS)");
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-        fail("mount --make-rprivate /");
-    if (::mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") != 0) fail("mount tmpfs on /run");
-    std::filesystem::create_directories("/run/systemd/journal");
-    int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strcpy(sa.sun_path, "/run/systemd/journal/socket");
-    if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-        fail("bind the stand-in socket");
+    test::JournalStandIn journal;
+    if (!journal.error.empty()) give_up(journal.error);
     const int err = ::open("/run/stderr.txt", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (err < 0 || ::dup2(err, 2) < 0) fail("redirect stderr");
-    struct stat st {};
-    ::fstat(2, &st);
-    const std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
-    ::setenv("JOURNAL_STREAM", stream.c_str(), 1);
+    if (err < 0 || ::dup2(err, 2) < 0)
+        give_up(std::string("redirect stderr: ") + std::strerror(errno));
+    ::setenv("JOURNAL_STREAM", test::journal_stream_of("/run/stderr.txt").c_str(), 1);
     configure(Level::info, Format::json);
-    if (!to_journal()) fail("JOURNAL_STREAM not recognised");
+    if (!to_journal()) give_up("JOURNAL_STREAM not recognised");
     warn("proxy.request", {{"route", "partner-a"},
                            {"status", 404},
                            {"reused", true},
                            {"error", "line one\nline two"},
                            {"message", "not the MESSAGE"}});
-    std::string datagram(65536, '\0');
-    const auto n = ::recv(s, datagram.data(), datagram.size(), MSG_DONTWAIT);
-    datagram.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    ::close(s);  // the socket file stays, nobody reads it: sendmsg fails (ECONNREFUSED)
+    const std::string datagram = journal.receive().value_or("");
+    ::close(journal.fd);  // the socket file stays, nobody reads it: sendmsg fails (ECONNREFUSED)
+    journal.fd = -1;
     warn("proxy.fallback", {{"route", "partner-b"}});  // the journal refused it: stderr
     std::ifstream in("/run/stderr.txt");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -217,7 +175,7 @@ TEST(Log, UnderTheJournalEventsAreNativeFieldsAndFallBackToStderr) {
     ASSERT_NE(nl, std::string::npos) << report;
     const auto len = std::stoul(report.substr(0, nl));
     ASSERT_LE(nl + 1 + len, report.size()) << report;
-    const auto fields = parse_native(report.substr(nl + 1, len));
+    const auto fields = test::parse_journal_native(report.substr(nl + 1, len));
     const std::string err = report.substr(nl + 1 + len);
     EXPECT_EQ(fields.count("CODE_FILE"), 0u) << "the logger's own file is no use";
     auto one = [&](const std::string& k) {
