@@ -561,7 +561,7 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
                 {"url", req.url},
                 {"status", r.status},
                 {"bytes", r.body.size()},
-                {"reused", r.connection_reused ? "yes" : "no"},
+                {"reused", r.connection_reused},
                 {"responses", r.responses}});
     return r;
 }

@@ -237,8 +237,8 @@ class Session {
                                     {"bytes_out", out.bytes_out},
                                     {"upstream_ms", out.upstream_ms},
                                     {"total_ms", ms_since(t0)},
-                                    {"conn_reused", out.reused ? "yes" : "no"},
-                                    {"tls_resumed", out.resumed ? "yes" : "no"},
+                                    {"conn_reused", out.reused},
+                                    {"tls_resumed", out.resumed},
                                     {"attempts", out.attempts},
                                     {"caller", caller_.address}});
     }

@@ -46,7 +46,7 @@ std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
             log::info("oauth.discovered", {{"issuer", issuer},
                                            {"metadata", url},
                                            {"token_endpoint", m.token_endpoint},
-                                           {"mtls_alias", m.from_mtls_alias ? "yes" : "no"}});
+                                           {"mtls_alias", m.from_mtls_alias}});
             return std::move(m);
         } catch (const http::Error& e) {
             auto err = from_http_error(e, "AS metadata discovery");

@@ -71,6 +71,7 @@ TEST(AgentLog, JsonFormatEveryLineParsesWithATimestampAndTypedValues) {
     EXPECT_EQ(request["status"].get<int>(), 200);
     EXPECT_TRUE(request["bytes_out"].is_number_unsigned()) << request;
     EXPECT_TRUE(request["total_ms"].is_number()) << request;
+    EXPECT_TRUE(request["conn_reused"].is_boolean()) << request;
 }
 
 TEST(AgentLog, AccessLogOffWritesNoRequestLineAndReloadTurnsItOn) {
