@@ -103,7 +103,7 @@ pids+=($!)
 ctl() { "$bin/agent/mtls-agentctl" --socket "$run/admin.sock" "$@"; }
 healthy() { ctl status >/dev/null 2>&1; }
 wait_for 30 "the agent to enroll (see $run/agent.log)" healthy
-grep -E 'event=(pkcs11_key_generated|est_enrolled|renewal.step step=publish)' "$run/agent.log" | sed 's/^/  /'
+grep -E 'event=(pkcs11.key_generated|est.enrolled|renewal.step step=publish)' "$run/agent.log" | sed 's/^/  /'
 
 step "Calling the partner through the agent: curl http://127.0.0.1:$port/partner/api/secure/data"
 answer="$(curl -sS --max-time 20 "http://127.0.0.1:$port/partner/api/secure/data")"

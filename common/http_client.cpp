@@ -334,9 +334,9 @@ struct Session::Impl {
         if (too_large)
             return msg + "response larger than " + std::to_string(opts.max_response_bytes) +
                    " bytes";
-        msg += curl_easy_strerror(rc);
-        if (errbuf[0]) msg += std::string(" (") + errbuf + ")";
-        return msg;
+        // libcurl's detail when it has one ("Failed to connect to … port …: Connection
+        // refused"), its generic text ("Couldn't connect to server") only otherwise.
+        return msg + (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc)));
     }
 };
 
@@ -507,7 +507,7 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
         else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
             kind = Error::Kind::invalid_request;
         std::string msg = s.describe(rc, req);
-        log::debug("http_request_failed",
+        log::debug(std::string(req.log_part) + ".http_request_failed",
                    {{"method", req.method}, {"url", req.url}, {"error", msg}});
         throw Error(kind, msg);
     }
@@ -556,12 +556,13 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
             if (a & bit) r.auth_offered_names.emplace_back(name);
     }
     r.credentials_sent = req.basic && (preemptive_basic || r.responses > 1);
-    log::debug("http_request", {{"method", req.method},
-                                {"url", req.url},
-                                {"status", r.status},
-                                {"bytes", r.body.size()},
-                                {"reused", r.connection_reused ? "yes" : "no"},
-                                {"responses", r.responses}});
+    log::debug(std::string(req.log_part) + ".http_request",
+               {{"method", req.method},
+                {"url", req.url},
+                {"status", r.status},
+                {"bytes", r.body.size()},
+                {"reused", r.connection_reused},
+                {"responses", r.responses}});
     return r;
 }
 

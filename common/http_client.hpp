@@ -104,6 +104,8 @@ struct Request {
     // connection when the server keeps it open).
     unsigned auth_schemes = auth_basic;
     bool preemptive = true;
+    // The part the debug events are named after: "<log_part>.http_request[_failed]".
+    std::string_view log_part = "est";
 };
 
 struct Response {

@@ -196,6 +196,7 @@ struct Metrics {
 struct Logging {
     std::string level = "info";      // level = "debug" | "info" | "warning" | "error"
     std::string format = "text";     // format = "text" | "json"
+    bool access_log = true;          // access_log = true (the proxy's line per request)
 };
 
 struct Config {

@@ -305,6 +305,7 @@ std::string render(const Config& c) {
     w.table("logging");
     w.str("level", c.logging.level);
     w.str("format", c.logging.format);
+    w.boolean("access_log", c.logging.access_log);
     return w.text();
 }
 

@@ -107,6 +107,7 @@ void read_logging(Section& root, Config& c) {
                    {"error", std::string("error")}});
     s.enumeration("format", c.logging.format,
                   {{"text", std::string("text")}, {"json", std::string("json")}});
+    s.boolean("access_log", c.logging.access_log);
     s.finish();
 }
 

@@ -177,7 +177,7 @@ std::vector<ossl::X509Ptr> Client::cacerts() {
     }
     if (r.status != 200) throw status_error("cacerts", r);
     auto certs = parse_certs_only(r.body, r.header("Content-Type").value_or(""));
-    log::info("est_cacerts", {{"url", req.url}, {"certificates", certs.size()}});
+    log::info("est.cacerts", {{"url", req.url}, {"certificates", certs.size()}});
     return certs;
 }
 
@@ -271,7 +271,7 @@ CsrAttributes fetch_csrattrs(http::Session& session, const std::string& url, con
 CsrAttributes Client::csrattrs(const Credentials& credentials) {
     http::Session s(http_options(credentials));
     auto attrs = fetch_csrattrs(s, url("csrattrs"), credentials, nullptr);
-    log::info("est_csrattrs", {{"url", url("csrattrs")}, {"attributes", attrs.describe()}});
+    log::info("est.csrattrs", {{"url", url("csrattrs")}, {"attributes", attrs.describe()}});
     return attrs;
 }
 
@@ -326,21 +326,21 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
                     e.kind() == Error::Kind::untrusted_server || e.kind() == Error::Kind::config ||
                     settings_.pop_linking)
                     throw;
-                log::warn("est_csrattrs_ignored", {{"url", url("csrattrs")}, {"error", e.what()}});
+                log::warn("est.csrattrs_ignored", {{"url", url("csrattrs")}, {"error", e.what()}});
                 result.attributes = {};
             }
             if (attempt == 1 && !result.attributes.empty())
-                log::info("est_csrattrs", {{"attributes", result.attributes.describe()}});
+                log::info("est.csrattrs", {{"attributes", result.attributes.describe()}});
             for (const auto& u : result.attributes.unhandled)
-                if (attempt == 1) log::warn("est_csrattr_not_honoured", {{"attribute", u}});
+                if (attempt == 1) log::warn("est.csrattr_not_honoured", {{"attribute", u}});
             if (auto why = key_mismatch(result.attributes, key); !why.empty() && attempt == 1)
-                log::warn("est_csrattr_key_mismatch", {{"detail", why}});
+                log::warn("est.csrattr_key_mismatch", {{"detail", why}});
         }
         // What [est.csr_attributes] puts in the CSR, and what the server asks that it lacks.
         const auto extras = plan_csr_extras(result.attributes, settings_.csr_attributes);
         if (attempt == 1)
             for (const auto& u : extras.unmet)
-                log::warn("est_csrattr_not_supplied", {{"detail", u}});
+                log::warn("est.csrattr_not_supplied", {{"detail", u}});
         const bool pop = settings_.pop_linking || result.attributes.challenge_password;
         if (pop && !binding)
             throw Error(Error::Kind::pop_failed,
@@ -357,7 +357,7 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             // RFC 7030 §4.2.1 + RFC 2045 §6.8: base64 in lines of 64, each ending in "\n" (a
             // server decoding with a base64 BIO, as libest does, reads nothing from one line).
             csr_body = encoding::base64_lines(csr_der(csr.get()));
-            log::info("est_csr", {{"operation", op},
+            log::info("est.csr", {{"operation", op},
                                   {"key", key_text(key)},
                                   {"digest", request.digest},
                                   {"pop", pop ? binding->type : std::string("no")}});
@@ -387,7 +387,7 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             if (r.status == 401 && wants_digest_instead(req, r, credentials)) {
                 // A fresh handle (and so connection), as in fetch_csrattrs; PoP linking then
                 // fails with its own message (Basic refused, Digest wanted, PoP required).
-                log::info("est_auth_digest", {{"operation", op}});
+                log::info("est.auth_digest", {{"operation", op}});
                 set_auth(req, credentials, true);
                 http::Session digest(session.options());
                 r = digest.perform(req, same_connection);
@@ -409,7 +409,7 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             result.pop_linked = pop;
             if (pop) result.binding_type = binding->type;
             log::info(
-                "est_enrolled",
+                "est.enrolled",
                 {{"operation", op}, {"attempts", attempt}, {"chain", result.issued.chain.size()}});
             return result;
         }
@@ -449,12 +449,12 @@ EnrollResult Client::enroll(std::string_view operation, CsrRequest request, EVP_
             if (auto parsed = parse_retry_after(*ra))
                 wait = std::min(*parsed, settings_.retry_after_cap);
             else
-                log::warn("est_retry_after_unparsable", {{"value", std::string(*ra)}});
+                log::warn("est.retry_after_unparsable", {{"value", std::string(*ra)}});
         } else {
-            log::warn("est_retry_after_missing", {{"operation", op}});
+            log::warn("est.retry_after_missing", {{"operation", op}});
         }
         wait = std::max(wait, std::chrono::seconds(1));
-        log::info("est_pending",
+        log::info("est.pending",
                   {{"operation", op}, {"attempt", attempt}, {"wait_s", wait.count()}});
         if (!wait_for(wait, stop))
             throw Error(Error::Kind::interrupted,

@@ -132,7 +132,8 @@ Error status_error(const RequestContext& context, const http::Response& response
 }
 
 Error transport_error(std::string_view operation, const http::Error& e) {
-    std::string msg = "EST " + std::string(operation) + " failed: " + e.what();
+    // e.what() is "<METHOD> <url> failed: <why>" already.
+    std::string msg = "EST " + std::string(operation) + ": " + e.what();
     switch (e.kind()) {
         case http::Error::Kind::untrusted_server:
             return Error(Error::Kind::untrusted_server,

@@ -222,7 +222,7 @@ KeyInfo Token::generate_key(config::KeyType type, const std::string& label,
         return 0;
     });
     KeyInfo k{id, label, type, key_uri(id)};
-    log::info("pkcs11_key_generated", {{"token", label_},
+    log::info("pkcs11.key_generated", {{"token", label_},
                                        {"key_id", k.id_hex()},
                                        {"label", label},
                                        {"type", config::to_string(type)}});
@@ -271,7 +271,7 @@ std::size_t Token::destroy_key(std::string_view id) {
         }
         return count;
     });
-    log::info("pkcs11_key_destroyed",
+    log::info("pkcs11.key_destroyed",
               {{"token", label_}, {"key_id", encoding::hex(id)}, {"objects", n}});
     return n;
 }

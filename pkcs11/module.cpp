@@ -54,7 +54,7 @@ std::shared_ptr<Module> Module::open(const std::string& path) {
     }
     if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
         // Someone else in this process (another library) initialised it: share, don't finalize.
-        log::warn("pkcs11_module_shared", {{"module", path}});
+        log::warn("pkcs11.module_shared", {{"module", path}});
     } else if (rv != CKR_OK) {
         throw Error("C_Initialize (module " + path + ") failed: " + rv_name(rv), rv);
     } else {
@@ -83,7 +83,7 @@ void Module::reinitialize() {
     if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
         throw Error("C_Initialize (module " + path_ + ", after a reset) failed: " + rv_name(rv),
                     rv);
-    log::warn("pkcs11_module_reinitialized", {{"module", path_}});
+    log::warn("pkcs11.module_reinitialized", {{"module", path_}});
 }
 
 void Module::check(CK_RV rv, const char* call) const {

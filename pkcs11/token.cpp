@@ -113,7 +113,7 @@ std::shared_ptr<Token> Token::open(const TokenOptions& opts) {
 
     // Log in now, so that a wrong PIN is reported at startup rather than at the first handshake.
     t->with_session([](CK_SESSION_HANDLE) { return 0; });
-    log::info("pkcs11_token_open", {{"token", t->label_},
+    log::info("pkcs11.token_open", {{"token", t->label_},
                                     {"serial", t->serial_},
                                     {"module", t->module_->path()},
                                     {"slot", t->slot_.load()}});
@@ -237,7 +237,7 @@ void Token::recover(std::uint64_t seen_epoch, CK_RV why) {
             // Keep the old slot: the retry fails with the module's own error.
         }
     }
-    log::warn("pkcs11_session_recovery",
+    log::warn("pkcs11.session_recovery",
               {{"token", label_}, {"serial", serial_}, {"reason", rv_name(why)}});
 }
 

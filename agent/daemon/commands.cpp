@@ -119,6 +119,7 @@ void apply_logging(const config::Logging& l) {
     log::Level level = log::Level::info;
     log::parse_level(l.level, level);
     log::configure(level, l.format == "json" ? log::Format::json : log::Format::text);
+    log::set_access_log(l.access_log);
 }
 
 Json reload(Parts& p) {

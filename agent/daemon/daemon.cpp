@@ -53,7 +53,7 @@ int run(const std::string& config_path, config::Config cfg) {
         // The token and its keys inside OpenSSL.
         auto token = pkcs11::Token::open(pkcs11::TokenOptions::from_config(cfg.pkcs11));
         auto provider = std::make_shared<pkcs11::ProviderContext>(token);
-        log::info("agent.token_ready", {{"token", token->description()}});
+        log::info("pkcs11.token_ready", {{"token", token->description()}});
         metrics::TokenOpMetrics token_ops;
         token->set_sign_observer([&token_ops](std::chrono::nanoseconds elapsed, bool ok) {
             token_ops.observe_sign(elapsed, ok);

@@ -101,7 +101,7 @@ int make_unix_listener(const UnixListenerOptions& opt) {
     // agent's user can reach it: a warning, not a failure to start.
     if (gid != static_cast<gid_t>(-1) && ::chown(tmp.c_str(), static_cast<uid_t>(-1), gid) != 0)
         log::warn(
-            "net.socket_group_not_set",
+            "agent.socket_group_not_set",
             {{"socket", opt.path},
              {"group", opt.group},
              {"error", errno_text()},

@@ -246,7 +246,9 @@ class Session {
         } else {
             ++ctx_.stats.unrouted_requests;
         }
-        if (!log::enabled(log::Level::info)) return;  // the fields cost on every request
+        // [logging] access_log = false, or a level above info: no line (its fields cost on
+        // every request).
+        if (!log::access_log() || !log::enabled(log::Level::info)) return;
         log::info("proxy.request", {{"route", out.route},
                                     {"method", out.method},
                                     {"path", out.path},
@@ -256,8 +258,8 @@ class Session {
                                     {"bytes_out", out.bytes_out},
                                     {"upstream_ms", out.upstream_ms},
                                     {"total_ms", ms_since(t0)},
-                                    {"conn_reused", out.reused ? "yes" : "no"},
-                                    {"tls_resumed", out.resumed ? "yes" : "no"},
+                                    {"conn_reused", out.reused},
+                                    {"tls_resumed", out.resumed},
                                     {"attempts", out.attempts},
                                     {"caller", caller_.address}});
     }
@@ -420,8 +422,8 @@ class Session {
                         id = std::move(newer);
                         continue;
                     }
-                    co_return fail(token_unavailable("token for profile " + route.token_profile +
-                                                     ": " + te->message));
+                    // The message names the profile already (token::TokenCache).
+                    co_return fail(token_unavailable(te->message));
                 }
                 token = std::get<token::Token>(std::move(r));
                 co_return true;

@@ -85,7 +85,7 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
         ++stats_.handshakes_full;
     log::debug("proxy.upstream_connected", {{"route", entry_.route.name},
                                             {"upstream", entry_.target.authority},
-                                            {"tls_resumed", conn->resumed() ? "yes" : "no"},
+                                            {"tls_resumed", conn->resumed()},
                                             {"identity_generation", id->generation()}});
     ++busy_;
     update_gauges();

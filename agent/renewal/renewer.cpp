@@ -354,6 +354,7 @@ Outcome Renewer::attempt(bool force_rekey, std::stop_token stop) {
         out.steps.push_back({"renew", "failed", e.what()});
     }
     auto now_id = identities_.current();
+    long long retry_in_s = -1;
     {
         std::lock_guard lock(mu_);
         status_.last_at = Clock::now();
@@ -371,10 +372,15 @@ Outcome Renewer::attempt(bool force_rekey, std::stop_token stop) {
             ++status_.consecutive_failures;
         }
         schedule_next(now_id, !out.ok);
+        if (status_.next_at)
+            retry_in_s =
+                std::chrono::duration_cast<std::chrono::seconds>(*status_.next_at - Clock::now())
+                    .count();
     }
     remember_outcome(out);
     if (!out.ok) {
-        log::error("renewal.failed", {{"error", out.message}});
+        // The message says what failed and what to check (est::Error); when the next try is.
+        log::error("renewal.failed", {{"error", out.message}, {"retry_in_s", retry_in_s}});
         // Never look usable with an expired certificate: requests get 503 no_identity.
         if (now_id && !now_id->valid_at(Clock::now())) {
             identities_.clear();

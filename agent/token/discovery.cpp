@@ -25,6 +25,7 @@ std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
             o.max_response_bytes = 256 * 1024;
             http::Request req;
             req.url = url;
+            req.log_part = "oauth";
             req.headers = {{"Accept", "application/json"}};
             auto resp = http::fetch(std::move(o), req);
             if (resp.status >= 400 && resp.status < 500) {
@@ -34,30 +35,31 @@ std::variant<AsMetadata, TokenError> discover(const std::string& issuer,
             }
             if (resp.status != 200)
                 return make_error(errc::discovery_failed,
-                                  "discovery of " + issuer + " failed: " + url + " answered HTTP " +
-                                      std::to_string(resp.status) + " (retrying with backoff)");
+                                  "AS metadata discovery: " + url + " answered HTTP " +
+                                      std::to_string(resp.status) +
+                                      " — the AS has a problem; retrying with backoff");
             auto parsed = parse_metadata(resp.body, issuer);
             if (auto* why = std::get_if<std::string>(&parsed))
                 return make_error(errc::discovery_failed,
-                                  "discovery of " + issuer + " failed: " + url + ": " + *why);
+                                  "AS metadata discovery: " + url + ": " + *why);
             auto& m = std::get<AsMetadata>(parsed);
-            log::info("oauth_discovered", {{"issuer", issuer},
+            log::info("oauth.discovered", {{"issuer", issuer},
                                            {"metadata", url},
                                            {"token_endpoint", m.token_endpoint},
-                                           {"mtls_alias", m.from_mtls_alias ? "yes" : "no"}});
+                                           {"mtls_alias", m.from_mtls_alias}});
             return std::move(m);
         } catch (const http::Error& e) {
-            auto err = from_http_error(e, "discovery of " + issuer);
+            auto err = from_http_error(e, "AS metadata discovery");
             if (err.code == errc::config_error) err.code = errc::discovery_failed;
             return err;
         } catch (const std::exception& e) {
             return make_error(errc::discovery_failed,
-                              "discovery of " + issuer + " failed: " + e.what());
+                              "AS metadata discovery (" + url + "): " + e.what());
         }
     }
     return make_error(errc::discovery_failed,
-                      "discovery of " + issuer + " failed: no metadata document (" + tried +
-                          "); check oauth.issuer or set oauth.token_endpoint");
+                      "AS metadata discovery of " + issuer + ": no metadata document (" + tried +
+                          ") — check oauth.issuer or set oauth.token_endpoint");
 }
 
 }  // namespace mtls::token

@@ -41,6 +41,13 @@ namespace {
 // A token is handed out only while at least this much of it is left.
 constexpr std::chrono::seconds kMinRemaining{2};
 
+// What a caller gets: the error with the profile named once (the layers below do not name
+// it; the log line and status carry it as a field of their own).
+TokenError token_error_for_caller(const std::string& profile, TokenError err) {
+    err.message = "access token for profile " + profile + ": " + err.message;
+    return err;
+}
+
 std::chrono::system_clock::time_point to_system(std::chrono::steady_clock::time_point t) {
     auto now_s = std::chrono::steady_clock::now();
     auto now_w = std::chrono::system_clock::now();
@@ -140,9 +147,9 @@ void TokenCache::note_identity_locked(const identity::IdentityPtr& id) {
     newest_generation_ = id->generation();
     for (auto it = entries_.begin(); it != entries_.end();) {
         if (it->second->generation < newest_generation_ && it->second->x5t != id->x5t_s256()) {
-            log::info("token_dropped", {{"profile", it->second->profile},
-                                        {"thumbprint", it->second->x5t},
-                                        {"reason", "identity rotated"}});
+            log::info("oauth.token_dropped", {{"profile", it->second->profile},
+                                              {"thumbprint", it->second->x5t},
+                                              {"reason", "identity rotated"}});
             it = entries_.erase(it);  // waiters of a fetch in flight are answered by complete()
         } else {
             ++it;
@@ -162,7 +169,7 @@ std::optional<TokenResult> TokenCache::answer_locked(const std::shared_ptr<Entry
     if (e->token && now + kMinRemaining < e->expires_at) return TokenResult{*e->token};
     if (e->in_flight) return std::nullopt;  // wait for the request in flight
     if (e->last_error && now < e->retry_at) {
-        TokenError err = *e->last_error;
+        TokenError err = token_error_for_caller(e->profile, *e->last_error);
         err.message +=
             " (next attempt in " + std::to_string(seconds_until(e->retry_at, now)) + " s)";
         return TokenResult{std::move(err)};
@@ -211,7 +218,7 @@ net::awaitable<TokenResult> TokenCache::get(const std::string& profile_name,
         if (auto ready = answer_locked(entry, now)) {
             if (std::holds_alternative<Token>(*ready) && now >= entry->refresh_at &&
                 !entry->in_flight && now >= entry->retry_at && !stopping_) {
-                log::debug("token_refresh_ahead",
+                log::debug("oauth.token_refresh_ahead",
                            {{"profile", profile_name}, {"thumbprint", key.second}});
                 start_fetch_locked(entry, id);
             }
@@ -253,7 +260,7 @@ std::variant<std::string, TokenError> TokenCache::token_endpoint() {
     auto& m = std::get<AsMetadata>(d);
     if (!m.bound_tokens)
         log::warn(
-            "oauth_metadata_no_bound_tokens",
+            "oauth.metadata_no_bound_tokens",
             {{"issuer", oauth_.issuer},
              {"note", "the AS does not advertise tls_client_certificate_bound_access_tokens"}});
     for (const auto& p : oauth_.profiles) {
@@ -262,7 +269,7 @@ std::variant<std::string, TokenError> TokenCache::token_endpoint() {
                           : "tls_client_auth";
         if (!m.auth_methods.empty() &&
             std::find(m.auth_methods.begin(), m.auth_methods.end(), method) == m.auth_methods.end())
-            log::warn("oauth_auth_method_not_advertised",
+            log::warn("oauth.auth_method_not_advertised",
                       {{"profile", p.name}, {"auth_method", method}, {"issuer", oauth_.issuer}});
     }
     endpoint_ = m.token_endpoint;
@@ -282,14 +289,13 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
     const auto* profile = find_profile(e->profile);  // profiles never change after construction
     auto ep = token_endpoint();
     if (auto* err = std::get_if<TokenError>(&ep)) {
-        complete(e, make_error(err->code, "token request for profile " + e->profile +
-                                              " impossible: " + err->message));
+        complete(e, *err);
         return;
     }
-    log::debug("token_request", {{"profile", e->profile},
-                                 {"client_id", profile->client_id},
-                                 {"endpoint", std::get<std::string>(ep)},
-                                 {"thumbprint", e->x5t}});
+    log::debug("oauth.token_request", {{"profile", e->profile},
+                                       {"client_id", profile->client_id},
+                                       {"endpoint", std::get<std::string>(ep)},
+                                       {"thumbprint", e->x5t}});
     complete(e, request_token(std::get<std::string>(ep), *profile, *id, request_));
 }
 
@@ -328,14 +334,14 @@ void TokenCache::complete(const std::shared_ptr<Entry>& e,
             }
             if (ok->response.expires_in_defaulted)
                 log::warn(
-                    "token_expires_in_missing",
+                    "oauth.token_expires_in_missing",
                     {{"profile", e->profile},
                      {"assumed_s", static_cast<long long>(settings_.default_expires_in.count())}});
             if (ok->response.expires_in_capped)
-                log::warn("token_expires_in_capped",
+                log::warn("oauth.token_expires_in_capped",
                           {{"profile", e->profile},
                            {"cap_s", static_cast<long long>(settings_.max_expires_in.count())}});
-            log::info("token_obtained",
+            log::info("oauth.token_obtained",
                       {{"profile", e->profile},
                        {"thumbprint", e->x5t},
                        {"expires_in_s", static_cast<long long>(lifetime.count())},
@@ -354,14 +360,14 @@ void TokenCache::complete(const std::shared_ptr<Entry>& e,
             e->last_error = err;
             if (err.code != errc::shutting_down)
                 ++failures_[{e->profile, failure_reason(err.code)}];
-            log::warn("token_request_failed",
+            log::warn("oauth.token_request_failed",
                       {{"profile", e->profile},
                        {"thumbprint", e->x5t},
                        {"code", err.code},
                        {"error", err.message},
                        {"failures", e->failures},
                        {"retry_in_ms", static_cast<long long>(backoff.count())}});
-            answer = err;
+            answer = token_error_for_caller(e->profile, err);
         }
         waiters.swap(e->waiters);
     }
@@ -372,9 +378,9 @@ void TokenCache::invalidate(const std::string& profile, const std::string& thumb
     std::lock_guard lk(mu_);
     auto it = entries_.find({profile, thumbprint});
     if (it == entries_.end() || !it->second->token) return;
-    log::info("token_invalidated", {{"profile", profile},
-                                    {"thumbprint", thumbprint},
-                                    {"token", log::redact(it->second->token->access_token)}});
+    log::info("oauth.token_invalidated", {{"profile", profile},
+                                          {"thumbprint", thumbprint},
+                                          {"token", log::redact(it->second->token->access_token)}});
     it->second->token.reset();
     it->second->expires_at = {};
     it->second->refresh_at = {};
@@ -401,7 +407,7 @@ void TokenCache::flush() {
         std::lock_guard lk(endpoint_mu_);
         endpoint_.reset();
     }
-    log::info("tokens_flushed");
+    log::info("oauth.tokens_flushed");
 }
 
 std::vector<EntryStatus> TokenCache::status() const {

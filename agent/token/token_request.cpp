@@ -99,8 +99,8 @@ ClientCertInfo describe_client_cert(const identity::Identity& id) {
 std::variant<ObtainedToken, TokenError> interpret_token_answer(
     long status, std::string_view body, const TokenProfile& p, const ClientCertInfo& cert,
     const ResponseLimits& limits, std::chrono::system_clock::time_point now) {
-    const std::string who =
-        "token request for profile " + p.name + " (client_id " + p.client_id + ")";
+    // The caller names the profile (TokenCache: "access token for profile …: ").
+    const std::string who = "token request (client_id " + p.client_id + ")";
     if (status != 200) {
         if (auto e = parse_error_response(body)) {
             std::string code = is_standard_oauth_error(e->error) ? e->error : errc::as_error;
@@ -190,7 +190,7 @@ void warn_if_narrowed(const TokenProfile& profile, const ObtainedToken& t) {
     if (missing.empty()) return;
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "" : " ") + m;
-    log::warn("token.scope_narrowed", {{"profile", profile.name},
+    log::warn("oauth.scope_narrowed", {{"profile", profile.name},
                                        {"requested", profile.scope},
                                        {"granted", *t.response.scope},
                                        {"not_granted", list}});
@@ -198,13 +198,14 @@ void warn_if_narrowed(const TokenProfile& profile, const ObtainedToken& t) {
 
 TokenError from_http_error(const http::Error& e, std::string_view what) {
     using K = http::Error::Kind;
-    std::string msg = std::string(what) + " failed: " + e.what();
+    // e.what() is "<METHOD> <url> failed: <why>": `what` only says which step it was.
+    std::string msg = std::string(what) + ": " + e.what();
     switch (e.kind()) {
         case K::timeout:
             return make_error(errc::as_timeout,
-                              msg + " (the AS is slow or unreachable; check oauth.timeout)");
+                              msg + " — the AS is slow or unreachable; check oauth.timeout");
         case K::untrusted_server:
-            return make_error(errc::as_untrusted, msg + " (check oauth.ca_file)");
+            return make_error(errc::as_untrusted, msg + " — check oauth.ca_file");
         case K::too_large:
             return make_error(errc::bad_response, msg);
         case K::invalid_request:
@@ -214,7 +215,7 @@ TokenError from_http_error(const http::Error& e, std::string_view what) {
         case K::transport:
             break;
     }
-    return make_error(errc::as_unreachable, msg + " (is the AS up and reachable?)");
+    return make_error(errc::as_unreachable, msg + " — is the AS up and reachable?");
 }
 
 std::variant<ObtainedToken, TokenError> request_token(const std::string& endpoint,
@@ -235,6 +236,7 @@ std::variant<ObtainedToken, TokenError> request_token(const std::string& endpoin
         http::Request req;
         req.method = "POST";
         req.url = endpoint;
+        req.log_part = "oauth";
         req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                        {"Accept", "application/json"}};
         req.body = token_request_body(profile);
@@ -244,10 +246,10 @@ std::variant<ObtainedToken, TokenError> request_token(const std::string& endpoin
         if (const auto* t = std::get_if<ObtainedToken>(&answer)) warn_if_narrowed(profile, *t);
         return answer;
     } catch (const http::Error& e) {
-        return from_http_error(e, "token request for profile " + profile.name + " to " + endpoint);
+        return from_http_error(e, "token request");
     } catch (const std::exception& e) {
         return make_error(errc::as_unreachable,
-                          "token request for profile " + profile.name + " failed: " + e.what());
+                          "token request to " + endpoint + " failed: " + e.what());
     }
 }
 

@@ -163,7 +163,7 @@ TEST(SubjectAndNames, FullDnAndEverySanKind) {
     EXPECT_EQ(answer.value(json::json_pointer("/token/scope"), std::string()), "orders:read")
         << answer["token"];
     const auto log = w.agent->log();
-    const auto warn = log.find("token.scope_narrowed");
+    const auto warn = log.find("oauth.scope_narrowed");
     ASSERT_NE(warn, std::string::npos) << log;
     EXPECT_NE(log.find("orders:write", warn), std::string::npos) << log.substr(warn, 300);
 }

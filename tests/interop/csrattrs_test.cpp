@@ -38,13 +38,13 @@ json wait_failed(AgentWorld& w) {
         "the first enrollment to fail");
 }
 
-// The digests of the CSRs the agent signed, from its est_csr log lines, in order.
+// The digests of the CSRs the agent signed, from its est.csr log lines, in order.
 std::vector<std::string> csr_digests(const std::string& log) {
     std::vector<std::string> out;
     std::istringstream in(log);
     std::string line;
     while (std::getline(in, line)) {
-        if (line.find(" event=est_csr ") == std::string::npos) continue;
+        if (line.find(" event=est.csr ") == std::string::npos) continue;
         const auto at = line.find(" digest=");
         if (at == std::string::npos) continue;
         const auto from = at + 8;
@@ -61,7 +61,7 @@ TEST(InteropCsrAttrs, TrailingNulInTheBody) {
     auto r = w.agent->ctl({"renew", "--wait"});
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     const auto log = w.agent->log();
-    EXPECT_EQ(log.find("est_csrattrs_ignored"), std::string::npos) << log;
+    EXPECT_EQ(log.find("est.csrattrs_ignored"), std::string::npos) << log;
     EXPECT_NE(log.find("keys=EC prime256v1"), std::string::npos) << "csrattrs were read:\n" << log;
     auto after = expect_consistent(w);
     EXPECT_NE(after["identity"]["serial"], serial);
@@ -139,7 +139,7 @@ TEST(InteropCsrAttrs, MissingAttributeNamesTheConfigKey) {
         << st["reasons"];
     EXPECT_EQ(st["state"], "failing") << st;
     EXPECT_TRUE(w.token_keys().empty()) << "the key made for the failed enrollment is gone";
-    EXPECT_NE(w.agent->log().find("est_csrattr_not_supplied"), std::string::npos)
+    EXPECT_NE(w.agent->log().find("est.csrattr_not_supplied"), std::string::npos)
         << "warned before sending:\n"
         << w.agent->log();
     auto r = w.agent->ctl({"renew", "--wait"});

@@ -299,6 +299,16 @@ TEST_F(TokenSandbox, FaultsGiveClearErrorsAndRecover) {
         EXPECT_EQ(e.code, c.code) << e.message;
         EXPECT_NE(e.message.find(c.in_message), std::string::npos) << e.message;
         EXPECT_NE(e.message.find("partner"), std::string::npos) << e.message;
+        // Each layer adds what it knows, once: the profile is named once, "failed" said once.
+        auto count = [&](const std::string& needle) {
+            std::size_t n = 0;
+            for (auto at = e.message.find(needle); at != std::string::npos;
+                 at = e.message.find(needle, at + 1))
+                ++n;
+            return n;
+        };
+        EXPECT_EQ(count("profile partner:"), 1u) << e.message;
+        EXPECT_LE(count("failed"), 1u) << e.message;
         // While backing off, callers get the last error at once, without a request.
         auto before = cache.requests_started();
         auto again = error_of(run_get(cache, "partner", id));
