@@ -92,7 +92,7 @@ std::vector<TokenProfileFacts> token_facts(const token::TokenCache* cache) {
 
 std::vector<RouteFacts> route_facts(const proxy::ProxyStats& stats) {
     std::vector<RouteFacts> out;
-    for (const auto& r : stats.routes)
+    for (const auto& r : stats.routes())
         out.push_back({r.name, r.requests.load(), r.status_5xx.load() + r.proxy_errors.load(),
                        r.pool_idle.load() + r.pool_busy.load()});
     return out;
@@ -111,9 +111,10 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
                          const identity::IdentityPtr& id, const token::TokenCache* cache,
                          const metrics::TokenOpMetrics& token_ops) {
     metrics::Writer w;
+    const auto routes = stats.routes();  // one snapshot: a reload may change the routes
     auto d = [](std::uint64_t v) { return static_cast<double>(v); };
     w.family("mtls_agent_requests_total", "Proxied requests by route and status class.", "counter");
-    for (const auto& r : stats.routes) {
+    for (const auto& r : routes) {
         w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "2xx"}},
                  d(r.status_2xx));
         w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "3xx"}},
@@ -127,21 +128,21 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
              "Requests answered by the agent itself (no identity, token unavailable, upstream "
              "failures).",
              "counter");
-    for (const auto& r : stats.routes)
+    for (const auto& r : routes)
         w.sample("mtls_agent_proxy_errors_total", {{"route", r.name}}, d(r.proxy_errors));
     w.family("mtls_agent_unrouted_requests_total",
              "Requests rejected before a route was known (400/404/405/431).", "counter");
     w.sample("mtls_agent_unrouted_requests_total", {}, d(stats.unrouted_requests));
     w.family("mtls_agent_upstream_handshakes_total", "Upstream TLS handshakes, full or resumed.",
              "counter");
-    for (const auto& r : stats.routes) {
+    for (const auto& r : routes) {
         w.sample("mtls_agent_upstream_handshakes_total", {{"route", r.name}, {"kind", "full"}},
                  d(r.handshakes_full));
         w.sample("mtls_agent_upstream_handshakes_total", {{"route", r.name}, {"kind", "resumed"}},
                  d(r.handshakes_resumed));
     }
     w.family("mtls_agent_upstream_connections", "Upstream pool connections by state.", "gauge");
-    for (const auto& r : stats.routes) {
+    for (const auto& r : routes) {
         w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "idle"}},
                  d(r.pool_idle));
         w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "busy"}},
