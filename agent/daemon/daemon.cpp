@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -64,9 +65,11 @@ int run(const std::string& config_path, config::Config cfg) {
         identity::IdentityStore identities;
         std::unique_ptr<token::TokenCache> tokens;
         if (!cfg.oauth.profiles.empty()) tokens = std::make_unique<token::TokenCache>(cfg.oauth);
+        // (the renewer's thread calls this; a reload may create the cache later: see adopt)
+        std::atomic<token::TokenCache*> tokens_now{tokens.get()};
         auto token_sub = identities.subscribe(
             [&](const identity::IdentityPtr& now, const identity::IdentityPtr&) {
-                if (tokens) tokens->identity_changed(now);
+                if (auto* t = tokens_now.load()) t->identity_changed(now);
             });
 
         renewal::Renewer renewer(cfg, provider, identities);
@@ -118,8 +121,14 @@ int run(const std::string& config_path, config::Config cfg) {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
                                 token_ops);
         };
-        Parts parts{config_path,  cfg,        identities,  renewer,
-                    tokens.get(), status_doc, metrics_doc, &notifier};
+        Parts parts{config_path, cfg,         identities, renewer, tokens.get(),
+                    status_doc,  metrics_doc, &notifier,  &proxy,  {}};
+        parts.adopt_tokens = [&](std::unique_ptr<token::TokenCache> cache) {
+            tokens = std::move(cache);
+            tokens_now = tokens.get();
+            proxy.set_token_source(tokens.get());
+            return tokens.get();
+        };
         register_commands(admin, parts);
         admin.start();
         std::unique_ptr<MetricsHttp> metrics_http;
