@@ -104,8 +104,6 @@ std::vector<std::string> needs_restart(const config::Config& a, const config::Co
         if (section(a, pick) != section(b, pick)) out.push_back(name);
     };
     differs("[pkcs11]", [](config::Config& o, const config::Config& c) { o.pkcs11 = c.pkcs11; });
-    differs("[admin]", [](config::Config& o, const config::Config& c) { o.admin = c.admin; });
-    differs("[metrics]", [](config::Config& o, const config::Config& c) { o.metrics = c.metrics; });
     if (a.state_dir != b.state_dir) out.push_back("[agent] state_dir");
     return out;
 }
@@ -172,6 +170,14 @@ Json reload(Parts& p) {
     } catch (const std::exception& e) {
         reasons.push_back(std::string("[oauth]: ") + e.what());
     }
+    std::function<void()> servers;
+    if (p.prepare_servers) {
+        try {
+            servers = p.prepare_servers(next);
+        } catch (const std::exception& e) {
+            reasons.push_back(std::string("[admin]/[metrics]: ") + e.what());
+        }
+    }
     if (!reasons.empty()) reject_reload(reasons);
 
     // 2. Apply it all (nothing below throws on a bad configuration).
@@ -200,6 +206,13 @@ Json reload(Parts& p) {
     if (new_tokens) p.tokens = p.adopt_tokens(std::move(new_tokens));
     p.cfg.oauth = next.oauth;  // without profiles before and after, nothing uses it
     applied.push_back("[oauth]");
+    if (servers) {
+        servers();
+        p.cfg.admin = next.admin;
+        p.cfg.metrics = next.metrics;
+        applied.push_back("[admin]");
+        applied.push_back("[metrics]");
+    }
     std::string msg = "reloaded:";
     for (const auto& s : applied) msg += " " + s;
     msg += " applied";

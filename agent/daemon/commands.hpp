@@ -34,6 +34,9 @@ struct Parts {
     // Takes the token cache a reload creates when it brings the first [oauth] profiles (the
     // daemon owns it, hands it to the proxy); returns it.
     std::function<token::TokenCache*(std::unique_ptr<token::TokenCache>)> adopt_tokens;
+    // [admin] and [metrics] for a reload: binds what changed and returns the step that puts
+    // it in use; throws std::runtime_error when it cannot (nothing changed then).
+    std::function<std::function<void()>(const config::Config& next)> prepare_servers;
 };
 
 void register_commands(admin::Server& admin, Parts& parts);
@@ -42,7 +45,8 @@ void register_commands(admin::Server& admin, Parts& parts);
 // io_context thread. Everything is checked and prepared first (parsed, route table built);
 // only when all of it can be applied is it applied, at once. Otherwise throws
 // admin::CommandError "reload_invalid" listing every reason, and nothing changes: the running
-// configuration stays. Applied: [key], [est], [renewal], [logging], [[routes]] and [oauth]
+// configuration stays. Applied: [key], [est], [renewal], [logging], [[routes]], [listener],
+// [oauth], [admin] and [metrics]
 // (token_cache.hpp says which cached tokens go); returns
 // {"message", "applied", "restart_needed", "routes"} naming the changed sections that only a
 // restart applies and the routes added, changed and removed.

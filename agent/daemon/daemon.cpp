@@ -94,14 +94,21 @@ int run(const std::string& config_path, config::Config cfg) {
         proxy::Proxy proxy(io, cfg.listener, cfg.routes, identities, tokens.get());
         proxy.start();
 
-        admin::ServerOptions aopt;
-        aopt.listener.path = cfg.admin.socket;
-        aopt.listener.mode = cfg.admin.mode;
-        aopt.listener.group = cfg.admin.group;
-        aopt.policy.allowed_uids = cfg.admin.allowed_uids;
-        aopt.policy.allowed_gids = cfg.admin.allowed_gids;
-        aopt.max_connections_per_uid = cfg.admin.max_connections_per_uid;
-        admin::Server admin(io, aopt);
+        auto admin_options = [](const config::Admin& a) {
+            admin::ServerOptions aopt;
+            aopt.listener.path = a.socket;
+            aopt.listener.mode = a.mode;
+            aopt.listener.group = a.group;
+            aopt.policy.allowed_uids = a.allowed_uids;
+            aopt.policy.allowed_gids = a.allowed_gids;
+            aopt.max_connections_per_uid = a.max_connections_per_uid;
+            return aopt;
+        };
+        // Servers a reload replaced: they stopped accepting but live on for the connections
+        // they serve (the reload command's own among them) until the agent stops.
+        std::vector<std::shared_ptr<admin::Server>> old_admins;
+        std::vector<std::shared_ptr<MetricsHttp>> old_metrics;
+        auto admin = std::make_shared<admin::Server>(io, admin_options(cfg.admin));
 
         const std::string token_uri = token->token_uri();
         auto status_doc = [&] {
@@ -121,24 +128,65 @@ int run(const std::string& config_path, config::Config cfg) {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
                                 token_ops);
         };
-        Parts parts{config_path, cfg,         identities, renewer, tokens.get(),
-                    status_doc,  metrics_doc, &notifier,  &proxy,  {}};
+        Parts parts{config_path, cfg,    identities, renewer, tokens.get(), status_doc, metrics_doc,
+                    &notifier,   &proxy, {},         {}};
         parts.adopt_tokens = [&](std::unique_ptr<token::TokenCache> cache) {
             tokens = std::move(cache);
             tokens_now = tokens.get();
             proxy.set_token_source(tokens.get());
             return tokens.get();
         };
-        register_commands(admin, parts);
-        admin.start();
-        std::unique_ptr<MetricsHttp> metrics_http;
-        if (!cfg.metrics.listen.empty()) {
-            metrics_http = std::make_unique<MetricsHttp>(io, cfg.metrics.listen, metrics_doc, [&] {
+        register_commands(*admin, parts);
+        admin->start();
+        auto make_metrics = [&](const std::string& listen) {  // binds; throws
+            return std::make_shared<MetricsHttp>(io, listen, metrics_doc, [&] {
                 auto doc = status_doc();
                 nlohmann::json h{{"state", doc["state"]}, {"reasons", doc["reasons"]}};
                 return MetricsHttp::Health{doc["state"] != "failing", h.dump()};
             });
+        };
+        std::shared_ptr<MetricsHttp> metrics_http;
+        if (!cfg.metrics.listen.empty()) {
+            metrics_http = make_metrics(cfg.metrics.listen);
+            metrics_http->start();
         }
+        // Reload of [admin] and [metrics]: a new socket path or listen address is bound here
+        // (before anything changes; throws when it cannot be); the commit starts it and stops
+        // the old one. Same socket path: access settings, mode and group apply in place.
+        parts.prepare_servers = [&](const config::Config& next) -> std::function<void()> {
+            std::shared_ptr<admin::Server> new_admin;
+            std::optional<admin::ServerOptions> same_admin;
+            if (next.admin.socket != cfg.admin.socket) {
+                new_admin = std::make_shared<admin::Server>(io, admin_options(next.admin));
+                register_commands(*new_admin, parts);
+                new_admin->bind();
+            } else {
+                same_admin = admin::Server::resolve(admin_options(next.admin));
+            }
+            std::shared_ptr<MetricsHttp> new_metrics;
+            const bool metrics_changed = next.metrics.listen != cfg.metrics.listen;
+            if (metrics_changed && !next.metrics.listen.empty())
+                new_metrics = make_metrics(next.metrics.listen);
+            return [&, new_admin, same_admin, new_metrics, metrics_changed] {
+                if (new_admin) {
+                    new_admin->start();
+                    admin->stop();
+                    old_admins.push_back(std::move(admin));
+                    admin = new_admin;
+                } else {
+                    admin->apply(*same_admin);
+                }
+                if (metrics_changed) {
+                    if (new_metrics) new_metrics->start();
+                    if (metrics_http) {
+                        metrics_http->stop();
+                        log::info("metrics.closed", {{"address", cfg.metrics.listen}});
+                        old_metrics.push_back(std::move(metrics_http));
+                    }
+                    metrics_http = new_metrics;
+                }
+            };
+        };
         renewer.run();
 
         // Stopping (SIGTERM/SIGINT): STOPPING=1, the proxy stops accepting, requests in flight
@@ -153,7 +201,8 @@ int run(const std::string& config_path, config::Config cfg) {
             drain_timer.cancel();
             notifier.stop();
             proxy.stop();
-            admin.stop();
+            admin->stop();
+            for (auto& a : old_admins) a->stop();
             if (metrics_http) metrics_http->stop();
             io.stop();
         };
@@ -215,7 +264,7 @@ int run(const std::string& config_path, config::Config cfg) {
         // STATUS= from the health verdict once a second, READY=1 once serving, watchdog.
         notifier.run(
             io, [&] { return Notifier::verdict(status_doc(), identities.current() != nullptr); });
-        log::info("agent.ready", {{"admin", cfg.admin.socket}});
+        log::info("agent.ready", {{"admin", admin->path()}});
         io.run();
         renewer.stop();
         log::info("agent.stopped");

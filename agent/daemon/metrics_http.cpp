@@ -13,7 +13,11 @@ namespace http = net::http;
 
 MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text metrics,
                          std::function<Health()> health)
-    : io_(io), acceptor_(io), metrics_(std::move(metrics)), health_(std::move(health)) {
+    : io_(io),
+      acceptor_(io),
+      metrics_(std::move(metrics)),
+      health_(std::move(health)),
+      listen_(listen) {
     net::tcp::endpoint ep;
     try {
         ep = proxy::parse_listen_address(listen);
@@ -27,8 +31,13 @@ MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text m
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
         throw std::runtime_error("cannot listen on metrics.listen " + listen + ": " + ec.message());
+}
+
+void MetricsHttp::start() {
+    if (started_) return;
+    started_ = true;
     asio::co_spawn(io_, accept_loop(), asio::detached);
-    log::info("metrics.listening", {{"address", listen}});
+    log::info("metrics.listening", {{"address", listen_}});
 }
 
 void MetricsHttp::stop() {

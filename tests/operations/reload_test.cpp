@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <thread>
 
 namespace {
@@ -226,6 +227,46 @@ TEST(Reload, AChangedListenerPortIsServedAndTheOldOneClosed) {
     EXPECT_EQ(get(old_port, "/partner/api/secure/data").status, 0) << "the old port is closed";
     slow.join();
     EXPECT_NE(agent.log().find("reload.applied"), std::string::npos) << agent.log();
+}
+
+// [admin] socket and [metrics] listen address moved by a reload: the reload command gets its
+// answer over the old socket, then the new socket and address serve and the old ones are gone.
+TEST(Reload, TheAdminSocketAndMetricsAddressMove) {
+    const auto metrics_port = free_loopback_port();
+    AgentSetup setup;
+    setup.extra = "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port) + "\"\n";
+    AgentWorld w("reload-admin", {}, setup);
+    auto& agent = *w.agent;
+    agent.start();
+    agent.wait_healthy(30s);
+    auto metrics_status = [](std::uint16_t port) {
+        auto r =
+            run_command({"curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                         "http://127.0.0.1:" + std::to_string(port) + "/metrics"});
+        return std::atoi(r.out.c_str());
+    };
+    ASSERT_EQ(metrics_status(metrics_port), 200);
+
+    const auto new_port = free_loopback_port();
+    const auto new_socket = agent.dir() / "admin-moved.sock";
+    std::string t = agent.config_text();
+    const auto old_socket = quoted(agent.socket_path().string());
+    t.replace(t.find(old_socket), old_socket.size(), quoted(new_socket.string()));
+    const auto old_listen = "127.0.0.1:" + std::to_string(metrics_port);
+    t.replace(t.find(old_listen), old_listen.size(), "127.0.0.1:" + std::to_string(new_port));
+    agent.write_config(t);
+    auto r = agent.ctl({"reload", "--json"});  // over the old socket
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto j = json::parse(r.out);
+    EXPECT_EQ(j["restart_needed"], json::array()) << j;
+
+    auto st = run_command(
+        {AgentProcess::ctl_binary().string(), "--socket", new_socket.string(), "status", "--json"});
+    EXPECT_EQ(st.exit_code, 0) << st.out << st.err;
+    EXPECT_FALSE(std::filesystem::exists(agent.socket_path())) << "the old socket is removed";
+    EXPECT_NE(agent.ctl({"status"}).exit_code, 0);
+    EXPECT_EQ(metrics_status(new_port), 200);
+    EXPECT_EQ(metrics_status(metrics_port), 0) << "the old metrics address is closed";
 }
 
 }  // namespace
