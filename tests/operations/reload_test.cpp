@@ -229,6 +229,35 @@ TEST(Reload, AChangedListenerPortIsServedAndTheOldOneClosed) {
     EXPECT_NE(agent.log().find("reload.applied"), std::string::npos) << agent.log();
 }
 
+// [oauth]: a reload that leaves a profile as it was keeps its cached token; one that changes
+// the profile drops it, and the next call gets a token with the new settings.
+TEST(Reload, AChangedOAuthProfileGetsANewTokenAndAnUnchangedOneKeepsIt) {
+    AgentWorld w("reload-oauth");
+    auto& agent = *w.agent;
+    agent.start();
+    agent.wait_healthy(30s);
+    auto issued = [&] { return w.sandbox->stats()["tokens_issued"].get<int>(); };
+    ASSERT_TRUE(w.call()["token"]["bound_to_this_certificate"].get<bool>()) << agent.log();
+    const int first = issued();
+
+    auto same = agent.ctl({"reload"});
+    ASSERT_EQ(same.exit_code, 0) << same.err;
+    EXPECT_TRUE(w.call()["token"]["bound_to_this_certificate"].get<bool>());
+    EXPECT_EQ(issued(), first) << "an unchanged profile keeps its token";
+
+    std::string t = agent.config_text();
+    const std::string client = "client_id = \"test-agent\"\n";
+    t.insert(t.find(client) + client.size(), "audience = \"reloaded\"\n");
+    agent.write_config(t);
+    auto changed = agent.ctl({"reload"});
+    ASSERT_EQ(changed.exit_code, 0) << changed.err;
+    auto answer = w.call();
+    EXPECT_TRUE(answer["token"]["bound_to_this_certificate"].get<bool>()) << answer;
+    EXPECT_EQ(issued(), first + 1) << "the changed profile's token was dropped";
+    EXPECT_NE(answer["token"].dump().find("reloaded"), std::string::npos)
+        << "the new token has the new audience: " << answer["token"];
+}
+
 // [admin] socket and [metrics] listen address moved by a reload: the reload command gets its
 // answer over the old socket, then the new socket and address serve and the old ones are gone.
 TEST(Reload, TheAdminSocketAndMetricsAddressMove) {
