@@ -15,6 +15,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 namespace {
@@ -116,11 +117,19 @@ TEST(Reload, RoutesChangeUnderLoadWithoutFailingARequest) {
     EXPECT_EQ(gone.status, 404) << gone.body;
     EXPECT_EQ(gone.body["error"], "no_route") << gone.body;
 
+    // The changed route's old pool was retired: its idle connection closed (and left the
+    // gauges), only the new pool's connection counts.
+    EXPECT_TRUE(poll_until(
+        [&] { return route_status(agent, "changing")["pool_size"].get<int>() == 1; }, 5s, 20ms))
+        << route_status(agent, "changing");
+
     slow.join();  // the request in flight on the removed route completed (checked inside)
     let_run(load, 50);
     auto report = load.stop();
     EXPECT_EQ(report.failed, 0u) << (report.samples.empty() ? "" : report.samples.front());
     EXPECT_GE(report.ok, 100u);
+    std::cout << "[ figures  ] 8 connections across the reload: " << report.sent << " sent, "
+              << report.ok << " ok, " << report.failed << " failed\n";
 
     // Counters: the unchanged route kept its count across the reload; the removed route is
     // gone from status and metrics; its drained pool left the gauges at zero.
