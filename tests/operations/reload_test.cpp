@@ -267,6 +267,34 @@ TEST(Reload, AChangedOAuthProfileGetsANewTokenAndAnUnchangedOneKeepsIt) {
         << "the new token has the new audience: " << answer["token"];
 }
 
+// The first [oauth] profiles, brought by a reload into an agent that started without any:
+// a route that now names a profile gets tokens bound to the certificate.
+TEST(Reload, TheFirstOAuthProfilesArriveByReload) {
+    AgentSetup setup;
+    setup.use_token = false;
+    AgentWorld w("reload-oauth-first", {}, setup);
+    auto& agent = *w.agent;
+    const std::string full = agent.config_text();
+    const auto from = full.find("[oauth]\n"), to = full.find("[[routes]]");
+    ASSERT_TRUE(from != std::string::npos && to != std::string::npos && from < to);
+    agent.write_config(full.substr(0, from) + full.substr(to));
+    agent.start();
+    agent.wait_healthy(30s);
+    const auto before = w.call();  // no token source yet: the call carries no token
+    ASSERT_TRUE(before.is_object()) << agent.log();
+    EXPECT_FALSE(before.is_object() && before.contains("token") && before["token"].is_object() &&
+                 before["token"].value("present", false))
+        << before;
+
+    std::string with = full;
+    with.insert(with.find("[[routes]]\n") + 11, "token_profile = \"partner\"\n");
+    agent.write_config(with);
+    auto r = agent.ctl({"reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto answer = w.call();
+    EXPECT_TRUE(answer["token"]["bound_to_this_certificate"].get<bool>()) << answer;
+}
+
 // [admin] socket and [metrics] listen address moved by a reload: the reload command gets its
 // answer over the old socket, then the new socket and address serve and the old ones are gone.
 TEST(Reload, TheAdminSocketAndMetricsAddressMove) {
