@@ -14,9 +14,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 namespace asio = boost::asio;
@@ -77,39 +80,71 @@ void check_args(const std::string& cmd, const nlohmann::json& args,
 }
 }  // namespace
 
-void Server::start() {
-    net::ConnectionCaps::Limits limits;
-    limits.total = opt_.max_connections;
-    limits.per_caller = opt_.max_connections_per_uid;
-    limits.reserved = std::min(opt_.reserved, opt_.max_connections / 2);
-    caps_ = std::make_unique<net::ConnectionCaps>(limits);
-    net::reserve_spare_fd();
+ServerOptions Server::resolve(ServerOptions opt) {
     // The admin group: [admin] group, or the agent's own group. Its members may connect
     // (mode 0660) and are let in by the peer check.
-    if (!opt_.policy.admin_gid) {
-        if (opt_.listener.group.empty()) {
-            opt_.policy.admin_gid = ::getegid();
-        } else if (auto gid = group_id(opt_.listener.group)) {
-            opt_.policy.admin_gid = *gid;
+    if (!opt.policy.admin_gid) {
+        if (opt.listener.group.empty()) {
+            opt.policy.admin_gid = ::getegid();
+        } else if (auto gid = group_id(opt.listener.group)) {
+            opt.policy.admin_gid = *gid;
         } else {
-            throw std::runtime_error("admin.group: group \"" + opt_.listener.group +
+            throw std::runtime_error("admin.group: group \"" + opt.listener.group +
                                      "\" does not exist (create it, e.g. groupadd --system " +
-                                     opt_.listener.group + ", or leave admin.group empty)");
+                                     opt.listener.group + ", or leave admin.group empty)");
         }
     }
-    if (opt_.policy.admin_group_name.empty())
-        opt_.policy.admin_group_name =
-            opt_.listener.group.empty()
-                ? group_name(*opt_.policy.admin_gid)
-                      .value_or("gid " + std::to_string(*opt_.policy.admin_gid))
-                : opt_.listener.group;
+    if (opt.policy.admin_group_name.empty())
+        opt.policy.admin_group_name =
+            opt.listener.group.empty()
+                ? group_name(*opt.policy.admin_gid)
+                      .value_or("gid " + std::to_string(*opt.policy.admin_gid))
+                : opt.listener.group;
+    return opt;
+}
+
+static net::ConnectionCaps::Limits admin_caps(const ServerOptions& opt) {
+    net::ConnectionCaps::Limits limits;
+    limits.total = opt.max_connections;
+    limits.per_caller = opt.max_connections_per_uid;
+    limits.reserved = std::min(opt.reserved, opt.max_connections / 2);
+    return limits;
+}
+
+void Server::bind() {
+    if (started_) return;
+    opt_ = resolve(std::move(opt_));
+    caps_ = std::make_unique<net::ConnectionCaps>(admin_caps(opt_));
+    net::reserve_spare_fd();
     int fd = net::make_unix_listener(opt_.listener);
     acceptor_ = std::make_unique<stream_protocol::acceptor>(io_);
     acceptor_->assign(stream_protocol(), fd);
     started_ = true;
+}
+
+void Server::start() {
+    bind();
+    if (accepting_) return;
+    accepting_ = true;
     asio::co_spawn(io_, accept_loop(), asio::detached);
     log::info("admin.listening",
               {{"socket", opt_.listener.path}, {"group", opt_.policy.admin_group_name}});
+}
+
+void Server::apply(ServerOptions next) {
+    const bool mode_changed = next.listener.mode != opt_.listener.mode;
+    const bool group_changed = next.policy.admin_gid != opt_.policy.admin_gid;
+    next.listener.path = opt_.listener.path;
+    opt_ = std::move(next);
+    if (caps_) caps_->set_limits(admin_caps(opt_));
+    if (!started_) return;
+    const char* path = opt_.listener.path.c_str();
+    if (group_changed && ::chown(path, static_cast<uid_t>(-1), *opt_.policy.admin_gid) != 0)
+        log::warn("admin.socket_group_failed",
+                  {{"socket", opt_.listener.path}, {"error", std::strerror(errno)}});
+    if ((mode_changed || group_changed) && ::chmod(path, opt_.listener.mode) != 0)
+        log::warn("admin.socket_mode_failed",
+                  {{"socket", opt_.listener.path}, {"error", std::strerror(errno)}});
 }
 
 void Server::stop() {

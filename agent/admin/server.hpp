@@ -55,8 +55,16 @@ class Server {
     void add_command(std::string name, Handler h,
                      std::map<std::string, nlohmann::json::value_t> args = {});
 
-    // Creates the socket file and starts accepting. Throws std::runtime_error.
+    // Creates the socket file (not accepting yet). Throws std::runtime_error.
+    void bind();
+    // Binds if not bound yet and starts accepting. Throws std::runtime_error.
     void start();
+    // Reload with the same socket path: `next` with its admin group resolved (throws
+    // std::runtime_error when the group does not exist). Changes nothing.
+    static ServerOptions resolve(ServerOptions next);
+    // Applies resolved options to the running server: the access policy and per-uid cap for
+    // the next connections, the socket file's mode and group.
+    void apply(ServerOptions resolved);
     // Stops accepting and removes the socket file; connections finish on their own.
     void stop();
 
@@ -75,7 +83,8 @@ class Server {
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
     std::unique_ptr<net::ConnectionCaps> caps_;
     log::RateLimited refused_log_{log::Level::warning, "admin.refused", std::chrono::seconds(5)};
-    bool started_ = false;
+    bool started_ = false;  // bound
+    bool accepting_ = false;
 };
 
 }  // namespace mtls::admin

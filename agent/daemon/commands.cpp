@@ -105,12 +105,6 @@ std::vector<std::string> needs_restart(const config::Config& a, const config::Co
         if (section(a, pick) != section(b, pick)) out.push_back(name);
     };
     differs("[pkcs11]", [](config::Config& o, const config::Config& c) { o.pkcs11 = c.pkcs11; });
-    differs("[listener]",
-            [](config::Config& o, const config::Config& c) { o.listener = c.listener; });
-    differs("[[routes]]", [](config::Config& o, const config::Config& c) { o.routes = c.routes; });
-    differs("[oauth]", [](config::Config& o, const config::Config& c) { o.oauth = c.oauth; });
-    differs("[admin]", [](config::Config& o, const config::Config& c) { o.admin = c.admin; });
-    differs("[metrics]", [](config::Config& o, const config::Config& c) { o.metrics = c.metrics; });
     if (a.state_dir != b.state_dir) out.push_back("[agent] state_dir");
     return out;
 }
@@ -121,6 +115,17 @@ void apply_logging(const config::Logging& l) {
     log::configure(level, l.format == "json" ? log::Format::json : log::Format::text);
     log::set_access_log(l.access_log);
 }
+
+namespace {
+
+[[noreturn]] void reject_reload(const std::vector<std::string>& reasons) {
+    std::string msg = "configuration rejected; the running one is kept:";
+    for (const auto& e : reasons) msg += "\n  " + e;
+    log::error("reload.rejected", {{"errors", reasons.size()}});
+    throw admin::CommandError("reload_invalid", msg);
+}
+
+}  // namespace
 
 Json reload(Parts& p) {
     if (p.notifier) p.notifier->reloading();
@@ -133,27 +138,104 @@ Json reload(Parts& p) {
     } reloaded{p.notifier};
     auto loaded = config::load_file(p.config_path);
     if (!loaded.config) {
-        std::string msg = "configuration rejected; the running one is kept:";
-        for (const auto& e : loaded.errors) msg += "\n  " + e.to_string();
-        log::error("agent.reload_rejected", {{"errors", loaded.errors.size()}});
-        throw admin::CommandError("reload_invalid", msg);
+        std::vector<std::string> reasons;
+        for (const auto& e : loaded.errors) reasons.push_back(e.to_string());
+        reject_reload(reasons);
     }
-    auto restart = needs_restart(p.cfg, *loaded.config);
-    p.renewer.update_config(*loaded.config);
-    apply_logging(loaded.config->logging);
-    p.cfg.key = loaded.config->key;
-    p.cfg.est = loaded.config->est;
-    p.cfg.renewal = loaded.config->renewal;
-    p.cfg.logging = loaded.config->logging;
-    p.cfg.exports = loaded.config->exports;
-    if (p.exporter) p.exporter->update_config(*loaded.config);
-    std::string msg = "reloaded: [key], [est], [renewal], [export] and [logging] applied";
+    const config::Config& next = *loaded.config;
+
+    // 1. Prepare everything that can fail, changing nothing yet.
+    std::vector<std::string> reasons;
+    std::optional<proxy::PreparedRoutes> routes;
+    if (p.proxy) {
+        try {
+            routes.emplace(p.proxy->prepare_routes(next.routes));
+        } catch (const std::exception& e) {
+            reasons.push_back(std::string("[[routes]]: ") + e.what());
+        }
+    }
+    std::optional<proxy::PreparedListener> listener;
+    if (p.proxy) {
+        try {
+            listener.emplace(p.proxy->prepare_listener(next.listener));
+        } catch (const std::exception& e) {
+            reasons.push_back(std::string("[listener]: ") + e.what());
+        }
+    }
+    std::shared_ptr<const token::TokenCache::Conf> oauth;
+    std::unique_ptr<token::TokenCache> new_tokens;  // the first [oauth] profiles
+    try {
+        if (p.tokens)
+            oauth = p.tokens->prepare(next.oauth);
+        else if (!next.oauth.profiles.empty() && p.adopt_tokens)
+            new_tokens = std::make_unique<token::TokenCache>(next.oauth);
+    } catch (const std::exception& e) {
+        reasons.push_back(std::string("[oauth]: ") + e.what());
+    }
+    std::function<void()> servers;
+    if (p.prepare_servers) {
+        try {
+            servers = p.prepare_servers(next);
+        } catch (const std::exception& e) {
+            reasons.push_back(std::string("[admin]/[metrics]: ") + e.what());
+        }
+    }
+    if (!reasons.empty()) reject_reload(reasons);
+
+    // 2. Apply it all (nothing below throws on a bad configuration).
+    auto restart = needs_restart(p.cfg, next);
+    p.renewer.update_config(next);
+    apply_logging(next.logging);
+    p.cfg.key = next.key;
+    p.cfg.est = next.est;
+    p.cfg.renewal = next.renewal;
+    p.cfg.logging = next.logging;
+    p.cfg.exports = next.exports;
+    if (p.exporter) p.exporter->update_config(next);
+    std::vector<std::string> applied{"[key]", "[est]", "[renewal]", "[export]", "[logging]"};
+    Json route_changes = Json::object();
+    if (routes) {
+        const auto c = routes->changes();
+        p.proxy->commit_routes(std::move(*routes));
+        p.cfg.routes = next.routes;
+        applied.push_back("[[routes]]");
+        route_changes = {{"added", c.added}, {"changed", c.changed}, {"removed", c.removed}};
+    }
+    if (listener) {
+        p.proxy->commit_listener(std::move(*listener));
+        p.cfg.listener = next.listener;
+        applied.push_back("[listener]");
+    }
+    if (oauth) p.tokens->apply(std::move(oauth));
+    if (new_tokens) p.tokens = p.adopt_tokens(std::move(new_tokens));
+    p.cfg.oauth = next.oauth;  // without profiles before and after, nothing uses it
+    if (p.oauth_applied) p.oauth_applied(next.oauth);
+    applied.push_back("[oauth]");
+    if (servers) {
+        servers();
+        p.cfg.admin = next.admin;
+        p.cfg.metrics = next.metrics;
+        applied.push_back("[admin]");
+        applied.push_back("[metrics]");
+    }
+    std::string msg = "reloaded:";
+    for (const auto& s : applied) msg += " " + s;
+    msg += " applied";
+    if (routes) {
+        const auto& rc = route_changes;
+        msg += "; routes: " + std::to_string(rc["added"].size()) + " added, " +
+               std::to_string(rc["changed"].size()) + " changed, " +
+               std::to_string(rc["removed"].size()) + " removed";
+    }
     if (!restart.empty()) {
         msg += "; changed but applied only after a restart:";
         for (const auto& s : restart) msg += " " + s;
     }
-    log::info("agent.reloaded", {{"restart_needed", restart.size()}});
-    return Json{{"message", msg}, {"restart_needed", restart}};
+    log::info("reload.applied", {{"restart_needed", restart.size()}});
+    return Json{{"message", msg},
+                {"applied", applied},
+                {"restart_needed", restart},
+                {"routes", route_changes}};
 }
 
 void register_commands(admin::Server& admin, Parts& p) {

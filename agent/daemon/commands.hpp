@@ -4,6 +4,7 @@
 
 #include "agent/admin/server.hpp"
 #include "agent/identity/identity_store.hpp"
+#include "agent/proxy/proxy.hpp"
 #include "agent/renewal/renewer.hpp"
 #include "agent/token/token_cache.hpp"
 #include "config/config.hpp"
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,14 +36,28 @@ struct Parts {
     Notifier* notifier = nullptr;            // RELOADING=1 / READY=1 around a reload
     // [export] and on_renew (agent/export/exporter.hpp), given a reloaded configuration
     certexport::Exporter* exporter = nullptr;
+    proxy::Proxy* proxy = nullptr;  // reload swaps its route table
+    // Takes the token cache a reload creates when it brings the first [oauth] profiles (the
+    // daemon owns it, hands it to the proxy); returns it.
+    std::function<token::TokenCache*(std::unique_ptr<token::TokenCache>)> adopt_tokens;
+    // [admin] and [metrics] for a reload: binds what changed and returns the step that puts
+    // it in use; throws std::runtime_error when it cannot (nothing changed then).
+    std::function<std::function<void()>(const config::Config& next)> prepare_servers;
+    // Told after a reload applied [oauth] (the token warm-up follows the new profiles).
+    std::function<void(const config::OAuth&)> oauth_applied;
 };
 
 void register_commands(admin::Server& admin, Parts& parts);
 
-// Re-reads the configuration file, between RELOADING=1 and READY=1 (notifier.hpp). Invalid: throws
-// admin::CommandError "reload_invalid" listing every error, and the running configuration is kept.
-// Valid: [key], [est], [renewal], [export] and [logging] are applied at once; returns {"message",
-// "restart_needed"} naming the changed sections that only a restart applies.
+// Re-reads the configuration file, between RELOADING=1 and READY=1 (notifier.hpp), on the
+// io_context thread. Everything is checked and prepared first (parsed, route table built);
+// only when all of it can be applied is it applied, at once. Otherwise throws
+// admin::CommandError "reload_invalid" listing every reason, and nothing changes: the running
+// configuration stays. Applied: [key], [est], [renewal], [logging], [[routes]], [listener],
+// [oauth], [admin], [metrics] and [export]
+// (token_cache.hpp says which cached tokens go); returns
+// {"message", "applied", "restart_needed", "routes"} naming the changed sections that only a
+// restart applies and the routes added, changed and removed.
 nlohmann::json reload(Parts& parts);
 
 // The sections that differ between `running` and `loaded` and that a reload cannot apply.

@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -33,6 +34,12 @@ namespace asio = net::asio;
 
 void notify(const std::string& state) {
     sd_notify(0, state.c_str());
+}
+
+std::vector<std::string> profile_names(const config::OAuth& oauth) {
+    std::vector<std::string> names;
+    for (const auto& p : oauth.profiles) names.push_back(p.name);
+    return names;
 }
 
 }  // namespace
@@ -66,9 +73,11 @@ int run(const std::string& config_path, config::Config cfg) {
         identity::IdentityStore identities;
         std::unique_ptr<token::TokenCache> tokens;
         if (!cfg.oauth.profiles.empty()) tokens = std::make_unique<token::TokenCache>(cfg.oauth);
+        // (the renewer's thread calls this; a reload may create the cache later: see adopt)
+        std::atomic<token::TokenCache*> tokens_now{tokens.get()};
         auto token_sub = identities.subscribe(
             [&](const identity::IdentityPtr& now, const identity::IdentityPtr&) {
-                if (tokens) tokens->identity_changed(now);
+                if (auto* t = tokens_now.load()) t->identity_changed(now);
             });
 
         // Before the renewer: it sees the first identity, and outlives the renewer's publishes.
@@ -97,20 +106,26 @@ int run(const std::string& config_path, config::Config cfg) {
         // A token for every profile now and after every new identity (token_warmup.hpp).
         std::unique_ptr<TokenWarmup> warmup;
         if (tokens) {
-            std::vector<std::string> names;
-            for (const auto& p : cfg.oauth.profiles) names.push_back(p.name);
-            warmup = std::make_unique<TokenWarmup>(io, *tokens, std::move(names), identities);
+            warmup =
+                std::make_unique<TokenWarmup>(io, *tokens, profile_names(cfg.oauth), identities);
             warmup->start();
         }
 
-        admin::ServerOptions aopt;
-        aopt.listener.path = cfg.admin.socket;
-        aopt.listener.mode = cfg.admin.mode;
-        aopt.listener.group = cfg.admin.group;
-        aopt.policy.allowed_uids = cfg.admin.allowed_uids;
-        aopt.policy.allowed_gids = cfg.admin.allowed_gids;
-        aopt.max_connections_per_uid = cfg.admin.max_connections_per_uid;
-        admin::Server admin(io, aopt);
+        auto admin_options = [](const config::Admin& a) {
+            admin::ServerOptions aopt;
+            aopt.listener.path = a.socket;
+            aopt.listener.mode = a.mode;
+            aopt.listener.group = a.group;
+            aopt.policy.allowed_uids = a.allowed_uids;
+            aopt.policy.allowed_gids = a.allowed_gids;
+            aopt.max_connections_per_uid = a.max_connections_per_uid;
+            return aopt;
+        };
+        // Servers a reload replaced: they stopped accepting but live on for the connections
+        // they serve (the reload command's own among them) until the agent stops.
+        std::vector<std::shared_ptr<admin::Server>> old_admins;
+        std::vector<std::shared_ptr<MetricsHttp>> old_metrics;
+        auto admin = std::make_shared<admin::Server>(io, admin_options(cfg.admin));
 
         const std::string token_uri = token->token_uri();
         auto status_doc = [&] {
@@ -134,38 +149,95 @@ int run(const std::string& config_path, config::Config cfg) {
                                 token_ops, health_level(status_doc())) +
                    exporter.metrics();
         };
-        Parts parts{config_path, cfg,         identities, renewer,  tokens.get(),
-                    status_doc,  metrics_doc, &notifier,  &exporter};
-        register_commands(admin, parts);
-        admin.start();
+        Parts parts{config_path, cfg,         identities, renewer,   tokens.get(),
+                    status_doc,  metrics_doc, &notifier,  &exporter, &proxy};
+        parts.adopt_tokens = [&](std::unique_ptr<token::TokenCache> cache) {
+            tokens = std::move(cache);
+            tokens_now = tokens.get();
+            proxy.set_token_source(tokens.get());
+            return tokens.get();
+        };
+        // After a reload applied [oauth]: the warm-up fetches for the new set of profiles.
+        parts.oauth_applied = [&](const config::OAuth& oauth) {
+            if (!tokens) return;
+            if (!warmup) {
+                warmup =
+                    std::make_unique<TokenWarmup>(io, *tokens, profile_names(oauth), identities);
+                warmup->start();
+            } else {
+                warmup->set_profiles(profile_names(oauth));
+            }
+        };
+        register_commands(*admin, parts);
+        admin->start();
         bool draining = false, finished = false;  // see the stopping sequence below
-        std::unique_ptr<MetricsHttp> metrics_http;
+        auto health = [&] {
+            auto doc = status_doc();
+            nlohmann::json h{{"state", doc["state"]}, {"reasons", doc["reasons"]}};
+            return MetricsHttp::Health{doc["state"] != "failing", h.dump()};
+        };
+        // Ready: requests can be served — an identity that is valid now and whose key is
+        // on the token, and the proxy's listeners bound and accepting (not draining).
+        auto ready = [&] {
+            std::string why;
+            auto id = identities.current();
+            if (!id)
+                why = "no client certificate yet (enrollment pending or failing)";
+            else if (!id->valid_at(std::chrono::system_clock::now()))
+                why = "the client certificate is not valid now";
+            else if (auto problem = renewer.status().key_problem; !problem.empty())
+                why = problem;
+            else if (draining)
+                why = "stopping: the proxy no longer accepts connections";
+            nlohmann::json r{{"ready", why.empty()}};
+            if (!why.empty()) r["reason"] = why;
+            return MetricsHttp::Health{why.empty(), r.dump()};
+        };
+        auto make_metrics = [&](const std::string& listen) {  // binds; throws
+            return std::make_shared<MetricsHttp>(io, listen, metrics_doc, health, ready);
+        };
+        std::shared_ptr<MetricsHttp> metrics_http;
         if (!cfg.metrics.listen.empty()) {
-            auto health = [&] {
-                auto doc = status_doc();
-                nlohmann::json h{{"state", doc["state"]}, {"reasons", doc["reasons"]}};
-                return MetricsHttp::Health{doc["state"] != "failing", h.dump()};
-            };
-            // Ready: requests can be served — an identity that is valid now and whose key is
-            // on the token, and the proxy's listeners bound and accepting (not draining).
-            auto ready = [&] {
-                std::string why;
-                auto id = identities.current();
-                if (!id)
-                    why = "no client certificate yet (enrollment pending or failing)";
-                else if (!id->valid_at(std::chrono::system_clock::now()))
-                    why = "the client certificate is not valid now";
-                else if (auto problem = renewer.status().key_problem; !problem.empty())
-                    why = problem;
-                else if (draining)
-                    why = "stopping: the proxy no longer accepts connections";
-                nlohmann::json r{{"ready", why.empty()}};
-                if (!why.empty()) r["reason"] = why;
-                return MetricsHttp::Health{why.empty(), r.dump()};
-            };
-            metrics_http =
-                std::make_unique<MetricsHttp>(io, cfg.metrics.listen, metrics_doc, health, ready);
+            metrics_http = make_metrics(cfg.metrics.listen);
+            metrics_http->start();
         }
+        // Reload of [admin] and [metrics]: a new socket path or listen address is bound here
+        // (before anything changes; throws when it cannot be); the commit starts it and stops
+        // the old one. Same socket path: access settings, mode and group apply in place.
+        parts.prepare_servers = [&](const config::Config& next) -> std::function<void()> {
+            std::shared_ptr<admin::Server> new_admin;
+            std::optional<admin::ServerOptions> same_admin;
+            if (next.admin.socket != cfg.admin.socket) {
+                new_admin = std::make_shared<admin::Server>(io, admin_options(next.admin));
+                register_commands(*new_admin, parts);
+                new_admin->bind();
+            } else {
+                same_admin = admin::Server::resolve(admin_options(next.admin));
+            }
+            std::shared_ptr<MetricsHttp> new_metrics;
+            const bool metrics_changed = next.metrics.listen != cfg.metrics.listen;
+            if (metrics_changed && !next.metrics.listen.empty())
+                new_metrics = make_metrics(next.metrics.listen);
+            return [&, new_admin, same_admin, new_metrics, metrics_changed] {
+                if (new_admin) {
+                    new_admin->start();
+                    admin->stop();
+                    old_admins.push_back(std::move(admin));
+                    admin = new_admin;
+                } else {
+                    admin->apply(*same_admin);
+                }
+                if (metrics_changed) {
+                    if (new_metrics) new_metrics->start();
+                    if (metrics_http) {
+                        metrics_http->stop();
+                        log::info("metrics.closed", {{"address", cfg.metrics.listen}});
+                        old_metrics.push_back(std::move(metrics_http));
+                    }
+                    metrics_http = new_metrics;
+                }
+            };
+        };
         renewer.run();
 
         // Stopping (SIGTERM/SIGINT): STOPPING=1, the proxy stops accepting, requests in flight
@@ -180,7 +252,8 @@ int run(const std::string& config_path, config::Config cfg) {
             notifier.stop();
             if (warmup) warmup->stop();
             proxy.stop();
-            admin.stop();
+            admin->stop();
+            for (auto& a : old_admins) a->stop();
             if (metrics_http) metrics_http->stop();
             io.stop();
         };
@@ -242,7 +315,7 @@ int run(const std::string& config_path, config::Config cfg) {
         // STATUS= from the health verdict once a second, READY=1 once serving, watchdog.
         notifier.run(
             io, [&] { return Notifier::verdict(status_doc(), identities.current() != nullptr); });
-        log::info("agent.ready", {{"admin", cfg.admin.socket}});
+        log::info("agent.ready", {{"admin", admin->path()}});
         io.run();
         renewer.stop();
         // The token cache goes while the io_context still exists: the waiters of requests in

@@ -197,7 +197,7 @@ std::vector<TokenProfileFacts> token_facts(const token::TokenCache* cache,
 
 std::vector<RouteFacts> route_facts(const proxy::ProxyStats& stats) {
     std::vector<RouteFacts> out;
-    for (const auto& r : stats.routes) {
+    for (const auto& r : stats.routes()) {
         RouteFacts f;
         f.name = r.name;
         f.requests = r.requests.load();
@@ -232,6 +232,7 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
                          const identity::IdentityPtr& id, const token::TokenCache* cache,
                          const metrics::TokenOpMetrics& token_ops, int health_level) {
     metrics::Writer w;
+    const auto routes = stats.routes();  // one snapshot: a reload may change the routes
     auto d = [](std::uint64_t v) { return static_cast<double>(v); };
     w.family("mtls_agent_build_info", "The agent's version (always 1).", "gauge");
     w.sample("mtls_agent_build_info", {{"version", MTLS_VERSION}}, 1);
@@ -242,7 +243,7 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
     w.family("mtls_agent_requests_total",
              "Proxied requests the partner answered, by route and status class of its answer.",
              "counter");
-    for (const auto& r : stats.routes) {
+    for (const auto& r : routes) {
         w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "2xx"}},
                  d(r.status_2xx));
         w.sample("mtls_agent_requests_total", {{"route", r.name}, {"status", "3xx"}},
@@ -256,42 +257,42 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
              "Requests answered by the agent itself (no identity, token unavailable, upstream "
              "failures), not counted in mtls_agent_requests_total.",
              "counter");
-    for (const auto& r : stats.routes)
+    for (const auto& r : routes)
         w.sample("mtls_agent_proxy_errors_total", {{"route", r.name}}, d(r.proxy_errors));
     w.family("mtls_agent_requests_unanswered_total",
              "Requests whose app went away before any answer.", "counter");
-    for (const auto& r : stats.routes)
+    for (const auto& r : routes)
         w.sample("mtls_agent_requests_unanswered_total", {{"route", r.name}}, d(r.no_response));
     w.family("mtls_agent_broken_responses_total",
              "Partner responses cut off after their head was forwarded (also in "
              "mtls_agent_requests_total).",
              "counter");
-    for (const auto& r : stats.routes)
+    for (const auto& r : routes)
         w.sample("mtls_agent_broken_responses_total", {{"route", r.name}}, d(r.broken_responses));
     w.family("mtls_agent_route_consecutive_failures",
              "Failed requests in a row per route (upstream or token failures, 401 "
              "invalid_token); 3 or more make the agent degraded.",
              "gauge");
-    for (const auto& r : stats.routes)
+    for (const auto& r : routes)
         w.sample("mtls_agent_route_consecutive_failures", {{"route", r.name}},
                  r.consecutive_failures.load());
     w.family("mtls_agent_route_request_duration_seconds",
              "Time from a request's first byte to its end, per route.", "histogram");
-    for (const auto& r : stats.routes)
+    for (const auto& r : routes)
         r.duration.write(w, "mtls_agent_route_request_duration_seconds", {{"route", r.name}});
     w.family("mtls_agent_unrouted_requests_total",
              "Requests rejected before a route was known (400/404/405/431).", "counter");
     w.sample("mtls_agent_unrouted_requests_total", {}, d(stats.unrouted_requests));
     w.family("mtls_agent_upstream_handshakes_total", "Upstream TLS handshakes, full or resumed.",
              "counter");
-    for (const auto& r : stats.routes) {
+    for (const auto& r : routes) {
         w.sample("mtls_agent_upstream_handshakes_total", {{"route", r.name}, {"kind", "full"}},
                  d(r.handshakes_full));
         w.sample("mtls_agent_upstream_handshakes_total", {{"route", r.name}, {"kind", "resumed"}},
                  d(r.handshakes_resumed));
     }
     w.family("mtls_agent_upstream_connections", "Upstream pool connections by state.", "gauge");
-    for (const auto& r : stats.routes) {
+    for (const auto& r : routes) {
         w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "idle"}},
                  d(r.pool_idle));
         w.sample("mtls_agent_upstream_connections", {{"route", r.name}, {"state", "busy"}},

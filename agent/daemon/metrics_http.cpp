@@ -17,7 +17,8 @@ MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text m
       acceptor_(io),
       metrics_(std::move(metrics)),
       health_(std::move(health)),
-      ready_(std::move(ready)) {
+      ready_(std::move(ready)),
+      listen_(listen) {
     net::tcp::endpoint ep;
     try {
         ep = proxy::parse_listen_address(listen);
@@ -31,8 +32,13 @@ MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text m
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
         throw std::runtime_error("cannot listen on metrics.listen " + listen + ": " + ec.message());
+}
+
+void MetricsHttp::start() {
+    if (started_) return;
+    started_ = true;
     asio::co_spawn(io_, accept_loop(), asio::detached);
-    log::info("metrics.listening", {{"address", listen}});
+    log::info("metrics.listening", {{"address", listen_}});
 }
 
 void MetricsHttp::stop() {

@@ -22,9 +22,11 @@ class MetricsHttp {
         bool ok;
         std::string json;
     };
-    // Throws std::runtime_error when the address is unusable or cannot be bound.
+    // Binds; throws std::runtime_error when the address is unusable or cannot be bound.
     MetricsHttp(net::asio::io_context& io, const std::string& listen, Text metrics,
                 std::function<Health()> health, std::function<Health()> ready);
+    // Starts accepting (once). The object must outlive the connections it serves.
+    void start();
     void stop();
     net::tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
 
@@ -37,6 +39,8 @@ class MetricsHttp {
     Text metrics_;
     std::function<Health()> health_;
     std::function<Health()> ready_;
+    std::string listen_;
+    bool started_ = false;
 };
 
 }  // namespace mtls::daemon

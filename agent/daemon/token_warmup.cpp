@@ -24,6 +24,11 @@ void TokenWarmup::start() {
     if (auto id = identities_.current()) kick(std::move(id));
 }
 
+void TokenWarmup::set_profiles(std::vector<std::string> profiles) {
+    profiles_ = std::move(profiles);
+    if (auto id = identities_.current()) kick(std::move(id));
+}
+
 void TokenWarmup::stop() {
     stopped_ = true;
     ++epoch_;
@@ -43,7 +48,8 @@ net::awaitable<void> TokenWarmup::run(std::uint64_t epoch, identity::IdentityPtr
     std::chrono::milliseconds delay(1000);
     for (;;) {
         bool all = true;
-        for (const auto& profile : profiles_) {
+        const auto profiles = profiles_;  // set_profiles() may replace them while we wait
+        for (const auto& profile : profiles) {
             if (stopped_ || epoch != epoch_) co_return;
             auto r = co_await cache_.get(profile, id);
             if (const auto* err = std::get_if<token::TokenError>(&r)) {

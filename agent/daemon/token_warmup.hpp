@@ -24,6 +24,8 @@ class TokenWarmup {
                 std::vector<std::string> profiles, identity::IdentityStore& identities);
     // On the io thread: starts fetching for the current identity, if any.
     void start();
+    // On the io thread: fetch for these profiles from now on (a reload changed [oauth]).
+    void set_profiles(std::vector<std::string> profiles);
     // On the io thread: no more fetching.
     void stop();
 

@@ -52,6 +52,8 @@ class ConnectionCaps {
 
     explicit ConnectionCaps(Limits limits);
     const Limits& limits() const { return limits_; }
+    // New limits for the connections admitted from now on (a reload); open ones stay.
+    void set_limits(Limits limits) { limits_ = limits; }
 
     Admission admit(const std::string& caller, bool privileged);
     std::size_t open() const;

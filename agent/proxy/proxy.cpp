@@ -10,8 +10,13 @@
 #include "common/rate_limited_log.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
 
 namespace mtls::proxy {
@@ -67,8 +72,9 @@ net::awaitable<void> serve(net::ConnectionCaps::Slot slot, ClientSocket sock, Pr
 // Over a cap the connection is answered 503 at once and closed; out of descriptors, the
 // waiting connections are refused that way and accepting pauses (10 ms doubling to 1 s).
 template <class Acceptor, class CallerOf, class KeyOf>
-net::awaitable<void> accept_loop(Acceptor& acc, ProxyContext& ctx, AcceptState& st,
-                                 CallerOf caller_of, KeyOf key_of) {
+net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor, ProxyContext& ctx,
+                                 AcceptState& st, CallerOf caller_of, KeyOf key_of) {
+    Acceptor& acc = *acceptor;  // held until the loop ends (a reload may close it)
     net::AcceptBackoff backoff;
     net::asio::steady_timer pause(acc.get_executor());
     bool failing = false;
@@ -152,22 +158,105 @@ net::awaitable<void> sweep_pools(net::asio::steady_timer& timer, ProxyContext& c
         net::error_code ec;
         co_await timer.async_wait(net::use_ec(ec));
         if (ec) co_return;
-        for (auto& p : ctx.pools) p->sweep();
+        for (auto& st : ctx.routes->state) st->pool->sweep();
     }
 }
 
+// What decides whether a reload keeps a route's pool: its whole configuration as rendered,
+// and the bytes of its CA bundle (a reload re-reads a changed bundle, as nginx does).
+std::string route_fingerprint(const config::Route& r) {
+    config::Config only;
+    only.routes.push_back(r);
+    std::string fp = config::render(only);
+    if (!r.ca_file.empty()) {
+        std::ifstream in(r.ca_file, std::ios::binary);
+        std::ostringstream bytes;
+        bytes << in.rdbuf();
+        fp += in ? "\n#ca:" + bytes.str() : "\n#ca unreadable";
+    }
+    return fp;
+}
+
 }  // namespace
+
+PreparedRoutes::PreparedRoutes() = default;
+PreparedRoutes::~PreparedRoutes() = default;
+PreparedRoutes::PreparedRoutes(PreparedRoutes&&) noexcept = default;
 
 Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
              const std::vector<config::Route>& routes, identity::IdentityStore& identities,
              token::TokenSource* tokens)
     : io_(io) {
     ctx_ = std::unique_ptr<ProxyContext>(
-        new ProxyContext{listener, RouteTable(routes), {}, identities, tokens, stats_, {}});
-    for (const auto& e : ctx_->routes.routes()) stats_.routes.emplace_back(e.route.name);
-    for (std::size_t i = 0; i < ctx_->routes.routes().size(); ++i)
-        ctx_->pools.push_back(std::make_unique<UpstreamPool>(
-            io.get_executor(), ctx_->routes.routes()[i], stats_.routes[i]));
+        new ProxyContext{std::make_shared<const config::Listener>(listener),
+                         nullptr,
+                         identities,
+                         tokens,
+                         stats_,
+                         {}});
+    ctx_->routes = std::make_shared<const RouteSet>(RouteSet{RouteTable({}), {}});
+    install_routes(prepare_routes(routes));
+}
+
+PreparedRoutes Proxy::prepare_routes(const std::vector<config::Route>& routes) const {
+    PreparedRoutes out;
+    out.set_ = std::make_shared<RouteSet>(RouteSet{RouteTable(routes), {}});
+    const RouteSet& now = *ctx_->routes;
+    auto running = [&](const std::string& name) -> std::shared_ptr<RouteState> {
+        for (std::size_t i = 0; i < now.table.routes().size(); ++i)
+            if (now.table.routes()[i].route.name == name) return now.state[i];
+        return nullptr;
+    };
+    for (const auto& entry : out.set_->table.routes()) {
+        const auto& name = entry.route.name;
+        auto fp = route_fingerprint(entry.route);
+        auto old = running(name);
+        if (old && old->fingerprint == fp) {
+            out.set_->state.push_back(old);
+            out.changes_.kept.push_back(name);
+            continue;
+        }
+        auto st = std::make_shared<RouteState>();
+        st->stats = old ? old->stats : std::make_shared<RouteStats>(name);
+        st->pool = std::make_unique<UpstreamPool>(io_.get_executor(), entry, st->stats);
+        st->fingerprint = std::move(fp);
+        out.set_->state.push_back(std::move(st));
+        (old ? out.changes_.changed : out.changes_.added).push_back(name);
+    }
+    for (const auto& e : now.table.routes()) {
+        const auto& name = e.route.name;
+        auto& next = out.set_->table.routes();
+        if (std::none_of(next.begin(), next.end(),
+                         [&](const RouteTable::Entry& n) { return n.route.name == name; }))
+            out.changes_.removed.push_back(name);
+    }
+    return out;
+}
+
+void Proxy::commit_routes(PreparedRoutes prepared) {
+    const auto& c = prepared.changes_;
+    for (const auto& n : c.added) log::info("proxy.route_added", {{"route", n}});
+    for (const auto& n : c.changed) log::info("proxy.route_changed", {{"route", n}});
+    for (const auto& n : c.removed) log::info("proxy.route_removed", {{"route", n}});
+    install_routes(std::move(prepared));
+}
+
+void Proxy::set_token_source(token::TokenSource* tokens) {
+    ctx_->tokens = tokens;
+}
+
+void Proxy::install_routes(PreparedRoutes prepared) {
+    std::shared_ptr<const RouteSet> old = std::move(ctx_->routes);
+    ctx_->routes = std::move(prepared.set_);
+    RouteStatsList::Items stats;
+    for (const auto& st : ctx_->routes->state) stats.push_back(st->stats);
+    stats_.publish_routes(std::move(stats));
+    // The pools the new table does not use drain: the requests still on them hold the old
+    // table; their connections close when released.
+    for (const auto& st : old->state)
+        if (std::find(ctx_->routes->state.begin(), ctx_->routes->state.end(), st) ==
+            ctx_->routes->state.end())
+            st->pool->retire();
 }
 
 Proxy::~Proxy() {
@@ -178,52 +267,158 @@ std::size_t Proxy::open_connections() const {
     return accept_ ? accept_->caps.open() : 0;
 }
 
-void Proxy::start() {
-    const auto& l = ctx_->listener;
-    const std::uint64_t nofile = net::nofile_limit();
+namespace {
+
+net::ConnectionCaps::Limits caps_for(const config::Listener& l, std::uint64_t nofile) {
     const auto derived = net::derive_caps(nofile);
     net::ConnectionCaps::Limits limits;
     limits.total = l.max_connections ? l.max_connections : derived.total;
     // Derived: a quarter of the total (of the configured one, when only that is set).
     limits.per_caller = l.max_connections_per_caller ? l.max_connections_per_caller
                                                      : std::max<std::size_t>(1, limits.total / 4);
+    return limits;
+}
+
+}  // namespace
+
+// Listening sockets bound for a new [listener] and not in use yet; unused ones are closed
+// (and a new Unix socket file removed) when this goes without a commit.
+struct PreparedListener::Bound {
+    std::vector<Proxy::TcpListen> tcp;  // addresses not bound before
+    std::shared_ptr<net::unix_socket::acceptor> unix_socket;
+    std::string unix_path;
+    bool committed = false;
+    ~Bound() {
+        if (committed) return;
+        net::error_code ec;
+        for (auto& t : tcp) t.acc->close(ec);
+        if (unix_socket) {
+            unix_socket->close(ec);
+            ::unlink(unix_path.c_str());
+        }
+    }
+};
+
+PreparedListener::PreparedListener() = default;
+PreparedListener::~PreparedListener() = default;
+PreparedListener::PreparedListener(PreparedListener&&) noexcept = default;
+
+void Proxy::start() {
+    const auto& l = *ctx_->listener;
+    const std::uint64_t nofile = net::nofile_limit();
+    const auto limits = caps_for(l, nofile);
     accept_ = std::make_unique<AcceptState>(limits, nofile);
     net::reserve_spare_fd();
     log::info("proxy.connection_caps", {{"max_connections", limits.total},
                                         {"max_connections_per_caller", limits.per_caller},
                                         {"rlimit_nofile", nofile}});
-    if (l.max_connections > derived.total)
+    if (l.max_connections > net::derive_caps(nofile).total)
         log::warn("proxy.connection_caps_above_fd_limit",
                   {{"max_connections", l.max_connections},
                    {"rlimit_nofile", nofile},
                    {"action",
                     "at EMFILE connections are refused and accepting pauses; raise "
                     "LimitNOFILE= or lower listener.max_connections"}});
-    tcp_ = bind_tcp(io_, ctx_->listener);
-    if (!ctx_->listener.unix_socket.empty())
-        unix_ = std::make_unique<net::unix_socket::acceptor>(bind_unix(io_, ctx_->listener));
-    for (auto& acc : tcp_) {
-        net::error_code ec;
-        auto ep = acc.local_endpoint(ec);
-        log::info("proxy.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
-        net::asio::co_spawn(io_, accept_loop(acc, *ctx_, *accept_, tcp_caller_no_delay, tcp_key),
-                            net::asio::detached);
-    }
-    if (unix_) {
-        log::info("proxy.listening", {{"unix_socket", ctx_->listener.unix_socket}});
-        net::asio::co_spawn(io_, accept_loop(*unix_, *ctx_, *accept_, unix_caller, unix_key),
-                            net::asio::detached);
-    }
+    auto bound = bind_new(l);
+    listen_on(std::move(bound));
     sweeper_ = std::make_unique<net::asio::steady_timer>(io_);
     net::asio::co_spawn(io_, sweep_pools(*sweeper_, *ctx_), net::asio::detached);
 }
 
+std::unique_ptr<PreparedListener::Bound> Proxy::bind_new(const config::Listener& next) const {
+    auto b = std::make_unique<PreparedListener::Bound>();
+    for (const auto& a : next.addresses) {
+        auto kept = std::find_if(tcp_.begin(), tcp_.end(),
+                                 [&](const TcpListen& t) { return t.address == a; });
+        if (kept != tcp_.end() && kept->acc->is_open()) continue;  // bound already
+        config::Listener one = next;
+        one.addresses = {a};
+        auto accs = bind_tcp(io_, one);  // throws "cannot listen on …"
+        b->tcp.push_back(
+            TcpListen{a, std::make_shared<net::tcp::acceptor>(std::move(accs.front()))});
+    }
+    const bool unix_kept = unix_ && unix_->is_open() && next.unix_socket == unix_path_;
+    if (!next.unix_socket.empty() && !unix_kept) {
+        b->unix_socket = std::make_shared<net::unix_socket::acceptor>(bind_unix(io_, next));
+        b->unix_path = next.unix_socket;
+    }
+    return b;
+}
+
+void Proxy::listen_on(std::unique_ptr<PreparedListener::Bound> bound) {
+    bound->committed = true;
+    for (auto& t : bound->tcp) {
+        net::error_code ec;
+        auto ep = t.acc->local_endpoint(ec);
+        log::info("proxy.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
+        net::asio::co_spawn(io_, accept_loop(t.acc, *ctx_, *accept_, tcp_caller_no_delay, tcp_key),
+                            net::asio::detached);
+        tcp_.push_back(std::move(t));
+    }
+    if (bound->unix_socket) {
+        unix_ = std::move(bound->unix_socket);
+        unix_path_ = bound->unix_path;
+        log::info("proxy.listening", {{"unix_socket", unix_path_}});
+        net::asio::co_spawn(io_, accept_loop(unix_, *ctx_, *accept_, unix_caller, unix_key),
+                            net::asio::detached);
+    }
+}
+
+PreparedListener Proxy::prepare_listener(const config::Listener& next) const {
+    PreparedListener out;
+    out.next_ = std::make_shared<const config::Listener>(next);
+    out.bound_ = bind_new(next);
+    return out;
+}
+
+void Proxy::commit_listener(PreparedListener prepared) {
+    const config::Listener& next = *prepared.next_;
+    const auto old = ctx_->listener;
+    // The new sockets first, then the old ones that are no longer configured close.
+    std::shared_ptr<net::unix_socket::acceptor> old_unix;
+    std::string old_unix_path;
+    const bool unix_new = prepared.bound_->unix_socket != nullptr;
+    if (unix_new) {
+        old_unix = std::move(unix_);
+        old_unix_path = unix_path_;
+    }
+    listen_on(std::move(prepared.bound_));
+    net::error_code ec;
+    for (auto it = tcp_.begin(); it != tcp_.end();) {
+        if (std::find(next.addresses.begin(), next.addresses.end(), it->address) !=
+            next.addresses.end()) {
+            ++it;
+            continue;
+        }
+        log::info("proxy.listener_closed", {{"address", it->address}});
+        it->acc->close(ec);
+        it = tcp_.erase(it);
+    }
+    if (next.unix_socket.empty() && unix_) {  // no Unix socket any more
+        old_unix = std::move(unix_);
+        old_unix_path = unix_path_;
+        unix_path_.clear();
+    }
+    if (old_unix && old_unix->is_open()) {
+        old_unix->close(ec);
+        // Only if it is still ours: the new socket may have been bound at the same path.
+        if (old_unix_path != unix_path_) ::unlink(old_unix_path.c_str());
+        log::info("proxy.listener_closed", {{"unix_socket", old_unix_path}});
+    }
+    if (unix_ && !unix_new && next.unix_socket_mode != old->unix_socket_mode &&
+        ::chmod(unix_path_.c_str(), next.unix_socket_mode) != 0)
+        log::warn("proxy.unix_socket_mode_failed",
+                  {{"unix_socket", unix_path_}, {"error", std::strerror(errno)}});
+    ctx_->listener = prepared.next_;  // new connections use the new settings
+    if (accept_) accept_->caps.set_limits(caps_for(next, net::nofile_limit()));
+}
+
 void Proxy::stop_accepting() {
     net::error_code ec;
-    for (auto& acc : tcp_) acc.close(ec);
+    for (auto& t : tcp_) t.acc->close(ec);
     if (unix_ && unix_->is_open()) {
         unix_->close(ec);
-        ::unlink(ctx_->listener.unix_socket.c_str());
+        ::unlink(unix_path_.c_str());
     }
 }
 
@@ -235,14 +430,14 @@ void Proxy::stop() {
     stopped_ = true;
     stop_accepting();
     if (sweeper_) sweeper_->cancel();
-    for (auto& p : ctx_->pools) p->close_all();
+    for (auto& st : ctx_->routes->state) st->pool->close_all();
 }
 
 std::vector<net::tcp::endpoint> Proxy::tcp_endpoints() const {
     std::vector<net::tcp::endpoint> out;
-    for (const auto& acc : tcp_) {
+    for (const auto& t : tcp_) {
         net::error_code ec;
-        auto ep = acc.local_endpoint(ec);
+        auto ep = t.acc->local_endpoint(ec);
         if (!ec) out.push_back(ep);
     }
     return out;

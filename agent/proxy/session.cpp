@@ -103,8 +103,9 @@ class Session {
     Session(PlainStream& s, ProxyContext& ctx, Caller caller)
         : client_(s),
           ctx_(ctx),
+          listener_(ctx.listener),
           caller_(std::move(caller)),
-          cbuf_(ctx.listener.max_header_bytes + 2 * kChunk),
+          cbuf_(listener_->max_header_bytes + 2 * kChunk),
           member_(ctx.drain, [this] { cut(); }) {}
 
     net::awaitable<void> run() {
@@ -162,7 +163,7 @@ class Session {
         return {number_.data(), static_cast<std::size_t>(end - number_.data())};
     }
 
-    void client_deadline() { client_.expires_after(ctx_.listener.client_idle); }
+    void client_deadline() { client_.expires_after(listener_->client_idle); }
 
     void upstream_deadline(UpstreamConnection& c, std::chrono::milliseconds d) {
         auto at = Clock::now() + d;
@@ -173,7 +174,7 @@ class Session {
     // Reads until the whole head is in cbuf_, refusing obs-fold and oversized heads before
     // Beast parses (Beast would unfold obs-fold silently). nullopt: the app closed.
     net::awaitable<std::optional<ProxyError>> read_head_block() {
-        const std::size_t limit = ctx_.listener.max_header_bytes;
+        const std::size_t limit = listener_->max_header_bytes;
         // client_idle waits for a request to begin; once its first byte is here, the whole
         // head has listener.request_head_timeout, however slowly it trickles in (slowloris:
         // an idle timer restarted by every byte would never fire).
@@ -192,17 +193,16 @@ class Session {
             }
             if (sv.size() >= limit) break;
             error_code ec;
-            if (!sv.empty() && !head_due)
-                head_due = Clock::now() + ctx_.listener.request_head_timeout;
+            if (!sv.empty() && !head_due) head_due = Clock::now() + listener_->request_head_timeout;
             if (head_due) {
                 const auto left = *head_due - Clock::now();
                 if (left <= Clock::duration::zero())
                     co_return request_timeout(
                         "the request head was not complete within " +
-                        std::to_string(ctx_.listener.request_head_timeout.count()) +
+                        std::to_string(listener_->request_head_timeout.count()) +
                         " ms (listener.request_head_timeout)");
                 client_.expires_after(std::min<std::chrono::milliseconds>(
-                    ctx_.listener.client_idle, std::chrono::ceil<std::chrono::milliseconds>(left)));
+                    listener_->client_idle, std::chrono::ceil<std::chrono::milliseconds>(left)));
             } else {
                 client_deadline();
             }
@@ -237,9 +237,9 @@ class Session {
         co_return keep_alive && !ec;
     }
 
-    void finish(const Outcome& out, Clock::time_point t0, std::optional<std::size_t> route) {
+    void finish(const Outcome& out, Clock::time_point t0, RouteStats* route) {
         if (route) {
-            auto& rs = ctx_.stats.routes[*route];
+            auto& rs = *route;
             rs.record(request_end(out, t0));
             rs.bytes_in += out.bytes_in;
             rs.bytes_out += out.bytes_out;
@@ -285,12 +285,12 @@ class Session {
         Outcome out;
         if (*head_err) {
             co_await send_error(*head_err, 11, false, out);
-            finish(out, t0, std::nullopt);
+            finish(out, t0, nullptr);
             co_return false;
         }
 
         Parser parser;
-        parser.header_limit(static_cast<std::uint32_t>(ctx_.listener.max_header_bytes + 4));
+        parser.header_limit(static_cast<std::uint32_t>(listener_->max_header_bytes + 4));
         parser.body_limit(
             std::numeric_limits<std::uint64_t>::max());  // per route below (not boost::none:
                                                          // Beast 1.74 then rejects every
@@ -305,13 +305,15 @@ class Session {
             if (ec == net::beast::error::timeout || ec == http::error::end_of_stream)
                 co_return false;
             co_await send_error(e, 11, false, out);
-            finish(out, t0, std::nullopt);
+            finish(out, t0, nullptr);
             co_return false;
         }
         const auto& head = parser.get().base();
         out.method = head.method_string();
         out.path = head.target().substr(0, std::min<std::size_t>(head.target().find('?'), 256));
-        auto prepared_or_error = prepare_request(head, ctx_.routes, caller_, ctx_.listener);
+        // The route table this request uses from start to end (a reload may swap it).
+        const std::shared_ptr<const RouteSet> routes = ctx_.routes;
+        auto prepared_or_error = prepare_request(head, routes->table, caller_, *listener_);
         if (auto* e = std::get_if<ProxyError>(&prepared_or_error)) {
             // Keep the connection only when the next request's start is known for sure: the
             // request is complete and its framing was not what we refused (a 400 may be
@@ -320,17 +322,18 @@ class Session {
             bool keep = parser.is_done() && parser.get().keep_alive() &&
                         e->status != http::status::bad_request && framing_is_plain(head);
             bool kept = co_await send_error(*e, head.version(), keep, out);
-            finish(out, t0, std::nullopt);
+            finish(out, t0, nullptr);
             co_return kept;
         }
         auto& prep = std::get<PreparedRequest>(prepared_or_error);
         const std::size_t ri = prep.route_index;
-        const auto& entry = ctx_.routes.routes()[ri];
+        const auto& entry = routes->table.routes()[ri];
+        RouteState& state = *routes->state[ri];
         const auto& route = entry.route;
         out.route = route.name;
         if (route.timeouts.total.count() > 0) total_deadline_ = t0 + route.timeouts.total;
 
-        bool keep = co_await exchange(parser, prep, entry, ri, out);
+        bool keep = co_await exchange(parser, prep, *routes, state, out);
         rp_.reset();  // an idle connection holds no response fields, no token
         token_.reset();
         upload_.reset();
@@ -339,7 +342,7 @@ class Session {
             keep = co_await send_error(failure_, head.version(), keep, out);
             failure_ = {};
         }
-        finish(out, t0, ri);
+        finish(out, t0, state.stats.get());
         co_return keep;
     }
 
@@ -358,7 +361,7 @@ class Session {
         parser.get().body().data = data;
         parser.get().body().size = size;
         error_code ec;
-        client_.expires_after(ctx_.listener.body_idle);
+        client_.expires_after(listener_->body_idle);
         co_await read_body(client_, cbuf_, parser, ec);
         n = size - parser.get().body().size;
         co_return ec;
@@ -384,8 +387,9 @@ class Session {
 
     // Forwards the request and the answer. Returns whether the app's connection stays open;
     // false with failure_ set: one_request answers that error.
-    net::awaitable<bool> exchange(Parser& parser, PreparedRequest& prep,
-                                  const RouteTable::Entry& entry, std::size_t ri, Outcome& out) {
+    net::awaitable<bool> exchange(Parser& parser, PreparedRequest& prep, const RouteSet& routes,
+                                  RouteState& state, Outcome& out) {
+        const auto& entry = routes.table.routes()[prep.route_index];
         const auto& route = entry.route;
         continue_sent_ = false;
 
@@ -443,7 +447,7 @@ class Session {
 
         const bool is_head = parser.get().method() == http::verb::head;
 
-        auto& pool = *ctx_.pools[ri];
+        auto& pool = *state.pool;
         bool token_retried = false;
         bool stale_retried = false;
         for (;;) {
@@ -470,7 +474,7 @@ class Session {
                 extras.content_length = decimal(*prep.content_length);
             if (token) extras.bearer_token = token->access_token;  // token68 (token_response.cpp)
             wire_.clear();
-            append_upstream_head(wire_, parser.get().base(), prep, ctx_.routes, caller_, extras);
+            append_upstream_head(wire_, parser.get().base(), prep, routes.table, caller_, extras);
             error_code ec;
             bool client_failed = false;
             auto& upload = upload_;
@@ -549,7 +553,7 @@ class Session {
                     co_return fail(upstream_tls_alert(entry.target.authority, alert_name(alert)));
                 if (can_retry && !got_some && ec != net::beast::error::timeout) {
                     stale_retried = true;
-                    ++ctx_.stats.routes[ri].retries;
+                    ++state.stats->retries;
                     continue;
                 }
                 if (ec == net::beast::error::timeout)
@@ -747,6 +751,9 @@ class Session {
     PlainStream& client_;
     bool request_started_ = false;  // the last one_request() read a request head
     ProxyContext& ctx_;
+    // The [listener] settings this connection started with (a reload applies new ones to
+    // new connections).
+    const std::shared_ptr<const config::Listener> listener_;
     Caller caller_;
     net::beast::flat_buffer cbuf_;
     // Per-request scratch kept across requests (no allocation per request): the head being

@@ -23,11 +23,26 @@ namespace mtls::proxy {
 
 class UpstreamPool;
 
+// One route's live parts. A reload keeps them for a route whose configuration is unchanged
+// (its pool keeps its warm connections); a changed route gets new ones (the counters stay,
+// by name), and the old ones live on as long as the requests that started with them.
+struct RouteState {
+    std::shared_ptr<RouteStats> stats;
+    std::unique_ptr<UpstreamPool> pool;
+    std::string fingerprint;  // the route's configuration and CA bundle, to compare on reload
+};
+
+// The routes as one immutable unit, swapped whole by a reload: a request holds the set it
+// started with until it ends, so it finishes on its route even if that was removed.
+struct RouteSet {
+    RouteTable table;
+    std::vector<std::shared_ptr<RouteState>> state;  // index = route index
+};
+
 // What every session shares; owned by Proxy, used on its io_context thread.
 struct ProxyContext {
-    config::Listener listener;
-    RouteTable routes;
-    std::vector<std::unique_ptr<UpstreamPool>> pools;  // index = route index
+    std::shared_ptr<const config::Listener> listener;  // replaced whole by a reload
+    std::shared_ptr<const RouteSet> routes;
     identity::IdentityStore& identities;
     token::TokenSource* tokens = nullptr;  // may be null when no route has a token profile
     ProxyStats& stats;

@@ -6,12 +6,14 @@
 
 namespace mtls::proxy {
 
-UpstreamPool::UpstreamPool(net::asio::any_io_executor ex, const RouteTable::Entry& entry,
-                           RouteStats& stats)
-    : ex_(std::move(ex)), entry_(entry), stats_(stats) {}
+UpstreamPool::UpstreamPool(net::asio::any_io_executor ex, RouteTable::Entry entry,
+                           std::shared_ptr<RouteStats> stats)
+    : ex_(std::move(ex)), entry_(std::move(entry)), stats_(std::move(stats)) {}
 
 UpstreamPool::~UpstreamPool() {
     close_all();
+    busy_ = 0;  // leases outlive no pool (they end with their request); for the gauges
+    update_gauges();
 }
 
 std::shared_ptr<TlsClientContext> UpstreamPool::context_for(const identity::IdentityPtr& id,
@@ -80,9 +82,9 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
         co_return Lease{};
     }
     if (conn->resumed())
-        ++stats_.handshakes_resumed;
+        ++stats_->handshakes_resumed;
     else
-        ++stats_.handshakes_full;
+        ++stats_->handshakes_full;
     log::debug("proxy.upstream_connected", {{"route", entry_.route.name},
                                             {"upstream", entry_.target.authority},
                                             {"tls_resumed", conn->resumed()},
@@ -97,7 +99,7 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, bool reusab
     if (busy_ > 0) --busy_;
     bool current = tls_ && tls_->identity() && conn->generation() == tls_->identity()->generation();
     auto left = UpstreamConnection::Leftover::nothing;
-    if (reusable && current && idle_.size() < entry_.route.pool_max &&
+    if (reusable && current && !retired_ && idle_.size() < entry_.route.pool_max &&
         // What came with the response (no system call): the kernel is asked before reuse.
         (left = conn->take_leftover(false)) == UpstreamConnection::Leftover::nothing) {
         conn->mark_idle();
@@ -188,9 +190,17 @@ void UpstreamPool::close_all() {
     update_gauges();
 }
 
+void UpstreamPool::retire() {
+    retired_ = true;
+    close_all();
+}
+
 void UpstreamPool::update_gauges() {
-    stats_.pool_idle = idle_.size();
-    stats_.pool_busy = busy_;
+    // Deltas: a retired pool of the route may still count its busy connections.
+    stats_->pool_idle += idle_.size() - shown_idle_;
+    stats_->pool_busy += busy_ - shown_busy_;
+    shown_idle_ = idle_.size();
+    shown_busy_ = busy_;
 }
 
 }  // namespace mtls::proxy

@@ -5,8 +5,10 @@
 // records are consumed, application data or EOF close it, as nginx and haproxy do), and
 // checked again before every reuse. Connections belong to the identity they were opened with: after
 // a rotation the pool builds a new TLS context and never hands out an old-identity connection
-// again; old ones finish their request and are closed when released. Single-threaded: used from the
-// proxy's io_context thread only.
+// again; old ones finish their request and are closed when released. A reload that removes or
+// changes the route retires its pool: idle connections close at once, busy ones when released
+// (the pool drains; a changed route gets a new pool). Single-threaded: used from the proxy's
+// io_context thread only.
 #pragma once
 
 #include "agent/identity/identity.hpp"
@@ -23,7 +25,10 @@ namespace mtls::proxy {
 
 class UpstreamPool {
   public:
-    UpstreamPool(net::asio::any_io_executor ex, const RouteTable::Entry& entry, RouteStats& stats);
+    // Keeps its own copy of the route; counts into `stats` (shared with a newer pool of the
+    // same route after a reload: the gauges are the sum of both).
+    UpstreamPool(net::asio::any_io_executor ex, RouteTable::Entry entry,
+                 std::shared_ptr<RouteStats> stats);
     ~UpstreamPool();
 
     struct Lease {
@@ -41,6 +46,9 @@ class UpstreamPool {
     // Closes idle connections past the idle timeout, of an old identity or closed.
     void sweep();
     void close_all();
+    // The route was removed or changed by a reload: closes the idle connections; busy ones
+    // are closed when released instead of pooled.
+    void retire();
 
     std::size_t idle() const { return idle_.size(); }
     std::size_t busy() const { return busy_; }
@@ -57,8 +65,10 @@ class UpstreamPool {
     void report(UpstreamConnection::Leftover left, const char* when);
 
     net::asio::any_io_executor ex_;
-    const RouteTable::Entry& entry_;
-    RouteStats& stats_;
+    const RouteTable::Entry entry_;
+    std::shared_ptr<RouteStats> stats_;
+    bool retired_ = false;
+    std::uint64_t shown_idle_ = 0, shown_busy_ = 0;          // what this pool added to the gauges
     std::shared_ptr<TlsClientContext> tls_;                  // for the current identity
     std::vector<std::unique_ptr<UpstreamConnection>> idle_;  // back = most recently used
     std::size_t busy_ = 0;

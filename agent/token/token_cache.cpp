@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 namespace mtls::token {
@@ -84,40 +86,129 @@ long long seconds_until(std::chrono::steady_clock::time_point t,
 
 }  // namespace
 
-TokenCache::TokenCache(config::OAuth oauth, CacheSettings settings)
-    : oauth_(std::move(oauth)), settings_(settings) {
-    if (oauth_.issuer.empty() && oauth_.token_endpoint.empty())
-        throw std::invalid_argument("oauth: set issuer (RFC 8414 discovery) or token_endpoint");
-    if (!oauth_.token_endpoint.empty() && !is_https_url(oauth_.token_endpoint))
-        throw std::invalid_argument("oauth.token_endpoint \"" + oauth_.token_endpoint +
-                                    "\" is not an https URL");
-    if (oauth_.token_endpoint.empty() && metadata_urls(oauth_.issuer).empty())
-        throw std::invalid_argument("oauth.issuer \"" + oauth_.issuer +
-                                    "\" is not an https URL without query or fragment");
-    if (oauth_.ca_file.empty())
-        throw std::invalid_argument(
-            "oauth.ca_file is required (the CA that issued the AS's "
-            "server certificate)");
+// The discovered token endpoint, shared by the settings of one authorization server (kept
+// across a reload that does not change the AS side).
+struct TokenEndpoint {
+    std::mutex mu;  // discovery runs once at a time (on a worker thread)
+    std::optional<std::string> url;
+};
+
+struct TokenCache::Conf {
+    config::OAuth oauth;
+    RequestSettings request;
+    std::string as_key;  // issuer, token endpoint, CA bundle path and bytes, timeout
+    // Set once more by apply() before the settings are published (the same AS: the endpoint
+    // discovered so far is kept); never changed after.
+    mutable std::shared_ptr<TokenEndpoint> endpoint = std::make_shared<TokenEndpoint>();
+
+    const config::TokenProfile* find(const std::string& name) const {
+        for (const auto& p : oauth.profiles)
+            if (p.name == name) return &p;
+        return nullptr;
+    }
+};
+
+namespace {
+
+bool same_profile(const config::TokenProfile& a, const config::TokenProfile& b) {
+    return a.client_id == b.client_id && a.auth_method == b.auth_method && a.scope == b.scope &&
+           a.resources == b.resources && a.audience == b.audience;
+}
+
+std::string file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return in ? out.str() : std::string("(unreadable)");
+}
+
+}  // namespace
+
+std::shared_ptr<const TokenCache::Conf> TokenCache::prepare(config::OAuth oauth) const {
+    auto c = std::make_shared<Conf>();
+    c->oauth = std::move(oauth);
+    const auto& o = c->oauth;
     std::set<std::string> names;
-    for (const auto& p : oauth_.profiles) {
+    for (const auto& p : o.profiles) {
         if (p.name.empty() || p.client_id.empty())
             throw std::invalid_argument(
                 "oauth.profiles: every profile needs a name and a client_id");
         if (!names.insert(p.name).second)
             throw std::invalid_argument("oauth.profiles: duplicate profile name " + p.name);
     }
+    if (o.profiles.empty() && o.issuer.empty() && o.token_endpoint.empty())
+        return c;  // no tokens to get: nothing else is needed
+    if (o.issuer.empty() && o.token_endpoint.empty())
+        throw std::invalid_argument("oauth: set issuer (RFC 8414 discovery) or token_endpoint");
+    if (!o.token_endpoint.empty() && !is_https_url(o.token_endpoint))
+        throw std::invalid_argument("oauth.token_endpoint \"" + o.token_endpoint +
+                                    "\" is not an https URL");
+    if (o.token_endpoint.empty() && metadata_urls(o.issuer).empty())
+        throw std::invalid_argument("oauth.issuer \"" + o.issuer +
+                                    "\" is not an https URL without query or fragment");
+    if (o.ca_file.empty())
+        throw std::invalid_argument(
+            "oauth.ca_file is required (the CA that issued the AS's "
+            "server certificate)");
+    c->request.trust = http::ServerTrust::from_ca_file(o.ca_file);
+    c->request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(o.timeout);
+    if (c->request.timeout <= std::chrono::milliseconds::zero())
+        c->request.timeout = std::chrono::milliseconds(15000);
+    c->request.max_response_bytes = settings_.max_response_bytes;
+    c->request.limits.default_expires_in = settings_.default_expires_in;
+    c->request.limits.max_expires_in = settings_.max_expires_in;
+    c->as_key = o.issuer + "\n" + o.token_endpoint + "\n" + o.ca_file + "\n" +
+                std::to_string(o.timeout.count()) + "\n" + file_bytes(o.ca_file);
+    if (!o.token_endpoint.empty()) c->endpoint->url = o.token_endpoint;
+    return c;
+}
+
+TokenCache::TokenCache(config::OAuth oauth, CacheSettings settings) : settings_(settings) {
+    if (oauth.issuer.empty() && oauth.token_endpoint.empty())
+        throw std::invalid_argument("oauth: set issuer (RFC 8414 discovery) or token_endpoint");
     if (settings_.backoff_initial <= std::chrono::milliseconds::zero())
         settings_.backoff_initial = std::chrono::milliseconds(1);
     settings_.backoff_max = std::max(settings_.backoff_max, settings_.backoff_initial);
-    request_.trust = http::ServerTrust::from_ca_file(oauth_.ca_file);
-    request_.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(oauth_.timeout);
-    if (request_.timeout <= std::chrono::milliseconds::zero())
-        request_.timeout = std::chrono::milliseconds(15000);
-    request_.max_response_bytes = settings_.max_response_bytes;
-    request_.limits.default_expires_in = settings_.default_expires_in;
-    request_.limits.max_expires_in = settings_.max_expires_in;
-    if (!oauth_.token_endpoint.empty()) endpoint_ = oauth_.token_endpoint;
+    conf_ = prepare(std::move(oauth));
     pool_ = std::make_unique<Pool>(std::max<std::size_t>(1, settings_.threads));
+}
+
+std::shared_ptr<const TokenCache::Conf> TokenCache::conf() const {
+    std::lock_guard lk(mu_);
+    return conf_;
+}
+
+void TokenCache::apply(std::shared_ptr<const Conf> next) {
+    std::vector<std::string> changed, removed, added;
+    {
+        std::lock_guard lk(mu_);
+        const bool as_changed = next->as_key != conf_->as_key;
+        if (!as_changed) next->endpoint = conf_->endpoint;
+        for (const auto& p : conf_->oauth.profiles) {
+            const auto* now = next->find(p.name);
+            if (!now)
+                removed.push_back(p.name);
+            else if (as_changed || !same_profile(p, *now))
+                changed.push_back(p.name);
+        }
+        for (const auto& p : next->oauth.profiles)
+            if (!conf_->find(p.name)) added.push_back(p.name);
+        auto listed = [](const std::vector<std::string>& v, const std::string& n) {
+            return std::find(v.begin(), v.end(), n) != v.end();
+        };
+        // Waiters of a request in flight are answered by complete() (not cached: gone here).
+        for (auto it = entries_.begin(); it != entries_.end();) {
+            const auto& name = it->second->profile;
+            if (listed(changed, name) || listed(removed, name))
+                it = entries_.erase(it);
+            else
+                ++it;
+        }
+        conf_ = std::move(next);
+    }
+    log::info("oauth.reloaded", {{"profiles_added", added.size()},
+                                 {"profiles_changed", changed.size()},
+                                 {"profiles_removed", removed.size()}});
 }
 
 TokenCache::~TokenCache() {
@@ -134,12 +225,6 @@ TokenCache::~TokenCache() {
         entries_.clear();
     }
     for (auto& w : orphans) w(make_error(errc::shutting_down, "the token cache is shutting down"));
-}
-
-const config::TokenProfile* TokenCache::find_profile(const std::string& name) const {
-    for (const auto& p : oauth_.profiles)
-        if (p.name == name) return &p;
-    return nullptr;
 }
 
 void TokenCache::note_identity_locked(const identity::IdentityPtr& id) {
@@ -191,8 +276,7 @@ net::awaitable<TokenResult> TokenCache::get(const std::string& profile_name,
         co_return make_error(errc::no_identity,
                              "no client certificate yet (enrollment pending or failed; see "
                              "`mtls-agentctl status`)");
-    const auto* profile = find_profile(profile_name);
-    if (!profile)
+    if (!conf()->find(profile_name))
         co_return make_error(errc::no_profile, "no token profile named \"" + profile_name +
                                                    "\" in [oauth] (check routes.token_profile)");
     const auto key = std::make_pair(profile_name, id->x5t_s256());
@@ -252,28 +336,29 @@ net::awaitable<TokenResult> TokenCache::get(const std::string& profile_name,
     co_return result;
 }
 
-std::variant<std::string, TokenError> TokenCache::token_endpoint() {
-    std::lock_guard lk(endpoint_mu_);
-    if (endpoint_) return *endpoint_;
-    auto d = discover(oauth_.issuer, request_.trust, request_.timeout);
+std::variant<std::string, TokenError> TokenCache::token_endpoint(const Conf& c) {
+    const auto& o = c.oauth;
+    std::lock_guard lk(c.endpoint->mu);
+    if (c.endpoint->url) return *c.endpoint->url;
+    auto d = discover(o.issuer, c.request.trust, c.request.timeout);
     if (auto* err = std::get_if<TokenError>(&d)) return *err;
     auto& m = std::get<AsMetadata>(d);
     if (!m.bound_tokens)
         log::warn(
             "oauth.metadata_no_bound_tokens",
-            {{"issuer", oauth_.issuer},
+            {{"issuer", o.issuer},
              {"note", "the AS does not advertise tls_client_certificate_bound_access_tokens"}});
-    for (const auto& p : oauth_.profiles) {
+    for (const auto& p : o.profiles) {
         auto method = p.auth_method == config::TokenProfile::AuthMethod::self_signed_tls_client_auth
                           ? "self_signed_tls_client_auth"
                           : "tls_client_auth";
         if (!m.auth_methods.empty() &&
             std::find(m.auth_methods.begin(), m.auth_methods.end(), method) == m.auth_methods.end())
             log::warn("oauth.auth_method_not_advertised",
-                      {{"profile", p.name}, {"auth_method", method}, {"issuer", oauth_.issuer}});
+                      {{"profile", p.name}, {"auth_method", method}, {"issuer", o.issuer}});
     }
-    endpoint_ = m.token_endpoint;
-    return *endpoint_;
+    c.endpoint->url = m.token_endpoint;
+    return *c.endpoint->url;
 }
 
 void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
@@ -286,8 +371,14 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
         complete(e, make_error(errc::shutting_down, "the token cache is shutting down"));
         return;
     }
-    const auto* profile = find_profile(e->profile);  // profiles never change after construction
-    auto ep = token_endpoint();
+    const auto c = conf();  // the settings this request uses, even if a reload changes them
+    const auto* profile = c->find(e->profile);
+    if (!profile) {
+        complete(e, make_error(errc::no_profile,
+                               "token profile " + e->profile + " was removed by a reload"));
+        return;
+    }
+    auto ep = token_endpoint(*c);
     if (auto* err = std::get_if<TokenError>(&ep)) {
         complete(e, *err);
         return;
@@ -296,7 +387,7 @@ void TokenCache::fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id) {
                                        {"client_id", profile->client_id},
                                        {"endpoint", std::get<std::string>(ep)},
                                        {"thumbprint", e->x5t}});
-    complete(e, request_token(std::get<std::string>(ep), *profile, *id, request_));
+    complete(e, request_token(std::get<std::string>(ep), *profile, *id, c->request));
 }
 
 void TokenCache::complete(const std::shared_ptr<Entry>& e,
@@ -312,8 +403,8 @@ void TokenCache::complete(const std::shared_ptr<Entry>& e,
         if (auto* ok = std::get_if<ObtainedToken>(&r)) {
             auto lifetime = ok->lifetime;
             auto skew =
-                oauth_.refresh_skew
-                    ? std::chrono::duration_cast<std::chrono::seconds>(*oauth_.refresh_skew)
+                conf_->oauth.refresh_skew
+                    ? std::chrono::duration_cast<std::chrono::seconds>(*conf_->oauth.refresh_skew)
                     : std::min<std::chrono::seconds>(std::chrono::seconds(60), lifetime / 10);
             skew = std::min<std::chrono::seconds>(skew, lifetime / 2);
             Token t{ok->response.access_token, "Bearer"};
@@ -403,9 +494,10 @@ void TokenCache::flush() {
             }
         }
     }
-    if (!oauth_.issuer.empty() && oauth_.token_endpoint.empty()) {
-        std::lock_guard lk(endpoint_mu_);
-        endpoint_.reset();
+    const auto c = conf();
+    if (!c->oauth.issuer.empty() && c->oauth.token_endpoint.empty()) {
+        std::lock_guard lk(c->endpoint->mu);
+        c->endpoint->url.reset();
     }
     log::info("oauth.tokens_flushed");
 }
@@ -437,7 +529,7 @@ std::vector<EntryStatus> TokenCache::status() const {
         seen.insert(e->profile);
         out.push_back(std::move(s));
     }
-    for (const auto& p : oauth_.profiles)
+    for (const auto& p : conf_->oauth.profiles)
         if (!seen.count(p.name)) {
             EntryStatus s;
             s.profile = p.name;

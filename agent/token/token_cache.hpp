@@ -12,6 +12,10 @@
 // - Rotation: an identity of a higher generation drops every entry of lower generations;
 //   a get() with an identity older than the newest seen is refused (identity_rotated), so
 //   a token for an old certificate is never handed out after rotation.
+// - Reload: prepare() checks a new [oauth] and reads its CA bundle, apply() puts it in use.
+//   A profile whose settings changed loses its cached tokens (every profile does when the
+//   issuer, token endpoint, CA bundle or timeout changed); a removed profile is dropped; the
+//   others keep their tokens. A request in flight for a changed profile is not cached.
 // - Status never contains a token (only log::redact()'s short hash).
 #pragma once
 
@@ -76,6 +80,14 @@ class TokenCache final : public TokenSource {
     // the entries of every other certificate at once instead of at the next get().
     void identity_changed(const identity::IdentityPtr& current);
 
+    // The settings in use: [oauth] with its AS trust and discovered token endpoint.
+    struct Conf;
+    // A new [oauth] checked (throws std::invalid_argument / std::runtime_error as the
+    // constructor does; with no profiles, issuer and ca_file may be empty). Changes nothing.
+    std::shared_ptr<const Conf> prepare(config::OAuth oauth) const;
+    // Puts prepared settings in use (see the top). Never throws.
+    void apply(std::shared_ptr<const Conf> next);
+
     std::vector<EntryStatus> status() const;
     nlohmann::json status_json() const;  // {"profiles": [...]} for the admin socket
     std::uint64_t requests_started() const { return requests_.load(); }
@@ -96,21 +108,17 @@ class TokenCache final : public TokenSource {
     void start_fetch_locked(const std::shared_ptr<Entry>& e, identity::IdentityPtr id);
     void fetch(std::shared_ptr<Entry> e, identity::IdentityPtr id);
     void complete(const std::shared_ptr<Entry>& e, std::variant<ObtainedToken, TokenError> r);
-    std::variant<std::string, TokenError> token_endpoint();
+    std::variant<std::string, TokenError> token_endpoint(const Conf& c);
     void note_identity_locked(const identity::IdentityPtr& id);
-    const config::TokenProfile* find_profile(const std::string& name) const;
+    std::shared_ptr<const Conf> conf() const;
 
-    config::OAuth oauth_;
     CacheSettings settings_;
-    RequestSettings request_;
 
     mutable std::mutex mu_;
+    std::shared_ptr<const Conf> conf_;  // under mu_; replaced whole by apply()
     std::map<std::pair<std::string, std::string>, std::shared_ptr<Entry>> entries_;
     std::uint64_t newest_generation_ = 0;
     bool stopping_ = false;
-
-    std::mutex endpoint_mu_;  // discovery runs once at a time (on a worker thread)
-    std::optional<std::string> endpoint_;
 
     std::atomic<std::uint64_t> requests_{0};
     std::map<std::pair<std::string, std::string>, std::uint64_t> failures_;  // under mu_

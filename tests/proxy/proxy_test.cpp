@@ -98,13 +98,13 @@ TEST_F(ProxyTest, TwoRoutesToTwoPartnersWithDifferentCAs) {
         << jw;
     // Counters are written right after the response is sent: poll for them.
     // A proxy-made 502 is a proxy error, not the partner's 5xx; it is a failure of the route.
-    EXPECT_TRUE(poll_until([&] { return px.stats().routes[2].proxy_errors == 1u; }))
-        << px.stats().routes[2].proxy_errors;
-    EXPECT_EQ(px.stats().routes[2].status_5xx, 0u);
-    EXPECT_EQ(px.stats().routes[2].requests, 1u);
-    EXPECT_EQ(px.stats().routes[2].consecutive_failures, 1u);
-    EXPECT_EQ(px.stats().routes[2].last_failure, mtls::proxy::RouteFailure::upstream_tls);
-    EXPECT_EQ(px.stats().routes[0].status_2xx, 1u);
+    EXPECT_TRUE(poll_until([&] { return px.stats().routes()[2].proxy_errors == 1u; }))
+        << px.stats().routes()[2].proxy_errors;
+    EXPECT_EQ(px.stats().routes()[2].status_5xx, 0u);
+    EXPECT_EQ(px.stats().routes()[2].requests, 1u);
+    EXPECT_EQ(px.stats().routes()[2].consecutive_failures, 1u);
+    EXPECT_EQ(px.stats().routes()[2].last_failure, mtls::proxy::RouteFailure::upstream_tls);
+    EXPECT_EQ(px.stats().routes()[0].status_2xx, 1u);
 }
 
 TEST_F(ProxyTest, SpkiPinsAreEnforced) {
@@ -315,8 +315,8 @@ TEST_F(ProxyTest, ThousandRequestsOverTenConnectionsUseAtMostTenHandshakes) {
         (after["resumed_handshakes"].get<int>() - before["resumed_handshakes"].get<int>());
     EXPECT_LE(handshakes, 10);
     EXPECT_GE(handshakes, 1);
-    EXPECT_TRUE(poll_until([&] { return px.stats().routes[0].requests == 1000u; }))
-        << px.stats().routes[0].requests;
+    EXPECT_TRUE(poll_until([&] { return px.stats().routes()[0].requests == 1000u; }))
+        << px.stats().routes()[0].requests;
 }
 
 TEST_F(ProxyTest, PoolRefillAfterUpstreamResetResumesTls) {
@@ -345,8 +345,8 @@ TEST_F(ProxyTest, PoolRefillAfterUpstreamResetResumesTls) {
     // (minus one: the test's own /sandbox/stats query for `after` is a full handshake)
     EXPECT_EQ(after["full_handshakes"].get<int>() - before["full_handshakes"].get<int>() - 1, 0);
     EXPECT_GE(after["resumed_handshakes"].get<int>() - before["resumed_handshakes"].get<int>(), 1);
-    EXPECT_EQ(px.stats().routes[0].handshakes_full, 1u);
-    EXPECT_GE(px.stats().routes[0].handshakes_resumed, 1u);
+    EXPECT_EQ(px.stats().routes()[0].handshakes_full, 1u);
+    EXPECT_GE(px.stats().routes()[0].handshakes_resumed, 1u);
 }
 
 TEST_F(ProxyTest, NoIdentityAndTokenErrorsAre503) {
@@ -374,8 +374,8 @@ TEST_F(ProxyTest, InvalidTokenIsDroppedAndRetriedOnce) {
     EXPECT_EQ(res.result_int(), 401);
     EXPECT_EQ(tokens.invalidations, 1);
     EXPECT_EQ(tokens.gets, 2);
-    EXPECT_TRUE(poll_until([&] { return px.stats().routes[0].requests == 1u; }))
-        << px.stats().routes[0].requests;
+    EXPECT_TRUE(poll_until([&] { return px.stats().routes()[0].requests == 1u; }))
+        << px.stats().routes()[0].requests;
     // A streamed (non-replayable) body is not retried: the 401 goes to the app.
     auto big = c.request(http::verb::post, "/a/api/secure/data", std::string(100000, 'x'));
     EXPECT_EQ(big.result_int(), 401);
@@ -472,7 +472,7 @@ TEST_F(ProxyTest, RotationSwitchesIdentityWithoutBreakingRequestsInFlight) {
         EXPECT_EQ(r.result_int(), 200);
     });
     // Wait (with a deadline) until the slow request holds an upstream connection.
-    const bool in_flight = poll_until([&] { return px.stats().routes[0].pool_busy >= 1u; });
+    const bool in_flight = poll_until([&] { return px.stats().routes()[0].pool_busy >= 1u; });
     if (!in_flight) slow.join();  // never leave a joinable thread behind an ASSERT
     ASSERT_TRUE(in_flight) << "the slow request never held an upstream connection";
     ids.publish(issue_identity(partners->ca_a, "proxy-test-host-rotated", ids.next_generation()));
@@ -597,9 +597,9 @@ TEST_F(ProxyTest, GiBStreamedEachWayWithFlatMemory) {
     EXPECT_LT(hwm - rss_before, 64 * 1024) << "peak RSS grew by " << (hwm - rss_before) << " KiB";
 #endif
     const std::uint64_t out = size + sink_answer_bytes + echo_size;
-    EXPECT_TRUE(poll_until([&] { return px.stats().routes[0].bytes_out == out; }))
-        << px.stats().routes[0].bytes_out << " != " << out;
-    EXPECT_EQ(px.stats().routes[0].bytes_in, size + echo_size);
+    EXPECT_TRUE(poll_until([&] { return px.stats().routes()[0].bytes_out == out; }))
+        << px.stats().routes()[0].bytes_out << " != " << out;
+    EXPECT_EQ(px.stats().routes()[0].bytes_in, size + echo_size);
 }
 
 TEST_F(ProxyTest, NonLoopbackListenerIsRefused) {
