@@ -150,7 +150,8 @@ int run(const std::string& config_path, config::Config cfg) {
                    exporter.metrics();
         };
         Parts parts{config_path, cfg,         identities, renewer,   tokens.get(),
-                    status_doc,  metrics_doc, &notifier,  &exporter, &proxy};
+                    status_doc,  metrics_doc, &notifier,  &exporter, &proxy,
+                    {},          {},          {}};
         parts.adopt_tokens = [&](std::unique_ptr<token::TokenCache> cache) {
             tokens = std::move(cache);
             tokens_now = tokens.get();
