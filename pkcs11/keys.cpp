@@ -250,13 +250,34 @@ std::vector<Token::ObjectInfo> Token::list_objects() {
     return with_session([&](CK_SESSION_HANDLE s) {
         require_login(*this, s);
         std::vector<ObjectInfo> out;
+        std::size_t unreadable = 0;
         for (CK_OBJECT_HANDLE o : find_objects(*this, s, {})) {
             ObjectInfo info;
-            info.id = get_attr(*this, s, o, CKA_ID).value_or("");
-            info.label = get_attr(*this, s, o, CKA_LABEL).value_or("");
-            info.cls = get_ulong(*this, s, o, CKA_CLASS).value_or(CKO_DATA);
+            try {
+                info.id = get_attr(*this, s, o, CKA_ID).value_or("");
+                info.label = get_attr(*this, s, o, CKA_LABEL).value_or("");
+                info.cls = get_ulong(*this, s, o, CKA_CLASS).value_or(CKO_DATA);
+            } catch (const Error& e) {
+                // An object that cannot be read is nobody's we can name: skipped, never
+                // destroyed. SoftHSM2 answers CKR_ATTRIBUTE_VALUE_INVALID for an object a
+                // C_GenerateKeyPair killed half-way left without its class (ours after a crash,
+                // or another agent's being made right now); CKR_OBJECT_HANDLE_INVALID when
+                // another process destroyed it since C_FindObjects.
+                if (e.rv() != CKR_ATTRIBUTE_VALUE_INVALID && e.rv() != CKR_OBJECT_HANDLE_INVALID)
+                    throw;
+                ++unreadable;
+                continue;
+            }
             out.push_back(std::move(info));
         }
+        if (unreadable > 0)
+            log::warn("pkcs11.objects_unreadable",
+                      {{"token", label_},
+                       {"objects", unreadable},
+                       {"action",
+                        "left alone; an interrupted key generation leaves such an "
+                        "object — if it stays, list the token's objects "
+                        "(pkcs11-tool -O) and delete the one without attributes"}});
         return out;
     });
 }
