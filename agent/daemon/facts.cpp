@@ -3,6 +3,7 @@
 #include "agent/metrics/prometheus.hpp"
 #include "common/encoding.hpp"
 #include "common/ossl_error.hpp"
+#include "common/x509_text.hpp"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -116,15 +117,6 @@ std::string key_uri(const std::string& token_uri, const std::string& key_id_hex)
     return out + ";type=private";
 }
 
-std::string serial_hex(X509* cert) {
-    ossl::BigNum bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-    if (!bn) return {};
-    char* hex = BN_bn2hex(bn.get());
-    std::string out(hex ? hex : "");
-    OPENSSL_free(hex);
-    return out;
-}
-
 }  // namespace
 
 IdentityFacts identity_facts(const identity::Identity& id, const std::string& key_type,
@@ -135,7 +127,7 @@ IdentityFacts identity_facts(const identity::Identity& id, const std::string& ke
     f.cn = name_entry(subj, NID_commonName);
     f.sans = subject_alt_names(id.leaf());
     f.eku = extended_key_usage(id.leaf());
-    f.serial_hex = serial_hex(id.leaf());
+    f.serial_hex = x509text::serial_hex(id.leaf());
     f.issuer = one_line(X509_get_issuer_name(id.leaf()));
     for (const auto& c : id.chain()) f.chain.push_back(one_line(X509_get_subject_name(c.get())));
     f.key_type = key_type;
@@ -220,12 +212,9 @@ std::vector<RouteFacts> route_facts(const proxy::ProxyStats& stats) {
 }
 
 std::string chain_pem(const identity::Identity& id) {
-    ossl::Bio bio(BIO_new(BIO_s_mem()));
-    PEM_write_bio_X509(bio.get(), id.leaf());
-    for (const auto& c : id.chain()) PEM_write_bio_X509(bio.get(), c.get());
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<std::size_t>(n));
+    std::vector<X509*> certs{id.leaf()};
+    for (const auto& c : id.chain()) certs.push_back(c.get());
+    return x509text::pem(certs);
 }
 
 std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& renewal,

@@ -1,6 +1,7 @@
 #include "agent/export/export_files.hpp"
 
 #include "common/ossl.hpp"
+#include "common/x509_text.hpp"
 #include "config/checks.hpp"
 
 #include <openssl/bn.h>
@@ -13,24 +14,6 @@
 #include <system_error>
 
 namespace mtls::certexport {
-
-std::string pem_text(const std::vector<X509*>& certs) {
-    ossl::Bio bio(BIO_new(BIO_s_mem()));
-    if (!bio) throw std::bad_alloc();
-    for (X509* c : certs)
-        if (PEM_write_bio_X509(bio.get(), c) != 1) throw std::runtime_error("PEM_write_bio_X509");
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio.get(), &data);
-    return n > 0 ? std::string(data, static_cast<std::size_t>(n)) : std::string();
-}
-
-std::string serial_hex(X509* cert) {
-    ossl::BigNum bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-    char* hex = bn ? BN_bn2hex(bn.get()) : nullptr;
-    std::string out(hex ? hex : "");
-    OPENSSL_free(hex);
-    return out;
-}
 
 std::vector<ExportFile> export_contents(const config::Export& x, const identity::Identity& id,
                                         const std::string& ca_pem, std::string& problem) {
@@ -46,9 +29,9 @@ std::vector<ExportFile> export_contents(const config::Export& x, const identity:
         else
             out.push_back({"ca", x.ca, ca_pem});
     }
-    if (!x.chain.empty()) out.push_back({"chain", x.chain, pem_text(chain)});
-    if (!x.fullchain.empty()) out.push_back({"fullchain", x.fullchain, pem_text(full)});
-    if (!x.cert.empty()) out.push_back({"cert", x.cert, pem_text({id.leaf()})});
+    if (!x.chain.empty()) out.push_back({"chain", x.chain, x509text::pem(chain)});
+    if (!x.fullchain.empty()) out.push_back({"fullchain", x.fullchain, x509text::pem(full)});
+    if (!x.cert.empty()) out.push_back({"cert", x.cert, x509text::pem(id.leaf())});
     return out;
 }
 

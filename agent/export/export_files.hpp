@@ -41,9 +41,4 @@ bool up_to_date(const ExportFile& f, mode_t mode, const files::FileOwner& owner)
 // std::runtime_error saying what failed and what to do.
 void write_export(const ExportFile& f, const config::Export& x, const files::FileOwner& owner);
 
-// PEM text of the certificates, in order.
-std::string pem_text(const std::vector<X509*>& certs);
-// The serial number in hex, as status prints it.
-std::string serial_hex(X509* cert);
-
 }  // namespace mtls::certexport

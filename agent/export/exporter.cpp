@@ -5,6 +5,7 @@
 #include "agent/metrics/prometheus.hpp"
 #include "agent/renewal/state_store.hpp"
 #include "common/log.hpp"
+#include "common/x509_text.hpp"
 
 #include <openssl/x509.h>
 
@@ -92,7 +93,7 @@ void Exporter::loop(std::stop_token stop) {
         try {
             const bool written = sync_files(*job.id, s);
             if (!s.on_renew.empty() && (written || job.new_certificate)) {
-                const auto serial = serial_hex(job.id->leaf());
+                const auto serial = x509text::serial_hex(job.id->leaf());
                 const auto not_after = daemon::rfc3339(job.id->not_after());
                 job.id.reset();  // a running command does not hold the identity (and its key)
                 run_command(serial, not_after, s, stop);
@@ -107,7 +108,7 @@ bool Exporter::sync_files(const identity::Identity& id, const Settings& s) {
     const auto& x = s.files;
     if (x.cert.empty() && x.chain.empty() && x.fullchain.empty() && x.ca.empty()) {
         std::lock_guard lock(mu_);
-        serial_ = serial_hex(id.leaf());  // what the command was (or was not) run for
+        serial_ = x509text::serial_hex(id.leaf());  // what the command was (or was not) run for
         return false;
     }
     std::string problem;
@@ -129,7 +130,7 @@ bool Exporter::sync_files(const identity::Identity& id, const Settings& s) {
     } catch (const std::exception& e) {  // owner or group unknown on this host
         errors.push_back(e.what());
     }
-    const std::string serial = serial_hex(id.leaf());
+    const std::string serial = x509text::serial_hex(id.leaf());
     std::string joined;
     for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e;
     {

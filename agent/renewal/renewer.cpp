@@ -6,6 +6,7 @@
 #include "common/encoding.hpp"
 #include "common/log.hpp"
 #include "common/ossl_error.hpp"
+#include "common/x509_text.hpp"
 #include "est/client.hpp"
 #include "est/key_choice.hpp"
 
@@ -21,14 +22,6 @@ namespace {
 std::int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch())
         .count();
-}
-
-std::string pem_of(X509* cert) {
-    ossl::Bio bio(BIO_new(BIO_s_mem()));
-    if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) throw ossl::Error("PEM_write_bio_X509");
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<std::size_t>(n));
 }
 
 std::vector<ossl::X509Ptr> certs_from_pem(const std::string& pem) {
@@ -97,7 +90,7 @@ EstContact open_est(State& st, const config::Config& cfg, StepLog& steps) {
     if (stored_ca.empty()) {
         stored_ca = client.cacerts();
         st.est_ca_pem.clear();
-        for (const auto& c : stored_ca) st.est_ca_pem += pem_of(c.get());
+        for (const auto& c : stored_ca) st.est_ca_pem += x509text::pem(c.get());
         steps.ok("cacerts", std::to_string(stored_ca.size()) + " CA certificate(s)");
     }
     return {std::move(client), std::move(stored_ca)};
@@ -436,8 +429,8 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
         auto res = client.simpleenroll(req, key.get(), creds, raw(stored_ca), stop);
         steps.ok("enroll", "simpleenroll, " + std::to_string(res.attempts) + " request(s)" +
                                (res.pop_linked ? ", PoP " + res.binding_type : ""));
-        std::string chain_pem = pem_of(res.issued.cert.get());
-        for (const auto& c : res.issued.chain) chain_pem += pem_of(c.get());
+        std::string chain_pem = x509text::pem(res.issued.cert.get());
+        for (const auto& c : res.issued.chain) chain_pem += x509text::pem(c.get());
         auto id = identity::Identity::create(std::move(res.issued.cert),
                                              std::move(res.issued.chain), std::move(key),
                                              info.id_hex(), identities_.next_generation());
@@ -533,8 +526,8 @@ Outcome Renewer::renew_with(State& st, const identity::IdentityPtr& current, boo
         key = provider_->load_private_key(encoding::hex_decode(new_ref.id_hex).value_or(""));
         auto res = client.simplereenroll(current->leaf(), key.get(), creds, raw(stored_ca), stop);
         steps.ok("enroll", "simplereenroll, " + std::to_string(res.attempts) + " request(s)");
-        std::string chain_pem = pem_of(res.issued.cert.get());
-        for (const auto& c : res.issued.chain) chain_pem += pem_of(c.get());
+        std::string chain_pem = x509text::pem(res.issued.cert.get());
+        for (const auto& c : res.issued.chain) chain_pem += x509text::pem(c.get());
         auto id = identity::Identity::create(std::move(res.issued.cert),
                                              std::move(res.issued.chain), std::move(key),
                                              new_ref.id_hex, identities_.next_generation());

@@ -2,6 +2,7 @@
 
 #include "agent/token/errors.hpp"
 #include "common/log.hpp"
+#include "common/x509_text.hpp"
 
 #include <openssl/bn.h>
 
@@ -38,17 +39,6 @@ std::string hint_for(const std::string& code, const TokenProfile& p, const Clien
         return "the AS refused the request's form; check token profile " + p.name;
     if (code == "invalid_grant") return "the AS refused the grant for client_id " + p.client_id;
     return {};
-}
-
-std::string serial_hex(X509* cert) {
-    const ASN1_INTEGER* s = X509_get0_serialNumber(cert);
-    ossl::BigNum bn(s ? ASN1_INTEGER_to_BN(s, nullptr) : nullptr);
-    if (!bn) return "?";
-    char* hex = BN_bn2hex(bn.get());
-    if (!hex) return "?";
-    std::string out(hex);
-    OPENSSL_free(hex);
-    return out;
 }
 
 }  // namespace
@@ -93,7 +83,8 @@ std::string token_request_body(const TokenProfile& p) {
 }
 
 ClientCertInfo describe_client_cert(const identity::Identity& id) {
-    return ClientCertInfo{id.subject(), serial_hex(id.leaf()), id.x5t_s256()};
+    auto serial = x509text::serial_hex(id.leaf());
+    return ClientCertInfo{id.subject(), serial.empty() ? "?" : serial, id.x5t_s256()};
 }
 
 std::variant<ObtainedToken, TokenError> interpret_token_answer(
