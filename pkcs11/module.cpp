@@ -65,6 +65,8 @@ std::shared_ptr<Module> Module::open(const std::string& path) {
         m->description_ = padded_field(info.libraryDescription, sizeof info.libraryDescription) +
                           " " + std::to_string(info.libraryVersion.major) + "." +
                           std::to_string(info.libraryVersion.minor);
+        m->tpm2_pkcs11_ = padded_field(info.manufacturerID, sizeof info.manufacturerID)
+                              .starts_with("tpm2-software");
     }
     modules()[path] = m;
     return m;
