@@ -16,6 +16,12 @@
 
 namespace mtls::pkcs11 {
 
+// For an error of tpm2-pkcs11 that says no more than CKR_GENERAL_ERROR: which TPM it was
+// told to use (TPM2_PKCS11_TCTI, or its default search), which store (TPM2_PKCS11_STORE) and
+// what to check or start for that TCTI. "" for other modules (by path: the module is not
+// initialised yet when C_Initialize fails).
+std::string tpm2_pkcs11_hint(const std::string& module_path);
+
 class Module {
   public:
     // Throws pkcs11::Error: "cannot load PKCS#11 module /x.so: <dlerror> (check pkcs11.module)".

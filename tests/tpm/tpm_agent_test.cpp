@@ -93,3 +93,19 @@ TEST(TpmAgentLoad, RotationUnderLoadLosesNothing) {
 }
 
 }  // namespace
+
+// tpm2-pkcs11 says only CKR_GENERAL_ERROR when it cannot reach the TPM. With the broker's bus
+// gone, the agent's error names the TCTI in use and what to start.
+TEST(TpmAgentErrors, NamesTheTctiWhenTheBrokerCannotBeReached) {
+    AgentWorld w("tpm-no-broker", {}, tpm_setup("ec-p256"));
+    w.agent->start({{"DBUS_SESSION_BUS_ADDRESS", "unix:path=" + (w.dir / "no-bus").string()}});
+    const bool said = poll_until(
+        [&] {
+            const auto log = w.agent->log();
+            return log.find("TPM2_PKCS11_TCTI=tabrmd:bus_type=session") != std::string::npos &&
+                   log.find("tpm2-abrmd runs") != std::string::npos;
+        },
+        30s, 50ms);
+    EXPECT_TRUE(said) << w.agent->log();
+    EXPECT_EQ(w.agent->log().find(w.token.read_pin()), std::string::npos);
+}
