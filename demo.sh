@@ -54,9 +54,10 @@ wait_for() { local secs="$1" what="$2"; shift 2; local end=$((SECONDS + secs))
 
 if [ "$tpm" = 1 ]; then
   step "Starting a software TPM (swtpm + tpm2-abrmd on a private D-Bus) and making a tpm2-pkcs11 token (softhsm-setup/tpm-setup.sh)"
-  eval "$(softhsm-setup/tpm-setup.sh "$run/token" --label demo-agent)"
-  # What tpm2-pkcs11 reads, for the agent started below.
-  export TPM2_PKCS11_STORE TPM2_PKCS11_TCTI DBUS_SESSION_BUS_ADDRESS TPM2_PKCS11_LOG_LEVEL
+  # NAME=value lines, exported as they are (not eval'd: the token URI holds a ';'); among
+  # them what tpm2-pkcs11 reads (TPM2_PKCS11_STORE, _TCTI, DBUS_SESSION_BUS_ADDRESS).
+  tpm_env="$(softhsm-setup/tpm-setup.sh "$run/token" --label demo-agent)"
+  while IFS='=' read -r k v; do export "$k=$v"; done <<< "$tpm_env"
   echo "TPM: swtpm on 127.0.0.1:$MTLS_TPM_SWTPM_PORT, TCTI $TPM2_PKCS11_TCTI, store $TPM2_PKCS11_STORE"
 else
   step "Creating a throwaway SoftHSM2 token (softhsm-setup/softhsm-setup.sh)"

@@ -14,7 +14,9 @@
 # then makes a tpm2-pkcs11 store DIR/store (tpm2_ptool init + addtoken) with random PINs in
 # DIR/user-pin and DIR/so-pin (0600). Running it again with the same DIR while it runs reuses it.
 #
-# Prints, as shell assignments that can be eval'd (also written to DIR/env):
+# Prints NAME=value lines, one a line, values not shell-quoted (the token URI holds a ';':
+# read them with `while IFS='=' read -r k v; do export "$k=$v"; done`, not eval); also
+# written to DIR/env:
 #   TPM2_PKCS11_STORE=…  TPM2_PKCS11_TCTI=tabrmd:bus_type=session  DBUS_SESSION_BUS_ADDRESS=…
 #   TPM2_PKCS11_LOG_LEVEL=0  MTLS_PKCS11_MODULE=…  MTLS_PKCS11_TOKEN_URI=pkcs11:…
 #   MTLS_PKCS11_PIN_FILE=…  MTLS_TPM_SWTPM_PORT=…
@@ -29,7 +31,7 @@
 # on a real host make the token as documented in docs/tpm.md.
 set -euo pipefail
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
 dir=""; label="mtls-agent"; stop=0
 while [ $# -gt 0 ]; do
