@@ -7,6 +7,7 @@
 //   Sign/raw_csign      C_SignInit + C_Sign on a pooled session (the floor)
 //   Sign/provider       EVP_PKEY_sign through the provider (pre-hashed input, same work)
 //   Sign/digest_sign    EVP_DigestSign(SHA-256) through the provider (what TLS does)
+//   Sign/pem_digest_sign  the same with a software key of the same type (a file key)
 //   Handshake/token     TLS 1.3 client-auth handshakes on loopback, client key on the token
 //   Handshake/pem       the same with a software key of the same type loaded from PEM
 //
@@ -324,6 +325,26 @@ void Sign_digest_sign(benchmark::State& state) {
         benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// The same EVP_DigestSign with a software key of the same type (a file key's cost).
+void Sign_pem_digest_sign(benchmark::State& state) {
+    auto key = test::make_software_key(state.range(0) == 0 ? "EC" : "RSA");
+    const unsigned char msg[64] = {7};
+    unsigned char sig[512];
+    for (auto _ : state) {
+        ossl::MdCtx md(EVP_MD_CTX_new());
+        size_t len = sizeof sig;
+        if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(),
+                                  nullptr) != 1 ||
+            EVP_DigestSign(md.get(), sig, &len, msg, sizeof msg) != 1) {
+            state.SkipWithError(ossl::drain_errors().c_str());
+            break;
+        }
+    }
+    state.SetLabel(std::string(type_label(state.range(0))) + " PEM key");
+    state.counters["sig/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 void handshakes(benchmark::State& state, bool on_token) {
     auto& w = world();
     const bool ec = state.range(0) == 0;
@@ -392,6 +413,7 @@ BENCHMARK(Sign_paired)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", 
 BENCHMARK(Sign_token_pool)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Sign_provider)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Sign_digest_sign)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
+BENCHMARK(Sign_pem_digest_sign)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Handshake_token)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Handshake_pem)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 
