@@ -51,15 +51,18 @@ dir="$(cd "$dir" && pwd)"
 chmod 700 "$dir"
 run="$dir/run"
 
+# Running and not a zombie (daemons are reparented to init, which may reap them late).
+running() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && \
+  [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null | head -c1)" != Z ]; }
 # Stops one daemon by the pid file it wrote, waiting (with a deadline) for it to go.
 stop_pidfile() {
   local f="$1" pid i
   [ -s "$f" ] || return 0
   pid="$(tr -dc 0-9 < "$f")"
   rm -f "$f"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  running "$pid" || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.02; done
+  for i in $(seq 1 100); do running "$pid" || return 0; sleep 0.02; done
   kill -KILL "$pid" 2>/dev/null || true
 }
 stop_all() {
@@ -73,7 +76,7 @@ if [ "$stop" = 1 ]; then
   exit 0
 fi
 
-alive() { [ -s "$1" ] && kill -0 "$(tr -dc 0-9 < "$1")" 2>/dev/null; }
+alive() { [ -s "$1" ] && running "$(tr -dc 0-9 < "$1")"; }
 if alive "$run/swtpm.pid" && alive "$run/dbus.pid" && alive "$run/abrmd.pid" && [ -s "$dir/env" ]; then
   cat "$dir/env"
   exit 0
