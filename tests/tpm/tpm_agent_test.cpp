@@ -1,8 +1,9 @@
 // The real mtls-agent on a tpm2-pkcs11 token (software TPM behind tpm2-abrmd): it enrolls
 // through the sandbox EST server with a key generated in the TPM, gets an access token bound
-// to that certificate, proxies a call with it; and rotates the key 3 times under proxy load
-// without one failed request. The agent gets the module's environment (TPM2_PKCS11_STORE,
-// TPM2_PKCS11_TCTI, DBUS_SESSION_BUS_ADDRESS) from the token, as the systemd drop-in gives it.
+// to that certificate, proxies a call with it, and after a restart goes on with the same key;
+// and it rotates the key 3 times under proxy load without one failed request. The agent gets the
+// module's environment (TPM2_PKCS11_STORE, TPM2_PKCS11_TCTI, DBUS_SESSION_BUS_ADDRESS) from the
+// token, as the systemd drop-in gives it.
 #include "tests/support/agent_world.hpp"
 #include "tests/support/http_load.hpp"
 
@@ -43,6 +44,16 @@ TEST_P(TpmAgent, EnrollsGetsABoundTokenAndProxies) {
     const auto answer = w.call();
     ASSERT_TRUE(answer.is_object()) << w.agent->log();
     EXPECT_EQ(bound_answer(200, answer.dump()), "") << answer.dump();
+    const auto before = expect_consistent(w, 60s);
+
+    // A restart: tpm2-pkcs11 numbers its objects anew in the new process; the agent finds
+    // its key by CKA_ID and goes on with the same key and certificate, no new enrollment.
+    EXPECT_EQ(w.agent->stop(), 0);
+    w.agent->start();
+    const auto after = w.agent->wait_healthy(120s);
+    EXPECT_EQ(after["identity"]["key_id"], before["identity"]["key_id"]);
+    EXPECT_EQ(after["identity"]["serial"], before["identity"]["serial"]);
+    EXPECT_EQ(w.sandbox->stats()["est_enrolls"], 1) << w.sandbox->stats();
     expect_consistent(w, 60s);
 }
 
