@@ -118,5 +118,9 @@ TEST(TpmAgentErrors, NamesTheTctiWhenTheBrokerCannotBeReached) {
         },
         30s, 50ms);
     EXPECT_TRUE(said) << w.agent->log();
+    // It gives up (the token is required) and exits with an error, without hanging.
+    const auto code = w.agent->wait_exit(60s);
+    ASSERT_TRUE(code.has_value()) << "the agent did not exit";
+    EXPECT_NE(*code, 0);
     EXPECT_EQ(w.agent->log().find(w.token.read_pin()), std::string::npos);
 }
