@@ -7,19 +7,24 @@
 #
 #   ./demo.sh                 run it and clean up
 #   ./demo.sh --keep-running  leave sandbox and agent up and print how to call them
+#   ./demo.sh --tpm           the same with the key in a TPM 2.0 (tpm2-pkcs11) instead of
+#                             SoftHSM2: a software TPM (swtpm) behind tpm2-abrmd on a private
+#                             D-Bus, made by softhsm-setup/tpm-setup.sh (combinable)
 #
 # Work files go to ./demo-run/ (recreated each run; PINs and credentials there are 0600).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root="$(pwd)"
 
-keep=0
-case "${1:-}" in
-  --keep-running) keep=1 ;;
-  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  "") ;;
-  *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
-esac
+keep=0; tpm=0
+for arg in "$@"; do
+  case "$arg" in
+    --keep-running) keep=1 ;;
+    --tpm) tpm=1 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { echo "demo.sh: $*" >&2; exit 1; }
@@ -39,6 +44,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$tpm" = 1 ]; then softhsm-setup/tpm-setup.sh "$run/token" --stop; fi
 }
 if [ "$keep" = 0 ]; then trap cleanup EXIT; fi
 
@@ -46,11 +52,20 @@ if [ "$keep" = 0 ]; then trap cleanup EXIT; fi
 wait_for() { local secs="$1" what="$2"; shift 2; local end=$((SECONDS + secs))
   until "$@"; do [ $SECONDS -lt $end ] || die "timed out after ${secs}s waiting for $what"; sleep 0.1; done; }
 
-step "Creating a throwaway SoftHSM2 token (softhsm-setup/softhsm-setup.sh)"
-eval "$(softhsm-setup/softhsm-setup.sh "$run/token" --label demo-agent \
-        --init-tool "$bin/softhsm-setup/softhsm-token-init")"
-export SOFTHSM2_CONF
-echo "token: $MTLS_PKCS11_TOKEN_URI"
+if [ "$tpm" = 1 ]; then
+  step "Starting a software TPM (swtpm + tpm2-abrmd on a private D-Bus) and making a tpm2-pkcs11 token (softhsm-setup/tpm-setup.sh)"
+  # NAME=value lines, exported as they are (not eval'd: the token URI holds a ';'); among
+  # them what tpm2-pkcs11 reads (TPM2_PKCS11_STORE, _TCTI, DBUS_SESSION_BUS_ADDRESS).
+  tpm_env="$(softhsm-setup/tpm-setup.sh "$run/token" --label demo-agent)"
+  while IFS='=' read -r k v; do export "$k=$v"; done <<< "$tpm_env"
+  echo "TPM: swtpm on 127.0.0.1:$MTLS_TPM_SWTPM_PORT, TCTI $TPM2_PKCS11_TCTI, store $TPM2_PKCS11_STORE"
+else
+  step "Creating a throwaway SoftHSM2 token (softhsm-setup/softhsm-setup.sh)"
+  eval "$(softhsm-setup/softhsm-setup.sh "$run/token" --label demo-agent \
+          --init-tool "$bin/softhsm-setup/softhsm-token-init")"
+  export SOFTHSM2_CONF
+fi
+echo "token: $MTLS_PKCS11_TOKEN_URI  module: $MTLS_PKCS11_MODULE"
 
 step "Starting the partner sandbox: dev CA, EST server, OAuth AS, partner API (loopback, free ports)"
 umask 077
@@ -133,6 +148,6 @@ Left running (sandbox pid ${pids[0]}, agent pid ${pids[1]}):
   curl http://127.0.0.1:$port/partner/echo/headers
   $bin/agent/mtls-agentctl --socket $run/admin.sock status
   $bin/agent/mtls-agentctl --socket $run/admin.sock rotate --wait
-Stop them with: kill ${pids[*]}
+Stop them with: kill ${pids[*]}$( [ "$tpm" = 1 ] && printf '; %s' "softhsm-setup/tpm-setup.sh $run/token --stop")
 MSG
 fi

@@ -7,19 +7,33 @@
 //   Sign/raw_csign      C_SignInit + C_Sign on a pooled session (the floor)
 //   Sign/provider       EVP_PKEY_sign through the provider (pre-hashed input, same work)
 //   Sign/digest_sign    EVP_DigestSign(SHA-256) through the provider (what TLS does)
+//   Sign/pem_digest_sign  the same with a software key of the same type (a file key)
 //   Handshake/token     TLS 1.3 client-auth handshakes on loopback, client key on the token
 //   Handshake/pem       the same with a software key of the same type loaded from PEM
+//
+// MTLS_BENCH_TPM=1: the token is a tpm2-pkcs11 one on a software TPM (swtpm behind
+// tpm2-abrmd, softhsm-setup/tpm-setup.sh) instead. The TPM's work is done in the swtpm
+// process, so the signing and handshake rows then also count tpm_cpu_us: the CPU time swtpm
+// and tpm2-abrmd spent per operation. Rows a TPM key cannot do (raw CKM_RSA_PKCS, PKCS#1 v1.5
+// over a given digest: see docs/tpm.md) end with that error instead of a figure.
 #include <benchmark/benchmark.h>
 #include <openssl/pem.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <vector>
 
 #include "common/ossl_error.hpp"
 #include "pkcs11/provider/provider.hpp"
 #include "tests/support/pkcs11_fixture.hpp"
+#include "tests/support/softhsm_token.hpp"
 #include "tests/support/test_pki.hpp"
 #include "tests/support/tls_loopback.hpp"
 
@@ -27,18 +41,39 @@ using namespace mtls;
 
 namespace {
 
+bool use_tpm() {
+    const char* v = std::getenv("MTLS_BENCH_TPM");
+    return v && *v && std::string(v) != "0";
+}
+
 struct World {
-    test::SoftHsmToken hsm = test::SoftHsmToken::create("mtls-bench");
+    std::optional<test::SoftHsmToken> hsm;
+    std::optional<test::TempToken> tpm;
     std::shared_ptr<pkcs11::Token> token;
     std::shared_ptr<pkcs11::ProviderContext> prov;
     pkcs11::KeyInfo ec, rsa;
     test::TestCa ca = test::make_test_ca();
+    std::vector<pid_t> tpm_pids;  // swtpm, tpm2-abrmd
 
     World() {
         pkcs11::TokenOptions o;
-        o.module_path = hsm.module;
-        o.token_uri = hsm.token_uri;
-        o.pin = pkcs11::PinSource::file(hsm.pin_file);
+        if (use_tpm()) {
+            tpm.emplace(test::TempToken::create_tpm("mtls-bench"));
+            tpm->use();
+            o.module_path = tpm->module;
+            o.token_uri = tpm->uri;
+            o.pin = pkcs11::PinSource::file(tpm->pin_file);
+            for (const char* f : {"swtpm.pid", "abrmd.pid"}) {
+                std::ifstream in(tpm->dir.path() / "run" / f);
+                pid_t pid = 0;
+                if (in >> pid) tpm_pids.push_back(pid);
+            }
+        } else {
+            hsm.emplace(test::SoftHsmToken::create("mtls-bench"));
+            o.module_path = hsm->module;
+            o.token_uri = hsm->token_uri;
+            o.pin = pkcs11::PinSource::file(hsm->pin_file);
+        }
         token = pkcs11::Token::open(o);
         prov = std::make_shared<pkcs11::ProviderContext>(token);
         ec = token->generate_key(config::KeyType::ec_p256, "bench-ec");
@@ -50,6 +85,35 @@ struct World {
 World& world() {
     static World w;
     return w;
+}
+
+// CPU time (user + system, µs) the TPM's processes have used so far; 0 without a TPM.
+double tpm_cpu_us() {
+    double total = 0;
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    for (pid_t pid : world().tpm_pids) {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(in, line);
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        std::string field;
+        double utime = 0, stime = 0;
+        for (int i = 3; i <= 15 && rest >> field; ++i) {
+            if (i == 14) utime = std::stod(field);
+            if (i == 15) stime = std::stod(field);
+        }
+        total += (utime + stime) / tick * 1e6;
+    }
+    return total;
+}
+
+// Sets tpm_cpu_us (per iteration) when the token is a TPM.
+void count_tpm_cpu(benchmark::State& state, double before) {
+    if (world().tpm_pids.empty() || state.iterations() == 0) return;
+    state.counters["tpm_cpu_us"] =
+        (tpm_cpu_us() - before) / static_cast<double>(state.iterations());
 }
 
 const char* type_label(int64_t which) {
@@ -244,6 +308,7 @@ void Sign_digest_sign(benchmark::State& state) {
     auto key = w.prov->load_private_key(w.key(state.range(0)).id);
     const unsigned char msg[64] = {7};
     unsigned char sig[512];
+    const double tpm0 = tpm_cpu_us();
     for (auto _ : state) {
         ossl::MdCtx md(EVP_MD_CTX_new());
         size_t len = sizeof sig;
@@ -254,7 +319,28 @@ void Sign_digest_sign(benchmark::State& state) {
             break;
         }
     }
+    count_tpm_cpu(state, tpm0);
     state.SetLabel(type_label(state.range(0)));
+    state.counters["sig/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// The same EVP_DigestSign with a software key of the same type (a file key's cost).
+void Sign_pem_digest_sign(benchmark::State& state) {
+    auto key = test::make_software_key(state.range(0) == 0 ? "EC" : "RSA");
+    const unsigned char msg[64] = {7};
+    unsigned char sig[512];
+    for (auto _ : state) {
+        ossl::MdCtx md(EVP_MD_CTX_new());
+        size_t len = sizeof sig;
+        if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(),
+                                  nullptr) != 1 ||
+            EVP_DigestSign(md.get(), sig, &len, msg, sizeof msg) != 1) {
+            state.SkipWithError(ossl::drain_errors().c_str());
+            break;
+        }
+    }
+    state.SetLabel(std::string(type_label(state.range(0))) + " PEM key");
     state.counters["sig/s"] =
         benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
@@ -289,6 +375,7 @@ void handshakes(benchmark::State& state, bool on_token) {
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
     SSL_CTX_use_certificate(ctx.get(), client_cert.get());
     SSL_CTX_use_PrivateKey(ctx.get(), key.get());
+    const double tpm0 = tpm_cpu_us();
     for (auto _ : state) {
         const auto r = test::tls_connect(ctx.get(), server.port());
         if (!r.ok) {
@@ -296,6 +383,7 @@ void handshakes(benchmark::State& state, bool on_token) {
             break;
         }
     }
+    if (on_token) count_tpm_cpu(state, tpm0);
     state.SetLabel(std::string(type_label(state.range(0))) +
                    (on_token ? " token key" : " PEM key"));
     state.counters["handshakes/s"] =
@@ -325,6 +413,7 @@ BENCHMARK(Sign_paired)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", 
 BENCHMARK(Sign_token_pool)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Sign_provider)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Sign_digest_sign)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
+BENCHMARK(Sign_pem_digest_sign)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Handshake_token)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 BENCHMARK(Handshake_pem)->Arg(0)->Arg(1)->UseRealTime()->ComputeStatistics("min", min_of);
 

@@ -30,6 +30,10 @@
 #   bench/proxy_bench.sh
 #       an older agent binary ("before") side by side with this one, same token (its own
 #       label prefix and state), interleaved like the others: a change's cost per request
+#   TOKEN=tpm PROXIES=agent SCENARIOS=hshake bench/proxy_bench.sh
+#       the agent's key in a TPM instead (tpm2-pkcs11 on swtpm behind tpm2-abrmd,
+#       softhsm-setup/tpm-setup.sh); adds the TPM processes' CPU per request and, for every
+#       agent, how many upstream handshakes were full (a token signature each) or resumed
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
 # is removed, kept with KEEP=1).
 set -euo pipefail
@@ -59,6 +63,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "${TOKEN:-softhsm}" = tpm ]; then "$root/softhsm-setup/tpm-setup.sh" "$run/token" --stop; fi
   if [ "${KEEP:-0}" = 0 ] && [ -z "${MTLS_BENCH_DIR:-}" ]; then rm -rf "$run"; fi
 }
 trap cleanup EXIT
@@ -93,10 +98,19 @@ cat "$run/client.pem" "$run/ca/issuing-ca.pem" > "$run/client-chain.pem"
 cat "$run/client-chain.pem" "$run/client.key" > "$run/client-haproxy.pem"
 
 # --- mtls-agent: key generated on a SoftHSM2 token, certificate by EST --------------------
-eval "$("$root/softhsm-setup/softhsm-setup.sh" "$run/token" --label bench-agent \
-        --init-tool "$bin/softhsm-setup/softhsm-token-init")"
-export SOFTHSM2_CONF
+tpm_pids=()
+if [ "${TOKEN:-softhsm}" = tpm ]; then
+  # NAME=value lines (the URI holds a ';': not eval'd), among them tpm2-pkcs11's variables.
+  tpm_env="$("$root/softhsm-setup/tpm-setup.sh" "$run/token" --label bench-agent)"
+  while IFS='=' read -r k v; do export "$k=$v"; done <<< "$tpm_env"
+  tpm_pids=("$(cat "$run/token/run/swtpm.pid")" "$(cat "$run/token/run/abrmd.pid")")
+else
+  eval "$("$root/softhsm-setup/softhsm-setup.sh" "$run/token" --label bench-agent \
+          --init-tool "$bin/softhsm-setup/softhsm-token-init")"
+  export SOFTHSM2_CONF
+fi
 agent_port="$(free_port)"
+metrics_port="$(free_port)"
 . "$root/scripts/agent-toml.sh"
 { agent_toml_base "$run/state" "$est_url" "$ca" "$run/est-basic" bench-agent
   cat <<TOML
@@ -120,6 +134,9 @@ socket = "$run/admin.sock"
 
 [logging]
 level = "warning"
+
+[metrics]
+listen = "127.0.0.1:$metrics_port"
 TOML
 } > "$run/agent.toml"
 "$bin/agent/mtls-agent" --check-config --config "$run/agent.toml" >/dev/null
@@ -226,6 +243,8 @@ sum_proc() {
 rss_kib() { sum_proc "$1" status '/^VmRSS:/ {print $2}'; }         # resident KiB
 cpu_ticks() { sum_proc "$1" stat '{print $14 + $15}'; }            # user + system clock ticks
 tick_us=$((1000000 / $(getconf CLK_TCK)))
+# CPU ticks of the TPM's processes (swtpm + tpm2-abrmd; TOKEN=tpm), 0 otherwise.
+tpm_ticks() { local t=0 p; for p in "${tpm_pids[@]}"; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
 
 cat > "$run/post1m.lua" <<'LUA'
 wrk.method = "POST"
@@ -263,8 +282,10 @@ wrk_cpu() {
     perf_pid=$!
   fi
   c0=$(cpu_ticks "${pid[$2]}"); s0=$(cpu_ticks "$sandbox_pid"); read -r -a m0 < <(head -1 /proc/stat)
+  t0=$(tpm_ticks)
   warmed=1 wrk_run "$@"
   c1=$(cpu_ticks "${pid[$2]}"); s1=$(cpu_ticks "$sandbox_pid"); read -r -a m1 < <(head -1 /proc/stat)
+  t1=$(tpm_ticks)
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   n=$(awk '/requests in/ {print $1}' "$run/$1-$2-$round.txt")
   if [ "$perf" = trace ] && [ "$1" = "$perf_scenario" ] && [ -n "$n" ]; then
@@ -272,6 +293,9 @@ wrk_cpu() {
       | tee -a "$run/syscalls.txt"
   fi
   res[$2,$1_cpu,$round]=$(awk -v t=$((c1 - c0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
+  if [ ${#tpm_pids[@]} -gt 0 ] && [[ "$2" == agent || "$2" == before ]]; then
+    res[$2,$1_tpmcpu,$round]=$(awk -v t=$((t1 - t0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
+  fi
   res[$2,$1_pcpu,$round]=$(awk -v t=$((s1 - s0)) -v u="$tick_us" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.0f", t * u / n; else print "-"}')
   res[$2,$1_wcpu,$round]=$(awk -v n="${n:-0}" -v u="$tick_us" 'BEGIN {if (n > 0) printf "%.0f", ('"$(awk '/user|system/ {s+=$2} END {print s+0}' "$run/$1-$2-$round.time" 2>/dev/null || echo 0)"') * 1e6 / n; else print "-"}')
   res[$2,$1_idle,$round]=$(awk -v i=$(( ${m1[4]} + ${m1[5]} - ${m0[4]} - ${m0[5]} )) -v t=$(( ${m1[1]}+${m1[2]}+${m1[3]}+${m1[4]}+${m1[5]}+${m1[6]}+${m1[7]}+${m1[8]} - ${m0[1]}-${m0[2]}-${m0[3]}-${m0[4]}-${m0[5]}-${m0[6]}-${m0[7]}-${m0[8]} )) 'BEGIN {if (t > 0) printf "%.0f", 100 * i / t; else print "-"}')
@@ -339,6 +363,11 @@ for round in $(seq 1 "$rounds"); do
       | tee -a "$run/rounds.txt"
   done
 done
+# The agent's upstream handshakes, full and resumed (its /metrics), before it is stopped.
+hs() { curl -s --max-time 5 "http://127.0.0.1:$metrics_port/metrics" | awk -v k="$1" \
+  '$1 ~ /^mtls_agent_upstream_handshakes_total/ && $1 ~ "kind=\"" k "\"" {n += $2} END {print n + 0}'; }
+hs_full=""; hs_resumed=""
+if [[ " $proxies " == *" agent "* ]]; then hs_full=$(hs full); hs_resumed=$(hs resumed); fi
 # Memory with 1,000 idle keep-alive connections, one proxy at a time.
 for who in "${order[@]}"; do
   if has idle; then
@@ -374,11 +403,15 @@ med() { local who="$1" key="$2" vals="" r; for r in $(seq 1 "$rounds"); do vals+
   row "1 MiB POST, 8 conns: MiB/s" post1m
   row "handshake-bound, 16 conns: req/s" hshake
   row "handshake-bound: proxy CPU µs/request" hshake_cpu
+  if [ ${#tpm_pids[@]} -gt 0 ]; then row "handshake-bound: TPM CPU µs/request (swtpm + tpm2-abrmd)" hshake_tpmcpu; fi
   row "RSS idle: KiB" rss_idle
   row "RSS with 1,000 idle conns: KiB" rss_1000
   echo
   errs() { local n=0 r k; for r in $(seq 1 "$rounds"); do for k in small_err get64k_err post1m_err hshake_err; do
     n=$((n + ${res[$1,$k,$r]:-0})); done; done; echo "$n"; }
   echo "non-2xx answers + socket errors over all wrk runs: $(for who in "${order[@]}"; do printf '%s %s  ' "$who" "$(errs "$who")"; done)"
+  if [ -n "$hs_full" ]; then
+    echo "agent upstream handshakes over the whole run: $hs_full full (one token signature each), $hs_resumed resumed (no signature)"
+  fi
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$run/summary.md"

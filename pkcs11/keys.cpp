@@ -185,9 +185,15 @@ KeyInfo Token::generate_key(config::KeyType type, const std::string& label,
 
     static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY, priv_cls = CKO_PRIVATE_KEY;
     std::vector<CK_ATTRIBUTE> pub = {
-        attr(CKA_CLASS, pub_cls), attr(CKA_TOKEN, kTrue),       attr(CKA_PRIVATE, kFalse),
-        attr(CKA_VERIFY, kTrue),  attr_bytes(CKA_LABEL, label), attr_bytes(CKA_ID, id),
+        attr(CKA_CLASS, pub_cls),     attr(CKA_TOKEN, kTrue), attr(CKA_PRIVATE, kFalse),
+        attr_bytes(CKA_LABEL, label), attr_bytes(CKA_ID, id),
     };
+    // tpm2-pkcs11 (1.9) derives the public key's CKA_VERIFY from the TPM key's decrypt
+    // attribute: CKA_VERIFY=true in the template makes the private key decrypt-capable, and
+    // together with our CKA_DECRYPT=false it fails (CKR_GENERAL_ERROR, "User specified and
+    // TPM specified attr mismatch: 0x10a"). The public key verifies nothing here (OpenSSL
+    // verifies in software), so the TPM template leaves it out.
+    if (!module_->is_tpm2_pkcs11()) pub.push_back(attr(CKA_VERIFY, kTrue));
     std::vector<CK_ATTRIBUTE> priv = {
         attr(CKA_CLASS, priv_cls),    attr(CKA_TOKEN, kTrue),        attr(CKA_PRIVATE, kTrue),
         attr(CKA_SENSITIVE, kTrue),   attr(CKA_EXTRACTABLE, kFalse), attr(CKA_SIGN, kTrue),

@@ -16,6 +16,12 @@
 
 namespace mtls::pkcs11 {
 
+// For an error of tpm2-pkcs11 that says no more than CKR_GENERAL_ERROR: which TPM it was
+// told to use (TPM2_PKCS11_TCTI, or its default search), which store (TPM2_PKCS11_STORE) and
+// what to check or start for that TCTI. "" for other modules (by path: the module is not
+// initialised yet when C_Initialize fails).
+std::string tpm2_pkcs11_hint(const std::string& module_path);
+
 class Module {
   public:
     // Throws pkcs11::Error: "cannot load PKCS#11 module /x.so: <dlerror> (check pkcs11.module)".
@@ -29,6 +35,9 @@ class Module {
     const std::string& path() const noexcept { return path_; }
     // "SoftHSM v2.6" (CK_INFO library description and version), for messages.
     const std::string& description() const noexcept { return description_; }
+    // The module is tpm2-pkcs11 (CK_INFO manufacturer "tpm2-software.github.io"): a TPM 2.0
+    // behind a TCTI (TPM2_PKCS11_TCTI), with its own rules for key templates (keys.cpp).
+    bool is_tpm2_pkcs11() const noexcept { return tpm2_pkcs11_; }
 
     bool serialized() const noexcept { return serialized_; }
     std::mutex& call_lock() noexcept { return call_lock_; }
@@ -48,6 +57,7 @@ class Module {
     CK_FUNCTION_LIST* fn_ = nullptr;
     bool finalize_ = false;  // false when someone else in the process had initialised it
     bool serialized_ = false;
+    bool tpm2_pkcs11_ = false;
     std::mutex call_lock_;
     std::mutex init_lock_;
 };

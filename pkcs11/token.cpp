@@ -140,6 +140,7 @@ void Token::check(CK_RV rv, const char* call, std::string_view about) const {
         msg += about;
         msg += ")";
     }
+    if (rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR) msg += tpm2_pkcs11_hint(module_->path());
     throw Error(msg, rv);
 }
 

@@ -90,7 +90,8 @@ class Token {
 
     // --- keys (keys.cpp) ---
     // Generates a key pair on the token: private key CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
-    // not CKA_EXTRACTABLE, CKA_SIGN; public key CKA_VERIFY; both with `label` and CKA_ID `id`
+    // not CKA_EXTRACTABLE, CKA_SIGN; public key CKA_VERIFY (not on tpm2-pkcs11, which ties it
+    // to the TPM key's decrypt right); both with `label` and CKA_ID `id`
     // (raw bytes; a random 16-byte one when empty).
     KeyInfo generate_key(config::KeyType type, const std::string& label, std::string_view id = {});
     // Private keys of a supported type (EC P-256/P-384, RSA 2048/3072) on the token.

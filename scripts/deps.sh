@@ -14,6 +14,9 @@ pkgs=(
   # tests: GoogleTest, SoftHSM2, pkcs11-tool, curl/openssl as independent peers, fuzzing
   libgtest-dev softhsm2 opensc openssl curl jq coreutils procps clang libfuzzer-14-dev
   libclang-rt-14-dev
+  # tests/tpm and ./demo.sh --tpm: a software TPM (swtpm), the access broker on a private
+  # D-Bus, its TCTI, the tpm2-pkcs11 module and tpm2_ptool (softhsm-setup/tpm-setup.sh)
+  swtpm tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon libtpm2-pkcs11-1 libtpm2-pkcs11-tools
   # packaging (cmake/MtlsPackage.cmake, tests/package): man pages, dpkg-shlibdeps, lintian
   scdoc man-db dpkg-dev lintian binutils
 )

@@ -3,6 +3,9 @@
 // OpenSSL's X509_SIG) and RSA-PSS (CKM_RSA_PKCS_PSS over the digest with hashAlg, MGF1 and
 // salt length). Both plain (EVP_PKEY_sign, input = digest) and digest-sign (EVP_DigestSign:
 // hashing in OpenSSL's default provider, then the same token operation).
+// With tpm2-pkcs11 (a TPM 2.0): PKCS#1 v1.5 goes as CKM_SHA<n>_RSA_PKCS over the message (its
+// CKM_RSA_PKCS needs a decrypt-capable key), so only through EVP_DigestSign; RSA-PSS only with
+// the digest's length as salt (what the TPM does); ECDSA as everywhere.
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -27,7 +30,16 @@ struct SigCtx {
     int pad = RSA_PKCS1_PADDING;
     int saltlen = RSA_PSS_SALTLEN_MAX;  // OpenSSL 3.0's default for PSS signing ("auto" = max)
     ossl::MdCtx mdctx;                  // digest-sign running hash
+    // tpm2-pkcs11, RSA: the message itself as well (see tpm_pkcs1_sign); `msg_over` when it
+    // grew past kMaxTpmMessage.
+    bool keep_msg = false;
+    bool msg_over = false;
+    std::string msg;
 };
+
+// What a digest-sign on tpm2-pkcs11 keeps of the message for PKCS#1 v1.5: TLS signs ~130
+// bytes, a CSR's to-be-signed part a few hundred.
+constexpr std::size_t kMaxTpmMessage = 64 * 1024;
 
 // Digests are fetched once (from the default library context) and kept for the process:
 // fetching per signature costs more than the rest of the provider's work.
@@ -113,6 +125,9 @@ void* sig_dupctx(void* ctx) {
         c->mgf1 = dup_md(src->mgf1);
         c->pad = src->pad;
         c->saltlen = src->saltlen;
+        c->keep_msg = src->keep_msg;
+        c->msg_over = src->msg_over;
+        c->msg = src->msg;
         if (src->mdctx) {
             c->mdctx.reset(EVP_MD_CTX_new());
             if (!c->mdctx || !EVP_MD_CTX_copy_ex(c->mdctx.get(), src->mdctx.get())) return nullptr;
@@ -197,6 +212,17 @@ int do_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize, const
     }
     if (c->pad == RSA_PKCS1_PADDING) {
         CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+        if (k.token->module().is_tpm2_pkcs11()) {
+            // tpm2-pkcs11 makes CKM_RSA_PKCS signatures with TPM2_RSA_Decrypt, which our keys
+            // (CKA_DECRYPT false) refuse: only the hash-and-sign mechanisms (TPM2_Sign with
+            // RSASSA) work, and they need the message, not its digest (tpm_pkcs1_sign).
+            raise(
+                "RSA PKCS#1 v1.5 over a precomputed digest is not possible with a TPM key "
+                "(tpm2-pkcs11 signs it with TPM2_RSA_Decrypt, which a signing-only key "
+                "refuses): use EVP_DigestSign, or RSA-PSS (" +
+                k.describe() + ")");
+            return 0;
+        }
         if (!c->md) {
             out = k.token->sign(*k.priv, mech, {tbs, tbslen}, max);
         } else {
@@ -234,10 +260,22 @@ int do_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize, const
         const int emlen = (k.bits() - 1 + 7) / 8;
         const int maxsalt = emlen - hlen - 2;
         int salt = c->saltlen;
+        const bool tpm = k.token->module().is_tpm2_pkcs11();
         if (salt == RSA_PSS_SALTLEN_DIGEST)
             salt = hlen;
-        else if (salt == RSA_PSS_SALTLEN_MAX || salt == RSA_PSS_SALTLEN_AUTO)
+        else if (salt == RSA_PSS_SALTLEN_AUTO)
+            salt = tpm ? hlen : maxsalt;  // "auto": the verifier finds it; the TPM's is hlen
+        else if (salt == RSA_PSS_SALTLEN_MAX)
             salt = maxsalt;
+        if (tpm && salt != hlen) {
+            // TPM2_Sign with RSAPSS always uses a salt of the digest's length (TPM 2.0 spec
+            // 1.38+, libtpms), and tpm2-pkcs11 refuses other lengths.
+            raise("RSA-PSS salt length " + std::to_string(salt) +
+                  " is not possible with a TPM "
+                  "key: the TPM's salt is the digest's length (" +
+                  std::to_string(hlen) + ")");
+            return 0;
+        }
         if (salt < 0 || salt > maxsalt) {
             raise("RSA-PSS salt length " + std::to_string(c->saltlen) + " is not possible with a " +
                   std::to_string(k.bits()) + "-bit key");
@@ -285,6 +323,9 @@ int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OS
             raise(std::string("digest ") + EVP_MD_get0_name(c->md.get()) + " is not supported");
             return 0;
         }
+        c->keep_msg = A == Alg::rsa && c->key->token->module().is_tpm2_pkcs11();
+        c->msg_over = false;
+        c->msg.clear();
         c->mdctx.reset(EVP_MD_CTX_new());
         return (c->mdctx && EVP_DigestInit_ex2(c->mdctx.get(), c->md.get(), nullptr)) ? 1 : 0;
     });
@@ -293,7 +334,60 @@ int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OS
 int sig_digest_sign_update(void* vctx, const unsigned char* data, size_t datalen) {
     auto* c = static_cast<SigCtx*>(vctx);
     if (!c->mdctx) return 0;
+    if (c->keep_msg && !c->msg_over) {
+        if (c->msg.size() + datalen > kMaxTpmMessage) {
+            c->msg_over = true;
+            c->msg.clear();
+        } else {
+            c->msg.append(reinterpret_cast<const char*>(data), datalen);
+        }
+    }
     return EVP_DigestUpdate(c->mdctx.get(), data, datalen);
+}
+
+// RSA PKCS#1 v1.5 on tpm2-pkcs11: CKM_SHA<n>_RSA_PKCS over the message (the module hashes it
+// and the TPM signs the digest with TPM2_Sign, scheme RSASSA).
+int tpm_pkcs1_sign(SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize) {
+    const KeyData& k = *c->key;
+    if (c->msg_over) {
+        raise("RSA PKCS#1 v1.5 with a TPM key signs the message itself, and this one is over " +
+              std::to_string(kMaxTpmMessage) + " bytes (" + k.describe() + ")");
+        return 0;
+    }
+    CK_MECHANISM_TYPE m = CK_UNAVAILABLE_INFORMATION;
+    switch (EVP_MD_get_type(c->md.get())) {
+        case NID_sha256:
+            m = CKM_SHA256_RSA_PKCS;
+            break;
+        case NID_sha384:
+            m = CKM_SHA384_RSA_PKCS;
+            break;
+        case NID_sha512:
+            m = CKM_SHA512_RSA_PKCS;
+            break;
+        case NID_sha1:
+            m = CKM_SHA1_RSA_PKCS;
+            break;
+        default:
+            raise(std::string("RSA PKCS#1 v1.5 with ") + EVP_MD_get0_name(c->md.get()) +
+                  " is not offered by tpm2-pkcs11 (" + k.describe() + ")");
+            return 0;
+    }
+    const auto max = static_cast<size_t>(k.max_size());
+    if (sigsize < max) {
+        raise("signature buffer too small");
+        return 0;
+    }
+    CK_MECHANISM mech{m, nullptr, 0};
+    const std::string out = k.token->sign(
+        *k.priv, mech, {reinterpret_cast<const unsigned char*>(c->msg.data()), c->msg.size()}, max);
+    if (out.size() > sigsize) {
+        raise("signature buffer too small");
+        return 0;
+    }
+    std::memcpy(sig, out.data(), out.size());
+    *siglen = out.size();
+    return 1;
 }
 
 int sig_digest_sign_final(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize) {
@@ -303,6 +397,8 @@ int sig_digest_sign_final(void* vctx, unsigned char* sig, size_t* siglen, size_t
         *siglen = static_cast<size_t>(c->key->max_size());
         return 1;
     }
+    if (c->keep_msg && c->pad == RSA_PKCS1_PADDING)
+        return guarded(0, [&] { return tpm_pkcs1_sign(c, sig, siglen, sigsize); });
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
     if (!EVP_DigestFinal_ex(c->mdctx.get(), digest, &dlen)) return 0;

@@ -12,6 +12,7 @@
 #include <csignal>
 
 #include <cstdio>
+#include <memory>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -104,7 +105,7 @@ void AgentProcess::start(const std::map<std::string, std::string>& env) {
     if (child_ && child_->running())
         throw std::logic_error("AgentProcess::start: the agent is already running");
     std::map<std::string, std::string> e = env;
-    e["SOFTHSM2_CONF"] = token_.conf;
+    for (const auto& [k, v] : token_.env) e.emplace(k, v);
     ++starts_;
     std::vector<std::string> argv = setup_.launcher;
     const auto binary = setup_.binary.empty() ? agent_binary() : setup_.binary;
@@ -204,7 +205,19 @@ std::uint16_t free_loopback_port() {
 
 std::vector<std::string> token_key_ids(const TempToken& token, const std::string& label_prefix) {
     token.use();
-    CryptokiModule m(token.module);
+    // tpm2-pkcs11 keeps its objects in SQLite: C_Initialize fails (CKR_GENERAL_ERROR, "database
+    // is locked") while the agent writes to the store. Retried for a few seconds.
+    std::unique_ptr<CryptokiModule> opened;
+    const auto until = Clock::now() + std::chrono::seconds(token.is_tpm() ? 10 : 0);
+    while (!opened) {
+        try {
+            opened = std::make_unique<CryptokiModule>(token.module);
+        } catch (const std::runtime_error&) {
+            if (Clock::now() >= until) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    CryptokiModule& m = *opened;
     auto slot = m.find_token(token.label, token.serial);
     if (!slot) throw std::runtime_error("token " + token.label + " not found");
     CK_SESSION_HANDLE s = 0;

@@ -57,6 +57,9 @@ struct AgentSetup {
     // The PIN source line in [pkcs11]; unset: pin_file = the token's PIN file (e.g.
     // "pin_credential = \"token-pin\"").
     std::optional<std::string> pin;
+    // AgentWorld makes a tpm2-pkcs11 token on a software TPM (TempToken::create_tpm) instead
+    // of a SoftHSM2 one; the agent gets the module's environment (TempToken::env) either way.
+    bool tpm = false;
 };
 
 class AgentProcess {

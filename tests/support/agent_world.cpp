@@ -38,7 +38,7 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
 
 AgentWorld::AgentWorld(const std::string& name, std::vector<std::string> sandbox_flags,
                        AgentSetup setup)
-    : dir(name), token(TempToken::create(name)) {
+    : dir(name), token(setup.tpm ? TempToken::create_tpm(name) : TempToken::create(name)) {
     std::filesystem::create_directories(dir.path() / "sbx");
     sandbox = std::make_unique<SandboxProcess>(
         dir.path() / "sbx", with_credentials(dir.path(), std::move(sandbox_flags)));
