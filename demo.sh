@@ -61,9 +61,10 @@ if [ "$tpm" = 1 ]; then
   echo "TPM: swtpm on 127.0.0.1:$MTLS_TPM_SWTPM_PORT, TCTI $TPM2_PKCS11_TCTI, store $TPM2_PKCS11_STORE"
 else
   step "Creating a throwaway SoftHSM2 token (softhsm-setup/softhsm-setup.sh)"
-  eval "$(softhsm-setup/softhsm-setup.sh "$run/token" --label demo-agent \
+  # NAME=value lines, exported as they are (eval would cut the token URI at its ';').
+  token_env="$(softhsm-setup/softhsm-setup.sh "$run/token" --label demo-agent \
           --init-tool "$bin/softhsm-setup/softhsm-token-init")"
-  export SOFTHSM2_CONF
+  while IFS='=' read -r k v; do export "$k=$v"; done <<< "$token_env"
 fi
 echo "token: $MTLS_PKCS11_TOKEN_URI  module: $MTLS_PKCS11_MODULE"
 

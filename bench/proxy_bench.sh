@@ -105,9 +105,10 @@ if [ "${TOKEN:-softhsm}" = tpm ]; then
   while IFS='=' read -r k v; do export "$k=$v"; done <<< "$tpm_env"
   tpm_pids=("$(cat "$run/token/run/swtpm.pid")" "$(cat "$run/token/run/abrmd.pid")")
 else
-  eval "$("$root/softhsm-setup/softhsm-setup.sh" "$run/token" --label bench-agent \
+  # NAME=value lines, exported as they are (eval would cut the token URI at its ';').
+  token_env="$("$root/softhsm-setup/softhsm-setup.sh" "$run/token" --label bench-agent \
           --init-tool "$bin/softhsm-setup/softhsm-token-init")"
-  export SOFTHSM2_CONF
+  while IFS='=' read -r k v; do export "$k=$v"; done <<< "$token_env"
 fi
 agent_port="$(free_port)"
 metrics_port="$(free_port)"
