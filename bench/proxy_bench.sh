@@ -403,7 +403,9 @@ if [ "${MODE:-}" = icount ]; then
       dump=$(ls -t "$run/cg-$who.out".* | head -1)
       callgrind_annotate --inclusive=no "$dump" > "$run/cg-$s-$who.txt" 2>/dev/null || true
       total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
-      copies=$(awk '/mem(cpy|move)/ && $1 ~ /^[0-9,]+$/ {gsub(",", "", $1); s += $1} END {print s + 0}' "$run/cg-$s-$who.txt")
+      # Self cost of the memcpy/memmove functions (the function lines of the listing, not
+      # the "=> calls" lines of its source annotation).
+      copies=$(awk '$1 ~ /^[0-9,]+$/ && $0 !~ /=>/ && $0 ~ /:__(memcpy|memmove)[_a-z]*( |$)/ {gsub(",", "", $1); s += $1} END {print s + 0}' "$run/cg-$s-$who.txt")
       ic[$who,$s,ir]=$(awk -v t="$total" -v n="${ic_n[$s]}" 'BEGIN {printf "%.0f", t / n}')
       ic[$who,$s,copy]=$(awk -v t="$copies" -v n="${ic_n[$s]}" 'BEGIN {printf "%.0f", t / n}')
     done

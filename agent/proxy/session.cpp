@@ -110,11 +110,46 @@ class Session {
 
     net::awaitable<void> run() {
         for (;;) {
+            // Between requests the connection holds no buffer and no request's coroutine
+            // frame: it waits for readability first (pipelined bytes already read go on
+            // at once).
+            if (cbuf_.size() == 0 && !co_await wait_for_request()) {
+                request_started_ = false;
+                break;
+            }
             bool keep = co_await one_request();
             member_.busy(false);
             if (!keep || ctx_.drain.draining()) break;
+            release_buffers();
         }
         co_await lingering_close();
+    }
+
+    // Bytes of per-request buffers this connection holds (0 while idle).
+    std::size_t held_bytes() const {
+        auto heap = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() : 0; };
+        return cbuf_.capacity() + heap(wire_) + heap(size_line_) + (fl_ ? sizeof(InFlight) : 0);
+    }
+    // After a request: the read buffer (unless it holds the next request's first bytes) and
+    // the head text go; the next request allocates them again.
+    void release_buffers() {
+        if (cbuf_.size() == 0) cbuf_.shrink_to_fit();
+        std::string().swap(wire_);
+        std::string().swap(size_line_);
+        fl_.reset();
+    }
+    // Waits, with the idle timeout, until the app sends (or closes). false: timeout, or the
+    // connection failed or was cut.
+    net::awaitable<bool> wait_for_request() {
+        const std::size_t held = held_bytes();
+        ctx_.stats.idle_buffer_bytes += held;  // before the count: a reader that sees the
+        ++ctx_.stats.connections_idle;         // connection idle sees its bytes too
+        client_deadline();
+        error_code ec;
+        co_await client_.wait_readable(ec);
+        --ctx_.stats.connections_idle;
+        ctx_.stats.idle_buffer_bytes -= held;
+        co_return !ec;
     }
 
   private:
@@ -206,8 +241,13 @@ class Session {
             } else {
                 client_deadline();
             }
-            auto n = co_await client_.read_some(
-                cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size())), ec);
+            auto room = cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size()));
+            // The connection was readable (wait_for_request) or the head is partly here:
+            // take what is ready first without an asynchronous operation (no trip through
+            // the scheduler), and wait only when nothing is.
+            auto n = client_.try_read(room, ec);
+            if (n == 0 && ec == net::asio::error::would_block)
+                n = co_await client_.read_some(room, ec);
             if (ec == net::beast::error::timeout && head_due && Clock::now() >= *head_due)
                 continue;  // answered 408 above
             if (ec) co_return std::nullopt;
@@ -279,6 +319,8 @@ class Session {
         auto head_err = co_await read_head_block();
         if (!head_err) co_return false;  // closed or idle timeout
         request_started_ = true;
+        if (!fl_) fl_ = std::make_unique<InFlight>();
+        wire_.reserve(1024);  // one allocation for the heads we write, not one per doubling
         member_.busy(true);
         const auto t0 = Clock::now();
         total_deadline_.reset();
@@ -334,9 +376,9 @@ class Session {
         if (route.timeouts.total.count() > 0) total_deadline_ = t0 + route.timeouts.total;
 
         bool keep = co_await exchange(parser, prep, *routes, state, out);
-        rp_.reset();  // an idle connection holds no response fields, no token
-        token_.reset();
-        upload_.reset();
+        fl_->rp.reset();  // an idle connection holds no response fields, no token
+        fl_->token.reset();
+        fl_->upload.reset();
         if (failure_) {
             keep = !failure_closes_ && parser.is_done() && prep.client_keep_alive;
             keep = co_await send_error(failure_, head.version(), keep, out);
@@ -406,7 +448,7 @@ class Session {
             co_return fail(no_identity(identity_problem(id)));
 
         // The token. false: failure_ says why there is none.
-        auto& token = token_;
+        auto& token = fl_->token;
         token.reset();
         auto fetch_token = [&]() -> net::awaitable<bool> {
             if (route.token_profile.empty()) co_return true;
@@ -477,7 +519,7 @@ class Session {
             append_upstream_head(wire_, parser.get().base(), prep, routes.table, caller_, extras);
             error_code ec;
             bool client_failed = false;
-            auto& upload = upload_;
+            auto& upload = fl_->upload;
             upload.reset();
             upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
@@ -506,7 +548,7 @@ class Session {
             const bool can_retry = lease.reused && prep.idempotent && replayable && !stale_retried;
 
             // Response head (skipping 1xx interim responses).
-            auto& rp = rp_;  // a member: the parser would make the frame large
+            auto& rp = fl_->rp;  // a member: the parser would make the frame large
             rp.reset();
             if (!ec) {
                 for (;;) {
@@ -661,7 +703,7 @@ class Session {
                                               std::chrono::milliseconds idle, bool no_body,
                                               bool chunked, std::size_t body_length_or_chunk,
                                               Outcome& out, bool& head_sent, error_code& ec) {
-        auto& rp = *rp_;
+        auto& rp = *fl_->rp;
         if (no_body) {
             std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
             head_sent = true;
@@ -756,19 +798,24 @@ class Session {
     const std::shared_ptr<const config::Listener> listener_;
     Caller caller_;
     net::beast::flat_buffer cbuf_;
-    // Per-request scratch kept across requests (no allocation per request): the head being
-    // written, the chunk-size line, the partner's response parser.
+    // Per-request scratch, released while the connection is idle (release_buffers): the
+    // head being written, the chunk-size line.
     std::string wire_;
     std::string size_line_;
     std::array<char, 24> number_{};  // decimal()'s text
-    std::optional<ResponseParser> rp_;
+    // The exchange's response parser, token and uploader: members rather than locals of its
+    // coroutine frame (which is allocated for every request and is cheapest while it stays
+    // small), and on the heap only while a request is in flight (an idle connection is
+    // small).
+    struct InFlight {
+        std::optional<ResponseParser> rp;
+        std::optional<token::Token> token;
+        std::optional<Upload> upload;
+    };
+    std::unique_ptr<InFlight> fl_;
     std::optional<Clock::time_point> total_deadline_;
     ProxyError failure_;  // set by fail()
     bool failure_closes_ = false;
-    // The exchange's token and uploader, members rather than locals of its coroutine frame
-    // (which is allocated for every request and is cheapest while it stays small).
-    std::optional<token::Token> token_;
-    std::optional<Upload> upload_;
     bool continue_sent_ = false;
     // The partner connection of the exchange in progress (the lease's, null once given back).
     std::unique_ptr<UpstreamConnection>* lease_conn_ = nullptr;

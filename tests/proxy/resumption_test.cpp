@@ -110,4 +110,32 @@ TEST_F(ResumptionTest, ConcurrentNewConnectionsNeverOfferOneTicketTwice) {
     EXPECT_EQ(full1 - full0 - 1, static_cast<int>(rs.handshakes_full));
 }
 
+// Between requests a keep-alive app connection holds no per-request buffer (read buffer,
+// head text, response parser): measured by what the sessions report, not by RSS.
+TEST_F(ResumptionTest, IdleKeepAliveConnectionsHoldNoBuffers) {
+    ProxyRunner px(listener(), {route()}, ids, nullptr);
+    constexpr int kClients = 4;
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < kClients; ++i) {
+        clients.push_back(std::make_unique<Client>(px.port()));
+        // A small answer, a 64 KiB one (the largest body buffer) and a request with a body.
+        ASSERT_EQ(clients.back()->request(http::verb::get, "/a/echo/status/200").result_int(),
+                  200);
+        auto big = clients.back()->request(http::verb::get, "/a/echo/bytes/65536");
+        ASSERT_EQ(big.result_int(), 200);
+        EXPECT_EQ(big.body().size(), 65536u);
+        ASSERT_EQ(clients.back()
+                      ->request(http::verb::post, "/a/echo/sink", std::string(10000, 'x'))
+                      .result_int(),
+                  200);
+    }
+    // All of them wait for their next request (the count is published after the bytes).
+    ASSERT_TRUE(poll_until([&] { return px.stats().connections_idle == kClients; }))
+        << px.stats().connections_idle;
+    EXPECT_EQ(px.stats().idle_buffer_bytes, 0u);
+    // And they still work.
+    for (auto& c : clients)
+        EXPECT_EQ(c->request(http::verb::get, "/a/echo/status/204").result_int(), 204);
+}
+
 }  // namespace
