@@ -187,7 +187,8 @@ Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
                          identities,
                          tokens,
                          stats_,
-                         {}});
+                         {},
+                         std::make_shared<BodyBuffers>()});
     ctx_->routes = std::make_shared<const RouteSet>(RouteSet{RouteTable({}), {}});
     install_routes(prepare_routes(routes));
 }

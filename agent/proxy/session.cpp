@@ -27,6 +27,27 @@ using net::error_code;
 namespace http = net::http;
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kChunk = 64 * 1024;  // body pieces forwarded at most this large
+static_assert(kChunk == BodyBuffers::kSize);
+// Bodies up to this size get a buffer of their own size; larger ones a pooled kChunk one.
+constexpr std::size_t kSmallBody = 4096;
+
+// A body buffer: a pooled one (given back at the end) or, for a small body, its own.
+class BodyBuffer {
+  public:
+    BodyBuffer(const std::shared_ptr<BodyBuffers>& pool, std::size_t size)
+        : pool_(size > kSmallBody ? pool : nullptr),
+          buf_(pool_ ? pool_->take() : std::unique_ptr<char[]>(new char[size])) {}
+    ~BodyBuffer() {
+        if (pool_) pool_->give(std::move(buf_));
+    }
+    BodyBuffer(const BodyBuffer&) = delete;
+    BodyBuffer& operator=(const BodyBuffer&) = delete;
+    char* get() const { return buf_.get(); }
+
+  private:
+    std::shared_ptr<BodyBuffers> pool_;  // kept alive while its buffer is out
+    std::unique_ptr<char[]> buf_;
+};
 using Buffers = std::span<const net::asio::const_buffer>;
 
 net::asio::const_buffer buf(std::string_view s) {
@@ -550,6 +571,7 @@ class Session {
             // Response head (skipping 1xx interim responses).
             auto& rp = fl_->rp;  // a member: the parser would make the frame large
             rp.reset();
+            fl_->body_done = false;
             if (!ec) {
                 for (;;) {
                     rp.emplace();
@@ -674,7 +696,8 @@ class Session {
                 upload_clean = !cut && !upload->client_failed && !upload->body_limit && !upload->ec;
                 if (!upload_clean) client_keep = false;
             }
-            const bool upstream_clean = upload_clean && !ec && rp->is_done() && rp->keep_alive();
+            const bool upstream_clean =
+                upload_clean && !ec && (rp->is_done() || fl_->body_done) && rp->keep_alive();
             pool.release(std::move(lease.conn), upstream_clean);
             if (ec) {
                 log::warn("proxy.upstream_body_failed",
@@ -711,19 +734,37 @@ class Session {
         }
         // One buffer per response, as large as the body (up to kChunk).
         const std::size_t cap = std::clamp<std::size_t>(body_length_or_chunk, 1, kChunk);
-        std::unique_ptr<char[]> body(new char[cap]);
+        BodyBuffer body(ctx_.bodies, cap);
+        // Once the connection's read buffer is empty, the rest of a Content-Length body goes
+        // from the TLS stream straight into the body buffer: through Beast's parser it would
+        // be copied once more (from the read buffer into the body window). The parser cannot
+        // be told that body bytes went past it, so from then on the length left is counted
+        // here (direct_left) and fl_->body_done says when the body is complete.
+        std::optional<std::uint64_t> direct_left;
+        auto complete = [&] { return direct_left ? *direct_left == 0 : rp.is_done(); };
         for (;;) {
             std::size_t n = 0;
-            if (!rp.is_done()) {
-                rp.get().body().data = body.get();
-                rp.get().body().size = cap;
+            if (!complete()) {
                 upstream_deadline(conn, idle);
-                co_await read_body(conn.stream(), conn.buffer(), rp, ec);
-                if (ec) co_return error_code{};
-                n = cap - rp.get().body().size;
+                if (!direct_left && conn.buffer().size() == 0 && !rp.chunked())
+                    if (auto left = rp.content_length_remaining()) direct_left = *left;
+                if (direct_left) {
+                    n = co_await read_direct(
+                        conn, body.get(),
+                        static_cast<std::size_t>(std::min<std::uint64_t>(cap, *direct_left)), ec);
+                    if (ec) co_return error_code{};
+                    *direct_left -= n;
+                } else {
+                    rp.get().body().data = body.get();
+                    rp.get().body().size = cap;
+                    co_await read_body(conn.stream(), conn.buffer(), rp, ec);
+                    if (ec) co_return error_code{};
+                    n = cap - rp.get().body().size;
+                }
                 out.bytes_out += n;
             }
-            const bool last = rp.is_done();
+            const bool last = complete();
+            fl_->body_done = last;
             auto piece = body_piece(size_line_, chunked, body.get(), n, last);
             std::array<net::asio::const_buffer, 5> bufs{
                 buf(head_sent ? std::string_view() : std::string_view(wire_)), piece[0], piece[1],
@@ -732,6 +773,24 @@ class Session {
             head_sent = true;
             if (cec || last) co_return cec;
         }
+    }
+
+    // Reads body bytes from the partner's stream into [data, data + want): waits for some,
+    // then takes what else is ready without waiting (a fast body moves in large pieces). EOF
+    // here cuts the body short (partial_message).
+    net::awaitable<std::size_t> read_direct(UpstreamConnection& conn, char* data, std::size_t want,
+                                            error_code& ec) {
+        std::size_t n = co_await conn.stream().read_some(net::asio::buffer(data, want), ec);
+        if (ec == net::asio::error::eof) ec = http::error::partial_message;
+        if (ec) co_return 0;
+        while (n < want) {
+            // Errors other than would_block show on the next read, after these bytes went on.
+            error_code more;
+            std::size_t m = conn.stream().try_read(net::asio::buffer(data + n, want - n), more);
+            if (m == 0) break;
+            n += m;
+        }
+        co_return n;
     }
 
     // The streamed request body's uploader and how it ended.
@@ -748,7 +807,7 @@ class Session {
 
     net::awaitable<void> upload_body(Parser& parser, bool chunked, UpstreamConnection& conn,
                                      const config::Route& route, Outcome& out, Upload& st) {
-        std::unique_ptr<char[]> body(new char[kChunk]);
+        BodyBuffer body(ctx_.bodies, kChunk);
         std::string size_line;  // the uploader's own: the response loop runs alongside
         error_code ec;
         for (;;) {
@@ -811,6 +870,7 @@ class Session {
         std::optional<ResponseParser> rp;
         std::optional<token::Token> token;
         std::optional<Upload> upload;
+        bool body_done = false;  // the response body is complete (relay_response)
     };
     std::unique_ptr<InFlight> fl_;
     std::optional<Clock::time_point> total_deadline_;
