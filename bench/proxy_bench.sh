@@ -34,6 +34,17 @@
 #       the agent's key in a TPM instead (tpm2-pkcs11 on swtpm behind tpm2-abrmd,
 #       softhsm-setup/tpm-setup.sh); adds the TPM processes' CPU per request and, for every
 #       agent, how many upstream handshakes were full (a token signature each) or resumed
+#   MODE=icount bench/proxy_bench.sh   (needs valgrind)
+#       instead of the wrk runs: each proxy alone, a fixed number of requests per scenario
+#       (bench/fixed_load.py; IC_SMALL=2000 IC_GET64K=500 IC_HSHAKE=500 requests, small at
+#       16 connections, 64 KiB at 64, new-connection at 16): user-space instructions per
+#       request under callgrind (instrumented only while the measured requests run) and
+#       their memcpy/memmove part, page faults per response (minflt of a native run), the
+#       partner's count of resumed handshakes, and memory per idle client connection
+#       (RSS delta with IDLE_CONNS=1000 idle keep-alive connections). Counts, so noise-free
+#       on a shared machine, unlike CPU time. SCENARIOS="small get64k hshake idle" picks.
+#   TICKETS=reusable: the partner's TLS 1.3 tickets stateless and reusable (default:
+#       single-use, the partner removes a ticket once it resumed a session)
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
 # is removed, kept with KEEP=1).
 set -euo pipefail
@@ -75,9 +86,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 up() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/p/echo/status/200"; }
 
 # --- the partner: sandbox API (one I/O thread) -------------------------------------------
+# TICKETS=single-use (default): the partner's TLS 1.3 tickets resume once, as servers with
+# replay protection have them (a client must not offer one twice, RFC 8446 C.4);
+# TICKETS=reusable: stateless tickets (OpenSSL's default), which a client may offer again.
+case "${TICKETS:-single-use}" in
+  single-use) ticket_flag=--api-single-use-tickets ;;
+  reusable) ticket_flag= ;;
+  *) die "TICKETS must be single-use or reusable" ;;
+esac
 printf 'bench:%s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$run/est-basic"
 "$bin/tests/sandbox/partner-sandbox" --ca-dir "$run/ca" --info-file "$run/sandbox.json" \
-  --est-credentials "$run/est-basic" --cert-validity 86400 --log-level error \
+  --est-credentials "$run/est-basic" --cert-validity 86400 --log-level error $ticket_flag \
   > "$run/sandbox.log" 2>&1 &
 pids+=($!)
 sandbox_pid=$!
@@ -220,16 +239,20 @@ declare -A port=([agent]=$agent_port [before]=$before_port [nginx]=$nginx_port [
 declare -A title=([agent]="mtls-agent (token key)" [before]="mtls-agent before (token key)"
                   [nginx]="nginx (file key)" [haproxy]="haproxy (file key)")
 declare -A pid=()
+# wrap: a command the proxy runs under (MODE=icount: valgrind), and nginx then without its
+# master process (one process to count).
+wrap=()
+nginx_conf="$run/nginx/nginx.conf"
 start() {
   case "$1" in
-    agent) "$bin/agent/mtls-agent" --config "$run/agent.toml" > "$run/agent.log" 2>&1 & ;;
-    before) "$before_bin" --config "$run/before.toml" > "$run/before.log" 2>&1 & ;;
-    nginx) nginx -c "$run/nginx/nginx.conf" -e "$run/nginx/error.log" > "$run/nginx.out" 2>&1 & ;;
-    haproxy) haproxy -db -f "$run/haproxy.cfg" > "$run/haproxy.log" 2>&1 & ;;
+    agent) "${wrap[@]}" "$bin/agent/mtls-agent" --config "$run/agent.toml" > "$run/agent.log" 2>&1 & ;;
+    before) "${wrap[@]}" "$before_bin" --config "$run/before.toml" > "$run/before.log" 2>&1 & ;;
+    nginx) "${wrap[@]}" nginx -c "$nginx_conf" -e "$run/nginx/error.log" > "$run/nginx.out" 2>&1 & ;;
+    haproxy) "${wrap[@]}" haproxy -db -f "$run/haproxy.cfg" > "$run/haproxy.log" 2>&1 & ;;
   esac
   pid[$1]=$!
   pids+=("${pid[$1]}")
-  wait_for 60 "$1 on port ${port[$1]}" up "${port[$1]}"
+  wait_for "${start_wait:-60}" "$1 on port ${port[$1]}" up "${port[$1]}"
 }
 stop() { kill "${pid[$1]}" 2>/dev/null || true; wait "${pid[$1]}" 2>/dev/null || true; }
 # sum_proc PID FILE AWK: the AWK value of /proc/P/FILE summed over PID and its children
@@ -307,12 +330,13 @@ wrk_p99() { [ -f "$1" ] || return 0; awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("
 wrk_errors() { [ -f "$1" ] || { echo 0; return; }; awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$1"; }
 
 # 1,000 idle keep-alive connections, one request each, then held while RSS is read.
+# (The script is an argument: standard input is what tells it to stop.)
 hold_idle() {
-  python3 - "$1" "$2" <<'PY'
-import socket, sys, time
+  python3 -c "$(cat <<'PY'
+import os, socket, sys, time
 port, out = int(sys.argv[1]), sys.argv[2]
 socks = []
-for _ in range(1000):
+for _ in range(int(os.environ.get("IDLE_N", "1000"))):
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"GET /p/echo/status/200 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     data = b""
@@ -324,10 +348,117 @@ for _ in range(1000):
 open(out, "w").write("ready\n")
 sys.stdin.read()  # hold until told to stop
 PY
+)" "$1" "$2"
 }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$run/summary.md"
 echo "# nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(openssl version), rounds=$rounds, ${duration}s per wrk run" | tee -a "$run/summary.md"
+
+# --- MODE=icount: each proxy alone, a fixed number of requests per scenario ----------------
+# User-space instructions per request (callgrind: the proxy runs under valgrind with
+# instrumentation off, which is switched on for exactly the measured requests), page faults
+# per response (minflt of a native run, /proc/PID/stat), the share of resumed upstream
+# handshakes (the partner's own counters) and memory per idle client connection (RSS delta
+# with IDLE_CONNS idle keep-alive connections / IDLE_CONNS). Instruction and page-fault
+# counts do not depend on what else the machine runs; CPU time does, and is not reported here.
+if [ "${MODE:-}" = icount ]; then
+  command -v valgrind >/dev/null && command -v callgrind_control >/dev/null \
+    || die "MODE=icount needs valgrind (apt-get install valgrind)"
+  sed -e 's/^daemon off;/daemon off;\nmaster_process off;/' "$run/nginx/nginx.conf" > "$run/nginx/single.conf"
+  nginx_conf="$run/nginx/single.conf"  # one process (master and worker in one) for both runs
+  ic_small="${IC_SMALL:-2000}"; ic_get64k="${IC_GET64K:-500}"; ic_hshake="${IC_HSHAKE:-500}"
+  idle_conns="${IDLE_CONNS:-1000}"
+  declare -A ic_path=([small]=/p/echo/status/200 [get64k]=/p/echo/bytes/65536 [hshake]="/p/echo/status/200?close=1")
+  declare -A ic_conns=([small]=16 [get64k]=64 [hshake]=16)
+  declare -A ic_n=([small]=$ic_small [get64k]=$ic_get64k [hshake]=$ic_hshake)
+  ic_scen="${SCENARIOS:-small get64k hshake idle}"
+  load() { python3 "$root/bench/fixed_load.py" "${port[$1]}" "${ic_path[$2]}" "${ic_conns[$2]}" "$3"; }
+  minflt() { sum_proc "$1" stat '{print $10}'; }
+  partner() { curl -sf --cacert "$ca" --cert "$run/client-chain.pem" --key "$run/client.key" "$@"; }
+  handshakes() { partner "$api_url/sandbox/stats" | jq -r '.services.api | "\(.full_handshakes) \(.resumed_handshakes)"'; }
+  declare -A ic=()
+  read -r -a order <<< "$proxies"
+  for who in "${order[@]}"; do
+    # Native run: page faults per response, resumption, idle memory.
+    wrap=(); start_wait=60; start "$who"
+    # Idle connections first, before the load scenarios grow the heap (memory freed by them
+    # would hide what an idle connection costs).
+    if [[ " $ic_scen " == *" idle "* ]]; then
+      rm -f "$run/idle-ready"; mkfifo "$run/idle-hold.$who"
+      load "$who" small 50 > /dev/null || true  # one upstream connection, the first request
+      rss0=$(rss_kib "${pid[$who]}")
+      IDLE_N="$idle_conns" hold_idle "${port[$who]}" "$run/idle-ready" < "$run/idle-hold.$who" &
+      holder=$!
+      exec 9> "$run/idle-hold.$who"
+      wait_for 120 "$idle_conns idle connections to $who" test -s "$run/idle-ready"
+      rss1=$(rss_kib "${pid[$who]}")
+      exec 9>&-
+      wait "$holder" || true
+      ic[$who,idle]=$(awk -v d=$((rss1 - rss0)) -v n="$idle_conns" 'BEGIN {printf "%.2f", d / n}')
+      ic[$who,rss_idle]=$rss0
+    fi
+    for s in small get64k hshake; do
+      [[ " $ic_scen " == *" $s "* ]] || continue
+      load "$who" "$s" 200 > /dev/null || true  # warm: pools, sessions, allocator
+      read -r f0 r0 < <(handshakes)
+      m0=$(minflt "${pid[$who]}")
+      load "$who" "$s" "${ic_n[$s]}" > "$run/ic-native-$s-$who.txt" || true
+      m1=$(minflt "${pid[$who]}")
+      read -r f1 r1 < <(handshakes)  # (its own query is one more full handshake)
+      ic[$who,$s,pf]=$(awk -v d=$((m1 - m0)) -v n="${ic_n[$s]}" 'BEGIN {printf "%.2f", d / n}')
+      if [ "$s" = hshake ]; then
+        ic[$who,resumed]=$(awk -v f=$((f1 - f0 - 1)) -v r=$((r1 - r0)) 'BEGIN {if (f + r > 0) printf "%.1f %% of %d", 100 * r / (f + r), f + r; else print "-"}')
+      fi
+    done
+    stop "$who"
+    [[ " $ic_scen " == *" small "* || " $ic_scen " == *" get64k "* || " $ic_scen " == *" hshake "* ]] || {
+      echo "$who: idle ${ic[$who,idle]:--} KiB/conn" | tee -a "$run/rounds.txt"; continue; }
+    # Callgrind run: instructions per request, and the memcpy/memmove share of them.
+    wrap=(valgrind --tool=callgrind --instr-atstart=no --dump-instr=no
+          "--callgrind-out-file=$run/cg-$who.out")
+    start_wait=300; start "$who"
+    for s in small get64k hshake; do
+      [[ " $ic_scen " == *" $s "* ]] || continue
+      load "$who" "$s" 100 > /dev/null || true  # warm, uninstrumented
+      callgrind_control -i on "${pid[$who]}" > /dev/null
+      callgrind_control -z "${pid[$who]}" > /dev/null
+      load "$who" "$s" "${ic_n[$s]}" > "$run/ic-cg-$s-$who.txt" || true
+      callgrind_control -d "ic-$s" "${pid[$who]}" > /dev/null
+      callgrind_control -i off "${pid[$who]}" > /dev/null
+      dump=$(ls -t "$run/cg-$who.out".* | head -1)
+      callgrind_annotate --inclusive=no "$dump" > "$run/cg-$s-$who.txt" 2>/dev/null || true
+      total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+      # Self cost of the memcpy/memmove functions (the function lines of the listing, not
+      # the "=> calls" lines of its source annotation).
+      copies=$(awk '$1 ~ /^[0-9,]+$/ && $0 !~ /=>/ && $0 ~ /:__(memcpy|memmove)[_a-z]*( |$)/ {gsub(",", "", $1); s += $1} END {print s + 0}' "$run/cg-$s-$who.txt")
+      ic[$who,$s,ir]=$(awk -v t="$total" -v n="${ic_n[$s]}" 'BEGIN {printf "%.0f", t / n}')
+      ic[$who,$s,copy]=$(awk -v t="$copies" -v n="${ic_n[$s]}" 'BEGIN {printf "%.0f", t / n}')
+    done
+    stop "$who"
+    echo "$who: $(for s in small get64k hshake; do printf '%s %s Ir/req (memcpy %s) %s pf/resp; ' "$s" "${ic[$who,$s,ir]:--}" "${ic[$who,$s,copy]:--}" "${ic[$who,$s,pf]:--}"; done)resumed ${ic[$who,resumed]:--}, idle ${ic[$who,idle]:--} KiB/conn" | tee -a "$run/rounds.txt"
+  done
+  {
+    echo
+    echo "Instruction counts (callgrind, user space, the proxy process only) and page faults are"
+    echo "counts, not times: other load on the machine does not change them. CPU time would."
+    echo
+    printf '| per request (fixed count) |'; for who in "${order[@]}"; do printf ' %s |' "${title[$who]}"; done; echo
+    printf '| --- |'; for who in "${order[@]}"; do printf ' --- |'; done; echo
+    irow() { printf '| %s |' "$1"; for who in "${order[@]}"; do printf ' %s |' "${ic[$who,$2]:--}"; done; echo; }
+    irow "small GET (c${ic_conns[small]}, $ic_small req): instructions" small,ir
+    irow "small GET: of which memcpy/memmove" small,copy
+    irow "small GET: page faults" small,pf
+    irow "64 KiB GET (c${ic_conns[get64k]}, $ic_get64k req): instructions" get64k,ir
+    irow "64 KiB GET: of which memcpy/memmove" get64k,copy
+    irow "64 KiB GET: page faults" get64k,pf
+    irow "new upstream connection per request (c${ic_conns[hshake]}, $ic_hshake req): instructions" hshake,ir
+    irow "new connection: page faults" hshake,pf
+    irow "new connection: upstream handshakes resumed (partner's count)" resumed
+    irow "memory per idle client connection ($idle_conns held): KiB" idle
+    irow "RSS before: KiB" rss_idle
+  } | tee -a "$run/summary.md"
+  exit 0
+fi
 
 declare -A res=()
 # All proxies run side by side (idle when not measured) and the runs interleave at the

@@ -154,6 +154,7 @@ struct Route {
         Millis response_header{30000}; // response_header = "30s"
         Millis idle{60000};            // idle = "60s" (pooled upstream connection)
         Millis total{0};               // total = "0s" (0: none)
+        Millis dns_ttl{30000};         // dns_ttl = "30s" (0: resolve per connection; <= 1h)
     } timeouts;
 };
 

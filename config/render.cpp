@@ -272,6 +272,7 @@ std::string render(const Config& c) {
         w.duration("response_header", r.timeouts.response_header);
         w.duration("idle", r.timeouts.idle);
         w.duration("total", r.timeouts.total);
+        w.duration("dns_ttl", r.timeouts.dns_ttl);
     }
 
     const Listener& l = c.listener;

@@ -95,6 +95,11 @@ void read_timeouts(Section& r, Route::Timeouts& t) {
     s->duration("response_header", t.response_header, milliseconds(1));
     s->duration("idle", t.idle, milliseconds(1));
     s->duration("total", t.total, milliseconds(0));
+    // The upstream host's addresses are reused this long (getaddrinfo gives no TTL).
+    if (s->duration("dns_ttl", t.dns_ttl, milliseconds(0)) && t.dns_ttl > std::chrono::hours(1))
+        s->error("dns_ttl",
+                 "must be at most \"1h\" (the host's addresses are resolved again "
+                 "after it)");
     s->finish();
 }
 

@@ -20,6 +20,9 @@ class PlainStream final : public ByteStream {
                                            net::error_code& ec) override;
     std::size_t try_read(net::asio::mutable_buffer b, net::error_code& ec) override;
     void cancel() override;
+    // Waits until the socket is readable (data or EOF) without reading: no buffer is needed
+    // while a keep-alive connection waits for its next request.
+    net::awaitable<void> wait_readable(net::error_code& ec);
 
     // Sends FIN after the last response, then closes.
     void shutdown_and_close();

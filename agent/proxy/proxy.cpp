@@ -59,13 +59,6 @@ struct AcceptState {
 
 namespace {
 
-// One admitted connection's session; the slot is given back when it ends.
-net::awaitable<void> serve(net::ConnectionCaps::Slot slot, ClientSocket sock, ProxyContext& ctx,
-                           Caller caller) {
-    co_await run_session(std::move(sock), ctx, std::move(caller));
-    (void)slot;
-}
-
 // Accepts app connections (TCP or Unix socket) and serves each in its own session coroutine,
 // over a generic stream socket: one session type for both. `caller_of` says who connected
 // (address, or uid/gids for the per-route checks), `key_of` which per-caller cap counts it.
@@ -125,10 +118,11 @@ net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor, ProxyContex
             continue;  // sock closes
         }
         Caller caller = caller_of(sock);
-        net::asio::co_spawn(
-            acc.get_executor(),
-            serve(std::move(admission.slot), ClientSocket(std::move(sock)), ctx, std::move(caller)),
-            net::asio::detached);
+        // The slot is given back when the session ends: its completion handler holds it (no
+        // coroutine frame of its own per connection).
+        net::asio::co_spawn(acc.get_executor(),
+                            run_session(ClientSocket(std::move(sock)), ctx, std::move(caller)),
+                            [slot = std::move(admission.slot)](const std::exception_ptr&) {});
     }
 }
 
@@ -193,7 +187,8 @@ Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
                          identities,
                          tokens,
                          stats_,
-                         {}});
+                         {},
+                         std::make_shared<BodyBuffers>()});
     ctx_->routes = std::make_shared<const RouteSet>(RouteSet{RouteTable({}), {}});
     install_routes(prepare_routes(routes));
 }

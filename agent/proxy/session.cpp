@@ -27,6 +27,27 @@ using net::error_code;
 namespace http = net::http;
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kChunk = 64 * 1024;  // body pieces forwarded at most this large
+static_assert(kChunk == BodyBuffers::kSize);
+// Bodies up to this size get a buffer of their own size; larger ones a pooled kChunk one.
+constexpr std::size_t kSmallBody = 4096;
+
+// A body buffer: a pooled one (given back at the end) or, for a small body, its own.
+class BodyBuffer {
+  public:
+    BodyBuffer(const std::shared_ptr<BodyBuffers>& pool, std::size_t size)
+        : pool_(size > kSmallBody ? pool : nullptr),
+          buf_(pool_ ? pool_->take() : std::unique_ptr<char[]>(new char[size])) {}
+    ~BodyBuffer() {
+        if (pool_) pool_->give(std::move(buf_));
+    }
+    BodyBuffer(const BodyBuffer&) = delete;
+    BodyBuffer& operator=(const BodyBuffer&) = delete;
+    char* get() const { return buf_.get(); }
+
+  private:
+    std::shared_ptr<BodyBuffers> pool_;  // kept alive while its buffer is out
+    std::unique_ptr<char[]> buf_;
+};
 using Buffers = std::span<const net::asio::const_buffer>;
 
 net::asio::const_buffer buf(std::string_view s) {
@@ -110,11 +131,46 @@ class Session {
 
     net::awaitable<void> run() {
         for (;;) {
+            // Between requests the connection holds no buffer and no request's coroutine
+            // frame: it waits for readability first (pipelined bytes already read go on
+            // at once).
+            if (cbuf_.size() == 0 && !co_await wait_for_request()) {
+                request_started_ = false;
+                break;
+            }
             bool keep = co_await one_request();
             member_.busy(false);
             if (!keep || ctx_.drain.draining()) break;
+            release_buffers();
         }
         co_await lingering_close();
+    }
+
+    // Bytes of per-request buffers this connection holds (0 while idle).
+    std::size_t held_bytes() const {
+        auto heap = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() : 0; };
+        return cbuf_.capacity() + heap(wire_) + heap(size_line_) + (fl_ ? sizeof(InFlight) : 0);
+    }
+    // After a request: the read buffer (unless it holds the next request's first bytes) and
+    // the head text go; the next request allocates them again.
+    void release_buffers() {
+        if (cbuf_.size() == 0) cbuf_.shrink_to_fit();
+        std::string().swap(wire_);
+        std::string().swap(size_line_);
+        fl_.reset();
+    }
+    // Waits, with the idle timeout, until the app sends (or closes). false: timeout, or the
+    // connection failed or was cut.
+    net::awaitable<bool> wait_for_request() {
+        const std::size_t held = held_bytes();
+        ctx_.stats.idle_buffer_bytes += held;  // before the count: a reader that sees the
+        ++ctx_.stats.connections_idle;         // connection idle sees its bytes too
+        client_deadline();
+        error_code ec;
+        co_await client_.wait_readable(ec);
+        --ctx_.stats.connections_idle;
+        ctx_.stats.idle_buffer_bytes -= held;
+        co_return !ec;
     }
 
   private:
@@ -206,8 +262,13 @@ class Session {
             } else {
                 client_deadline();
             }
-            auto n = co_await client_.read_some(
-                cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size())), ec);
+            auto room = cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size()));
+            // The connection was readable (wait_for_request) or the head is partly here:
+            // take what is ready first without an asynchronous operation (no trip through
+            // the scheduler), and wait only when nothing is.
+            auto n = client_.try_read(room, ec);
+            if (n == 0 && ec == net::asio::error::would_block)
+                n = co_await client_.read_some(room, ec);
             if (ec == net::beast::error::timeout && head_due && Clock::now() >= *head_due)
                 continue;  // answered 408 above
             if (ec) co_return std::nullopt;
@@ -279,6 +340,8 @@ class Session {
         auto head_err = co_await read_head_block();
         if (!head_err) co_return false;  // closed or idle timeout
         request_started_ = true;
+        if (!fl_) fl_ = std::make_unique<InFlight>();
+        wire_.reserve(1024);  // one allocation for the heads we write, not one per doubling
         member_.busy(true);
         const auto t0 = Clock::now();
         total_deadline_.reset();
@@ -334,9 +397,9 @@ class Session {
         if (route.timeouts.total.count() > 0) total_deadline_ = t0 + route.timeouts.total;
 
         bool keep = co_await exchange(parser, prep, *routes, state, out);
-        rp_.reset();  // an idle connection holds no response fields, no token
-        token_.reset();
-        upload_.reset();
+        fl_->rp.reset();  // an idle connection holds no response fields, no token
+        fl_->token.reset();
+        fl_->upload.reset();
         if (failure_) {
             keep = !failure_closes_ && parser.is_done() && prep.client_keep_alive;
             keep = co_await send_error(failure_, head.version(), keep, out);
@@ -406,7 +469,7 @@ class Session {
             co_return fail(no_identity(identity_problem(id)));
 
         // The token. false: failure_ says why there is none.
-        auto& token = token_;
+        auto& token = fl_->token;
         token.reset();
         auto fetch_token = [&]() -> net::awaitable<bool> {
             if (route.token_profile.empty()) co_return true;
@@ -477,7 +540,7 @@ class Session {
             append_upstream_head(wire_, parser.get().base(), prep, routes.table, caller_, extras);
             error_code ec;
             bool client_failed = false;
-            auto& upload = upload_;
+            auto& upload = fl_->upload;
             upload.reset();
             upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
@@ -506,8 +569,9 @@ class Session {
             const bool can_retry = lease.reused && prep.idempotent && replayable && !stale_retried;
 
             // Response head (skipping 1xx interim responses).
-            auto& rp = rp_;  // a member: the parser would make the frame large
+            auto& rp = fl_->rp;  // a member: the parser would make the frame large
             rp.reset();
+            fl_->body_done = false;
             if (!ec) {
                 for (;;) {
                     rp.emplace();
@@ -632,7 +696,8 @@ class Session {
                 upload_clean = !cut && !upload->client_failed && !upload->body_limit && !upload->ec;
                 if (!upload_clean) client_keep = false;
             }
-            const bool upstream_clean = upload_clean && !ec && rp->is_done() && rp->keep_alive();
+            const bool upstream_clean =
+                upload_clean && !ec && (rp->is_done() || fl_->body_done) && rp->keep_alive();
             pool.release(std::move(lease.conn), upstream_clean);
             if (ec) {
                 log::warn("proxy.upstream_body_failed",
@@ -661,7 +726,7 @@ class Session {
                                               std::chrono::milliseconds idle, bool no_body,
                                               bool chunked, std::size_t body_length_or_chunk,
                                               Outcome& out, bool& head_sent, error_code& ec) {
-        auto& rp = *rp_;
+        auto& rp = *fl_->rp;
         if (no_body) {
             std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
             head_sent = true;
@@ -669,19 +734,37 @@ class Session {
         }
         // One buffer per response, as large as the body (up to kChunk).
         const std::size_t cap = std::clamp<std::size_t>(body_length_or_chunk, 1, kChunk);
-        std::unique_ptr<char[]> body(new char[cap]);
+        BodyBuffer body(ctx_.bodies, cap);
+        // Once the connection's read buffer is empty, the rest of a Content-Length body goes
+        // from the TLS stream straight into the body buffer: through Beast's parser it would
+        // be copied once more (from the read buffer into the body window). The parser cannot
+        // be told that body bytes went past it, so from then on the length left is counted
+        // here (direct_left) and fl_->body_done says when the body is complete.
+        std::optional<std::uint64_t> direct_left;
+        auto complete = [&] { return direct_left ? *direct_left == 0 : rp.is_done(); };
         for (;;) {
             std::size_t n = 0;
-            if (!rp.is_done()) {
-                rp.get().body().data = body.get();
-                rp.get().body().size = cap;
+            if (!complete()) {
                 upstream_deadline(conn, idle);
-                co_await read_body(conn.stream(), conn.buffer(), rp, ec);
-                if (ec) co_return error_code{};
-                n = cap - rp.get().body().size;
+                if (!direct_left && conn.buffer().size() == 0 && !rp.chunked())
+                    if (auto left = rp.content_length_remaining()) direct_left = *left;
+                if (direct_left) {
+                    n = co_await read_direct(
+                        conn, body.get(),
+                        static_cast<std::size_t>(std::min<std::uint64_t>(cap, *direct_left)), ec);
+                    if (ec) co_return error_code{};
+                    *direct_left -= n;
+                } else {
+                    rp.get().body().data = body.get();
+                    rp.get().body().size = cap;
+                    co_await read_body(conn.stream(), conn.buffer(), rp, ec);
+                    if (ec) co_return error_code{};
+                    n = cap - rp.get().body().size;
+                }
                 out.bytes_out += n;
             }
-            const bool last = rp.is_done();
+            const bool last = complete();
+            fl_->body_done = last;
             auto piece = body_piece(size_line_, chunked, body.get(), n, last);
             std::array<net::asio::const_buffer, 5> bufs{
                 buf(head_sent ? std::string_view() : std::string_view(wire_)), piece[0], piece[1],
@@ -690,6 +773,24 @@ class Session {
             head_sent = true;
             if (cec || last) co_return cec;
         }
+    }
+
+    // Reads body bytes from the partner's stream into [data, data + want): waits for some,
+    // then takes what else is ready without waiting (a fast body moves in large pieces). EOF
+    // here cuts the body short (partial_message).
+    net::awaitable<std::size_t> read_direct(UpstreamConnection& conn, char* data, std::size_t want,
+                                            error_code& ec) {
+        std::size_t n = co_await conn.stream().read_some(net::asio::buffer(data, want), ec);
+        if (ec == net::asio::error::eof) ec = http::error::partial_message;
+        if (ec) co_return 0;
+        while (n < want) {
+            // Errors other than would_block show on the next read, after these bytes went on.
+            error_code more;
+            std::size_t m = conn.stream().try_read(net::asio::buffer(data + n, want - n), more);
+            if (m == 0) break;
+            n += m;
+        }
+        co_return n;
     }
 
     // The streamed request body's uploader and how it ended.
@@ -706,7 +807,7 @@ class Session {
 
     net::awaitable<void> upload_body(Parser& parser, bool chunked, UpstreamConnection& conn,
                                      const config::Route& route, Outcome& out, Upload& st) {
-        std::unique_ptr<char[]> body(new char[kChunk]);
+        BodyBuffer body(ctx_.bodies, kChunk);
         std::string size_line;  // the uploader's own: the response loop runs alongside
         error_code ec;
         for (;;) {
@@ -756,19 +857,25 @@ class Session {
     const std::shared_ptr<const config::Listener> listener_;
     Caller caller_;
     net::beast::flat_buffer cbuf_;
-    // Per-request scratch kept across requests (no allocation per request): the head being
-    // written, the chunk-size line, the partner's response parser.
+    // Per-request scratch, released while the connection is idle (release_buffers): the
+    // head being written, the chunk-size line.
     std::string wire_;
     std::string size_line_;
     std::array<char, 24> number_{};  // decimal()'s text
-    std::optional<ResponseParser> rp_;
+    // The exchange's response parser, token and uploader: members rather than locals of its
+    // coroutine frame (which is allocated for every request and is cheapest while it stays
+    // small), and on the heap only while a request is in flight (an idle connection is
+    // small).
+    struct InFlight {
+        std::optional<ResponseParser> rp;
+        std::optional<token::Token> token;
+        std::optional<Upload> upload;
+        bool body_done = false;  // the response body is complete (relay_response)
+    };
+    std::unique_ptr<InFlight> fl_;
     std::optional<Clock::time_point> total_deadline_;
     ProxyError failure_;  // set by fail()
     bool failure_closes_ = false;
-    // The exchange's token and uploader, members rather than locals of its coroutine frame
-    // (which is allocated for every request and is cheapest while it stays small).
-    std::optional<token::Token> token_;
-    std::optional<Upload> upload_;
     bool continue_sent_ = false;
     // The partner connection of the exchange in progress (the lease's, null once given back).
     std::unique_ptr<UpstreamConnection>* lease_conn_ = nullptr;

@@ -39,6 +39,31 @@ struct RouteSet {
     std::vector<std::shared_ptr<RouteState>> state;  // index = route index
 };
 
+// Body buffers (64 KiB) for responses and streamed uploads, reused instead of taken from the
+// heap and given back for every body: 64 concurrent 64 KiB responses otherwise grow and trim
+// the heap again and again, and the copies into fresh pages fault. At most kKeep are kept
+// (2 MiB). One per io_context thread (not shared between threads). Held by shared_ptr: a
+// session's coroutine frames can outlive the Proxy (destroyed with the io_context), and a
+// body buffer goes back to its pool from the frame's destructor.
+class BodyBuffers {
+  public:
+    static constexpr std::size_t kSize = 64 * 1024;
+    static constexpr std::size_t kKeep = 32;
+    std::unique_ptr<char[]> take() {
+        if (free_.empty()) return std::unique_ptr<char[]>(new char[kSize]);
+        auto b = std::move(free_.back());
+        free_.pop_back();
+        return b;
+    }
+    void give(std::unique_ptr<char[]> b) {
+        if (b && free_.size() < kKeep) free_.push_back(std::move(b));
+    }
+    std::size_t kept() const { return free_.size(); }
+
+  private:
+    std::vector<std::unique_ptr<char[]>> free_;
+};
+
 // What every session shares; owned by Proxy, used on its io_context thread.
 struct ProxyContext {
     std::shared_ptr<const config::Listener> listener;  // replaced whole by a reload
@@ -47,6 +72,7 @@ struct ProxyContext {
     token::TokenSource* tokens = nullptr;  // may be null when no route has a token profile
     ProxyStats& stats;
     Drain drain;  // open sessions, for a graceful stop (drain.hpp)
+    std::shared_ptr<BodyBuffers> bodies = std::make_shared<BodyBuffers>();
 };
 
 // Request bodies up to this size (with a Content-Length) are read before sending, so the

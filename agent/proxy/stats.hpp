@@ -195,6 +195,11 @@ struct ProxyStats {
     std::atomic<std::uint64_t> refused_per_caller{0};
     std::atomic<std::uint64_t> refused_no_fds{0};
     std::atomic<std::uint64_t> unrouted_requests{0};  // 400/404/405/431 before a route was known
+    // App connections waiting for their next request, and the bytes of per-request buffers
+    // (the read buffer, the head being written) they still hold: 0 — buffers exist only
+    // while a request is in flight, so an idle keep-alive connection stays small.
+    std::atomic<std::uint64_t> connections_idle{0};
+    std::atomic<std::uint64_t> idle_buffer_bytes{0};
 
     // The current routes' counters (any thread). Requests count through their route's own
     // RouteStats; this list is only what status and metrics read.

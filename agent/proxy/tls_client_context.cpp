@@ -11,7 +11,9 @@
 namespace mtls::proxy {
 namespace {
 
-constexpr std::size_t kMaxSessions = 32;
+// Tickets kept per context: more than the connections that open at once, so a burst of new
+// connections finds one each (TLS 1.3 servers send 2 per full handshake, 1 per resumption).
+constexpr std::size_t kMaxSessions = 64;
 
 int context_index() {
     static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -104,8 +106,9 @@ bool TlsClientContext::prepare(SSL* ssl, std::string& error) {
         }
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     }
-    // Newest usable session first. TLS 1.3 tickets are single-use (RFC 8446 C.4); 1.2
-    // sessions may be offered again.
+    // Newest usable session first, taken out of the cache: TLS 1.3 tickets are offered once
+    // (RFC 8446 C.4; servers with replay protection resume each only once), so two
+    // connections opening at once never share one; 1.2 sessions may be offered again.
     const auto now = static_cast<long>(std::time(nullptr));
     while (!sessions_.empty()) {
         ossl::SslSession s = std::move(sessions_.back());
@@ -161,6 +164,20 @@ int TlsClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* self =
         static_cast<TlsClientContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_index()));
     if (self == nullptr) return 0;
+    // A TLS 1.3 ticket is kept as a copy: `session` stays the connection's own session, and
+    // OpenSSL marks that one not resumable when the connection is freed without a
+    // close_notify sent (ssl_clear_bad_session) — which is how upstream connections end.
+    // Kept by reference, the last ticket of every connection was lost that way, and every
+    // resumed connection was followed by a full handshake (half of the new connections
+    // resumed). A TLS 1.3 ticket does not depend on how the connection that brought it
+    // ended; a TLS 1.2 session keeps OpenSSL's rule (not resumed after an unclean end).
+    if (SSL_SESSION_get_protocol_version(session) >= TLS1_3_VERSION) {
+        if (SSL_SESSION* copy = SSL_SESSION_dup(session)) {
+            self->add_session(copy);
+            return 0;  // OpenSSL keeps (and frees) the original
+        }
+        ossl::drain_errors();
+    }
     self->add_session(session);
     return 1;  // we keep the reference
 }

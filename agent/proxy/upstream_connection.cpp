@@ -8,15 +8,10 @@ UpstreamConnection::UpstreamConnection(const net::asio::any_io_executor& ex,
                                        std::shared_ptr<TlsClientContext> tls)
     : tls_(std::move(tls)), stream_(ex) {}
 
-net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target,
-                                                    const config::Route::Timeouts& timeouts) {
+net::awaitable<ProxyError> UpstreamConnection::open(
+    const net::tcp::resolver::results_type& endpoints, const UpstreamTarget& target,
+    const config::Route::Timeouts& timeouts) {
     net::error_code ec;
-    auto ex = co_await net::asio::this_coro::executor;
-    net::tcp::resolver resolver(ex);
-    auto endpoints =
-        co_await resolver.async_resolve(target.host, std::to_string(target.port), net::use_ec(ec));
-    if (ec) co_return upstream_connect("cannot resolve " + target.host + ": " + ec.message());
-
     stream_.expires_after(timeouts.connect);
     co_await stream_.connect(endpoints, ec);
     if (ec == net::beast::error::timeout)

@@ -18,8 +18,10 @@ class UpstreamConnection {
 
     UpstreamConnection(const net::asio::any_io_executor& ex, std::shared_ptr<TlsClientContext> tls);
 
-    // Resolve, connect, handshake. On failure returns the error to answer (502/504).
-    net::awaitable<ProxyError> open(const UpstreamTarget& target,
+    // Connect (to the first of `endpoints` that answers: the target's resolved addresses),
+    // handshake. On failure returns the error to answer (502/504).
+    net::awaitable<ProxyError> open(const net::tcp::resolver::results_type& endpoints,
+                                    const UpstreamTarget& target,
                                     const config::Route::Timeouts& timeouts);
 
     TlsStream& stream() { return stream_; }

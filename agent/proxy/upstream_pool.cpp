@@ -8,7 +8,10 @@ namespace mtls::proxy {
 
 UpstreamPool::UpstreamPool(net::asio::any_io_executor ex, RouteTable::Entry entry,
                            std::shared_ptr<RouteStats> stats)
-    : ex_(std::move(ex)), entry_(std::move(entry)), stats_(std::move(stats)) {}
+    : ex_(std::move(ex)),
+      entry_(std::move(entry)),
+      stats_(std::move(stats)),
+      resolver_(entry_.target, entry_.route.timeouts.dns_ttl) {}
 
 UpstreamPool::~UpstreamPool() {
     close_all();
@@ -75,9 +78,15 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
     }
     ++opening_;
     auto conn = std::make_unique<UpstreamConnection>(ex_, tls);
-    err = co_await conn->open(entry_.target, t);
+    net::error_code rec;
+    auto endpoints = co_await resolver_.resolve(rec);
+    if (rec)
+        err = upstream_connect("cannot resolve " + entry_.target.host + ": " + rec.message());
+    else
+        err = co_await conn->open(endpoints, entry_.target, t);
     --opening_;
     if (err) {
+        resolver_.forget();  // the next connection resolves again
         wake_one();
         co_return Lease{};
     }

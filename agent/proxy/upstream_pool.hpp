@@ -16,6 +16,7 @@
 #include "agent/proxy/router.hpp"
 #include "agent/proxy/stats.hpp"
 #include "agent/proxy/upstream_connection.hpp"
+#include "agent/proxy/upstream_resolver.hpp"
 
 #include <list>
 #include <memory>
@@ -70,6 +71,7 @@ class UpstreamPool {
     bool retired_ = false;
     std::uint64_t shown_idle_ = 0, shown_busy_ = 0;          // what this pool added to the gauges
     std::shared_ptr<TlsClientContext> tls_;                  // for the current identity
+    UpstreamResolver resolver_;                              // the partner host's addresses
     std::vector<std::unique_ptr<UpstreamConnection>> idle_;  // back = most recently used
     std::size_t busy_ = 0;
     std::size_t opening_ = 0;

@@ -110,7 +110,7 @@ TEST_F(ConfigTest, RenderShowsNonDefaultChoicesAndLoadsBack) {
         "[[oauth.profiles]]\nname = \"p\"\nclient_id = \"c\"\n"
         "auth_method = \"self_signed_tls_client_auth\"\n"
         "[[routes]]\nname = \"h\"\nhost = \"H.Example\"\nupstream = \"https://h.example/\"\n"
-        "[routes.timeouts]\nconnect = \"1500ms\"\ntotal = \"1h30m\"\n"
+        "[routes.timeouts]\nconnect = \"1500ms\"\ntotal = \"1h30m\"\ndns_ttl = \"0s\"\n"
         "[listener]\nunix_socket = \"/run/x.sock\"\nunix_socket_mode = \"0600\"\n";
     auto c = load(text);
     ASSERT_TRUE(c);
@@ -119,8 +119,8 @@ TEST_F(ConfigTest, RenderShowsNonDefaultChoicesAndLoadsBack) {
          {"auth = \"bootstrap-cert\"\n", "bootstrap_key = \"pkcs11:object=boot\"\n",
           "token_endpoint = \"https://as.example/token\"\n", "refresh_skew = \"90s\"\n",
           "auth_method = \"self_signed_tls_client_auth\"\n", "host = \"h.example\"\n",
-          "connect = \"1500ms\"\n", "total = \"90m\"\n", "unix_socket_mode = \"0600\"\n",
-          "\"X-Weird.Name!\" = \"a\\\"b\\\\c\"\n"})
+          "connect = \"1500ms\"\n", "total = \"90m\"\n", "dns_ttl = \"0s\"\n",
+          "unix_socket_mode = \"0600\"\n", "\"X-Weird.Name!\" = \"a\\\"b\\\\c\"\n"})
         EXPECT_NE(once.find(expected), std::string::npos) << expected << " not in:\n" << once;
     auto again = config::load_string(once, "agent.toml");
     for (const auto& e : again.errors) ADD_FAILURE() << e.to_string();

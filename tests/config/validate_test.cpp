@@ -266,6 +266,9 @@ TEST_F(ConfigTest, BadDurations) {
             "agent.toml:18: routes[0].timeouts.idle: \"0s\" is too short (at least 1ms)",
             "agent.toml:19: routes[0].timeouts.total: expected a duration string such as \"30s\", "
             "got an integer"}));
+    EXPECT_EQ(errors(base() + "[routes.timeouts]\ndns_ttl = \"2h\"\n"),
+              (Errs{"agent.toml:17: routes[0].timeouts.dns_ttl: must be at most \"1h\" (the "
+                    "host's addresses are resolved again after it)"}));
     EXPECT_EQ(
         errors(base() + "[key]\nretire_grace = \"1500ms\"\n"),
         (Errs{"agent.toml:17: key.retire_grace: \"1500ms\" is not a whole number of seconds"}));

@@ -95,6 +95,7 @@ int run(Options& o) {
         X509_STORE_add_cert(api_store.get(), c.get());
         api_tls.client_ca_names.push_back(c.get());
     }
+    api_tls.single_use_tickets = o.api_single_use_tickets;
 
     asio::io_context io;
     auto admin_h = [&](Exchange& ex) { return admin.handle(ex); };
@@ -247,6 +248,9 @@ int main(int argc, char** argv) {
                    "allow only these client certificate CNs on /api/secure (repeatable)");
     app.add_flag("--api-token-optional", o.api_token_optional,
                  "/api/secure/* answers without a bearer token");
+    app.add_flag("--api-single-use-tickets", o.api_single_use_tickets,
+                 "API TLS 1.3 session tickets resume at most once (a client that offers one "
+                 "twice gets a full handshake)");
     app.add_option("--api-audience", o.api_audience,
                    "require tokens whose aud contains this value");
     CLI11_PARSE(app, argc, argv);

@@ -30,6 +30,15 @@ ossl::SslCtx make_server_ctx(const ServerTlsConfig& cfg) {
         SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
         SSL_CTX_set_options(c, SSL_OP_NO_TICKET);  // resumption by session ID only
     }
+    // TLS 1.3 with SSL_OP_NO_TICKET: stateful tickets in the session cache. OpenSSL's
+    // anti-replay, which resumes each of them only once, is on when early data is allowed
+    // (none arrives: our clients send none; 0-RTT data would be refused by the HTTP layer
+    // anyway, it never calls SSL_read_early_data).
+    if (cfg.single_use_tickets) {
+        SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+        if (SSL_CTX_set_max_early_data(c, 16384) != 1)
+            throw ossl::Error("SSL_CTX_set_max_early_data failed");
+    }
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
     const auto& sid = cfg.session_id_context;
     if (SSL_CTX_set_session_id_context(c, reinterpret_cast<const unsigned char*>(sid.data()),

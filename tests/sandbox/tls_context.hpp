@@ -26,6 +26,11 @@ struct ServerTlsConfig {
     // TLS 1.2 only with session-ID resumption and no tickets (--est-tls-max 1.2): a
     // server where tls-unique is the channel binding, on resumed sessions too.
     bool tls12_only = false;
+    // TLS 1.3 tickets that resume once (--api-single-use-tickets): stateful tickets in the
+    // server's session cache, removed when used (OpenSSL's anti-replay), as a server does
+    // that wants 0-RTT replay protection. Still 2 tickets per full handshake, 1 per
+    // resumption (OpenSSL's defaults). Without it tickets are stateless and may be reused.
+    bool single_use_tickets = false;
 };
 
 ossl::SslCtx make_server_ctx(const ServerTlsConfig& cfg);
