@@ -13,14 +13,13 @@ void check_connection(SSL* ssl, Policy policy, const std::string& target, const 
     if (chain.size() < 2 && SSL_session_reused(ssl) == 1) return;
     auto raw = raw_chain(chain);
     auto checker = process_checker();
-    if (raw.size() >= 2)
-        if (auto staple = stapled_response(ssl); !staple.empty())
+    auto c = checker->cached(raw);
+    if ((!c || c->status == Status::unknown) && raw.size() >= 2)
+        if (auto staple = stapled_response(ssl); !staple.empty()) {
             (void)checker->feed_staple(staple, raw[0], raw[1]);
-    Verdict v;
-    if (auto c = checker->cached(raw))
-        v = *c;
-    else
-        v = checker->check_chain(raw, {target});
+            c = checker->cached(raw);
+        }
+    const Verdict v = c ? *c : checker->check_chain(raw, {target});
     checker->record(target, v);
     if (allowed(policy, v)) {
         if (v.status == Status::unknown && v.problem != Problem::no_source)

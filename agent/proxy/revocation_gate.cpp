@@ -55,14 +55,19 @@ net::awaitable<ProxyError> RevocationGate::check(SSL* ssl, const std::string& ro
     chain = revocation::verified_chain(ssl);
     auto checker = revocation::process_checker();
     auto raw = revocation::raw_chain(chain);
-    if (raw.size() >= 2) {
+    // A cached answer first (about 1 µs); a staple is verified (about 150 µs of CPU: parsing
+    // and an ECDSA verification) only when the cache has no good or revoked answer.
+    auto known = checker->cached(raw);
+    if ((!known || known->status == revocation::Status::unknown) && raw.size() >= 2) {
         if (auto staple = revocation::stapled_response(ssl); !staple.empty()) {
             auto sv = checker->feed_staple(staple, raw[0], raw[1]);
             if (sv.problem == revocation::Problem::bad_response)
                 log::warn("revocation.staple_invalid", {{"route", route}, {"error", sv.why}});
+            else
+                known = checker->cached(raw);
         }
     }
-    if (auto v = checker->cached(raw)) co_return decide(route, policy, *v);
+    if (known) co_return decide(route, policy, *known);
 
     // A fetch: on the gate's threads; this coroutine resumes on its own executor. The
     // initiation captures by reference only (see TokenCache::get on GCC 12).
