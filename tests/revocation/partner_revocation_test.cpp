@@ -144,6 +144,8 @@ TEST(PartnerRevocation, RevokedLeafIsRefusedUnderHardFailAndSoftFail) {
         EXPECT_NE(refused.body.find("upstream_revocation"), std::string::npos) << refused.body;
         EXPECT_NE(refused.body.find("keyCompromise"), std::string::npos) << refused.body;
         EXPECT_EQ(route_verdict(w).value("status", ""), "revoked");
+        const auto shown = w.agent->ctl({"status"}).out;
+        EXPECT_NE(shown.find("revocation (" + policy + "): revoked: "), std::string::npos) << shown;
         const auto stats = rw.sandbox().stats();
         EXPECT_EQ(stats["api_requests"].get<std::uint64_t>(), 1u)
             << "no request reached the partner after the revocation: " << stats.dump();
