@@ -12,6 +12,7 @@
 #include "revocation/cert_info.hpp"
 #include "revocation/checker.hpp"
 #include "revocation/ossl_types.hpp"
+#include "tests/support/ocsp_pki.hpp"
 #include "tests/support/test_pki.hpp"
 
 namespace {
@@ -19,18 +20,7 @@ namespace {
 using namespace mtls;
 
 std::string bench_ocsp_good(X509* leaf, X509* issuer, EVP_PKEY* issuer_key) {
-    revocation::OcspBasicPtr bs(OCSP_BASICRESP_new());
-    revocation::OcspCertIdPtr id(OCSP_cert_to_id(EVP_sha1(), leaf, issuer));
-    ossl::Asn1Time thisupd(X509_gmtime_adj(nullptr, -60)), nextupd(X509_gmtime_adj(nullptr, 3600));
-    OCSP_basic_add1_status(bs.get(), id.get(), V_OCSP_CERTSTATUS_GOOD, 0, nullptr, thisupd.get(),
-                           nextupd.get());
-    OCSP_basic_sign(bs.get(), issuer, issuer_key, EVP_sha256(), nullptr, 0);
-    revocation::OcspResponsePtr r(OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs.get()));
-    unsigned char* der = nullptr;
-    const int n = i2d_OCSP_RESPONSE(r.get(), &der);
-    std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
-    OPENSSL_free(der);
-    return out;
+    return test::make_ocsp_response(leaf, issuer, issuer, issuer_key);
 }
 
 struct BenchWorld {
