@@ -59,6 +59,7 @@ struct RevocationSetup {
     bool staple = false;        // the partner API staples
     std::string extra;          // appended to the agent's config
     std::string est_policy = "off";
+    bool pooled = false;  // upstream connections pooled as usual (else: one per request)
 };
 
 RevocationSetup no_ocsp(std::string policy) {
@@ -110,7 +111,8 @@ class RevocationWorld {
         s.oauth_profile = "revocation = \"off\"\n";
         // Every request on a new upstream connection (pooled ones expire at once), so each
         // one is checked again.
-        s.route = "revocation = \"" + rs.policy + "\"\n[routes.timeouts]\nidle = \"1ms\"\n";
+        s.route = "revocation = \"" + rs.policy + "\"\n" +
+                  (rs.pooled ? "" : "[routes.timeouts]\nidle = \"1ms\"\n");
         s.extra = rs.extra;
         return s;
     }
@@ -253,40 +255,52 @@ TEST(PartnerRevocation, CrlDistributionPointOnly) {
     EXPECT_NE(a.body.find("superseded"), std::string::npos) << a.body;
 }
 
+// A local CRL file; with pooling on, the pooled connection to the partner is closed instead
+// of reused once the new CRL lists its certificate.
 TEST(PartnerRevocation, LocalCrlFileForAnAirGappedPartner) {
-    const fs::path crls = fs::temp_directory_path() / ("rev-crlfile-" + std::to_string(::getpid()));
-    fs::create_directories(crls);
-    const auto leaf_crl = crls / "partner-issuing.crl", root_crl = crls / "partner-root.crl";
-    // Nothing is reachable: the agent has only the files (written before it starts: the
-    // config check wants them readable).
-    RevocationSetup rs = no_ocsp("hard-fail");
-    rs.extra = "[revocation]\ncrl_files = [\"" + leaf_crl.string() + "\", \"" + root_crl.string() +
-               "\"]\n";
-    RevocationWorld rw("rev-crlfile", rs);
-    auto& w = rw.w();
-    auto info = rw.sandbox().info()["revocation"];
-    sandbox_post(rw.sandbox(), "admin", "crl=down");
-    auto copy = [&](const std::string& from, const fs::path& to) {
-        fs::copy_file(from, to.string() + ".new", fs::copy_options::overwrite_existing);
-        fs::rename(to.string() + ".new", to);
-    };
-    copy(info["issuing_crl_file"], leaf_crl);
-    copy(info["root_crl_file"], root_crl);
-    w.agent->start();
-    w.agent->wait_healthy();
-    ASSERT_EQ(call_partner(w).status, 200) << w.agent->log();
-    EXPECT_EQ(route_verdict(w).value("source", ""), "crl-file") << route_verdict(w).dump();
+    for (const bool pooled : {false, true}) {
+        SCOPED_TRACE(pooled ? "pooled" : "a connection per request");
+        const fs::path crls =
+            fs::temp_directory_path() /
+            ("rev-crlfile-" + std::to_string(::getpid()) + (pooled ? "-pooled" : ""));
+        fs::create_directories(crls);
+        const auto leaf_crl = crls / "partner-issuing.crl", root_crl = crls / "partner-root.crl";
+        // Nothing is reachable: the agent has only the files (written before it starts: the
+        // config check wants them readable).
+        RevocationSetup rs = no_ocsp("hard-fail");
+        rs.pooled = pooled;
+        rs.extra = "[revocation]\ncrl_files = [\"" + leaf_crl.string() + "\", \"" +
+                   root_crl.string() + "\"]\n";
+        RevocationWorld rw("rev-crlfile", rs);
+        auto& w = rw.w();
+        auto info = rw.sandbox().info()["revocation"];
+        sandbox_post(rw.sandbox(), "admin", "crl=down");
+        auto copy = [&](const std::string& from, const fs::path& to) {
+            fs::copy_file(from, to.string() + ".new", fs::copy_options::overwrite_existing);
+            fs::rename(to.string() + ".new", to);
+        };
+        copy(info["issuing_crl_file"], leaf_crl);
+        copy(info["root_crl_file"], root_crl);
+        w.agent->start();
+        w.agent->wait_healthy();
+        ASSERT_EQ(call_partner(w).status, 200) << w.agent->log();
+        EXPECT_EQ(route_verdict(w).value("source", ""), "crl-file") << route_verdict(w).dump();
 
-    // The CA revokes; the operator copies the new CRL: the agent reloads the changed file.
-    sandbox_post(rw.sandbox(), "revoke", "cert=partner-leaf&reason=keyCompromise");
-    copy(info["issuing_crl_file"], leaf_crl);
-    Answer a;
-    EXPECT_TRUE(poll_until([&] { return (a = call_partner(w)).status == 502; },
-                           std::chrono::seconds(15), std::chrono::milliseconds(200)))
-        << a.status << " " << a.body;
-    EXPECT_NE(a.body.find("keyCompromise"), std::string::npos) << a.body;
-    EXPECT_EQ(route_verdict(w).value("status", ""), "revoked");
-    fs::remove_all(crls);
+        // The CA revokes; the operator copies the new CRL: the agent reloads the changed file.
+        sandbox_post(rw.sandbox(), "revoke", "cert=partner-leaf&reason=keyCompromise");
+        copy(info["issuing_crl_file"], leaf_crl);
+        Answer a;
+        EXPECT_TRUE(poll_until([&] { return (a = call_partner(w)).status == 502; },
+                               std::chrono::seconds(15), std::chrono::milliseconds(200)))
+            << a.status << " " << a.body;
+        EXPECT_NE(a.body.find("keyCompromise"), std::string::npos) << a.body;
+        EXPECT_EQ(route_verdict(w).value("status", ""), "revoked");
+        if (pooled) {
+            EXPECT_NE(w.agent->log().find("revocation.pooled_connection_closed"), std::string::npos)
+                << w.agent->log();
+        }
+        fs::remove_all(crls);
+    }
 }
 
 TEST(EstServerRevocation, EnrollmentRefusedUnderHardFail) {
