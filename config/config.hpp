@@ -53,8 +53,8 @@ struct CsrAttribute {
 
 // [est]
 // Whether and how the other side's certificate chain is checked for revocation (OCSP
-// stapling, OCSP, CRL; docs/revocation.md): off; soft-fail (revoked is refused, no answer
-// is logged and counted and the connection proceeds); hard-fail (only a verified "good" for
+// stapling, OCSP, CRL; docs/revocation.md): off; soft-fail (never refuses: a revoked chain
+// or no answer is logged, counted and shown, and the connection proceeds); hard-fail (only a verified "good" for
 // every certificate of the chain lets it through).
 enum class RevocationPolicy { off, soft_fail, hard_fail };
 

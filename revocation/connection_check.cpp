@@ -22,7 +22,11 @@ void check_connection(SSL* ssl, Policy policy, const std::string& target, const 
     const Verdict v = c ? *c : checker->check_chain(raw, {target});
     checker->record(target, v);
     if (allowed(policy, v)) {
-        if (v.status == Status::unknown && v.problem != Problem::no_source)
+        if (v.revoked())
+            log::warn(
+                "revocation.revoked_proceeding",
+                {{"target", target}, {"policy", to_string(policy)}, {"verdict", v.describe()}});
+        else if (v.status == Status::unknown && v.problem != Problem::no_source)
             log::warn(
                 "revocation.unknown_proceeding",
                 {{"target", target}, {"policy", to_string(policy)}, {"verdict", v.describe()}});

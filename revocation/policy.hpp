@@ -10,11 +10,11 @@ namespace mtls::revocation {
 
 enum class Policy { off, soft_fail, hard_fail };
 
-// Whether the connection may be used: revoked never; unknown only under soft-fail.
+// Whether the connection may be used. hard-fail: only a verified "good". soft-fail never
+// refuses (issue #19): a revoked or unknown status is logged, counted and shown, and the
+// connection proceeds.
 inline bool allowed(Policy p, const Verdict& v) {
-    if (p == Policy::off || v.status == Status::good) return true;
-    if (v.status == Status::revoked) return false;
-    return p == Policy::soft_fail;
+    return p != Policy::hard_fail || v.status == Status::good;
 }
 
 inline std::string_view to_string(Policy p) {

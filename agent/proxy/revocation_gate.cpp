@@ -22,7 +22,8 @@ RevocationGate& RevocationGate::instance() {
 }
 
 RevocationGate::RevocationGate()
-    : unknown_log_(log::Level::warning, "revocation.unknown_proceeding", std::chrono::seconds(30)) {
+    : unknown_log_(log::Level::warning, "revocation.unknown_proceeding", std::chrono::seconds(30)),
+      revoked_log_(log::Level::warning, "revocation.revoked_proceeding", std::chrono::seconds(30)) {
 }
 
 ProxyError RevocationGate::decide(const std::string& route, config::RevocationPolicy policy,
@@ -34,7 +35,12 @@ ProxyError RevocationGate::decide(const std::string& route, config::RevocationPo
         last_[route] = {v, std::chrono::system_clock::now(), std::string(revocation::to_string(p))};
     }
     if (revocation::allowed(p, v)) {
-        if (v.status == revocation::Status::unknown && v.problem != revocation::Problem::no_source)
+        if (v.revoked())
+            revoked_log_.write({{"route", route},
+                                {"policy", revocation::to_string(p)},
+                                {"verdict", v.describe()}});
+        else if (v.status == revocation::Status::unknown &&
+                 v.problem != revocation::Problem::no_source)
             unknown_log_.write({{"route", route},
                                 {"policy", revocation::to_string(p)},
                                 {"verdict", v.describe()}});

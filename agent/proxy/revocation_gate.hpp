@@ -2,8 +2,9 @@
 // after a handshake, a stapled OCSP response is verified (no responder round trip), else the
 // process checker's cached answer is used, else the check runs on the gate's own threads
 // (never on the io thread) and the connection resumes when it is done. The route's policy
-// decides: revoked is always refused; unknown is refused under hard-fail and logged
-// (rate-limited) and counted under soft-fail. The last verdict per route is kept for status.
+// decides: hard-fail refuses anything but a verified "good"; soft-fail never refuses — a
+// revoked or unknown chain is logged (rate-limited), counted and shown in status. The last verdict
+// per route is kept for status.
 #pragma once
 
 #include "agent/net/asio.hpp"
@@ -52,6 +53,7 @@ class RevocationGate {
     mutable std::mutex mu_;
     std::map<std::string, RouteRevocation> last_;
     log::RateLimited unknown_log_;
+    log::RateLimited revoked_log_;  // soft-fail lets a revoked chain through: said loudly
 };
 
 }  // namespace mtls::proxy

@@ -64,7 +64,9 @@ UpstreamConnection::Leftover UpstreamConnection::take_leftover(bool ask_socket) 
 }
 
 bool UpstreamConnection::revoked_now() const {
-    return !peer_chain_.empty() && RevocationGate::instance().revoked_now(peer_chain_);
+    // Only hard-fail refuses a revoked chain; soft-fail said so when the connection was made.
+    return tls_->revocation() == config::RevocationPolicy::hard_fail && !peer_chain_.empty() &&
+           RevocationGate::instance().revoked_now(peer_chain_);
 }
 
 void UpstreamConnection::close() {
