@@ -43,6 +43,13 @@
 #       partner's count of resumed handshakes, and memory per idle client connection
 #       (RSS delta with IDLE_CONNS=1000 idle keep-alive connections). Counts, so noise-free
 #       on a shared machine, unlike CPU time. SCENARIOS="small get64k hshake idle" picks.
+#   REVOCATION=ocsp AGENT_BEFORE=build/default/agent/mtls-agent PROXIES="agent before" \
+#     SCENARIOS=hshake bench/proxy_bench.sh
+#       what a revocation check with a cached OCSP answer costs: the sandbox CA puts an OCSP
+#       URL and CRL DPs in its certificates, OpenSSL's `openssl ocsp` answers for it; the
+#       agent's route checks with revocation = "hard-fail" (after the first fetch every new
+#       upstream connection is answered from the cache), "before" is the same binary with
+#       revocation = "off", interleaved in one run
 #   TICKETS=reusable: the partner's TLS 1.3 tickets stateless and reusable (default:
 #       single-use, the partner removes a ticket once it resumed a session)
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
@@ -94,9 +101,17 @@ case "${TICKETS:-single-use}" in
   reusable) ticket_flag= ;;
   *) die "TICKETS must be single-use or reusable" ;;
 esac
+# REVOCATION=ocsp: the CA publishes revocation data and `openssl ocsp` answers (started below).
+rev_flags=(); route_revocation=""
+case "${REVOCATION:-default}" in
+  default) ;;
+  ocsp) ocsp_port="$(free_port)"; rev_flags=(--revocation --ocsp-url "http://127.0.0.1:$ocsp_port")
+        route_revocation='revocation = "hard-fail"' ;;
+  *) die "REVOCATION must be default or ocsp" ;;
+esac
 printf 'bench:%s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$run/est-basic"
 "$bin/tests/sandbox/partner-sandbox" --ca-dir "$run/ca" --info-file "$run/sandbox.json" \
-  --est-credentials "$run/est-basic" --cert-validity 86400 --log-level error $ticket_flag \
+  --est-credentials "$run/est-basic" --cert-validity 86400 --log-level error $ticket_flag "${rev_flags[@]}" \
   > "$run/sandbox.log" 2>&1 &
 pids+=($!)
 sandbox_pid=$!
@@ -105,6 +120,14 @@ api_url="$(jq -r .api.url "$run/sandbox.json")"
 api_port="$(jq -r .api.port "$run/sandbox.json")"
 est_url="$(jq -r .est.url "$run/sandbox.json" | sed 's|/.well-known/est$||')"
 ca="$run/ca/ca-bundle.pem"
+if [ -n "${ocsp_port:-}" ]; then
+  jr() { jq -r "$1" "$run/sandbox.json"; }
+  openssl ocsp -index "$(jr .revocation.index)" -CA "$(jr .ca.issuing)" \
+    -rsigner "$(jr .revocation.ocsp_signer)" -rkey "$(jr .revocation.ocsp_signer_key)" \
+    -port "$ocsp_port" -nmin 60 -timeout 5 -ignore_err > "$run/openssl-ocsp.log" 2>&1 &
+  pids+=($!)
+  wait_for 10 "openssl ocsp" grep -qs "waiting for OCSP client connections" "$run/openssl-ocsp.log"
+fi
 
 # --- a file key for nginx and haproxy, issued by the sandbox CA ---------------------------
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=bench-file-key" \
@@ -141,6 +164,7 @@ path_prefix = "/p/"
 upstream = "$api_url/"
 ca_file = "$ca"
 pool_max = 128
+$route_revocation
 
 [listener]
 addresses = ["127.0.0.1:$agent_port"]
@@ -162,11 +186,13 @@ TOML
 "$bin/agent/mtls-agent" --check-config --config "$run/agent.toml" >/dev/null
 before_bin="${AGENT_BEFORE:-}"
 before_port="$(free_port)"
+before_metrics_port="$(free_port)"
 if [[ " $proxies " == *" before "* ]]; then
   [ -x "$before_bin" ] || die "PROXIES has \"before\": set AGENT_BEFORE to an older mtls-agent binary"
-  sed -e "s|127.0.0.1:$agent_port|127.0.0.1:$before_port|" -e "s|$run/admin.sock|$run/admin-before.sock|" \
+  sed -e "s|127.0.0.1:$agent_port|127.0.0.1:$before_port|" -e "s|127.0.0.1:$metrics_port|127.0.0.1:$before_metrics_port|" -e "s|$run/admin.sock|$run/admin-before.sock|" \
       -e "s|^state_dir = .*|state_dir = \"$run/state-before\"|" -e "/^max_connections/d" \
       -e 's|^type = "ec-p256"$|type = "ec-p256"\nlabel_prefix = "bench-before"|' \
+      -e 's|^revocation = "hard-fail"$|revocation = "off"|' \
       "$run/agent.toml" > "$run/before.toml"
   "$before_bin" --check-config --config "$run/before.toml" >/dev/null
 fi
@@ -238,6 +264,9 @@ haproxy -c -q -f "$run/haproxy.cfg" || die "haproxy rejected $run/haproxy.cfg"
 declare -A port=([agent]=$agent_port [before]=$before_port [nginx]=$nginx_port [haproxy]=$haproxy_port)
 declare -A title=([agent]="mtls-agent (token key)" [before]="mtls-agent before (token key)"
                   [nginx]="nginx (file key)" [haproxy]="haproxy (file key)")
+if [ -n "${ocsp_port:-}" ]; then
+  title[agent]="mtls-agent, revocation hard-fail (cached OCSP)"; title[before]="mtls-agent, revocation off"
+fi
 declare -A pid=()
 # wrap: a command the proxy runs under (MODE=icount: valgrind), and nginx then without its
 # master process (one process to count).

@@ -10,8 +10,11 @@
 
 namespace mtls::revocation {
 
-// SSL_get0_verified_chain; on a resumed session (no verification ran) the chain is built
-// again from the peer's certificates and the SSL_CTX's trust store. Empty when neither works.
+// SSL_get0_verified_chain (remembered by the leaf's fingerprint); on a resumed session (no
+// verification ran) the chain remembered for the session's leaf at its full handshake, or —
+// when this process has not seen that leaf verified — the chain built and verified again
+// from the peer's certificates and the SSL_CTX's trust store (two signature checks, ~100 µs
+// per resumed connection: that is what remembering saves). Empty when nothing works.
 std::vector<std::shared_ptr<X509>> verified_chain(SSL* ssl);
 // The stapled OCSP response (DER), "" when the server sent none.
 std::string stapled_response(SSL* ssl);
