@@ -89,6 +89,11 @@ std::string render_status(const nlohmann::json& s) {
           << (ren.value("last_at", nlohmann::json()).is_string() ? " at " + str(ren, "last_at")
                                                                  : std::string())
           << "\n";
+    if (ren.is_object() && ren.value("last_compromise", nlohmann::json()).is_object()) {
+        const auto& c = ren["last_compromise"];
+        o << "  last compromise: " << str(c, "at") << " (" << str(c, "trigger") << ": "
+          << str(c, "reason") << ")\n";
+    }
     if (const auto& ex = s.value("export", nlohmann::json()); ex.is_object())
         o << render_export(ex);
     const auto& dev = s.value("token_device", nlohmann::json());

@@ -26,6 +26,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 namespace mtls::daemon {
 namespace {
@@ -75,9 +76,20 @@ int run(const std::string& config_path, config::Config cfg) {
         if (!cfg.oauth.profiles.empty()) tokens = std::make_unique<token::TokenCache>(cfg.oauth);
         // (the renewer's thread calls this; a reload may create the cache later: see adopt)
         std::atomic<token::TokenCache*> tokens_now{tokens.get()};
+        // Set once the io_context and the proxy exist: cuts the connections of a burnt
+        // identity on the io_context thread.
+        std::function<void(std::uint64_t)> cut_burnt;
+        std::mutex cut_mu;
         auto token_sub = identities.subscribe(
-            [&](const identity::IdentityPtr& now, const identity::IdentityPtr&) {
-                if (auto* t = tokens_now.load()) t->identity_changed(now);
+            [&](const identity::IdentityPtr& now, const identity::IdentityPtr& before) {
+                auto* t = tokens_now.load();
+                if (t) t->identity_changed(now);
+                if (now || !before || identities.usable(*before)) return;
+                // Burnt (declared compromised, or revoked): its tokens and connections go now.
+                const auto through = identities.burnt_through();
+                if (t) t->identity_burnt(through);
+                std::lock_guard lock(cut_mu);
+                if (cut_burnt) cut_burnt(through);
             });
 
         // Before the renewer: it sees the first identity, and outlives the renewer's publishes.
@@ -103,6 +115,20 @@ int run(const std::string& config_path, config::Config cfg) {
         } notifier_timers{notifier};
         proxy::Proxy proxy(io, cfg.listener, cfg.routes, identities, tokens.get());
         proxy.start();
+        {
+            std::lock_guard lock(cut_mu);
+            cut_burnt = [&io, &proxy](std::uint64_t through) {
+                asio::post(io, [&proxy, through] { proxy.cut_identity(through); });
+            };
+        }
+        struct CutReset {  // the proxy goes before the subscription
+            std::mutex& mu;
+            std::function<void(std::uint64_t)>& f;
+            ~CutReset() {
+                std::lock_guard lock(mu);
+                f = nullptr;
+            }
+        } cut_reset{cut_mu, cut_burnt};
         // A token for every profile now and after every new identity (token_warmup.hpp).
         std::unique_ptr<TokenWarmup> warmup;
         if (tokens) {
