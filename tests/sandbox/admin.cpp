@@ -46,6 +46,9 @@ Task<void> Admin::handle(Exchange& ex) {
             log::info("sandbox_mode", {{"modes", modes_.to_json().dump()}});
         }
         co_await ex.send_json(http::status::ok, modes_.to_json());
+    } else if (revocation_ && (path == "/sandbox/revocation" || path == "/sandbox/revoke")) {
+        std::string text = body ? std::move(*body) : std::string();
+        co_await revocation_->handle(ex, std::move(text));
     } else {
         co_await ex.send_error(http::status::not_found, "unknown sandbox endpoint");
     }

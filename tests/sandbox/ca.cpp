@@ -63,6 +63,13 @@ ossl::X509Ptr build(EVP_PKEY* pub, const X509_NAME* subject, X509* issuer, EVP_P
     return c;
 }
 
+// AIA OCSP and CRL DP of a certificate the issuing CA makes (none when the URL is empty).
+void add_revocation_exts(X509* cert, X509* issuer, const std::string& ocsp,
+                         const std::string& crl) {
+    if (!ocsp.empty()) add_ext(cert, issuer, NID_info_access, ("OCSP;URI:" + ocsp).c_str());
+    if (!crl.empty()) add_ext(cert, issuer, NID_crl_distribution_points, ("URI:" + crl).c_str());
+}
+
 void sign(X509* c, EVP_PKEY* key) {
     if (X509_sign(c, key, EVP_sha256()) <= 0) throw ossl::Error("X509_sign failed");
 }
@@ -74,9 +81,10 @@ void write_pair(const fs::path& dir, const std::string& stem, X509* cert, EVP_PK
 
 }  // namespace
 
-DevCa DevCa::open(const fs::path& dir) {
+DevCa DevCa::open(const fs::path& dir, const RevocationUrls& urls) {
     files::ensure_dir(dir, 0700);
     DevCa ca;
+    ca.urls_ = urls;
     ca.files_ = {dir / "root-ca.pem", dir / "issuing-ca.pem", dir / "ca-bundle.pem",
                  dir / "server.pem", dir / "server.key"};
     const auto root_key = dir / "root-ca.key", issuing_key = dir / "issuing-ca.key";
@@ -109,6 +117,7 @@ DevCa DevCa::open(const fs::path& dir) {
         add_ext(ca.issuing_.get(), ca.root_.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
         add_ext(ca.issuing_.get(), ca.root_.get(), NID_subject_key_identifier, "hash");
         add_ext(ca.issuing_.get(), ca.root_.get(), NID_authority_key_identifier, "keyid:always");
+        add_revocation_exts(ca.issuing_.get(), ca.root_.get(), "", urls.root_crl);
         sign(ca.issuing_.get(), ca.root_key_.get());
 
         write_pair(dir, "root-ca", ca.root_.get(), ca.root_key_.get());
@@ -138,7 +147,9 @@ ossl::X509Ptr DevCa::issue(EVP_PKEY* pub, const X509_NAME* subject, const GENERA
                               X509V3_ADD_DEFAULT) != 1)
             throw ossl::Error("cannot add subjectAltName");
     }
+    add_revocation_exts(ci, issuing_.get(), urls_.ocsp, urls_.issuing_crl);
     sign(ci, issuing_key_.get());
+    if (on_issue) on_issue(ci);
     return c;
 }
 
@@ -154,13 +165,43 @@ void DevCa::make_server_identity(ossl::PKey& key, std::vector<ossl::X509Ptr>& ch
     add_ext(ci, issuing_.get(), NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
     add_ext(ci, issuing_.get(), NID_subject_key_identifier, "hash");
     add_ext(ci, issuing_.get(), NID_authority_key_identifier, "keyid:always");
+    add_revocation_exts(ci, issuing_.get(), urls_.ocsp, urls_.issuing_crl);
     sign(ci, issuing_key_.get());
+    if (on_issue) on_issue(ci);
     files::write_atomic(files_.server_key, key_to_pem(key.get()), 0600);
     files::write_atomic(files_.server_cert, cert_to_pem(ci) + cert_to_pem(issuing_.get()), 0644);
     chain.clear();
     chain.push_back(std::move(c));
     X509_up_ref(issuing_.get());
     chain.emplace_back(issuing_.get());
+}
+
+void DevCa::make_ocsp_signer(ossl::PKey& key, ossl::X509Ptr& cert) const {
+    key = new_p256_key();
+    auto subject = make_name("mtls-agent sandbox OCSP responder");
+    cert = build(key.get(), subject.get(), issuing_.get(), issuing_key_.get(),
+                 std::chrono::hours(24 * 30));
+    X509* ci = cert.get();
+    add_ext(ci, issuing_.get(), NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(ci, issuing_.get(), NID_key_usage, "critical,digitalSignature");
+    add_ext(ci, issuing_.get(), NID_ext_key_usage, "OCSPSigning");
+    add_ext(ci, issuing_.get(), NID_id_pkix_OCSP_noCheck, "ignored");
+    add_ext(ci, issuing_.get(), NID_subject_key_identifier, "hash");
+    add_ext(ci, issuing_.get(), NID_authority_key_identifier, "keyid:always");
+    sign(ci, issuing_key_.get());
+    write_pair(files_.root.parent_path(), "ocsp-signer", ci, key.get());
+}
+
+void DevCa::sign_crl(X509_CRL* crl, bool by_root) const {
+    X509* issuer = by_root ? root_.get() : issuing_.get();
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, nullptr, nullptr, crl, 0);
+    ossl::X509ExtPtr aki(
+        X509V3_EXT_nconf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+    if (!aki || X509_CRL_add_ext(crl, aki.get(), -1) != 1)
+        throw ossl::Error("cannot add the CRL's authority key identifier");
+    if (X509_CRL_sign(crl, by_root ? root_key_.get() : issuing_key_.get(), EVP_sha256()) <= 0)
+        throw ossl::Error("X509_CRL_sign failed");
 }
 
 ossl::X509StorePtr DevCa::root_store() const {

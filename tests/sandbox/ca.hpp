@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,10 +23,20 @@ struct CaFiles {
     std::filesystem::path server_key;   // server.key
 };
 
+// Where relying parties find revocation information (--ocsp-url, --crl-port). Empty: the
+// extension is left out. Certificates the issuing CA issues carry AIA OCSP = ocsp and
+// CRL DP = issuing_crl; the issuing CA itself (made when the directory is new) carries
+// CRL DP = root_crl (the root has no OCSP responder: like many real roots, CRL only).
+struct RevocationUrls {
+    std::string ocsp;
+    std::string issuing_crl;
+    std::string root_crl;
+};
+
 class DevCa {
   public:
     // Loads root-ca.{pem,key} and issuing-ca.{pem,key} from dir, or creates them.
-    static DevCa open(const std::filesystem::path& dir);
+    static DevCa open(const std::filesystem::path& dir, const RevocationUrls& urls = {});
 
     X509* root() const { return root_.get(); }
     X509* issuing() const { return issuing_.get(); }
@@ -43,6 +54,16 @@ class DevCa {
     // server.pem/server.key; returns the key and the chain [leaf, issuing].
     void make_server_identity(ossl::PKey& key, std::vector<ossl::X509Ptr>& chain) const;
 
+    // A delegated OCSP responder certificate (id-kp-OCSPSigning, id-pkix-ocsp-nocheck)
+    // issued by the issuing CA; writes ocsp-signer.pem/ocsp-signer.key next to the CA.
+    void make_ocsp_signer(ossl::PKey& key, ossl::X509Ptr& cert) const;
+    // Signs a CRL with the issuing CA's key (or the root's), adding the AKI.
+    void sign_crl(X509_CRL* crl, bool by_root) const;
+    const RevocationUrls& revocation_urls() const { return urls_; }
+    // Called with every certificate issue() and make_server_identity() make (the
+    // revocation index); may be empty.
+    std::function<void(X509*)> on_issue;
+
     // True when `leaf` chains to this CA and is valid now; else sets `why`.
     bool verify(X509* leaf, STACK_OF(X509) * untrusted, std::string& why) const;
     // A new store holding only the root: like the partners and authorization servers our
@@ -54,6 +75,7 @@ class DevCa {
     ossl::X509Ptr root_, issuing_;
     ossl::PKey root_key_, issuing_key_;
     CaFiles files_;
+    RevocationUrls urls_;
     bool created_ = false;
 };
 

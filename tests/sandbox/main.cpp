@@ -9,8 +9,10 @@
 // JSON to --info-file (atomically, once every listener is up). SIGTERM/SIGINT: exit 0.
 #include "common/atomic_file.hpp"
 #include "common/log.hpp"
+#include "revocation/cert_info.hpp"
 #include "tests/sandbox/admin.hpp"
 #include "tests/sandbox/ca.hpp"
+#include "tests/sandbox/crl_server.hpp"
 #include "tests/sandbox/est_server.hpp"
 #include "tests/sandbox/https_server.hpp"
 #include "tests/sandbox/jwt.hpp"
@@ -19,6 +21,9 @@
 #include "tests/sandbox/options.hpp"
 #include "tests/sandbox/partner_api.hpp"
 #include "tests/sandbox/pem.hpp"
+#include "tests/sandbox/revocation_admin.hpp"
+#include "tests/sandbox/revocations.hpp"
+#include "tests/sandbox/stapler.hpp"
 #include "tests/sandbox/stats.hpp"
 #include "tests/sandbox/tls_context.hpp"
 #include "tests/sandbox/tokens.hpp"
@@ -48,7 +53,28 @@ int run(Options& o) {
                                  "or ::1)");
     if (o.host.empty()) o.host = o.bind;
 
-    auto ca = DevCa::open(o.ca_dir);
+    asio::io_context io;
+    // Revocation: the CRL listener first (its URL goes into the certificates), then the
+    // index every issued certificate is recorded in, and the OCSP responder's certificate.
+    std::unique_ptr<CrlServer> crl_srv;
+    RevocationUrls rev_urls;
+    if (o.revocation) {
+        crl_srv = std::make_unique<CrlServer>(io);
+        crl_srv->listen(addr, o.crl_port);
+        const auto crl_base = "http://" + url_host(o.host) + ":" + std::to_string(crl_srv->port());
+        rev_urls = {o.ocsp_url, crl_base + "/crl/issuing.crl", crl_base + "/crl/root.crl"};
+    }
+    auto ca = DevCa::open(o.ca_dir, rev_urls);
+    std::unique_ptr<Revocations> revocations;
+    ossl::PKey ocsp_signer_key;
+    ossl::X509Ptr ocsp_signer;
+    if (o.revocation) {
+        revocations = std::make_unique<Revocations>(ca, o.crl_validity);
+        crl_srv->set_revocations(revocations.get());
+        ca.on_issue = [r = revocations.get()](X509* c) { r->record(c); };
+        ca.make_ocsp_signer(ocsp_signer_key, ocsp_signer);
+        revocations->record(ocsp_signer.get());
+    }
     ossl::PKey server_key;
     std::vector<ossl::X509Ptr> server_chain;
     ca.make_server_identity(server_key, server_chain);
@@ -95,8 +121,14 @@ int run(Options& o) {
         X509_STORE_add_cert(api_store.get(), c.get());
         api_tls.client_ca_names.push_back(c.get());
     }
-
-    asio::io_context io;
+    auto api_ctx = make_server_ctx(api_tls);
+    std::unique_ptr<Stapler> stapler;
+    const auto staple_url = o.staple_url.empty() ? o.ocsp_url : o.staple_url;
+    if (o.revocation && !staple_url.empty()) {
+        stapler = std::make_unique<Stapler>(server_chain[0].get(), ca.issuing(), staple_url,
+                                            o.staple_period, o.api_staple);
+        stapler->install(api_ctx.get());
+    }
     auto admin_h = [&](Exchange& ex) { return admin.handle(ex); };
     HttpsServer est_srv(
         io, "est", make_server_ctx(est_tls), [&](Exchange& ex) { return est.handle(ex); }, admin_h,
@@ -105,7 +137,7 @@ int run(Options& o) {
         io, "as", make_server_ctx(as_tls), [&](Exchange& ex) { return oauth.handle(ex); }, admin_h,
         stats, o.idle_timeout);
     HttpsServer api_srv(
-        io, "api", make_server_ctx(api_tls), [&](Exchange& ex) { return api.handle(ex); }, admin_h,
+        io, "api", std::move(api_ctx), [&](Exchange& ex) { return api.handle(ex); }, admin_h,
         stats, o.idle_timeout);
     est_srv.listen(addr, o.est_port);
     as_srv.listen(addr, o.as_port);
@@ -155,6 +187,30 @@ int run(Options& o) {
           {"mode", base(api_srv.port()) + "/sandbox/mode"},
           {"requests", base(api_srv.port()) + "/sandbox/requests"}}},
     };
+    std::unique_ptr<RevocationAdmin> rev_admin;
+    if (o.revocation) {
+        const auto dir = ca.files().root.parent_path();
+        info["revocation"] = {
+            {"ocsp_url", rev_urls.ocsp},
+            {"crl_port", crl_srv->port()},
+            {"issuing_crl_url", rev_urls.issuing_crl},
+            {"root_crl_url", rev_urls.root_crl},
+            {"index", revocations->index_file().string()},
+            {"root_index", revocations->root_index_file().string()},
+            {"issuing_crl_file", revocations->crl_file(false).string()},
+            {"root_crl_file", revocations->crl_file(true).string()},
+            {"ocsp_signer", (dir / "ocsp-signer.pem").string()},
+            {"ocsp_signer_key", (dir / "ocsp-signer.key").string()},
+            {"partner_leaf_serial", revocation::serial_of(server_chain[0].get())},
+            {"intermediate_serial", revocation::serial_of(ca.issuing())},
+            {"admin", base(api_srv.port()) + "/sandbox/revocation"},
+            {"revoke", base(api_srv.port()) + "/sandbox/revoke"}};
+        rev_admin.reset(new RevocationAdmin{*revocations, *crl_srv, stapler.get(),
+                                            revocation::serial_of(server_chain[0].get()),
+                                            revocation::serial_of(ca.issuing()),
+                                            info["revocation"]});
+        admin.set_revocation(rev_admin.get());
+    }
     admin.set_info(info);
 
     asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -164,6 +220,7 @@ int run(Options& o) {
         est_srv.stop();
         as_srv.stop();
         api_srv.stop();
+        if (crl_srv) crl_srv->stop();
         io.stop();
     });
 
@@ -249,6 +306,17 @@ int main(int argc, char** argv) {
                  "/api/secure/* answers without a bearer token");
     app.add_option("--api-audience", o.api_audience,
                    "require tokens whose aud contains this value");
+    long crl_validity = o.crl_validity.count(), staple_ms = o.staple_period.count();
+    app.add_flag("--revocation", o.revocation,
+                 "CA revocation: CRL DP over HTTP, index.txt for `openssl ocsp`, /sandbox/revoke");
+    app.add_option("--crl-port", o.crl_port, "CRL distribution point port (0: pick a free one)");
+    app.add_option("--ocsp-url", o.ocsp_url,
+                   "OCSP responder URL put in the AIA of issued certificates");
+    app.add_option("--crl-validity", crl_validity, "seconds from a CRL's thisUpdate to nextUpdate");
+    app.add_flag("--api-staple", o.api_staple, "staple OCSP responses on the partner API");
+    app.add_option("--staple-url", o.staple_url,
+                   "OCSP URL the stapler fetches from (default: --ocsp-url)");
+    app.add_option("--staple-period-ms", staple_ms, "fetch a fresh staple this often");
     CLI11_PARSE(app, argc, argv);
 
     log::Level level;
@@ -274,6 +342,12 @@ int main(int argc, char** argv) {
     o.cert_validity = std::chrono::seconds(validity);
     o.token_lifetime = std::chrono::seconds(lifetime);
     o.idle_timeout = std::chrono::milliseconds(idle_ms);
+    if (crl_validity <= 0 || staple_ms <= 0) {
+        std::cerr << "partner-sandbox: --crl-validity and --staple-period-ms must be positive\n";
+        return 2;
+    }
+    o.crl_validity = std::chrono::seconds(crl_validity);
+    o.staple_period = std::chrono::milliseconds(staple_ms);
     {
         Modes probe(o);
         if (auto err = probe.apply("as", o.as_mode); !err.empty()) {

@@ -47,6 +47,15 @@ struct Options {
     std::vector<std::string> api_allow_cn;  // allowlist (empty: every CA-issued cert)
     bool api_token_optional = false;        // /api/secure/* without a token is fine
     std::string api_audience;               // if set, tokens' aud must contain it
+
+    // Revocation (--revocation): CRL distribution point, index.txt for `openssl ocsp`
+    bool revocation = false;
+    std::uint16_t crl_port = 0;                 // plain HTTP CRL DP (0: pick a free one)
+    std::string ocsp_url;                       // AIA OCSP URL put in issued certificates
+    std::chrono::seconds crl_validity{3600};    // CRL nextUpdate - thisUpdate
+    bool api_staple = false;                    // staple OCSP on the partner API
+    std::string staple_url;                     // where the stapler asks (default: ocsp_url)
+    std::chrono::milliseconds staple_period{30000};
 };
 
 }  // namespace mtls::sandbox
