@@ -225,6 +225,7 @@ Json reload(Parts& p) {
     // 2. Apply it all (nothing below throws on a bad configuration).
     auto restart = needs_restart(p.cfg, next);
     p.renewer.update_config(next);
+    if (p.own_revocation) p.own_revocation->update_config(next.renewal);
     apply_logging(next.logging);
     p.cfg.key = next.key;
     p.cfg.est = next.est;

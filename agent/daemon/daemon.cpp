@@ -11,6 +11,7 @@
 #include "agent/net/accept_guard.hpp"
 #include "agent/net/asio.hpp"
 #include "agent/proxy/proxy.hpp"
+#include "agent/renewal/own_revocation.hpp"
 #include "agent/renewal/renewer.hpp"
 #include "agent/token/token_cache.hpp"
 #include "common/atomic_file.hpp"
@@ -95,6 +96,8 @@ int run(const std::string& config_path, config::Config cfg) {
         // Before the renewer: it sees the first identity, and outlives the renewer's publishes.
         certexport::Exporter exporter(cfg, identities);
         renewal::Renewer renewer(cfg, provider, identities);
+        // Our own certificate watched for revocation ([renewal] revocation_check).
+        renewal::OwnRevocationWatch own_revocation(cfg.renewal, identities, renewer);
         // A signature that finds the current key gone from the token starts a new enrollment.
         token->set_key_gone_observer([&renewer](const std::string& id) { renewer.key_gone(id); });
         struct KeyGoneReset {  // declared after the renewer: reset before it is destroyed
@@ -168,16 +171,17 @@ int run(const std::string& config_path, config::Config cfg) {
             in.routes = route_facts(proxy.stats());
             auto doc = build_status(in);
             doc["export"] = exporter.status();
+            doc["own_revocation"] = own_revocation.status_json();
             return doc;
         };
         auto metrics_doc = [&] {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
                                 token_ops, health_level(status_doc())) +
-                   exporter.metrics();
+                   exporter.metrics() + own_revocation.metrics();
         };
-        Parts parts{config_path, cfg,         identities, renewer,   tokens.get(),
-                    status_doc,  metrics_doc, &notifier,  &exporter, &proxy,
-                    {},          {},          {}};
+        Parts parts{config_path, cfg,         identities, renewer,        tokens.get(),
+                    status_doc,  metrics_doc, &notifier,  &exporter,      &proxy,
+                    {},          {},          {},         &own_revocation};
         parts.adopt_tokens = [&](std::unique_ptr<token::TokenCache> cache) {
             tokens = std::move(cache);
             tokens_now = tokens.get();
@@ -266,6 +270,7 @@ int run(const std::string& config_path, config::Config cfg) {
             };
         };
         renewer.run();
+        own_revocation.run();
 
         // Stopping (SIGTERM/SIGINT): STOPPING=1, the proxy stops accepting, requests in flight
         // get listener.drain_timeout to finish, then what remains is cut; a second signal
@@ -344,6 +349,7 @@ int run(const std::string& config_path, config::Config cfg) {
             io, [&] { return Notifier::verdict(status_doc(), identities.current() != nullptr); });
         log::info("agent.ready", {{"admin", admin->path()}});
         io.run();
+        own_revocation.stop();
         renewer.stop();
         // The token cache goes while the io_context still exists: the waiters of requests in
         // flight (a session's, the warm-up's) are answered by posting to it.

@@ -185,6 +185,11 @@ Status Renewer::status() const {
     return status_;
 }
 
+std::string Renewer::est_ca_pem() const {
+    std::lock_guard lock(mu_);
+    return state_ ? state_->est_ca_pem : std::string();
+}
+
 Outcome Renewer::start_up() {
     Outcome out;
     StepLog steps{out, "startup"};

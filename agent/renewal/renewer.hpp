@@ -124,6 +124,9 @@ class Renewer {
     void update_config(const config::Config& cfg);
 
     Status status() const;
+    // The EST CA certificates (PEM) learned at first contact ("" before): the root our
+    // chain ends at, for the revocation check of the last intermediate.
+    std::string est_ca_pem() const;
 
     // Told (by the token's key-gone observer, on a signing thread) that a signature needed
     // the private key with this CKA_ID (raw bytes) and the token no longer has it. When it is
