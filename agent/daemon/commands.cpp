@@ -84,14 +84,22 @@ net::awaitable<Json> rotate_compromised(Parts& p, bool wait, const admin::PeerCr
         rfc3339(std::chrono::system_clock::now()) +
         "); its identity is no longer used; enrolling a new key with the bootstrap credentials";
     asio::any_io_executor ex = co_await asio::this_coro::executor;
+    // (a Rendezvous must live until its delivery ran: only the awaited ones are made)
     auto destroyed = std::make_shared<Rendezvous<renewal::Outcome>>(ex);
-    auto done = std::make_shared<Rendezvous<renewal::Outcome>>(ex);
+    std::shared_ptr<Rendezvous<renewal::Outcome>> done;
+    renewal::Renewer::Done on_done;
+    if (wait) {
+        done = std::make_shared<Rendezvous<renewal::Outcome>>(ex);
+        on_done = [done](const renewal::Outcome& o) { done->deliver(o); };
+    }
     p.renewer.compromised(
         "operator", reason, problem,
-        [destroyed](const renewal::Outcome& o) { destroyed->deliver(o); },
-        [done](const renewal::Outcome& o) { done->deliver(o); });
+        [destroyed](const renewal::Outcome& o) { destroyed->deliver(o); }, std::move(on_done));
     auto gone = co_await destroyed->wait();
-    if (!gone.ok && !gone.message.empty()) throw admin::CommandError("rotate_failed", gone.message);
+    if (!gone.ok && !gone.message.empty()) {  // the job ends here: its `done` comes at once
+        if (done) co_await done->wait();
+        throw admin::CommandError("rotate_failed", gone.message);
+    }
     if (!wait) {
         Json out = outcome_json(gone);
         out["ok"] = true;

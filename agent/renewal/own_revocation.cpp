@@ -179,8 +179,11 @@ SysClock::time_point OwnRevocationWatch::check_once() {
                     {"detail", detail}});
         renewer_.compromised("revoked", detail, own_rev_problem(verdict), {}, {});
     } else if (verdict.status == revocation::Status::unknown) {
+        // A CA that names no responder and no CRL is a setup, not an outage: said at info.
         if (log_it)
-            log::warn(
+            log::write(
+                verdict.problem == revocation::Problem::no_source ? log::Level::info
+                                                                  : log::Level::warning,
                 "renewal.own_revocation_unknown",
                 {{"detail", detail},
                  {"action",

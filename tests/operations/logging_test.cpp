@@ -60,7 +60,7 @@ TEST(AgentLog, JsonFormatEveryLineParsesWithATimestampAndTypedValues) {
         EXPECT_TRUE(std::regex_match(
             event,
             std::regex(
-                R"(^(agent|pkcs11|est|renewal|oauth|proxy|admin|metrics|export|reload)\.[a-z0-9_]+$)")))
+                R"(^(agent|pkcs11|est|renewal|oauth|proxy|admin|metrics|export|reload|revocation)\.[a-z0-9_]+$)")))
             << "event name outside the scheme: " << line;
         if (event == "proxy.request") request = j;
     }

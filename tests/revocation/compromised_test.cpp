@@ -113,6 +113,22 @@ TEST(Compromised, RotateUnderLoadDropsTheOldKeyAtOnce) {
     EXPECT_NE(w.agent->log().find("proxy.identity_cut"), std::string::npos);
 }
 
+TEST(Compromised, WithoutWaitReturnsOnceTheOldKeyIsGone) {
+    AgentWorld w("rev-compromised-nowait");
+    w.agent->start();
+    const auto old = identity_of(w.agent->wait_healthy(60s));
+    auto r = w.agent->ctl({"rotate", "--compromised"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("key is destroyed on the token"), std::string::npos) << r.out;
+    EXPECT_TRUE(token_objects_with_id(w.token, old.key_id).empty()) << "the old key is left";
+    const auto old_count = requests_with(*w.sandbox, old.x5t);
+    auto now = w.agent->wait_healthy(60s);
+    EXPECT_NE(now["identity"]["key_id"], old.key_id);
+    EXPECT_EQ(w.call()["token"]["bound_to_this_certificate"], true);
+    EXPECT_EQ(requests_with(*w.sandbox, old.x5t), old_count);
+    expect_consistent(w);
+}
+
 TEST(Compromised, WithoutBootstrapCredentialsTheOldKeyIsStillNotUsed) {
     AgentSetup setup;
     setup.renewal = "backoff_initial = \"1s\"\nbackoff_max = \"2s\"\n";
