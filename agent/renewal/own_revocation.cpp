@@ -208,7 +208,8 @@ nlohmann::json OwnRevocationWatch::status_json() const {
         {"interval_s", cfg_.revocation_check_interval.count()},
         {"last_check_at", t(last_at_)},
         {"next_check_at", t(next_at_)},
-        {"result", result_},
+        {"result",
+         cfg_.revocation_check == config::Renewal::RevocationCheck::off ? "off" : result_},
         {"detail", detail_},
         {"serial", serial_}};
 }
