@@ -787,16 +787,23 @@ Outcome Renewer::replace_compromised(const Job& job, std::stop_token stop) {
         std::lock_guard lock(mu_);
         st = state_.value_or(State{});
     }
-    // The burnt identity's key, and the state's current key should a renewal have replaced
-    // it meanwhile (made by a re-enrollment the burnt certificate authenticated).
+    // The burnt identity's key, and the state's current key unless a usable identity serves
+    // with it (published after the burn: a renewal that was under way, or an earlier
+    // compromised job's enrollment) — that one is kept and nothing is enrolled.
+    const auto serving = identities_.current();
+    const bool in_use = serving && identities_.usable(*serving) && st.current_key &&
+                        serving->key_id() == st.current_key->id_hex &&
+                        st.current_key->id_hex != job.burnt_key;
     std::vector<std::string> burn;
     if (!job.burnt_key.empty()) burn.push_back(job.burnt_key);
-    if (st.current_key && st.current_key->id_hex != job.burnt_key)
+    if (st.current_key && st.current_key->id_hex != job.burnt_key && !in_use)
         burn.push_back(st.current_key->id_hex);
     try {
         // 1. The intent, durable: a restart never publishes these keys again.
-        st.current_key.reset();
-        st.chain_pem.clear();
+        if (!in_use) {
+            st.current_key.reset();
+            st.chain_pem.clear();
+        }
         std::string reason = job.reason;
         if (reason.size() > 1000) reason.resize(1000);
         st.last_compromise = Compromise{unix_now(), job.trigger, reason, std::nullopt};
@@ -861,6 +868,16 @@ Outcome Renewer::replace_compromised(const Job& job, std::stop_token stop) {
         return out;
     }
     if (job.destroyed) job.destroyed(out);
+    if (in_use) {
+        {
+            std::lock_guard lock(mu_);
+            status_.key_problem.clear();
+        }
+        out.ok = true;
+        out.message =
+            "compromised key destroyed; a newer identity already serves: " + serving->subject();
+        return out;
+    }
     // 4. A new key and a fresh enrollment with the bootstrap credentials.
     auto enrolled = attempt(false, stop, true);
     out.steps.insert(out.steps.end(), enrolled.steps.begin(), enrolled.steps.end());
