@@ -116,6 +116,9 @@ TEST(OwnCertificate, RevokedAtTheCaIsReplacedWithinOneInterval) {
     // The new certificate is watched too; metrics and status tell the story.
     w.agent->wait_status([](const json& s) { return s["own_revocation"]["result"] == "good"; }, 30s,
                          "the new certificate checked good");
+    const auto text = w.agent->ctl({"status"}).out;
+    EXPECT_NE(text.find("revocation: good at "), std::string::npos) << text;
+    EXPECT_NE(text.find("last compromise: "), std::string::npos) << text;
     auto m = w.agent->ctl({"metrics"});
     EXPECT_NE(m.out.find("mtls_agent_own_revocation_checks_total{result=\"revoked\"} 1"),
               std::string::npos)
