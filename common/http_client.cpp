@@ -205,14 +205,16 @@ struct Session::Impl {
 
     static int on_prereq(void* user, char*, char*, int, int) {
         auto* self = static_cast<Impl*>(user);
-        if (!self->hook || !*self->hook) return CURL_PREREQFUNC_OK;
+        const bool hook = self->hook && *self->hook;
+        if (!hook && !self->opts.check_connection) return CURL_PREREQFUNC_OK;
         try {
             SSL* ssl = nullptr;
             curl_tlssessioninfo* info = nullptr;
             if (curl_easy_getinfo(self->easy.get(), CURLINFO_TLS_SSL_PTR, &info) == CURLE_OK &&
                 info && info->backend == CURLSSLBACKEND_OPENSSL)
                 ssl = static_cast<SSL*>(info->internals);
-            (*self->hook)(ssl);
+            if (self->opts.check_connection && ssl) self->opts.check_connection(ssl);
+            if (hook) (*self->hook)(ssl);
         } catch (...) {
             self->hook_error = std::current_exception();
             return CURL_PREREQFUNC_ABORT;
@@ -302,6 +304,9 @@ struct Session::Impl {
             SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
         SSL_CTX_set_cert_verify_callback(ctx, &Impl::verify_chain, self);
+        // A connection check (revocation) can use a stapled OCSP response: ask for one.
+        if (self->opts.check_connection)
+            SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp);
         if (const auto& id = self->opts.identity) {
             bool ok = SSL_CTX_use_certificate(ctx, id->cert.get()) == 1;
             for (const auto& c : id->chain) ok = ok && SSL_CTX_add1_chain_cert(ctx, c.get()) == 1;

@@ -73,6 +73,10 @@ struct Options {
     std::string proxy;             // "" = no proxy (the environment's *_proxy is ignored)
     std::string user_agent = "mtls-agent";
     bool allow_http = false;  // plain http:// URLs (tests of non-TLS peers only)
+    // Called with the SSL* of the connection before every request on it, before the
+    // request's own hook (e.g. a revocation check of the server's chain); an exception aborts
+    // the transfer and is rethrown by perform() as is.
+    std::function<void(SSL*)> check_connection;
 };
 
 struct Header {

@@ -69,6 +69,7 @@ LoadResult load_string(std::string_view toml_text, const std::string& name) {
     detail::read_admin(root, c);
     detail::read_metrics(root, c);
     detail::read_logging(root, c);
+    detail::read_revocation(root, c);
     root.finish();
 
     if (errors.empty())

@@ -52,6 +52,12 @@ struct CsrAttribute {
 };
 
 // [est]
+// Whether and how the other side's certificate chain is checked for revocation (OCSP
+// stapling, OCSP, CRL; docs/revocation.md): off; soft-fail (revoked is refused, no answer
+// is logged and counted and the connection proceeds); hard-fail (only a verified "good" for
+// every certificate of the chain lets it through).
+enum class RevocationPolicy { off, soft_fail, hard_fail };
+
 struct Est {
     std::string server_url;        // server = "https://est.example:8443" (https only)
     std::string ca_label;          // ca_label = "partner-a"  (optional path segment)
@@ -82,6 +88,7 @@ struct Est {
     Seconds timeout{30};                 // timeout = "30s"
     std::size_t max_response_bytes = 1u << 20;  // max_response_bytes = 1048576
     std::vector<CsrAttribute> csr_attributes;    // [est.csr_attributes], sorted by key
+    RevocationPolicy revocation = RevocationPolicy::soft_fail;  // revocation = "soft-fail"
 };
 
 // [renewal]
@@ -123,6 +130,7 @@ struct TokenProfile {
     std::string scope;               // scope = "orders:read orders:write"
     std::vector<std::string> resources;  // resources = ["https://api.partner-a.example/"] (RFC 8707)
     std::string audience;            // audience = "partner-a"
+    RevocationPolicy revocation = RevocationPolicy::soft_fail;  // revocation = "soft-fail" (the AS)
 };
 
 // [oauth]
@@ -152,6 +160,7 @@ struct Route {
     std::string tls_min_version = "1.3";  // tls_min_version = "1.3" | "1.2"
     std::uint64_t max_request_body = 0;  // max_request_body = 0 (unlimited, streamed)
     std::size_t pool_max = 32;       // pool_max = 32 idle+busy upstream connections
+    RevocationPolicy revocation = RevocationPolicy::soft_fail;  // revocation = "soft-fail"
     std::vector<uid_t> allowed_uids; // allowed_uids = [1000]  (Unix-socket callers only)
     std::vector<gid_t> allowed_gids; // allowed_gids = [1000]
     struct Timeouts {
@@ -205,6 +214,13 @@ struct Logging {
     bool access_log = true;          // access_log = true (the proxy's line per request)
 };
 
+// [revocation]: knobs of the revocation checker shared by every target.
+struct Revocation {
+    std::vector<std::string> crl_files;  // crl_files = ["/etc/mtls-agent/partner-b.crl"] (DER/PEM)
+    Seconds max_cache_age{86400};    // max_cache_age = "24h" (an answer is kept until nextUpdate, at most this)
+    Millis fetch_timeout{5000};      // fetch_timeout = "5s" (one OCSP or CRL fetch)
+};
+
 struct Config {
     std::string source;              // the file it was read from
     std::string state_dir = "/var/lib/mtls-agent";  // [agent] state_dir = "…"
@@ -219,6 +235,7 @@ struct Config {
     Admin admin;
     Metrics metrics;
     Logging logging;
+    Revocation revocation;
 };
 
 struct Error {

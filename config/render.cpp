@@ -112,6 +112,12 @@ class Writer {
     std::ostringstream out_;
 };
 
+const char* to_string(RevocationPolicy p) {
+    return p == RevocationPolicy::off         ? "off"
+           : p == RevocationPolicy::hard_fail ? "hard-fail"
+                                              : "soft-fail";
+}
+
 const char* to_string(Est::Auth a) {
     return a == Est::Auth::basic ? "basic" : a == Est::Auth::digest ? "digest" : "bootstrap-cert";
 }
@@ -198,6 +204,7 @@ std::string render(const Config& c) {
     w.duration("retry_after_cap", e.retry_after_cap);
     w.duration("timeout", e.timeout);
     w.integer("max_response_bytes", e.max_response_bytes);
+    w.str("revocation", to_string(e.revocation));
     w.table("est.csr_attributes");
     for (const auto& a : e.csr_attributes) w.str(a.key, a.value);
 
@@ -240,6 +247,7 @@ std::string render(const Config& c) {
         w.str("scope", p.scope);
         w.strings("resources", p.resources);
         w.str("audience", p.audience);
+        w.str("revocation", to_string(p.revocation));
     }
 
     for (const auto& r : c.routes) {
@@ -259,6 +267,7 @@ std::string render(const Config& c) {
         w.str("tls_min_version", r.tls_min_version);
         w.integer("max_request_body", r.max_request_body);
         w.integer("pool_max", r.pool_max);
+        w.str("revocation", to_string(r.revocation));
         w.ids("allowed_uids", r.allowed_uids);
         w.ids("allowed_gids", r.allowed_gids);
         w.table("routes.set_headers");
@@ -309,6 +318,11 @@ std::string render(const Config& c) {
     w.str("level", c.logging.level);
     w.str("format", c.logging.format);
     w.boolean("access_log", c.logging.access_log);
+
+    w.table("revocation");
+    w.strings("crl_files", c.revocation.crl_files);
+    w.duration("max_cache_age", c.revocation.max_cache_age);
+    w.duration("fetch_timeout", c.revocation.fetch_timeout);
     return w.text();
 }
 

@@ -27,6 +27,9 @@ void read_listener(Section& root, Config& c);
 void read_admin(Section& root, Config& c);
 void read_metrics(Section& root, Config& c);  // after read_listener: the loopback opt-in
 void read_logging(Section& root, Config& c);
+void read_revocation(Section& root, Config& c);
+// revocation = "off" | "soft-fail" | "hard-fail" in section s.
+void read_revocation_policy(Section& s, RevocationPolicy& out);
 
 // The table `key` of root: absent (or not a table) gives a Section without a table, whose
 // readers keep every default. A missing required section is reported at line 0.

@@ -274,6 +274,7 @@ void read_est(Section& root, Config& c) {
 
     read_subject(root, s, e);
     s.boolean("proof_of_possession", e.pop_linking);
+    read_revocation_policy(s, e.revocation);
     s.seconds("retry_after_cap", e.retry_after_cap, std::chrono::seconds(1));
     s.seconds("timeout", e.timeout, std::chrono::seconds(1));
     s.unsigned_int("max_response_bytes", e.max_response_bytes, 1024, std::int64_t(1) << 30);

@@ -139,6 +139,7 @@ void read_oauth(Section& root, Config& c) {
             }
         }
         p.str("audience", prof.audience);
+        read_revocation_policy(p, prof.revocation);
         p.finish();
         o.profiles.push_back(std::move(prof));
     }
@@ -244,6 +245,7 @@ void read_routes(Section& root, Config& c) {
                       {{"1.3", std::string("1.3")}, {"1.2", std::string("1.2")}});
         r.unsigned_int("max_request_body", route.max_request_body, 0, INT64_MAX);
         r.unsigned_int("pool_max", route.pool_max, 1, 10000);
+        read_revocation_policy(r, route.revocation);
         std::vector<std::uint32_t> ids;
         if (r.id_list("allowed_uids", ids)) route.allowed_uids.assign(ids.begin(), ids.end());
         if (r.id_list("allowed_gids", ids)) route.allowed_gids.assign(ids.begin(), ids.end());
@@ -251,6 +253,31 @@ void read_routes(Section& root, Config& c) {
         r.finish();
         c.routes.push_back(std::move(route));
     }
+}
+
+void read_revocation_policy(Section& s, RevocationPolicy& out) {
+    s.enumeration("revocation", out,
+                  {{"off", RevocationPolicy::off},
+                   {"soft-fail", RevocationPolicy::soft_fail},
+                   {"hard-fail", RevocationPolicy::hard_fail}});
+}
+
+void read_revocation(Section& root, Config& c) {
+    Section s = section(root, "revocation", false);
+    auto& r = c.revocation;
+    std::vector<int> lines;
+    if (s.str_list("crl_files", r.crl_files, &lines)) {
+        for (std::size_t j = 0; j < r.crl_files.size(); ++j) {
+            auto problem = checks::absolute_path(r.crl_files[j]);
+            if (problem.empty()) problem = checks::readable_file(r.crl_files[j], false);
+            if (!problem.empty())
+                root.errors().add(lines[j], s.key_path("crl_files") + "[" + std::to_string(j) + "]",
+                                  problem);
+        }
+    }
+    s.seconds("max_cache_age", r.max_cache_age, std::chrono::seconds(1));
+    s.duration("fetch_timeout", r.fetch_timeout, std::chrono::milliseconds(100));
+    s.finish();
 }
 
 }  // namespace mtls::config::detail

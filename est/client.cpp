@@ -14,6 +14,7 @@
 #include "est/channel_binding.hpp"
 #include "est/csr_extras.hpp"
 #include "est/pkcs7.hpp"
+#include "revocation/connection_check.hpp"
 
 namespace mtls::est {
 namespace {
@@ -31,6 +32,7 @@ std::string key_text(EVP_PKEY* key) {
 
 Settings settings_from_config(const config::Est& est) {
     Settings s;
+    s.revocation = est.revocation;
     s.server_url = est.server_url;
     s.ca_label = est.ca_label;
     if (!est.trust_anchor_file.empty()) {
@@ -161,6 +163,18 @@ http::Options Client::http_options(const Credentials& c) const {
     o.max_response_bytes = settings_.max_response_bytes;
     o.tls_max = settings_.tls_max;
     o.user_agent = "mtls-agent-est";
+    if (settings_.revocation != config::RevocationPolicy::off) {
+        const auto policy = settings_.revocation == config::RevocationPolicy::hard_fail
+                                ? revocation::Policy::hard_fail
+                                : revocation::Policy::soft_fail;
+        o.check_connection = [policy](SSL* ssl) {
+            try {
+                revocation::check_connection(ssl, policy, "est", "EST server");
+            } catch (const revocation::Refused& e) {
+                throw Error(Error::Kind::untrusted_server, e.what());
+            }
+        };
+    }
     return o;
 }
 

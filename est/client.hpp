@@ -37,6 +37,8 @@ struct Settings {
     http::TlsMax tls_max = http::TlsMax::any;
     // [est.csr_attributes]: put in the CSR (see est/csr_extras.hpp for the placement).
     std::vector<config::CsrAttribute> csr_attributes;
+    // [est] revocation: the EST server's chain checked after each handshake (off: not).
+    config::RevocationPolicy revocation = config::RevocationPolicy::off;
 };
 
 // Settings from [est]: trust from trust_anchor_file, else pinned_sha256 (hex, ':' allowed).

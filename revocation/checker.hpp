@@ -54,7 +54,7 @@ struct Settings {
     std::chrono::seconds max_cache_age{std::chrono::hours(24)};
     std::chrono::milliseconds fetch_timeout{5000};
     std::chrono::seconds clock_skew{300};
-    std::chrono::seconds failure_backoff{5};
+    std::chrono::seconds failure_backoff{30};  // a failed fetch is the answer this long
     std::size_t max_ocsp_bytes = 64u * 1024;
     std::size_t max_crl_bytes = 16u << 20;
     bool nonce = false;  // RFC 5019 responders pre-produce answers; nonces defeat that

@@ -131,6 +131,12 @@ std::string render_status(const nlohmann::json& s) {
                 o << "    last error: " << str(last, "error") << " (status " << str(last, "status")
                   << ") at " << str(last, "at") << ", " << str(r, "consecutive_failures", "0")
                   << " failure(s) in a row\n";
+            // The last revocation check of the partner's chain (status .revocation.<route>).
+            const auto& rev = s.value("revocation", nlohmann::json::object());
+            if (rev.is_object() && rev.contains(str(r, "name")))
+                o << "    revocation (" << str(rev[str(r, "name")], "policy")
+                  << "): " << str(rev[str(r, "name")], "detail") << " at "
+                  << str(rev[str(r, "name")], "checked_at") << "\n";
         }
     }
     return o.str();

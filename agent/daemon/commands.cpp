@@ -3,6 +3,7 @@
 #include "agent/daemon/facts.hpp"
 #include "agent/daemon/health.hpp"
 #include "agent/daemon/notifier.hpp"
+#include "agent/daemon/revocation_facts.hpp"
 #include "agent/export/exporter.hpp"
 #include "agent/identity/jwk.hpp"
 #include "agent/net/asio.hpp"
@@ -241,7 +242,10 @@ Json reload(Parts& p) {
     p.cfg.logging = next.logging;
     p.cfg.exports = next.exports;
     if (p.exporter) p.exporter->update_config(next);
-    std::vector<std::string> applied{"[key]", "[est]", "[renewal]", "[export]", "[logging]"};
+    apply_revocation_config(next.revocation);  // CRL files re-read
+    p.cfg.revocation = next.revocation;
+    std::vector<std::string> applied{"[key]",    "[est]",     "[renewal]",
+                                     "[export]", "[logging]", "[revocation]"};
     Json route_changes = Json::object();
     if (routes) {
         const auto c = routes->changes();

@@ -5,6 +5,7 @@
 #include "agent/daemon/facts.hpp"
 #include "agent/daemon/metrics_http.hpp"
 #include "agent/daemon/notifier.hpp"
+#include "agent/daemon/revocation_facts.hpp"
 #include "agent/daemon/token_warmup.hpp"
 #include "agent/export/exporter.hpp"
 #include "agent/identity/identity_store.hpp"
@@ -72,6 +73,7 @@ int run(const std::string& config_path, config::Config cfg) {
             ~ObserverReset() { t.set_sign_observer({}); }
         } observer_reset{*token};
 
+        apply_revocation_config(cfg.revocation);
         identity::IdentityStore identities;
         std::unique_ptr<token::TokenCache> tokens;
         if (!cfg.oauth.profiles.empty()) tokens = std::make_unique<token::TokenCache>(cfg.oauth);
@@ -172,12 +174,13 @@ int run(const std::string& config_path, config::Config cfg) {
             auto doc = build_status(in);
             doc["export"] = exporter.status();
             doc["own_revocation"] = own_revocation.status_json();
+            doc["revocation"] = revocation_status();
             return doc;
         };
         auto metrics_doc = [&] {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
                                 token_ops, health_level(status_doc())) +
-                   exporter.metrics() + own_revocation.metrics();
+                   exporter.metrics() + own_revocation.metrics() + revocation_metrics();
         };
         Parts parts{config_path, cfg,         identities, renewer,        tokens.get(),
                     status_doc,  metrics_doc, &notifier,  &exporter,      &proxy,

@@ -52,6 +52,9 @@ ProxyError upstream_connect(std::string m) {
 ProxyError upstream_tls(std::string m) {
     return make(status::bad_gateway, "upstream_tls", std::move(m));
 }
+ProxyError upstream_revocation(std::string m) {
+    return make(status::bad_gateway, "upstream_revocation", std::move(m));
+}
 ProxyError upstream_tls_alert(const std::string& authority, const std::string& alert) {
     std::string hint;
     if (alert == "unknown_ca")

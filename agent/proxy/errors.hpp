@@ -35,6 +35,8 @@ ProxyError upstream_connect(std::string message);           // 502
 ProxyError upstream_tls(std::string message);               // 502
 // upstream_tls for a TLS alert the partner sent (its RFC 8446 name), with what it means.
 ProxyError upstream_tls_alert(const std::string& authority, const std::string& alert);
+// The partner's chain is revoked, or has no verified status under revocation = "hard-fail".
+ProxyError upstream_revocation(std::string message);        // 502
 ProxyError upstream_reset(std::string message);             // 502
 ProxyError upstream_bad_response(std::string message);      // 502
 ProxyError no_identity(std::string message);                // 503

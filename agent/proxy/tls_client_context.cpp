@@ -48,6 +48,8 @@ TlsClientContext::TlsClientContext(const config::Route& route, const UpstreamTar
     : ctx_(new_ctx().release()), identity_(std::move(id)), target_(target) {
     SSL_CTX* c = ctx_.native_handle();
     const std::string where = "route " + route.name + ": ";
+    route_name_ = route.name;
+    revocation_ = route.revocation;
     int min = route.tls_min_version == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;
     if (SSL_CTX_set_min_proto_version(c, min) != 1 ||
         SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION) != 1)
@@ -103,6 +105,11 @@ bool TlsClientContext::prepare(SSL* ssl, std::string& error) {
             return false;
         }
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    }
+    if (revocation_ != config::RevocationPolicy::off &&
+        SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp) != 1) {
+        error = "cannot ask for OCSP stapling: " + ossl::drain_errors();
+        return false;
     }
     // Newest usable session first. TLS 1.3 tickets are single-use (RFC 8446 C.4); 1.2
     // sessions may be offered again.

@@ -37,6 +37,10 @@ class TlsClientContext {
     std::string describe_failure(SSL* ssl, const std::string& transport_error) const;
 
     std::size_t cached_sessions() const { return sessions_.size(); }
+    const std::string& route_name() const { return route_name_; }
+    // Not off: every connection asks for a stapled OCSP response (status_request) and the
+    // peer chain is checked after the handshake (revocation_gate.hpp).
+    config::RevocationPolicy revocation() const { return revocation_; }
 
   private:
     static int on_new_session(SSL* ssl, SSL_SESSION* session);
@@ -48,6 +52,8 @@ class TlsClientContext {
     UpstreamTarget target_;
     std::vector<std::string> pins_;  // raw SHA-256 of SPKI DER
     std::deque<ossl::SslSession> sessions_;
+    std::string route_name_;
+    config::RevocationPolicy revocation_ = config::RevocationPolicy::off;
 };
 
 }  // namespace mtls::proxy

@@ -1,5 +1,6 @@
 #include "agent/proxy/upstream_connection.hpp"
 
+#include "agent/proxy/revocation_gate.hpp"
 #include "common/ossl_error.hpp"
 
 namespace mtls::proxy {
@@ -46,6 +47,12 @@ net::awaitable<ProxyError> UpstreamConnection::open(const UpstreamTarget& target
     if (ec) co_return upstream_tls(tls_->describe_failure(stream_.ssl(), ec.message()));
     stream_.expires_never();
     resumed_ = SSL_session_reused(stream_.ssl()) == 1;
+    if (tls_->revocation() != config::RevocationPolicy::off) {
+        // Off the io thread when a fetch is needed; the connection waits, nothing else does.
+        ProxyError refused = co_await RevocationGate::instance().check(
+            stream_.ssl(), tls_->route_name(), tls_->revocation(), peer_chain_);
+        if (refused) co_return refused;
+    }
     co_return ProxyError{};
 }
 
@@ -63,6 +70,10 @@ UpstreamConnection::Leftover UpstreamConnection::take_leftover(bool ask_socket) 
         if (!stream_.has_unread()) return Leftover::nothing;
     }
     return Leftover::partial;
+}
+
+bool UpstreamConnection::revoked_now() const {
+    return !peer_chain_.empty() && RevocationGate::instance().revoked_now(peer_chain_);
 }
 
 void UpstreamConnection::close() {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <utility>
+#include <vector>
 
 namespace mtls::proxy {
 
@@ -45,6 +46,8 @@ class UpstreamConnection {
         return tls_->identity() ? tls_->identity()->generation() : 0;
     }
     bool resumed() const { return resumed_; }
+    // The partner's chain is now known to be revoked (cached answers only, no I/O).
+    bool revoked_now() const;
     std::uint64_t requests() const { return requests_; }
     void count_request() { ++requests_; }
 
@@ -83,6 +86,7 @@ class UpstreamConnection {
     bool resumed_ = false;
     std::uint64_t requests_ = 0;
     std::uint64_t watch_id_ = 0;  // of the pending idle wait (the pool's numbering)
+    std::vector<std::shared_ptr<X509>> peer_chain_;  // verified, leaf first (revocation on)
     Clock::time_point idle_since_ = Clock::now();
 };
 

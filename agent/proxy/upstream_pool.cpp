@@ -50,6 +50,11 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
                 c->close();
                 continue;
             }
+            if (c->revoked_now()) {  // the partner's certificate was revoked since
+                log::warn("revocation.pooled_connection_closed", {{"route", entry_.route.name}});
+                c->close();
+                continue;
+            }
             if (auto left = c->take_leftover(); left != UpstreamConnection::Leftover::nothing) {
                 report(left, "before_reuse");
                 c->close();

@@ -3,6 +3,7 @@
 #include "agent/token/errors.hpp"
 #include "common/log.hpp"
 #include "common/x509_text.hpp"
+#include "revocation/connection_check.hpp"
 
 #include <openssl/bn.h>
 
@@ -224,6 +225,12 @@ std::variant<ObtainedToken, TokenError> request_token(const std::string& endpoin
             std::min<std::chrono::milliseconds>(s.timeout, std::chrono::milliseconds(10000));
         o.max_response_bytes = s.max_response_bytes;
         o.allow_http = s.allow_http;
+        if (profile.revocation != config::RevocationPolicy::off)
+            o.check_connection = revocation::connection_check(
+                profile.revocation == config::RevocationPolicy::hard_fail
+                    ? revocation::Policy::hard_fail
+                    : revocation::Policy::soft_fail,
+                "oauth:" + profile.name, "authorization server");
         http::Request req;
         req.method = "POST";
         req.url = endpoint;
@@ -238,6 +245,8 @@ std::variant<ObtainedToken, TokenError> request_token(const std::string& endpoin
         return answer;
     } catch (const http::Error& e) {
         return from_http_error(e, "token request");
+    } catch (const revocation::Refused& e) {
+        return make_error(errc::as_untrusted, e.what());
     } catch (const std::exception& e) {
         return make_error(errc::as_unreachable,
                           "token request to " + endpoint + " failed: " + e.what());

@@ -555,3 +555,42 @@ TEST(ConfigError, ToStringFormat) {
 
 }  // namespace
 }  // namespace mtls::test
+
+namespace mtls::test {
+
+TEST_F(ConfigTest, RevocationPoliciesAndSection) {
+    auto c = load(base());
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->routes[0].revocation, config::RevocationPolicy::soft_fail);
+    EXPECT_EQ(c->est.revocation, config::RevocationPolicy::soft_fail);
+    EXPECT_EQ(c->revocation.max_cache_age, std::chrono::hours(24));
+
+    EXPECT_EQ(errors(base() + "revocation = \"strict\"\n"),
+              (Errs{"agent.toml:16: routes[0].revocation: \"strict\" is not one of \"off\", "
+                    "\"soft-fail\", \"hard-fail\""}));
+    EXPECT_EQ(
+        errors(base() + "[revocation]\ncrl_files = [\"relative.crl\", \"" + d() +
+               "/missing.crl\"]\nmax_cache_age = \"0s\"\nfetch_timeout = \"10ms\"\n"),
+        (Errs{"agent.toml:17: revocation.crl_files[0]: \"relative.crl\" is not an absolute path",
+              "agent.toml:17: revocation.crl_files[1]: \"" + d() +
+                  "/missing.crl\" cannot be read: No such file or directory",
+              "agent.toml:18: revocation.max_cache_age: \"0s\" is too short (at least 1s)",
+              "agent.toml:19: revocation.fetch_timeout: \"10ms\" is too short (at least "
+              "100ms)"}));
+
+    auto hard = load(base_with(10, "common_name = \"h\"\nrevocation = \"hard-fail\"") +
+                     "revocation = \"off\"\n[revocation]\ncrl_files = [\"" + d() +
+                     "/ca.pem\"]\nmax_cache_age = \"1h\"\n");
+    ASSERT_TRUE(hard);
+    EXPECT_EQ(hard->est.revocation, config::RevocationPolicy::hard_fail);
+    EXPECT_EQ(hard->routes[0].revocation, config::RevocationPolicy::off);
+    const auto text = config::render(*hard);
+    for (const char* expected : {"revocation = \"hard-fail\"\n", "revocation = \"off\"\n",
+                                 "[revocation]\n", "max_cache_age = \"1h\"\n"})
+        EXPECT_NE(text.find(expected), std::string::npos) << expected << " not in:\n" << text;
+    auto again = config::load_string(text, "agent.toml");
+    ASSERT_TRUE(again.config);
+    EXPECT_EQ(config::render(*again.config), text);
+}
+
+}  // namespace mtls::test

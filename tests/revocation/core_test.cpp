@@ -11,6 +11,7 @@
 #include "revocation/checker.hpp"
 #include "revocation/crl.hpp"
 #include "revocation/ocsp.hpp"
+#include "tests/support/ocsp_pki.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_pki.hpp"
 
@@ -47,41 +48,14 @@ ossl::X509Ptr core_issue(const test::TestCa& ca, EVP_PKEY* key, const std::strin
 }
 
 struct OcspSpec {
-    int status = V_OCSP_CERTSTATUS_GOOD;
-    int reason = -1;
-    long this_off = -60, next_off = 3600;
-    const EVP_MD* id_md = EVP_sha1();
+    test::OcspAnswer answer;
     X509* signer = nullptr;  // default: the issuer
     EVP_PKEY* signer_key = nullptr;
-    int response_status = OCSP_RESPONSE_STATUS_SUCCESSFUL;
 };
 
 std::string make_ocsp(X509* leaf, const test::TestCa& ca, const OcspSpec& s) {
-    if (s.response_status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        OcspResponsePtr r(OCSP_response_create(s.response_status, nullptr));
-        unsigned char* der = nullptr;
-        int n = i2d_OCSP_RESPONSE(r.get(), &der);
-        std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
-        OPENSSL_free(der);
-        return out;
-    }
-    OcspBasicPtr bs(OCSP_BASICRESP_new());
-    OcspCertIdPtr id(OCSP_cert_to_id(s.id_md, leaf, ca.cert.get()));
-    ossl::Asn1Time thisupd(X509_gmtime_adj(nullptr, s.this_off));
-    ossl::Asn1Time nextupd(X509_gmtime_adj(nullptr, s.next_off));
-    ossl::Asn1Time rev(X509_gmtime_adj(nullptr, -3600));
-    EXPECT_TRUE(OCSP_basic_add1_status(bs.get(), id.get(), s.status, s.reason,
-                                       s.status == V_OCSP_CERTSTATUS_REVOKED ? rev.get() : nullptr,
-                                       thisupd.get(), nextupd.get()));
-    X509* signer = s.signer ? s.signer : ca.cert.get();
-    EVP_PKEY* key = s.signer_key ? s.signer_key : ca.key.get();
-    EXPECT_EQ(OCSP_basic_sign(bs.get(), signer, key, EVP_sha256(), nullptr, 0), 1);
-    OcspResponsePtr r(OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs.get()));
-    unsigned char* der = nullptr;
-    int n = i2d_OCSP_RESPONSE(r.get(), &der);
-    std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
-    OPENSSL_free(der);
-    return out;
+    return test::make_ocsp_response(leaf, ca.cert.get(), s.signer ? s.signer : ca.cert.get(),
+                                    s.signer_key ? s.signer_key : ca.key.get(), s.answer);
 }
 
 std::string make_crl(const test::TestCa& ca, const std::vector<std::pair<X509*, int>>& revoked,
@@ -144,8 +118,8 @@ TEST_F(RevocationCore, GoodResponseSignedByTheIssuer) {
 
 TEST_F(RevocationCore, RevokedResponseCarriesReasonAndTime) {
     OcspSpec s;
-    s.status = V_OCSP_CERTSTATUS_REVOKED;
-    s.reason = OCSP_REVOKED_STATUS_KEYCOMPROMISE;
+    s.answer.status = V_OCSP_CERTSTATUS_REVOKED;
+    s.answer.reason = OCSP_REVOKED_STATUS_KEYCOMPROMISE;
     auto v = ocsp::verify_response(make_ocsp(leaf.get(), ca, s), leaf.get(), ca.cert.get(), skew);
     EXPECT_EQ(v.status, Status::revoked);
     EXPECT_EQ(reason_name(v.reason), "keyCompromise");
@@ -182,15 +156,15 @@ TEST_F(RevocationCore, ResponseSignedByAnotherCaIsRefused) {
 
 TEST_F(RevocationCore, StaleOrFutureResponsesAreRefused) {
     OcspSpec s;
-    s.this_off = -7200;
-    s.next_off = -3600;  // nextUpdate an hour ago
+    s.answer.this_offset = -7200;
+    s.answer.next_offset = -3600;  // nextUpdate an hour ago
     auto v = ocsp::verify_response(make_ocsp(leaf.get(), ca, s), leaf.get(), ca.cert.get(), skew);
     EXPECT_EQ(v.problem, Problem::bad_response);
-    s.this_off = 3600;  // thisUpdate an hour ahead
-    s.next_off = 7200;
+    s.answer.this_offset = 3600;  // thisUpdate an hour ahead
+    s.answer.next_offset = 7200;
     v = ocsp::verify_response(make_ocsp(leaf.get(), ca, s), leaf.get(), ca.cert.get(), skew);
     EXPECT_EQ(v.problem, Problem::bad_response);
-    s.this_off = 100;  // within the skew
+    s.answer.this_offset = 100;  // within the skew
     v = ocsp::verify_response(make_ocsp(leaf.get(), ca, s), leaf.get(), ca.cert.get(), skew);
     EXPECT_EQ(v.status, Status::good) << v.why;
 }
@@ -206,16 +180,16 @@ TEST_F(RevocationCore, ResponseForAnotherCertificateIsRefused) {
 
 TEST_F(RevocationCore, Sha256CertIdAndErrorStatusesAndGarbage) {
     OcspSpec s;
-    s.id_md = EVP_sha256();
+    s.answer.id_md = EVP_sha256();
     EXPECT_EQ(
         ocsp::verify_response(make_ocsp(leaf.get(), ca, s), leaf.get(), ca.cert.get(), skew).status,
         Status::good);
     s = {};
-    s.response_status = OCSP_RESPONSE_STATUS_TRYLATER;
+    s.answer.response_status = OCSP_RESPONSE_STATUS_TRYLATER;
     auto v = ocsp::verify_response(make_ocsp(leaf.get(), ca, s), leaf.get(), ca.cert.get(), skew);
     EXPECT_EQ(v.problem, Problem::responder_unknown);
     s = {};
-    s.status = V_OCSP_CERTSTATUS_UNKNOWN;
+    s.answer.status = V_OCSP_CERTSTATUS_UNKNOWN;
     v = ocsp::verify_response(make_ocsp(leaf.get(), ca, s), leaf.get(), ca.cert.get(), skew);
     EXPECT_EQ(v.problem, Problem::responder_unknown);
     v = ocsp::verify_response("\x30\x03\x0a\x01", leaf.get(), ca.cert.get(), skew);

@@ -7,6 +7,9 @@
 
 #include <openssl/x509v3.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -41,6 +44,21 @@ std::string index_reason(int reason) {
             return "removeFromCRL";
         default:
             return "unspecified";
+    }
+}
+
+// `openssl ocsp` (3.0) re-reads its index when the file's mtime (whole seconds) changes: a
+// file rewritten within the same second as the last one would go unnoticed, so its mtime is
+// moved one second past the previous one then.
+void bump_index_mtime(const std::filesystem::path& file, std::time_t& last) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return;
+    if (st.st_mtime <= last) {
+        const timespec times[2] = {{last + 1, 0}, {last + 1, 0}};
+        ::utimensat(AT_FDCWD, file.c_str(), times, 0);
+        last = last + 1;
+    } else {
+        last = st.st_mtime;
     }
 }
 
@@ -95,8 +113,10 @@ void Revocations::write_files_locked() {
         out += "\t" + serial + "\tunknown\t" + e.subject + "\n";
     }
     files::write_atomic(dir_ / "index.txt", idx[0], 0644);
+    bump_index_mtime(dir_ / "index.txt", index_mtime_[0]);
     files::write_atomic(dir_ / "index.txt.attr", "unique_subject = no\n", 0644);
     files::write_atomic(dir_ / "root-index.txt", idx[1], 0644);
+    bump_index_mtime(dir_ / "root-index.txt", index_mtime_[1]);
     files::write_atomic(dir_ / "root-index.txt.attr", "unique_subject = no\n", 0644);
     make_crl_locked(false);
     make_crl_locked(true);

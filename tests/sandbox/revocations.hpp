@@ -67,6 +67,7 @@ class Revocations {
     std::string crl_[2];
     std::time_t crl_made_[2] = {0, 0};
     long crl_number_ = 0;
+    std::time_t index_mtime_[2] = {0, 0};  // last mtime given to index.txt, root-index.txt
 };
 
 }  // namespace mtls::sandbox

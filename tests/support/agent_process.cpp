@@ -84,10 +84,12 @@ std::string AgentProcess::render(const SandboxProcess& sandbox) const {
          setup_.est + "\n";
     t += "[renewal]\n" + setup_.renewal + "\n";
     t += "[oauth]\nissuer = " + toml_str(sandbox.as_issuer()) + "\nca_file = " + ca + "\n\n";
-    t += "[[oauth.profiles]]\nname = \"partner\"\nclient_id = \"test-agent\"\n\n";
+    t += "[[oauth.profiles]]\nname = \"partner\"\nclient_id = \"test-agent\"\n" +
+         setup_.oauth_profile + "\n";
     t += "[[routes]]\nname = \"partner\"\npath_prefix = \"/partner/\"\nupstream = " +
          toml_str(sandbox.api_url() + "/") + "\nca_file = " + ca + "\n";
     if (setup_.use_token) t += "token_profile = \"partner\"\n";
+    t += setup_.route;
     t += "\n[listener]\naddresses = [\"127.0.0.1:" + std::to_string(port_) + "\"]\n" +
          setup_.listener + "\n";
     t += "[admin]\nsocket = " + toml_str(socket_path().string()) + "\n" + setup_.admin + "\n";

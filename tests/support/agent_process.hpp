@@ -52,6 +52,11 @@ struct AgentSetup {
     std::string extra;
     // Whether the route asks for an access token (profile "partner").
     bool use_token = true;
+    // Extra lines inside the "partner" [[routes]] entry (e.g. "revocation = \"hard-fail\"";
+    // may end with a [routes.timeouts] table).
+    std::string route;
+    // Extra lines inside the "partner" [[oauth.profiles]] entry.
+    std::string oauth_profile;
     // Another mtls-agent binary than the build tree's (e.g. the installed /usr/bin/mtls-agent).
     std::filesystem::path binary;
     // The PIN source line in [pkcs11]; unset: pin_file = the token's PIN file (e.g.

@@ -5,11 +5,12 @@ if(NOT SOURCE_DIR)
   message(FATAL_ERROR "SOURCE_DIR not set")
 endif()
 set(ws "[ \t\r\n]*")
-set(parts "agent|pkcs11|est|renewal|oauth|proxy|admin|metrics|export|reload")
+set(parts "agent|pkcs11|est|renewal|oauth|proxy|admin|metrics|export|reload|revocation")
 file(READ ${SOURCE_DIR}/docs/log-events.md doc)
 file(GLOB_RECURSE sources ${SOURCE_DIR}/agent/*.cpp ${SOURCE_DIR}/agent/*.hpp
      ${SOURCE_DIR}/common/*.cpp ${SOURCE_DIR}/common/*.hpp ${SOURCE_DIR}/config/*.cpp
-     ${SOURCE_DIR}/est/*.cpp ${SOURCE_DIR}/pkcs11/*.cpp ${SOURCE_DIR}/pkcs11/*.hpp)
+     ${SOURCE_DIR}/est/*.cpp ${SOURCE_DIR}/pkcs11/*.cpp ${SOURCE_DIR}/pkcs11/*.hpp
+     ${SOURCE_DIR}/revocation/*.cpp ${SOURCE_DIR}/revocation/*.hpp)
 set(problems "")
 set(count 0)
 foreach(f IN LISTS sources)

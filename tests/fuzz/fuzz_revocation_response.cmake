@@ -1,0 +1,2 @@
+mtls_fuzzer(fuzz_revocation_response ${CMAKE_CURRENT_LIST_DIR}/fuzz_revocation_response.cpp)
+target_link_libraries(fuzz_revocation_response PRIVATE mtls_revocation)
