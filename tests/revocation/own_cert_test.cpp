@@ -7,6 +7,7 @@
 // reached gives "unknown", which is counted and not acted on.
 #include "tests/support/agent_world.hpp"
 #include "tests/support/http_load.hpp"
+#include "tests/support/ocsp_responder.hpp"
 #include "tests/support/token_objects.hpp"
 
 #include <gtest/gtest.h>
@@ -128,6 +129,45 @@ TEST(OwnCertificate, RevokedAtTheCaIsReplacedWithinOneInterval) {
               std::string::npos);
     expect_consistent(w);
     EXPECT_NE(w.agent->log().find("renewal.own_certificate_revoked"), std::string::npos);
+}
+
+// The same through OCSP: the sandbox CA puts OpenSSL's own responder (`openssl ocsp`) in the
+// AIA of what it issues, which is asked before any CRL.
+TEST(OwnCertificate, RevokedAnswerFromTheOcspResponderIsActedOn) {
+    OcspResponder ocsp;  // before the world: its URL goes into the certificates
+    AgentWorld w("rev-own-ocsp", {"--revocation", "--ocsp-url", ocsp.url()}, own_cert_setup());
+    ocsp.start(w.sandbox->info(), w.dir.path());
+    w.agent->start();
+    // (openssl ocsp reads its index after serving a request: the first answer for a new
+    // certificate may be "unknown", and the CRL answers; the next check has the OCSP one)
+    auto st = w.agent->wait_status(
+        [](const json& s) {
+            return s["state"] == "healthy" && s["own_revocation"]["result"] == "good" &&
+                   s["own_revocation"]["detail"] == "good (source ocsp)";
+        },
+        60s, "healthy, our certificate checked good by OCSP");
+    const auto asked = ocsp.requests();
+    EXPECT_GT(asked, 0u);
+    const auto old_serial = st["identity"]["serial"].get<std::string>();
+    const auto old_x5t = st["identity"]["thumbprint_sha256"].get<std::string>();
+
+    own_cert_admin(*w.sandbox, "/sandbox/revoke?serial=" + old_serial + "&reason=keyCompromise");
+    ocsp.reload();
+    auto now = w.agent->wait_status(
+        [&](const json& s) {
+            return s["state"] == "healthy" && s["identity"].is_object() &&
+                   s["identity"]["serial"] != old_serial;
+        },
+        60s, "healthy with a new certificate");
+    EXPECT_EQ(now["renewal"]["last_compromise"]["trigger"], "revoked");
+    EXPECT_NE(now["renewal"]["last_compromise"]["reason"].get<std::string>().find("ocsp"),
+              std::string::npos)
+        << now["renewal"]["last_compromise"].dump();
+    const auto count = own_cert_requests_with(*w.sandbox, old_x5t);
+    EXPECT_EQ(w.call()["token"]["bound_to_this_certificate"], true);
+    EXPECT_EQ(own_cert_requests_with(*w.sandbox, old_x5t), count);
+    EXPECT_GT(ocsp.requests(), asked);
+    expect_consistent(w);
 }
 
 TEST(OwnCertificate, UnreachableCrlIsCountedNotActedOn) {
