@@ -101,6 +101,12 @@ struct Renewal {
     // files were written; argv[0] an absolute path. Empty: nothing is run.
     std::vector<std::string> on_renew;
     Millis on_renew_timeout{30000};  // on_renew_timeout = "30s" (then SIGTERM, SIGKILL)
+    // revocation_check = "ocsp-then-crl" | "off": our own certificate and its issuers asked
+    // of the CA (the OCSP responder of their AIA, else their CRL distribution points); when
+    // revoked, a new key is enrolled with the bootstrap credentials at once.
+    enum class RevocationCheck { ocsp_then_crl, off } revocation_check =
+        RevocationCheck::ocsp_then_crl;
+    Seconds revocation_check_interval{3600};  // revocation_check_interval = "1h" (1s .. 1d)
 };
 
 // [export]: the certificate for other apps (never the key: it stays on the token). Each file

@@ -215,6 +215,9 @@ std::string render(const Config& c) {
     w.duration("backoff_max", c.renewal.backoff_max);
     w.strings("on_renew", c.renewal.on_renew);
     w.duration("on_renew_timeout", c.renewal.on_renew_timeout);
+    w.str("revocation_check",
+          c.renewal.revocation_check == Renewal::RevocationCheck::off ? "off" : "ocsp-then-crl");
+    w.duration("revocation_check_interval", c.renewal.revocation_check_interval);
 
     const Export& x = c.exports;
     w.table("export");

@@ -315,6 +315,15 @@ void read_renewal(Section& root, Config& c) {
         s.error(a ? "backoff_initial" : "backoff_max",
                 "backoff_initial (" + format_duration(r.backoff_initial) +
                     ") is longer than backoff_max (" + format_duration(r.backoff_max) + ")");
+    s.enumeration("revocation_check", r.revocation_check,
+                  {{"ocsp-then-crl", Renewal::RevocationCheck::ocsp_then_crl},
+                   {"off", Renewal::RevocationCheck::off}});
+    if (s.seconds("revocation_check_interval", r.revocation_check_interval,
+                  std::chrono::seconds(1)) &&
+        r.revocation_check_interval > std::chrono::hours(24))
+        s.error("revocation_check_interval",
+                format_duration(r.revocation_check_interval) +
+                    " is too long: at most \"1d\" (a revoked certificate would be used that long)");
     read_on_renew(s, r);
     s.finish();
 }

@@ -28,6 +28,19 @@ COMMANDS
                     self_signed_tls_client_auth (x5c, x5t#S256) — again after every
                     renewal and rotation
   rotate [--wait]   new key on the token, enroll, install, new tokens, retire old key
+                    after [key] retire_grace (requests in flight finish on it)
+  rotate --compromised [--wait]
+                    the key is burnt: from the moment the agent accepts the command no
+                    request uses the old identity (its upstream connections are closed,
+                    requests in flight on them cut, its access tokens dropped; new
+                    requests get 503 identity_compromised until the new identity
+                    serves); the old key is destroyed on the token at once (no grace);
+                    then a new key is enrolled with the bootstrap credentials (a revoked
+                    certificate cannot authenticate a re-enrollment). Returns once the
+                    old key is gone; --wait: once the new identity serves (its tokens
+                    fetched), or fails naming what is missing (e.g. est.basic_credentials)
+                    — the agent then retries by itself. Revoke the old certificate at
+                    the CA as well (README: "A key is compromised")
   renew [--wait]    renew the certificate now with the configured key policy
   reload            re-read the configuration file; an invalid one is rejected and
                     the running configuration kept
@@ -49,6 +62,7 @@ EXAMPLES
   mtls-agentctl status
   mtls-agentctl status --json | jq .identity.not_after
   mtls-agentctl rotate --wait
+  mtls-agentctl rotate --compromised --wait     # after revoking the certificate at the CA
   mtls-agentctl cert > /tmp/chain.pem && openssl x509 -in /tmp/chain.pem -noout -subject
   mtls-agentctl cert --jwk | jq '{keys: [.]}'    # a JWKS to register at the AS
   mtls-agentctl --socket /run/mtls-agent/admin.sock metrics
@@ -70,8 +84,8 @@ int main(int argc, char** argv) {
     app.add_option("-s,--socket", socket, "admin socket path")->capture_default_str();
     app.add_flag("--json", json, "print the agent's answer as JSON (for scripts)");
     app.add_option("--timeout", timeout_s,
-                   "seconds to wait for an answer (rotate/renew --wait: "
-                   "at least 300)")
+                   "seconds to wait for an answer (rotate/renew --wait and "
+                   "rotate --compromised: at least 300)")
         ->capture_default_str();
     app.require_subcommand(1);
     app.fallthrough();  // global options may follow the subcommand
@@ -85,6 +99,10 @@ int main(int argc, char** argv) {
     auto* rotate =
         app.add_subcommand("rotate", "new key on the token, enroll, install, retire old key");
     rotate->add_flag("--wait", wait, "return when the rotation is complete");
+    bool compromised = false;
+    rotate->add_flag("--compromised", compromised,
+                     "the key is burnt: stop using it at once, destroy it now (no grace), "
+                     "enroll a new key with the bootstrap credentials");
     auto* renew = app.add_subcommand("renew", "renew the certificate now");
     renew->add_flag("--wait", wait, "return when the renewal is complete");
     auto* reload = app.add_subcommand("reload", "re-read the configuration file");
@@ -118,7 +136,8 @@ int main(int argc, char** argv) {
     if (cert->parsed() && jwk) req.args["jwk"] = true;
     if (rotate->parsed() || renew->parsed()) {
         req.args["wait"] = wait;
-        if (wait && timeout_s < 300) timeout_s = 300;
+        if (rotate->parsed() && compromised) req.args["compromised"] = true;
+        if ((wait || compromised) && timeout_s < 300) timeout_s = 300;
     }
 
     nlohmann::json resp;

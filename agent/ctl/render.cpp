@@ -89,6 +89,17 @@ std::string render_status(const nlohmann::json& s) {
           << (ren.value("last_at", nlohmann::json()).is_string() ? " at " + str(ren, "last_at")
                                                                  : std::string())
           << "\n";
+    if (const auto& own = s.value("own_revocation", nlohmann::json()); own.is_object())
+        o << "  revocation: " << str(own, "result")
+          << (own.value("last_check_at", nlohmann::json()).is_string()
+                  ? " at " + str(own, "last_check_at") + ", next " + str(own, "next_check_at")
+                  : std::string())
+          << " (" << str(own, "mode") << ")\n";
+    if (ren.is_object() && ren.value("last_compromise", nlohmann::json()).is_object()) {
+        const auto& c = ren["last_compromise"];
+        o << "  last compromise: " << str(c, "at") << " (" << str(c, "trigger") << ": "
+          << str(c, "reason") << ")\n";
+    }
     if (const auto& ex = s.value("export", nlohmann::json()); ex.is_object())
         o << render_export(ex);
     const auto& dev = s.value("token_device", nlohmann::json());

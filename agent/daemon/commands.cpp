@@ -1,6 +1,7 @@
 #include "agent/daemon/commands.hpp"
 
 #include "agent/daemon/facts.hpp"
+#include "agent/daemon/health.hpp"
 #include "agent/daemon/notifier.hpp"
 #include "agent/daemon/revocation_facts.hpp"
 #include "agent/export/exporter.hpp"
@@ -70,11 +71,58 @@ net::awaitable<void> fetch_tokens(Parts& p, renewal::Outcome& out) {
     }
 }
 
+// rotate --compromised: the identity is burnt at once (no request uses it any more: its
+// connections are cut, its tokens dropped), then answered once the old key is gone from the
+// token — or, with wait, once the new identity serves (its tokens fetched) or its enrollment
+// failed (rotate_failed, saying what to do; the old key is gone all the same).
+net::awaitable<Json> rotate_compromised(Parts& p, bool wait, const admin::PeerCred& peer) {
+    const std::string reason =
+        "declared compromised by an operator (mtls-agentctl rotate "
+        "--compromised, uid " +
+        std::to_string(peer.uid) + ")";
+    const std::string problem =
+        "our key was declared compromised (mtls-agentctl rotate --compromised at " +
+        rfc3339(std::chrono::system_clock::now()) +
+        "); its identity is no longer used; enrolling a new key with the bootstrap credentials";
+    asio::any_io_executor ex = co_await asio::this_coro::executor;
+    // (a Rendezvous must live until its delivery ran: only the awaited ones are made)
+    auto destroyed = std::make_shared<Rendezvous<renewal::Outcome>>(ex);
+    std::shared_ptr<Rendezvous<renewal::Outcome>> done;
+    renewal::Renewer::Done on_done;
+    if (wait) {
+        done = std::make_shared<Rendezvous<renewal::Outcome>>(ex);
+        on_done = [done](const renewal::Outcome& o) { done->deliver(o); };
+    }
+    p.renewer.compromised(
+        "operator", reason, problem,
+        [destroyed](const renewal::Outcome& o) { destroyed->deliver(o); }, std::move(on_done));
+    auto gone = co_await destroyed->wait();
+    if (!gone.ok && !gone.message.empty()) {  // the job ends here: its `done` comes at once
+        if (done) co_await done->wait();
+        throw admin::CommandError("rotate_failed", gone.message);
+    }
+    if (!wait) {
+        Json out = outcome_json(gone);
+        out["ok"] = true;
+        out["message"] =
+            "the old identity is no longer used (its connections were cut, its access tokens "
+            "dropped) and its key is destroyed on the token; a new key is being enrolled with "
+            "the bootstrap credentials — see mtls-agentctl status";
+        co_return out;
+    }
+    auto out = co_await done->wait();
+    if (!out.ok) throw admin::CommandError("rotate_failed", out.message);
+    co_await fetch_tokens(p, out);
+    co_return outcome_json(out);
+}
+
 // rotate / renew: queued, or (--wait) answered when the renewer has finished and the new
 // certificate's tokens are fetched.
 admin::Handler lifecycle(Parts& p, renewal::Renewer::Kind kind) {
-    return [&p, kind](const Json& args, const admin::PeerCred&) -> net::awaitable<Json> {
+    return [&p, kind](const Json& args, const admin::PeerCred& peer) -> net::awaitable<Json> {
         const bool rotate = kind == renewal::Renewer::Kind::rotate;
+        if (rotate && args.value("compromised", false))
+            co_return co_await rotate_compromised(p, args.value("wait", false), peer);
         if (!args.value("wait", false)) {
             p.renewer.request(kind, {});
             co_return Json{{"message", std::string(rotate ? "rotation" : "renewal") +
@@ -186,6 +234,7 @@ Json reload(Parts& p) {
     // 2. Apply it all (nothing below throws on a bad configuration).
     auto restart = needs_restart(p.cfg, next);
     p.renewer.update_config(next);
+    if (p.own_revocation) p.own_revocation->update_config(next.renewal);
     apply_logging(next.logging);
     p.cfg.key = next.key;
     p.cfg.est = next.est;
@@ -257,7 +306,8 @@ void register_commands(admin::Server& admin, Parts& p) {
         },
         {{"jwk", Json::value_t::boolean}});
     const std::map<std::string, Json::value_t> wait_arg{{"wait", Json::value_t::boolean}};
-    admin.add_command("rotate", lifecycle(p, renewal::Renewer::Kind::rotate), wait_arg);
+    admin.add_command("rotate", lifecycle(p, renewal::Renewer::Kind::rotate),
+                      {{"wait", Json::value_t::boolean}, {"compromised", Json::value_t::boolean}});
     admin.add_command("renew", lifecycle(p, renewal::Renewer::Kind::renew), wait_arg);
     admin.add_command("reload", [&p](const Json&, const admin::PeerCred&) -> net::awaitable<Json> {
         co_return reload(p);

@@ -5,6 +5,7 @@
 #include "agent/admin/server.hpp"
 #include "agent/identity/identity_store.hpp"
 #include "agent/proxy/proxy.hpp"
+#include "agent/renewal/own_revocation.hpp"
 #include "agent/renewal/renewer.hpp"
 #include "agent/token/token_cache.hpp"
 #include "config/config.hpp"
@@ -45,6 +46,8 @@ struct Parts {
     std::function<std::function<void()>(const config::Config& next)> prepare_servers;
     // Told after a reload applied [oauth] (the token warm-up follows the new profiles).
     std::function<void(const config::OAuth&)> oauth_applied;
+    // Our own certificate's revocation watch: told a reloaded [renewal].
+    renewal::OwnRevocationWatch* own_revocation = nullptr;
 };
 
 void register_commands(admin::Server& admin, Parts& parts);

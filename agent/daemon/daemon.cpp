@@ -12,6 +12,7 @@
 #include "agent/net/accept_guard.hpp"
 #include "agent/net/asio.hpp"
 #include "agent/proxy/proxy.hpp"
+#include "agent/renewal/own_revocation.hpp"
 #include "agent/renewal/renewer.hpp"
 #include "agent/token/token_cache.hpp"
 #include "common/atomic_file.hpp"
@@ -27,6 +28,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 namespace mtls::daemon {
 namespace {
@@ -77,14 +79,27 @@ int run(const std::string& config_path, config::Config cfg) {
         if (!cfg.oauth.profiles.empty()) tokens = std::make_unique<token::TokenCache>(cfg.oauth);
         // (the renewer's thread calls this; a reload may create the cache later: see adopt)
         std::atomic<token::TokenCache*> tokens_now{tokens.get()};
+        // Set once the io_context and the proxy exist: cuts the connections of a burnt
+        // identity on the io_context thread.
+        std::function<void(std::uint64_t)> cut_burnt;
+        std::mutex cut_mu;
         auto token_sub = identities.subscribe(
-            [&](const identity::IdentityPtr& now, const identity::IdentityPtr&) {
-                if (auto* t = tokens_now.load()) t->identity_changed(now);
+            [&](const identity::IdentityPtr& now, const identity::IdentityPtr& before) {
+                auto* t = tokens_now.load();
+                if (t) t->identity_changed(now);
+                if (now || !before || identities.usable(*before)) return;
+                // Burnt (declared compromised, or revoked): its tokens and connections go now.
+                const auto through = identities.burnt_through();
+                if (t) t->identity_burnt(through);
+                std::lock_guard lock(cut_mu);
+                if (cut_burnt) cut_burnt(through);
             });
 
         // Before the renewer: it sees the first identity, and outlives the renewer's publishes.
         certexport::Exporter exporter(cfg, identities);
         renewal::Renewer renewer(cfg, provider, identities);
+        // Our own certificate watched for revocation ([renewal] revocation_check).
+        renewal::OwnRevocationWatch own_revocation(cfg.renewal, identities, renewer);
         // A signature that finds the current key gone from the token starts a new enrollment.
         token->set_key_gone_observer([&renewer](const std::string& id) { renewer.key_gone(id); });
         struct KeyGoneReset {  // declared after the renewer: reset before it is destroyed
@@ -105,6 +120,20 @@ int run(const std::string& config_path, config::Config cfg) {
         } notifier_timers{notifier};
         proxy::Proxy proxy(io, cfg.listener, cfg.routes, identities, tokens.get());
         proxy.start();
+        {
+            std::lock_guard lock(cut_mu);
+            cut_burnt = [&io, &proxy](std::uint64_t through) {
+                asio::post(io, [&proxy, through] { proxy.cut_identity(through); });
+            };
+        }
+        struct CutReset {  // the proxy goes before the subscription
+            std::mutex& mu;
+            std::function<void(std::uint64_t)>& f;
+            ~CutReset() {
+                std::lock_guard lock(mu);
+                f = nullptr;
+            }
+        } cut_reset{cut_mu, cut_burnt};
         // A token for every profile now and after every new identity (token_warmup.hpp).
         std::unique_ptr<TokenWarmup> warmup;
         if (tokens) {
@@ -144,17 +173,18 @@ int run(const std::string& config_path, config::Config cfg) {
             in.routes = route_facts(proxy.stats());
             auto doc = build_status(in);
             doc["export"] = exporter.status();
+            doc["own_revocation"] = own_revocation.status_json();
             doc["revocation"] = revocation_status();
             return doc;
         };
         auto metrics_doc = [&] {
             return metrics_text(proxy.stats(), renewer.status(), identities.current(), tokens.get(),
                                 token_ops, health_level(status_doc())) +
-                   exporter.metrics() + revocation_metrics();
+                   exporter.metrics() + own_revocation.metrics() + revocation_metrics();
         };
-        Parts parts{config_path, cfg,         identities, renewer,   tokens.get(),
-                    status_doc,  metrics_doc, &notifier,  &exporter, &proxy,
-                    {},          {},          {}};
+        Parts parts{config_path, cfg,         identities, renewer,        tokens.get(),
+                    status_doc,  metrics_doc, &notifier,  &exporter,      &proxy,
+                    {},          {},          {},         &own_revocation};
         parts.adopt_tokens = [&](std::unique_ptr<token::TokenCache> cache) {
             tokens = std::move(cache);
             tokens_now = tokens.get();
@@ -243,6 +273,7 @@ int run(const std::string& config_path, config::Config cfg) {
             };
         };
         renewer.run();
+        own_revocation.run();
 
         // Stopping (SIGTERM/SIGINT): STOPPING=1, the proxy stops accepting, requests in flight
         // get listener.drain_timeout to finish, then what remains is cut; a second signal
@@ -321,6 +352,7 @@ int run(const std::string& config_path, config::Config cfg) {
             io, [&] { return Notifier::verdict(status_doc(), identities.current() != nullptr); });
         log::info("agent.ready", {{"admin", admin->path()}});
         io.run();
+        own_revocation.stop();
         renewer.stop();
         // The token cache goes while the io_context still exists: the waiters of requests in
         // flight (a session's, the warm-up's) are answered by posting to it.

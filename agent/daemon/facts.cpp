@@ -141,7 +141,11 @@ IdentityFacts identity_facts(const identity::Identity& id, const std::string& ke
 }
 
 RenewalFacts renewal_facts(const renewal::Status& s) {
-    return RenewalFacts{s.next_at, s.last_at, s.last_result, s.consecutive_failures, s.key_problem};
+    RenewalFacts f{s.next_at, s.last_at, s.last_result, s.consecutive_failures, s.key_problem, {}};
+    if (s.last_compromise)
+        f.last_compromise = RenewalFacts::Compromise{
+            s.last_compromise->at, s.last_compromise->trigger, s.last_compromise->reason};
+    return f;
 }
 
 void token_device_facts(pkcs11::Token& token, bool& present, bool& logged_in) {

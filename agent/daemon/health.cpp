@@ -127,19 +127,25 @@ nlohmann::json build_status(const StatusInputs& in) {
     }
 
     static const char* names[] = {"healthy", "degraded", "failing"};
-    return {{"state", names[level]},
-            {"reasons", reasons},
-            {"version", in.version},
-            {"identity", id},
-            {"est", {{"server", in.est.server}, {"ca_label", in.est.ca_label}}},
-            {"renewal",
-             {{"next_at", opt_time(in.renewal.next_at)},
-              {"last_at", opt_time(in.renewal.last_at)},
-              {"last_result", in.renewal.last_result},
-              {"consecutive_failures", in.renewal.consecutive_failures}}},
-            {"token_device", {{"present", in.token_present}, {"logged_in", in.token_logged_in}}},
-            {"tokens", tokens},
-            {"routes", routes}};
+    return {
+        {"state", names[level]},
+        {"reasons", reasons},
+        {"version", in.version},
+        {"identity", id},
+        {"est", {{"server", in.est.server}, {"ca_label", in.est.ca_label}}},
+        {"renewal",
+         {{"next_at", opt_time(in.renewal.next_at)},
+          {"last_at", opt_time(in.renewal.last_at)},
+          {"last_result", in.renewal.last_result},
+          {"consecutive_failures", in.renewal.consecutive_failures},
+          {"last_compromise", in.renewal.last_compromise
+                                  ? nlohmann::json{{"at", rfc3339(in.renewal.last_compromise->at)},
+                                                   {"trigger", in.renewal.last_compromise->trigger},
+                                                   {"reason", in.renewal.last_compromise->reason}}
+                                  : nlohmann::json(nullptr)}}},
+        {"token_device", {{"present", in.token_present}, {"logged_in", in.token_logged_in}}},
+        {"tokens", tokens},
+        {"routes", routes}};
 }
 
 int health_level(const nlohmann::json& status) {

@@ -43,6 +43,13 @@ struct RenewalFacts {
     std::string last_result = "never";
     int consecutive_failures = 0;
     std::string key_problem;  // e.g. "the current key is missing on the token"
+    // The last time our key was declared compromised or our certificate found revoked.
+    struct Compromise {
+        Clock::time_point at;
+        std::string trigger;  // "operator" | "revoked"
+        std::string reason;
+    };
+    std::optional<Compromise> last_compromise;
 };
 
 struct TokenProfileFacts {

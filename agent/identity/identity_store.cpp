@@ -21,6 +21,7 @@ void IdentityStore::publish(IdentityPtr next) {
                                         std::to_string(next->generation()) + " is not newer than " +
                                         std::to_string(highest_generation_));
         highest_generation_ = next->generation();
+        burn_note_.clear();
         before = std::exchange(current_, next);
     }
     notify(next, before);
@@ -33,6 +34,23 @@ void IdentityStore::clear() {
         before = std::exchange(current_, nullptr);
     }
     if (before) notify(nullptr, before);
+}
+
+IdentityPtr IdentityStore::burn(std::string note) {
+    IdentityPtr before;
+    {
+        std::lock_guard lock(mu_);
+        burn_note_ = std::move(note);
+        before = std::exchange(current_, nullptr);
+        burnt_through_.store(highest_generation_);
+    }
+    if (before) notify(nullptr, before);
+    return before;
+}
+
+std::string IdentityStore::burn_note() const {
+    std::lock_guard lock(mu_);
+    return burn_note_;
 }
 
 std::uint64_t IdentityStore::next_generation() const {

@@ -6,11 +6,13 @@
 
 #include "agent/identity/identity.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace mtls::identity {
 
@@ -27,6 +29,19 @@ class IdentityStore {
     // Drops the current identity (e.g. its certificate expired and renewal failed): requests
     // then get 503 no_identity until the next publish.
     void clear();
+
+    // The current identity's key is burnt (declared compromised, or its certificate was
+    // revoked): it is dropped as by clear(), and every identity of its generation or older
+    // is unusable from now on (usable() says no), even one a request already holds. The
+    // listeners are told (now = null, before = the burnt one). Returns the burnt identity
+    // (null when there was none; the floor is raised to the highest generation anyway).
+    IdentityPtr burn(std::string note);
+    // While no identity was published since the last burn(): its note (what happened and
+    // what the agent does, for the error a request gets); "" otherwise.
+    std::string burn_note() const;
+    // False for an identity of a burnt generation (see burn()). Lock-free.
+    bool usable(const Identity& id) const { return id.generation() > burnt_through_.load(); }
+    std::uint64_t burnt_through() const { return burnt_through_.load(); }
 
     // A generation number greater than any published so far.
     std::uint64_t next_generation() const;
@@ -65,6 +80,8 @@ class IdentityStore {
     mutable std::mutex mu_;
     IdentityPtr current_;
     std::uint64_t highest_generation_ = 0;
+    std::atomic<std::uint64_t> burnt_through_{0};
+    std::string burn_note_;  // until the next publish
     mutable std::map<std::uint64_t, Listener> listeners_;
     std::uint64_t next_listener_ = 1;
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // lets Subscriptions outlive us

@@ -92,6 +92,9 @@ ProxyError upstream_bad_response(std::string m) {
 ProxyError no_identity(std::string m) {
     return make(status::service_unavailable, "no_identity", std::move(m));
 }
+ProxyError identity_compromised(std::string m) {
+    return make(status::service_unavailable, "identity_compromised", std::move(m));
+}
 ProxyError token_unavailable(std::string m) {
     return make(status::service_unavailable, "token_unavailable", std::move(m));
 }

@@ -40,6 +40,7 @@ ProxyError upstream_revocation(std::string message);        // 502
 ProxyError upstream_reset(std::string message);             // 502
 ProxyError upstream_bad_response(std::string message);      // 502
 ProxyError no_identity(std::string message);                // 503
+ProxyError identity_compromised(std::string message);       // 503 (our key burnt, re-enrolling)
 ProxyError token_unavailable(std::string message);          // 503
 ProxyError pool_exhausted(std::string message);             // 503 upstream_busy
 ProxyError upstream_timeout(std::string message);           // 504

@@ -421,6 +421,14 @@ Drain& Proxy::drain() {
     return ctx_->drain;
 }
 
+std::size_t Proxy::cut_identity(std::uint64_t through_generation) {
+    std::size_t cut = 0;
+    for (auto& st : ctx_->routes->state) cut += st->pool->cut_generation(through_generation);
+    log::warn("proxy.identity_cut",
+              {{"through_generation", through_generation}, {"requests_cut", cut}});
+    return cut;
+}
+
 void Proxy::stop() {
     stopped_ = true;
     stop_accepting();

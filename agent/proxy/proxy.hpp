@@ -103,6 +103,13 @@ class Proxy {
     // get the new settings (timeouts, header limits, caps), open ones keep theirs.
     void commit_listener(PreparedListener prepared);
 
+    // Our identities up to `through_generation` were burnt (IdentityStore::burn()): every
+    // upstream connection made with one is closed, idle or busy — the requests in flight on
+    // them fail (502 upstream_reset / 503 identity_compromised, or a cut response when the
+    // head was already forwarded). Call on the io_context thread. Returns how many requests
+    // in flight were cut.
+    std::size_t cut_identity(std::uint64_t through_generation);
+
     // The token source for requests from now on (a reload that brings the first [oauth]
     // profiles). Call on the io_context thread; `tokens` outlives the proxy.
     void set_token_source(token::TokenSource* tokens);

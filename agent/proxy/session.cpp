@@ -221,6 +221,15 @@ class Session {
 
     void client_deadline() { client_.expires_after(listener_->client_idle); }
 
+    // The error for a request whose identity was burnt while it was under way.
+    ProxyError compromised_now() const {
+        auto note = ctx_.identities.burn_note();
+        return identity_compromised(note.empty() ? "the client certificate this request "
+                                                   "started with was declared compromised; "
+                                                   "retry with the new one"
+                                                 : note);
+    }
+
     void upstream_deadline(UpstreamConnection& c, std::chrono::milliseconds d) {
         auto at = Clock::now() + d;
         if (total_deadline_ && *total_deadline_ < at) at = *total_deadline_;
@@ -465,6 +474,9 @@ class Session {
 
         // The identity this request uses from start to end.
         identity::IdentityPtr id = ctx_.identities.current();
+        if (!id)
+            if (auto note = ctx_.identities.burn_note(); !note.empty())
+                co_return fail(identity_compromised(note));
         if (!id || !id->valid_at(identity::Identity::Clock::now()))
             co_return fail(no_identity(identity_problem(id)));
 
@@ -483,6 +495,7 @@ class Session {
             for (int moved = 0;; ++moved) {
                 auto r = co_await ctx_.tokens->get(route.token_profile, id);
                 if (auto* te = std::get_if<token::TokenError>(&r)) {
+                    if (!ctx_.identities.usable(*id)) co_return fail(compromised_now());
                     auto newer = ctx_.identities.current();
                     if (te->code == token::errc::identity_rotated && moved < 3 && newer &&
                         newer != id && newer->valid_at(identity::Identity::Clock::now())) {
@@ -516,8 +529,15 @@ class Session {
         for (;;) {
             ++out.attempts;
             const auto t_up = Clock::now();
+            // Burnt meanwhile (declared compromised, or revoked): nothing more goes out with
+            // it — neither a new handshake nor a request on a pooled connection.
+            if (!ctx_.identities.usable(*id)) co_return fail(compromised_now());
             auto lease = co_await pool.acquire(id, failure_);
             if (!lease.conn) co_return false;
+            if (!ctx_.identities.usable(*id)) {
+                pool.release(std::move(lease.conn), false);
+                co_return fail(compromised_now());
+            }
             // What cut() closes; cleared before `lease` goes (declared after it).
             lease_conn_ = &lease.conn;
             struct LeaseSeen {

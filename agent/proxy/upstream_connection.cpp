@@ -9,6 +9,10 @@ UpstreamConnection::UpstreamConnection(const net::asio::any_io_executor& ex,
                                        std::shared_ptr<TlsClientContext> tls)
     : tls_(std::move(tls)), stream_(ex) {}
 
+UpstreamConnection::~UpstreamConnection() {
+    delist();
+}
+
 net::awaitable<ProxyError> UpstreamConnection::open(
     const net::tcp::resolver::results_type& endpoints, const UpstreamTarget& target,
     const config::Route::Timeouts& timeouts) {

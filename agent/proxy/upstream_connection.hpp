@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,21 @@ class UpstreamConnection {
     using Clock = std::chrono::steady_clock;
 
     UpstreamConnection(const net::asio::any_io_executor& ex, std::shared_ptr<TlsClientContext> tls);
+    ~UpstreamConnection();
+    UpstreamConnection(const UpstreamConnection&) = delete;
+    UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
+    // The pool's set of leased connections (UpstreamPool::cut_generation()): a connection
+    // in it removes itself when it is destroyed, however its lease ended.
+    using Registry = std::set<UpstreamConnection*>;
+    void enlist(const std::shared_ptr<Registry>& r) {
+        registry_ = r;
+        r->insert(this);
+    }
+    void delist() {
+        if (auto r = registry_.lock()) r->erase(this);
+        registry_.reset();
+    }
 
     // Connect (to the first of `endpoints` that answers: the target's resolved addresses),
     // handshake. On failure returns the error to answer (502/504).
@@ -66,6 +82,7 @@ class UpstreamConnection {
 
   private:
     std::shared_ptr<TlsClientContext> tls_;  // keeps the identity (key, cert) alive
+    std::weak_ptr<Registry> registry_;
     TlsStream stream_;
     net::beast::flat_buffer buffer_;
     bool resumed_ = false;

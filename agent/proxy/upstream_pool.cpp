@@ -65,6 +65,7 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
             }
             ++busy_;
             update_gauges();
+            c->enlist(leased_);
             co_return Lease{std::move(c), true};
         }
         if (busy_ + opening_ < std::max<std::size_t>(entry_.route.pool_max, 1)) break;
@@ -105,11 +106,13 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
                                             {"identity_generation", id->generation()}});
     ++busy_;
     update_gauges();
+    conn->enlist(leased_);
     co_return Lease{std::move(conn), false};
 }
 
 void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, bool reusable) {
     if (!conn) return;
+    conn->delist();
     if (busy_ > 0) --busy_;
     bool current = tls_ && tls_->identity() && conn->generation() == tls_->identity()->generation();
     auto left = UpstreamConnection::Leftover::nothing;
@@ -196,6 +199,27 @@ void UpstreamPool::sweep() {
     };
     idle_.erase(std::remove_if(idle_.begin(), idle_.end(), dead), idle_.end());
     update_gauges();
+}
+
+std::size_t UpstreamPool::cut_generation(std::uint64_t through) {
+    auto burnt = [&](const UpstreamConnection& c) { return c.generation() <= through; };
+    idle_.erase(std::remove_if(idle_.begin(), idle_.end(),
+                               [&](std::unique_ptr<UpstreamConnection>& c) {
+                                   if (!burnt(*c)) return false;
+                                   c->close();
+                                   return true;
+                               }),
+                idle_.end());
+    if (tls_ && tls_->identity() && tls_->identity()->generation() <= through) tls_.reset();
+    std::size_t cut = 0;
+    const std::vector<UpstreamConnection*> busy(leased_->begin(), leased_->end());
+    for (auto* c : busy)
+        if (burnt(*c)) {
+            c->close();  // the session's pending read or write fails
+            ++cut;
+        }
+    update_gauges();
+    return cut;
 }
 
 void UpstreamPool::close_all() {

@@ -46,6 +46,11 @@ class UpstreamPool {
 
     // Closes idle connections past the idle timeout, of an old identity or closed.
     void sweep();
+    // Our identities up to `through_generation` were burnt (declared compromised, or the
+    // certificate revoked): their idle connections close, and so do the busy ones — the
+    // request in flight on one fails (the app gets a 502/503 or a cut response). Returns how
+    // many busy connections were cut.
+    std::size_t cut_generation(std::uint64_t through_generation);
     void close_all();
     // The route was removed or changed by a reload: closes the idle connections; busy ones
     // are closed when released instead of pooled.
@@ -74,6 +79,9 @@ class UpstreamPool {
     UpstreamResolver resolver_;                              // the partner host's addresses
     std::vector<std::unique_ptr<UpstreamConnection>> idle_;  // back = most recently used
     std::size_t busy_ = 0;
+    // The leased connections (each removes itself when destroyed), for cut_generation().
+    std::shared_ptr<UpstreamConnection::Registry> leased_ =
+        std::make_shared<UpstreamConnection::Registry>();
     std::size_t opening_ = 0;
     std::list<net::asio::steady_timer*> waiters_;
     std::uint64_t watch_seq_ = 0;

@@ -4,7 +4,9 @@
 // restart finds a valid identity and no orphan key. Unset (always, in production): no effect.
 //   phases: "startup" (load_state, save_reconciled_state, destroy_orphan, publish), "enroll"
 //   (first enrollment), "renew" (renew or rotate), "retire" (old key destroyed, state not
-//   yet saved). tests/lifecycle/crash_test.cpp goes through every one of them. In "enroll"
+//   yet saved), "compromised" (rotate --compromised / our certificate revoked:
+//   persist_intent, destroy_key, persist — then the "enroll" steps; tests/revocation/
+//   compromised_test.cpp). tests/lifecycle/crash_test.cpp goes through the others. In "enroll"
 //   and "renew", "key_intent" is right after the new key's CKA_ID was saved as
 //   state.pending_key and before C_GenerateKeyPair (tests/interop/token_owner_test.cpp puts
 //   the leftovers of a generation killed half-way on the token there).

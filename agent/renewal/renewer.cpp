@@ -13,7 +13,11 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 
 namespace mtls::renewal {
@@ -142,6 +146,20 @@ config::KeyType key_type_for(est::Client& client, const est::Credentials& creds,
     return type;
 }
 
+// "" when the bootstrap credentials of [est] can be read; else what is missing (for a fresh
+// enrollment's error: files are often removed after the first enrollment).
+std::string missing_bootstrap_credentials(const config::Est& est) {
+    auto unreadable = [](const std::string& key, const std::string& path) -> std::string {
+        if (path.empty()) return key + " is not set";
+        if (::access(path.c_str(), R_OK) != 0)
+            return key + " " + path + " cannot be read (" + std::strerror(errno) + ")";
+        return {};
+    };
+    if (est.auth == config::Est::Auth::bootstrap_cert)
+        return unreadable("est.bootstrap_cert", est.bootstrap_cert_file);
+    return unreadable("est.basic_credentials", est.basic_credentials_file);
+}
+
 }  // namespace
 
 Renewer::Renewer(config::Config cfg, std::shared_ptr<pkcs11::ProviderContext> provider,
@@ -165,6 +183,11 @@ void Renewer::update_config(const config::Config& cfg) {
 Status Renewer::status() const {
     std::lock_guard lock(mu_);
     return status_;
+}
+
+std::string Renewer::est_ca_pem() const {
+    std::lock_guard lock(mu_);
+    return state_ ? state_->est_ca_pem : std::string();
 }
 
 Outcome Renewer::start_up() {
@@ -215,6 +238,10 @@ Outcome Renewer::start_up() {
             status_.consecutive_failures =
                 st.last_renewal->ok ? 0 : st.last_renewal->consecutive_failures;
         }
+        if (trust_state && st.last_compromise)
+            status_.last_compromise =
+                Status::Compromise{Clock::time_point(std::chrono::seconds(st.last_compromise->at)),
+                                   st.last_compromise->trigger, st.last_compromise->reason};
     }
 
     // 3. Reconcile with the token: forget keys the token no longer has, destroy objects of
@@ -226,6 +253,7 @@ Outcome Renewer::start_up() {
                            [&](const pkcs11::KeyInfo& k) { return k.id_hex() == id_hex; });
     };
     bool forgot = false;
+    if (trust_state) finish_compromise(st, forgot);
     if (st.current_key && !present(st.current_key->id_hex)) {
         log::warn("renewal.current_key_missing", {{"key_id", st.current_key->id_hex}});
         st.current_key.reset();
@@ -327,7 +355,7 @@ Outcome Renewer::start_up() {
     return out;
 }
 
-Outcome Renewer::attempt(bool force_rekey, std::stop_token stop) {
+Outcome Renewer::attempt(bool force_rekey, std::stop_token stop, bool fresh) {
     Outcome out;
     State st;
     bool rekey;
@@ -338,7 +366,8 @@ Outcome Renewer::attempt(bool force_rekey, std::stop_token stop) {
         ++status_.attempts;
     }
     auto current = identities_.current();
-    bool usable = current && current->valid_at(Clock::now()) && st.current_key;
+    bool usable = !fresh && current && current->valid_at(Clock::now()) && st.current_key &&
+                  identities_.usable(*current);
     try {
         out = usable ? renew_with(st, current, rekey, stop) : enroll_fresh(st, stop);
     } catch (const std::exception& e) {
@@ -393,6 +422,13 @@ Outcome Renewer::enroll_fresh(State& st, std::stop_token stop) {
         cfg = cfg_;
     }
     auto token = provider_->token();
+    if (auto missing = missing_bootstrap_credentials(cfg.est); !missing.empty())
+        throw std::runtime_error(
+            "no bootstrap credentials to enroll a new key: " + missing +
+            ". A new identity needs the EST enrollment credentials of a first start (a revoked "
+            "or compromised certificate cannot authenticate a re-enrollment); put them back "
+            "(est.basic_credentials, or est.auth = \"bootstrap-cert\" with est.bootstrap_cert "
+            "and est.bootstrap_key) — the agent retries by itself");
     auto [client, stored_ca] = open_est(st, cfg, steps);
 
     // Bootstrap credentials.
@@ -696,9 +732,160 @@ void Renewer::schedule_next(const identity::IdentityPtr& id, bool failed) {
 void Renewer::request(Kind kind, Done done) {
     {
         std::lock_guard lock(mu_);
-        queue_.emplace_back(kind, std::move(done));
+        queue_.push_back(Job{kind, std::move(done), false, {}, {}, {}, {}});
     }
     cv_.notify_all();
+}
+
+void Renewer::compromised(std::string trigger, std::string reason, std::string problem,
+                          Done destroyed, Done done) {
+    {
+        std::lock_guard lock(mu_);
+        status_.key_problem = problem;
+        status_.last_compromise = Status::Compromise{Clock::now(), trigger, reason};
+    }
+    // From here on no request uses the old identity (the daemon's identity listener cuts its
+    // connections and drops its tokens).
+    auto burnt = identities_.burn(problem);
+    log::error("renewal.compromised",
+               {{"trigger", trigger},
+                {"reason", reason},
+                {"key_id", burnt ? burnt->key_id() : std::string("-")},
+                {"action",
+                 "identity dropped; destroying the key and enrolling a new one with the "
+                 "bootstrap credentials"}});
+    {
+        std::lock_guard lock(mu_);
+        // Before anything else queued: a renewal would re-enroll with the burnt certificate.
+        queue_.push_front(Job{Kind::rotate, std::move(done), true, std::move(trigger),
+                              std::move(reason), burnt ? burnt->key_id() : std::string(),
+                              std::move(destroyed)});
+    }
+    cv_.notify_all();
+}
+
+void Renewer::finish_compromise(State& st, bool& forgot) {
+    if (!st.last_compromise || !st.last_compromise->destroy_key) return;
+    const std::string hex = *st.last_compromise->destroy_key;
+    if (st.current_key && st.current_key->id_hex == hex) {
+        st.current_key.reset();
+        st.chain_pem.clear();
+    }
+    std::erase_if(st.retiring, [&](const RetiringKey& r) { return r.key.id_hex == hex; });
+    const auto n = provider_->token()->destroy_key(encoding::hex_decode(hex).value_or(""));
+    log::warn("renewal.compromised_key_destroyed",
+              {{"key_id", hex}, {"objects", n}, {"when", "start-up, after an interruption"}});
+    st.last_compromise->destroy_key.reset();
+    forgot = true;  // saved with the reconciled state
+}
+
+Outcome Renewer::replace_compromised(const Job& job, std::stop_token stop) {
+    Outcome out;
+    StepLog steps{out, "compromised"};
+    State st;
+    {
+        std::lock_guard lock(mu_);
+        st = state_.value_or(State{});
+    }
+    // The burnt identity's key, and the state's current key unless a usable identity serves
+    // with it (published after the burn: a renewal that was under way, or an earlier
+    // compromised job's enrollment) — that one is kept and nothing is enrolled.
+    const auto serving = identities_.current();
+    const bool in_use = serving && identities_.usable(*serving) && st.current_key &&
+                        serving->key_id() == st.current_key->id_hex &&
+                        st.current_key->id_hex != job.burnt_key;
+    std::vector<std::string> burn;
+    if (!job.burnt_key.empty()) burn.push_back(job.burnt_key);
+    if (st.current_key && st.current_key->id_hex != job.burnt_key && !in_use)
+        burn.push_back(st.current_key->id_hex);
+    try {
+        // 1. The intent, durable: a restart never publishes these keys again.
+        if (!in_use) {
+            st.current_key.reset();
+            st.chain_pem.clear();
+        }
+        std::string reason = job.reason;
+        if (reason.size() > 1000) reason.resize(1000);
+        st.last_compromise = Compromise{unix_now(), job.trigger, reason, std::nullopt};
+        if (!burn.empty()) st.last_compromise->destroy_key = burn.front();
+        for (const auto& hex : burn) {
+            std::erase_if(st.retiring, [&](const RetiringKey& r) { return r.key.id_hex == hex; });
+            retired_identities_.erase(hex);
+        }
+        // A second burnt key (rare) waits in retiring, due now, should the first step fail.
+        for (std::size_t i = 1; i < burn.size(); ++i)
+            st.retiring.push_back({KeyRef{burn[i], "", ""}, 0});
+        store_.save(st);
+        {
+            std::lock_guard lock(mu_);
+            state_ = st;
+            persist_outcome_ = true;
+        }
+        steps.ok("persist_intent", burn.empty() ? "no key to destroy" : "key " + burn.front());
+        // 2. The keys go from the token, at once (no grace: nothing may use them).
+        auto token = provider_->token();
+        for (const auto& hex : burn) {
+            const auto n = token->destroy_key(encoding::hex_decode(hex).value_or(""));
+            log::warn("renewal.compromised_key_destroyed",
+                      {{"key_id", hex}, {"objects", n}, {"when", "at once"}});
+            steps.ok("destroy_key", hex + " (" + std::to_string(n) + " object(s))");
+        }
+        // 3. Nothing left to destroy.
+        st.last_compromise->destroy_key.reset();
+        std::erase_if(st.retiring, [&](const RetiringKey& r) {
+            return std::find(burn.begin(), burn.end(), r.key.id_hex) != burn.end();
+        });
+        store_.save(st);
+        {
+            std::lock_guard lock(mu_);
+            state_ = st;
+        }
+        steps.ok("persist", store_.path().string());
+    } catch (const std::exception& e) {
+        // The identity stays burnt; retire_due() and the next start retry the destruction.
+        if (st.last_compromise && st.last_compromise->destroy_key) {
+            st.retiring.push_back({KeyRef{*st.last_compromise->destroy_key, "", ""}, 0});
+            try {
+                store_.save(st);
+                std::lock_guard lock(mu_);
+                state_ = st;
+            } catch (const std::exception& se) {
+                log::warn("renewal.outcome_not_saved", {{"error", se.what()}});
+            }
+        }
+        steps.failed("destroy_key", std::string("could not destroy the compromised key: ") +
+                                        e.what() + "; it is not used any more");
+        {
+            std::lock_guard lock(mu_);
+            ++status_.attempts;
+            ++status_.failures;
+            ++status_.consecutive_failures;
+            status_.last_at = Clock::now();
+            status_.last_result = out.message;
+            status_.next_at = Clock::now() + backoff_.next(rng_);
+        }
+        if (job.destroyed) job.destroyed(out);
+        return out;
+    }
+    if (job.destroyed) job.destroyed(out);
+    if (in_use) {
+        {
+            std::lock_guard lock(mu_);
+            status_.key_problem.clear();
+        }
+        out.ok = true;
+        out.message =
+            "compromised key destroyed; a newer identity already serves: " + serving->subject();
+        return out;
+    }
+    // 4. A new key and a fresh enrollment with the bootstrap credentials.
+    auto enrolled = attempt(false, stop, true);
+    out.steps.insert(out.steps.end(), enrolled.steps.begin(), enrolled.steps.end());
+    out.ok = enrolled.ok;
+    out.message = enrolled.ok
+                      ? "compromised key destroyed; " + enrolled.message
+                      : "compromised key destroyed; no new identity yet: " + enrolled.message;
+    return out;
 }
 
 void Renewer::run() {
@@ -715,7 +902,7 @@ void Renewer::stop() {
 
 void Renewer::loop(std::stop_token stop) {
     while (!stop.stop_requested()) {
-        std::optional<std::pair<Kind, Done>> job;
+        std::optional<Job> job;
         bool scheduled = false, reenroll = false;
         {
             std::unique_lock lock(mu_);
@@ -744,8 +931,9 @@ void Renewer::loop(std::stop_token stop) {
             identities_.clear();
             attempt(false, stop);
         } else if (job) {
-            auto out = attempt(job->first == Kind::rotate, stop);
-            if (job->second) job->second(out);
+            auto out = job->compromised ? replace_compromised(*job, stop)
+                                        : attempt(job->kind == Kind::rotate, stop);
+            if (job->done) job->done(out);
         } else if (scheduled) {
             attempt(false, stop);
         }

@@ -14,6 +14,17 @@
 //   -> persist state (new key current, old key retiring, no pending key) -> store cert on
 //   token -> publish snapshot -> ... grace ... -> destroy old key -> persist.
 //
+// A compromised key (compromised(): `mtls-agentctl rotate --compromised`, or our certificate
+// found revoked) skips all of that: the identity is burnt at once (IdentityStore::burn(): no
+// request uses it from then on; the daemon cuts its connections and drops its tokens), then
+// on the renewer's thread, in this order:
+//   persist the intent (state.last_compromise.destroy_key = the burnt key, current_key
+//   cleared) -> destroy the key on the token -> persist (destroy_key cleared) -> enroll a new
+//   key with the bootstrap credentials (enroll_fresh, as at first start: a correct CA refuses
+//   re-enrollment authenticated by a revoked certificate).
+// A crash after the intent is saved is finished by start-up (the key is destroyed, never
+// published); a crash before it leaves the state as it was (the command had not completed).
+//
 // All blocking work (EST over libcurl, Cryptoki) runs on the renewer's own thread; requests
 // from the admin socket are queued to it and completed through a callback.
 #pragma once
@@ -61,9 +72,17 @@ struct Status {
     int consecutive_failures = 0;
     std::string key_type;   // of the current key
     std::string key_label;  // of the current key
-    // Set while the current key is missing on the token (until a new one is enrolled):
-    // "the current key is missing on the token".
+    // Set while the current key is missing on the token or was burnt (until a new one is
+    // enrolled): "the current key is missing on the token", "our key was declared
+    // compromised (…)", "our certificate was revoked (…)".
     std::string key_problem;
+    // The last time our key was declared compromised (kept in identity.json).
+    struct Compromise {
+        Clock::time_point at;
+        std::string trigger;  // "operator" | "revoked"
+        std::string reason;
+    };
+    std::optional<Compromise> last_compromise;
 };
 
 class Renewer {
@@ -90,10 +109,24 @@ class Renewer {
     // Queue a renewal (policy rekey) or a rotation (always a new key); `done` is called on
     // the renewer's thread when it has finished.
     void request(Kind kind, Done done);
+    // The current key is burnt (trigger "operator": rotate --compromised; "revoked": our
+    // certificate was found revoked; `reason` says why, for status and the logs). At once, on
+    // the calling thread: status fails with `problem`, the identity is burnt
+    // (IdentityStore::burn()). Then, queued before anything else, the compromised order at
+    // the top; `done` is called on the renewer's thread when the new identity is published
+    // or the enrollment failed (the old key is destroyed either way, unless the token
+    // refused: a failed step says so).
+    // `destroyed` (optional) is called on the renewer's thread as soon as the old key is gone
+    // from the token (or its destruction failed: the outcome says so), before the enrollment.
+    void compromised(std::string trigger, std::string reason, std::string problem, Done destroyed,
+                     Done done);
     // Swap in a reloaded configuration (used from the next attempt on).
     void update_config(const config::Config& cfg);
 
     Status status() const;
+    // The EST CA certificates (PEM) learned at first contact ("" before): the root our
+    // chain ends at, for the revocation check of the last intermediate.
+    std::string est_ca_pem() const;
 
     // Told (by the token's key-gone observer, on a signing thread) that a signature needed
     // the private key with this CKA_ID (raw bytes) and the token no longer has it. When it is
@@ -103,7 +136,20 @@ class Renewer {
     void key_gone(const std::string& key_id);
 
   private:
-    Outcome attempt(bool force_rekey, std::stop_token stop);
+    struct Job {
+        Kind kind = Kind::renew;
+        Done done;
+        bool compromised = false;
+        std::string trigger, reason;
+        std::string burnt_key;  // CKA_ID hex of the burnt identity's key ("" if none)
+        Done destroyed;         // compromised: told once the old key is gone
+    };
+    Outcome attempt(bool force_rekey, std::stop_token stop, bool fresh = false);
+    // The compromised order (top): destroys the burnt key(s), then attempt(fresh).
+    Outcome replace_compromised(const Job& job, std::stop_token stop);
+    // Start-up: a compromise whose key was not yet destroyed (state.last_compromise.
+    // destroy_key) is finished before anything is published.
+    void finish_compromise(State& st, bool& forgot);
     Outcome enroll_fresh(State& st, std::stop_token stop);
     Outcome renew_with(State& st, const identity::IdentityPtr& current, bool rekey,
                        std::stop_token stop);
@@ -129,7 +175,7 @@ class Renewer {
     AttemptHook on_attempt_;
     StateStore store_;
     std::optional<State> state_;  // last persisted state (renewer thread + start_up only)
-    std::deque<std::pair<Kind, Done>> queue_;
+    std::deque<Job> queue_;
     Status status_;
     Backoff backoff_;
     std::mt19937_64 rng_{std::random_device{}()};

@@ -121,6 +121,25 @@ State parse_state(std::string_view text, const std::string& origin) {
         }
         s.last_renewal = std::move(lr);
     }
+    if (auto it = j.find("last_compromise"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) bad(origin, "state.last_compromise must be an object");
+        Compromise c;
+        const auto& at = member(*it, "at", "last_compromise", origin);
+        if (!at.is_number_integer() || at.get<std::int64_t>() < 0)
+            bad(origin, "state.last_compromise.at must be a non-negative integer");
+        c.at = at.get<std::int64_t>();
+        c.trigger = string_member(*it, "trigger", "last_compromise", origin);
+        c.reason = string_member(*it, "reason", "last_compromise", origin);
+        if (c.reason.size() > 1000) c.reason.resize(1000);
+        if (auto d = it->find("destroy_key"); d != it->end() && !d->is_null()) {
+            auto raw = d->is_string() ? encoding::hex_decode(d->get<std::string>()) : std::nullopt;
+            if (!raw || raw->empty() || raw->size() > 64 ||
+                d->get<std::string>().find(':') != std::string::npos)
+                bad(origin, "state.last_compromise.destroy_key must be 1-64 bytes of hex");
+            c.destroy_key = d->get<std::string>();
+        }
+        s.last_compromise = std::move(c);
+    }
     if (s.current_key && s.chain_pem.empty()) bad(origin, "current_key without chain_pem");
     return s;
 }
@@ -138,6 +157,14 @@ std::string serialize_state(const State& s) {
                              {"ok", s.last_renewal->ok},
                              {"message", s.last_renewal->message},
                              {"consecutive_failures", s.last_renewal->consecutive_failures}};
+    if (s.last_compromise)
+        j["last_compromise"] = {
+            {"at", s.last_compromise->at},
+            {"trigger", s.last_compromise->trigger},
+            {"reason", s.last_compromise->reason},
+            {"destroy_key", s.last_compromise->destroy_key
+                                ? nlohmann::json(*s.last_compromise->destroy_key)
+                                : nlohmann::json(nullptr)}};
     j["retiring"] = nlohmann::json::array();
     for (const auto& r : s.retiring)
         j["retiring"].push_back({{"key", key_json(r.key)}, {"destroy_after", r.destroy_after}});

@@ -36,6 +36,17 @@ struct LastRenewal {
     int consecutive_failures = 0;
 };
 
+// The last time our key was declared compromised (`mtls-agentctl rotate --compromised`, or
+// our certificate found revoked), kept for status. `destroy_key` is the CKA_ID (hex) of the
+// burnt key while it may still be on the token: saved before the key is destroyed, cleared
+// after; a start-up that finds it set destroys that key and never uses it again.
+struct Compromise {
+    std::int64_t at = 0;  // Unix seconds
+    std::string trigger;  // "operator" | "revoked"
+    std::string reason;   // at most 1000 bytes
+    std::optional<std::string> destroy_key;
+};
+
 struct State {
     std::optional<KeyRef> current_key;
     std::string chain_pem;  // leaf first; empty while not enrolled
@@ -44,6 +55,7 @@ struct State {
     std::string instance;    // this agent's instance id (16 hex digits); "" in old states
     std::optional<std::string> pending_key;  // CKA_ID hex of a key being generated
     std::optional<LastRenewal> last_renewal;
+    std::optional<Compromise> last_compromise;
 
     // Every key id the state refers to (current + retiring).
     std::vector<std::string> referenced_ids() const;

@@ -248,6 +248,21 @@ void TokenCache::identity_changed(const identity::IdentityPtr& current) {
     note_identity_locked(current);
 }
 
+void TokenCache::identity_burnt(std::uint64_t through_generation) {
+    std::lock_guard lk(mu_);
+    burnt_through_ = std::max(burnt_through_, through_generation);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+        if (it->second->generation <= burnt_through_) {
+            log::info("oauth.token_dropped", {{"profile", it->second->profile},
+                                              {"thumbprint", it->second->x5t},
+                                              {"reason", "identity compromised"}});
+            it = entries_.erase(it);  // waiters of a fetch in flight are answered by complete()
+        } else {
+            ++it;
+        }
+    }
+}
+
 std::optional<TokenResult> TokenCache::answer_locked(const std::shared_ptr<Entry>& e,
                                                      Clock::time_point now) {
     // A fresh token (get() starts a background refresh from refresh_at on).
@@ -284,6 +299,10 @@ net::awaitable<TokenResult> TokenCache::get(const std::string& profile_name,
     std::shared_ptr<Entry> entry;
     {
         std::lock_guard lk(mu_);
+        if (id->generation() <= burnt_through_)
+            co_return make_error(errc::identity_rotated,
+                                 "the client certificate " + id->x5t_s256() +
+                                     " was declared compromised; no token is requested for it");
         note_identity_locked(id);
         if (id->generation() < newest_generation_)
             co_return make_error(

@@ -12,6 +12,8 @@
 // - Rotation: an identity of a higher generation drops every entry of lower generations;
 //   a get() with an identity older than the newest seen is refused (identity_rotated), so
 //   a token for an old certificate is never handed out after rotation.
+// - Compromise: identity_burnt() drops the entries of the burnt generations at once, and
+//   get() refuses those identities (identity_rotated) from then on.
 // - Reload: prepare() checks a new [oauth] and reads its CA bundle, apply() puts it in use.
 //   A profile whose settings changed loses its cached tokens (every profile does when the
 //   issuer, token endpoint, CA bundle or timeout changed); a removed profile is dropped; the
@@ -79,6 +81,10 @@ class TokenCache final : public TokenSource {
     // Tell the cache about a newly published identity (IdentityStore subscription): drops
     // the entries of every other certificate at once instead of at the next get().
     void identity_changed(const identity::IdentityPtr& current);
+    // The identities up to this generation were burnt (declared compromised, or the
+    // certificate revoked: IdentityStore::burn()): their entries go at once (a fetch in
+    // flight is not cached) and get() refuses such identities from now on.
+    void identity_burnt(std::uint64_t through_generation);
 
     // The settings in use: [oauth] with its AS trust and discovered token endpoint.
     struct Conf;
@@ -118,6 +124,7 @@ class TokenCache final : public TokenSource {
     std::shared_ptr<const Conf> conf_;  // under mu_; replaced whole by apply()
     std::map<std::pair<std::string, std::string>, std::shared_ptr<Entry>> entries_;
     std::uint64_t newest_generation_ = 0;
+    std::uint64_t burnt_through_ = 0;  // identities of this generation or older: never again
     bool stopping_ = false;
 
     std::atomic<std::uint64_t> requests_{0};

@@ -353,6 +353,18 @@ TEST_F(ConfigTest, RenewalRanges) {
               "renewal could fall after expiry"}));
 }
 
+TEST_F(ConfigTest, OwnRevocationCheck) {
+    EXPECT_EQ(errors(base() + "[renewal]\nrevocation_check = \"crl\"\n"
+                              "revocation_check_interval = \"2d\"\n"),
+              (Errs{"agent.toml:17: renewal.revocation_check: \"crl\" is not one of "
+                    "\"ocsp-then-crl\", \"off\"",
+                    "agent.toml:18: renewal.revocation_check_interval: 2d is too long: at most "
+                    "\"1d\" (a revoked certificate would be used that long)"}));
+    EXPECT_EQ(errors(base() + "[renewal]\nrevocation_check = \"off\"\n"
+                              "revocation_check_interval = \"30s\"\n"),
+              Errs{});
+}
+
 TEST_F(ConfigTest, OAuthProfiles) {
     std::string text = base() +
                        "token_profile = \"partner-b\"\n"           // 16

@@ -269,6 +269,7 @@ Task<void> HttpsServer::session(tcp::socket socket) {
         Exchange ex(stream, buffer, parser, peer, name_, idle_);
         bool failed = false;
         std::string what;
+        if (name_ == "api" && !ex.path().starts_with("/sandbox/")) stats_.count_api_cert(peer.x5t);
         try {
             if (ex.path().starts_with("/sandbox/"))
                 co_await admin_(ex);

@@ -30,11 +30,22 @@ void Stats::record(RequestRecord r) {
     while (records_.size() > 1000) records_.pop_front();
 }
 
+void Stats::count_api_cert(const std::string& x5t) {
+    std::lock_guard lock(mu_);
+    ++api_by_cert_[x5t];
+}
+
 nlohmann::json Stats::to_json() const {
     auto sum = [&](auto member) {
         return (est.*member).load() + (as.*member).load() + (api.*member).load();
     };
+    nlohmann::json by_cert = nlohmann::json::object();
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& [x5t, n] : api_by_cert_) by_cert[x5t] = n;
+    }
     return {
+        {"api_requests_by_cert", by_cert},
         {"full_handshakes", sum(&ServiceCounters::full_handshakes)},
         {"resumed_handshakes", sum(&ServiceCounters::resumed_handshakes)},
         {"handshake_failures", sum(&ServiceCounters::handshake_failures)},
@@ -87,6 +98,7 @@ void Stats::reset() {
         *c = 0;
     std::lock_guard lock(mu_);
     records_.clear();
+    api_by_cert_.clear();
 }
 
 }  // namespace mtls::sandbox

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -60,6 +61,11 @@ class Stats {
 
     ServiceCounters& service(const std::string& name);
     void record(RequestRecord r);
+    // A partner API request arrived (its head read, before it is handled) over a connection
+    // with this client certificate (x5t#S256, "" without one): counted per certificate, all
+    // of them (GET /sandbox/stats "api_requests_by_cert"), so a test can tell whether any
+    // request came with a given certificate after some moment.
+    void count_api_cert(const std::string& x5t);
     nlohmann::json to_json() const;
     nlohmann::json records_json() const;
     void reset();
@@ -67,6 +73,7 @@ class Stats {
   private:
     mutable std::mutex mu_;
     std::deque<RequestRecord> records_;
+    std::map<std::string, std::uint64_t> api_by_cert_;
 };
 
 }  // namespace mtls::sandbox
