@@ -561,13 +561,12 @@ Response Session::perform(const Request& req, const ConnectedHook& on_connected)
             if (a & bit) r.auth_offered_names.emplace_back(name);
     }
     r.credentials_sent = req.basic && (preemptive_basic || r.responses > 1);
-    log::debug(std::string(req.log_part) + ".http_request",
-               {{"method", req.method},
-                {"url", req.url},
-                {"status", r.status},
-                {"bytes", r.body.size()},
-                {"reused", r.connection_reused},
-                {"responses", r.responses}});
+    log::debug(std::string(req.log_part) + ".http_request", {{"method", req.method},
+                                                             {"url", req.url},
+                                                             {"status", r.status},
+                                                             {"bytes", r.body.size()},
+                                                             {"reused", r.connection_reused},
+                                                             {"responses", r.responses}});
     return r;
 }
 

@@ -29,7 +29,8 @@ enum class RouteFailure : std::uint8_t {
     upstream_timeout,       // proxy-made 504
     token_unavailable,      // proxy-made 503: no access token for the route's profile
     partner_invalid_token,  // the partner answered 401 with error="invalid_token"
-    upstream_revocation,    // proxy-made 502: the partner's chain is revoked (or no status, hard-fail)
+    upstream_revocation,    // proxy-made 502: the partner's chain is revoked (or no status,
+                            // hard-fail)
 };
 
 // The stable name of a failure (the proxy's error code, or partner_invalid_token).
@@ -60,10 +61,10 @@ constexpr std::string_view to_string(RouteFailure f) {
 // The failure a proxy error code stands for (none: not a partner or token failure, e.g.
 // body_too_large, upstream_busy, no_identity).
 inline RouteFailure failure_of_code(std::string_view code) {
-    for (auto f : {RouteFailure::upstream_connect, RouteFailure::upstream_tls,
-                   RouteFailure::upstream_reset, RouteFailure::upstream_bad_response,
-                   RouteFailure::upstream_timeout, RouteFailure::token_unavailable,
-                   RouteFailure::upstream_revocation})
+    for (auto f :
+         {RouteFailure::upstream_connect, RouteFailure::upstream_tls, RouteFailure::upstream_reset,
+          RouteFailure::upstream_bad_response, RouteFailure::upstream_timeout,
+          RouteFailure::token_unavailable, RouteFailure::upstream_revocation})
         if (code == to_string(f)) return f;
     return RouteFailure::none;
 }

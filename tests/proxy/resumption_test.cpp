@@ -119,8 +119,7 @@ TEST_F(ResumptionTest, IdleKeepAliveConnectionsHoldNoBuffers) {
     for (int i = 0; i < kClients; ++i) {
         clients.push_back(std::make_unique<Client>(px.port()));
         // A small answer, a 64 KiB one (the largest body buffer) and a request with a body.
-        ASSERT_EQ(clients.back()->request(http::verb::get, "/a/echo/status/200").result_int(),
-                  200);
+        ASSERT_EQ(clients.back()->request(http::verb::get, "/a/echo/status/200").result_int(), 200);
         auto big = clients.back()->request(http::verb::get, "/a/echo/bytes/65536");
         ASSERT_EQ(big.result_int(), 200);
         EXPECT_EQ(big.body().size(), 65536u);
