@@ -51,11 +51,11 @@ struct Options {
 
     // Revocation (--revocation): CRL distribution point, index.txt for `openssl ocsp`
     bool revocation = false;
-    std::uint16_t crl_port = 0;                 // plain HTTP CRL DP (0: pick a free one)
-    std::string ocsp_url;                       // AIA OCSP URL put in issued certificates
-    std::chrono::seconds crl_validity{3600};    // CRL nextUpdate - thisUpdate
-    bool api_staple = false;                    // staple OCSP on the partner API
-    std::string staple_url;                     // where the stapler asks (default: ocsp_url)
+    std::uint16_t crl_port = 0;               // plain HTTP CRL DP (0: pick a free one)
+    std::string ocsp_url;                     // AIA OCSP URL put in issued certificates
+    std::chrono::seconds crl_validity{3600};  // CRL nextUpdate - thisUpdate
+    bool api_staple = false;                  // staple OCSP on the partner API
+    std::string staple_url;                   // where the stapler asks (default: ocsp_url)
     std::chrono::milliseconds staple_period{30000};
 };
 
