@@ -96,10 +96,12 @@ up() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/p/echo/status/200"
 # TICKETS=single-use (default): the partner's TLS 1.3 tickets resume once, as servers with
 # replay protection have them (a client must not offer one twice, RFC 8446 C.4);
 # TICKETS=reusable: stateless tickets (OpenSSL's default), which a client may offer again.
+# TICKETS=none: no resumption at all (every upstream handshake full: what resumption saves).
 case "${TICKETS:-single-use}" in
   single-use) ticket_flag=--api-single-use-tickets ;;
   reusable) ticket_flag= ;;
-  *) die "TICKETS must be single-use or reusable" ;;
+  none) ticket_flag=--api-no-tickets ;;
+  *) die "TICKETS must be single-use, reusable or none" ;;
 esac
 # REVOCATION=ocsp: the CA publishes revocation data and `openssl ocsp` answers (started below).
 rev_flags=(); route_revocation=""

@@ -122,6 +122,7 @@ int run(Options& o) {
         api_tls.client_ca_names.push_back(c.get());
     }
     api_tls.single_use_tickets = o.api_single_use_tickets;
+    api_tls.no_tickets = o.api_no_tickets;
     auto api_ctx = make_server_ctx(api_tls);
     std::unique_ptr<Stapler> stapler;
     const auto staple_url = o.staple_url.empty() ? o.ocsp_url : o.staple_url;
@@ -308,6 +309,9 @@ int main(int argc, char** argv) {
     app.add_flag("--api-single-use-tickets", o.api_single_use_tickets,
                  "API TLS 1.3 session tickets resume at most once (a client that offers one "
                  "twice gets a full handshake)");
+    app.add_flag("--api-no-tickets", o.api_no_tickets,
+                 "API without session resumption: no tickets, no session cache (every "
+                 "handshake full)");
     app.add_option("--api-audience", o.api_audience,
                    "require tokens whose aud contains this value");
     long crl_validity = o.crl_validity.count(), staple_ms = o.staple_period.count();

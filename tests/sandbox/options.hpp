@@ -47,7 +47,8 @@ struct Options {
     std::vector<std::string> api_allow_cn;  // allowlist (empty: every CA-issued cert)
     bool api_token_optional = false;        // /api/secure/* without a token is fine
     std::string api_audience;               // if set, tokens' aud must contain it
-    bool api_single_use_tickets = false;    // TLS 1.3 tickets resume once (stateful, anti-replay)
+    bool api_single_use_tickets = false;
+    bool api_no_tickets = false;  // TLS 1.3 tickets resume once (stateful, anti-replay)
 
     // Revocation (--revocation): CRL distribution point, index.txt for `openssl ocsp`
     bool revocation = false;

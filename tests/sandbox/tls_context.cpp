@@ -39,7 +39,11 @@ ossl::SslCtx make_server_ctx(const ServerTlsConfig& cfg) {
         if (SSL_CTX_set_max_early_data(c, 16384) != 1)
             throw ossl::Error("SSL_CTX_set_max_early_data failed");
     }
-    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+    if (cfg.no_tickets) {
+        SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+        if (SSL_CTX_set_num_tickets(c, 0) != 1) throw ossl::Error("SSL_CTX_set_num_tickets failed");
+    }
+    SSL_CTX_set_session_cache_mode(c, cfg.no_tickets ? SSL_SESS_CACHE_OFF : SSL_SESS_CACHE_SERVER);
     const auto& sid = cfg.session_id_context;
     if (SSL_CTX_set_session_id_context(c, reinterpret_cast<const unsigned char*>(sid.data()),
                                        static_cast<unsigned>(sid.size())) != 1)

@@ -31,6 +31,10 @@ struct ServerTlsConfig {
     // that wants 0-RTT replay protection. Still 2 tickets per full handshake, 1 per
     // resumption (OpenSSL's defaults). Without it tickets are stateless and may be reused.
     bool single_use_tickets = false;
+    // No resumption at all (--api-no-tickets): no tickets sent, no session cache, as a
+    // server configured without them; every handshake is full (benchmarks: what resumption
+    // saves).
+    bool no_tickets = false;
 };
 
 ossl::SslCtx make_server_ctx(const ServerTlsConfig& cfg);
