@@ -22,12 +22,6 @@ using namespace mtls::test;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// Requests the partner received with the certificate of this x5t#S256.
-std::uint64_t requests_with(const SandboxProcess& sandbox, const std::string& x5t) {
-    const auto by = sandbox.stats()["api_requests_by_cert"];
-    return by.contains(x5t) ? by[x5t].get<std::uint64_t>() : 0;
-}
-
 // The load's check during a compromised rotation: a bound answer, or the agent's own
 // 502/503 while it has no identity (identity_compromised) or a request was cut.
 std::string bound_or_refused(unsigned status, const std::string& body) {
@@ -60,7 +54,7 @@ TEST(Compromised, RotateUnderLoadDropsTheOldKeyAtOnce) {
 
     HttpLoad load(w.agent->port(), "/partner/api/secure/data", 8, bound_or_refused);
     ASSERT_TRUE(poll_until([&] { return load.ok_so_far() >= 50; }, 60s)) << "no traffic";
-    ASSERT_GT(requests_with(*w.sandbox, old.x5t), 0u);
+    ASSERT_GT(w.sandbox->api_requests_with_cert(old.x5t), 0u);
 
     // A request in flight on the old identity: the partner holds it for 30 s.
     const auto echo_before = w.sandbox->stats()["echo_requests"].get<std::uint64_t>();
@@ -77,7 +71,7 @@ TEST(Compromised, RotateUnderLoadDropsTheOldKeyAtOnce) {
     // When the command returns: the old key is gone, and the partner's count for the old
     // certificate is final.
     EXPECT_TRUE(token_objects_with_id(w.token, old.key_id).empty());
-    const auto old_count = requests_with(*w.sandbox, old.x5t);
+    const auto old_count = w.sandbox->api_requests_with_cert(old.x5t);
 
     // The request in flight was cut, not answered with the old certificate, and promptly.
     ASSERT_EQ(slow.wait_for(20s), std::future_status::ready) << "the slow request was not cut";
@@ -98,9 +92,9 @@ TEST(Compromised, RotateUnderLoadDropsTheOldKeyAtOnce) {
     EXPECT_EQ(report.failed, 0u) << (report.samples.empty() ? "" : report.samples.front());
 
     // Not one request with the old certificate after the command returned.
-    EXPECT_EQ(requests_with(*w.sandbox, old.x5t), old_count);
+    EXPECT_EQ(w.sandbox->api_requests_with_cert(old.x5t), old_count);
     const auto new_x5t = now["identity"]["thumbprint_sha256"].get<std::string>();
-    EXPECT_GE(requests_with(*w.sandbox, new_x5t), 100u);
+    EXPECT_GE(w.sandbox->api_requests_with_cert(new_x5t), 100u);
     // A fresh enrollment (bootstrap credentials), not a re-enrollment with the burnt cert.
     const auto stats = w.sandbox->stats();
     EXPECT_EQ(stats["est_enrolls"], 2) << stats.dump();
@@ -121,11 +115,11 @@ TEST(Compromised, WithoutWaitReturnsOnceTheOldKeyIsGone) {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("key is destroyed on the token"), std::string::npos) << r.out;
     EXPECT_TRUE(token_objects_with_id(w.token, old.key_id).empty()) << "the old key is left";
-    const auto old_count = requests_with(*w.sandbox, old.x5t);
+    const auto old_count = w.sandbox->api_requests_with_cert(old.x5t);
     auto now = w.agent->wait_healthy(60s);
     EXPECT_NE(now["identity"]["key_id"], old.key_id);
     EXPECT_EQ(w.call()["token"]["bound_to_this_certificate"], true);
-    EXPECT_EQ(requests_with(*w.sandbox, old.x5t), old_count);
+    EXPECT_EQ(w.sandbox->api_requests_with_cert(old.x5t), old_count);
     expect_consistent(w);
 }
 
@@ -147,7 +141,7 @@ TEST(Compromised, WithoutBootstrapCredentialsTheOldKeyIsStillNotUsed) {
     EXPECT_NE(r.err.find("no bootstrap credentials"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("est.basic_credentials"), std::string::npos) << r.err;
     EXPECT_TRUE(token_objects_with_id(w.token, old.key_id).empty()) << "the old key is left";
-    const auto old_count = requests_with(*w.sandbox, old.x5t);
+    const auto old_count = w.sandbox->api_requests_with_cert(old.x5t);
 
     // Requests are refused with a clear reason, never sent with the old certificate.
     auto res = run_command({"curl", "-s", "-w", "\n%{http_code}", w.agent->url("api/secure/data")});
@@ -156,14 +150,14 @@ TEST(Compromised, WithoutBootstrapCredentialsTheOldKeyIsStillNotUsed) {
     auto st = w.agent->status().value();
     EXPECT_EQ(st["state"], "failing") << st.dump(2);
     EXPECT_NE(st["reasons"].dump().find("compromised"), std::string::npos) << st.dump(2);
-    EXPECT_EQ(requests_with(*w.sandbox, old.x5t), old_count);
+    EXPECT_EQ(w.sandbox->api_requests_with_cert(old.x5t), old_count);
 
     // Put the credentials back: the agent enrolls by itself.
     mtls::files::write_atomic(creds.string(), secret, 0600);
     auto healthy = w.agent->wait_healthy(60s);
     EXPECT_NE(healthy["identity"]["key_id"], old.key_id);
     EXPECT_EQ(w.call()["token"]["bound_to_this_certificate"], true);
-    EXPECT_EQ(requests_with(*w.sandbox, old.x5t), old_count);
+    EXPECT_EQ(w.sandbox->api_requests_with_cert(old.x5t), old_count);
     expect_consistent(w);
 }
 
@@ -191,7 +185,7 @@ TEST_P(CompromisedCrash, RestartNeverUsesTheBurntKey) {
     const auto state = w.state();
     ASSERT_TRUE(state.last_compromise.has_value());
     EXPECT_FALSE(state.last_compromise->destroy_key.has_value());
-    EXPECT_EQ(requests_with(*w.sandbox, old.x5t), 0u);
+    EXPECT_EQ(w.sandbox->api_requests_with_cert(old.x5t), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, CompromisedCrash,

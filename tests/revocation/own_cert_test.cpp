@@ -18,11 +18,6 @@ using namespace mtls::test;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::uint64_t own_cert_requests_with(const SandboxProcess& sandbox, const std::string& x5t) {
-    const auto by = sandbox.stats()["api_requests_by_cert"];
-    return by.contains(x5t) ? by[x5t].get<std::uint64_t>() : 0;
-}
-
 // POST to the sandbox's revocation admin (/sandbox/revoke, /sandbox/revocation).
 void own_cert_admin(const SandboxProcess& sandbox, const std::string& path_and_query) {
     const auto base = sandbox.info()["revocation"]["admin"].get<std::string>();
@@ -74,7 +69,7 @@ TEST(OwnCertificate, RevokedAtTheCaIsReplacedWithinOneInterval) {
             const bool replaced =
                 (*s)["identity"].is_object() && (*s)["identity"]["serial"] != old_serial;
             if (!failing && !replaced) return false;
-            count_at_detection = own_cert_requests_with(*w.sandbox, old_x5t);
+            count_at_detection = w.sandbox->api_requests_with_cert(old_x5t);
             seen = *s;
             return true;
         },
@@ -109,7 +104,7 @@ TEST(OwnCertificate, RevokedAtTheCaIsReplacedWithinOneInterval) {
     EXPECT_EQ(report.failed, 0u) << (report.samples.empty() ? "" : report.samples.front());
 
     // Not one request with the revoked certificate after the detection.
-    EXPECT_EQ(own_cert_requests_with(*w.sandbox, old_x5t), *count_at_detection);
+    EXPECT_EQ(w.sandbox->api_requests_with_cert(old_x5t), *count_at_detection);
     const auto stats = w.sandbox->stats();
     EXPECT_EQ(stats["est_enrolls"], 2) << stats.dump();
     EXPECT_EQ(stats["est_reenrolls"], 0) << stats.dump();
@@ -163,9 +158,9 @@ TEST(OwnCertificate, RevokedAnswerFromTheOcspResponderIsActedOn) {
     EXPECT_NE(now["renewal"]["last_compromise"]["reason"].get<std::string>().find("ocsp"),
               std::string::npos)
         << now["renewal"]["last_compromise"].dump();
-    const auto count = own_cert_requests_with(*w.sandbox, old_x5t);
+    const auto count = w.sandbox->api_requests_with_cert(old_x5t);
     EXPECT_EQ(w.call()["token"]["bound_to_this_certificate"], true);
-    EXPECT_EQ(own_cert_requests_with(*w.sandbox, old_x5t), count);
+    EXPECT_EQ(w.sandbox->api_requests_with_cert(old_x5t), count);
     EXPECT_GT(ocsp.requests(), asked);
     expect_consistent(w);
 }

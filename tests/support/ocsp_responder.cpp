@@ -59,6 +59,7 @@ OcspResponder::OcspResponder() {
 OcspResponder::~OcspResponder() {
     stopping_ = true;
     down();
+    up_.notify_all();
     if (acceptor_.joinable()) acceptor_.join();
     std::vector<std::thread> conns;
     {
@@ -123,19 +124,18 @@ void OcspResponder::up() {
     if (listen_fd_ >= 0) return;
     std::uint16_t again = 0;
     listen_fd_ = ocsp_listen_loopback(public_port_, again);
+    up_.notify_all();
 }
 
 void OcspResponder::relay_loop() {
     while (!stopping_) {
         int fd;
         {
-            std::lock_guard lk(mu_);
+            std::unique_lock lk(mu_);  // while down: until up() or the end
+            up_.wait(lk, [this] { return listen_fd_ >= 0 || stopping_; });
             fd = listen_fd_;
         }
-        if (fd < 0) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // down: poll for up()
-            continue;
-        }
+        if (fd < 0) continue;
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 50) <= 0) continue;
         int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);

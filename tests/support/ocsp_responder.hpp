@@ -20,6 +20,7 @@
 #include "tests/support/sandbox_process.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -63,6 +64,7 @@ class OcspResponder {
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> requests_{0};
     std::mutex mu_;
+    std::condition_variable up_;  // listen_fd_ became valid, or stopping_
     std::vector<std::thread> conns_;
     std::thread acceptor_;
     std::unique_ptr<ChildProcess> openssl_;

@@ -210,7 +210,6 @@ nlohmann::json wait_for_json_file(const std::filesystem::path& path,
     }
 }
 
-
 std::filesystem::path SandboxProcess::default_binary() {
     return std::filesystem::path(MTLS_BINARY_DIR) / "tests" / "sandbox" / "partner-sandbox";
 }
@@ -243,6 +242,11 @@ nlohmann::json SandboxProcess::stats() const {
                           info_["admin"]["stats"].get<std::string>()});
     if (r.exit_code != 0) throw std::runtime_error("GET /sandbox/stats failed: " + r.err);
     return nlohmann::json::parse(r.out);
+}
+
+std::uint64_t SandboxProcess::api_requests_with_cert(const std::string& x5t) const {
+    const auto by = stats()["api_requests_by_cert"];
+    return by.contains(x5t) ? by[x5t].get<std::uint64_t>() : 0;
 }
 
 void SandboxProcess::set_mode(const std::string& query) const {

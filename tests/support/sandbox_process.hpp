@@ -11,8 +11,8 @@
 
 #include <sys/types.h>
 
-#include "tests/support/temp_dir.hpp"
 #include <nlohmann/json.hpp>
+#include "tests/support/temp_dir.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -73,7 +73,6 @@ nlohmann::json wait_for_json_file(const std::filesystem::path& path,
                                   std::chrono::milliseconds deadline,
                                   ChildProcess* child = nullptr);
 
-
 // partner-sandbox as a child process. The info JSON (see tests/sandbox/main.cpp) has:
 //   ca.{dir,root,issuing,bundle}, est.{port,url,…}, as.{port,issuer,metadata,
 //   token_endpoint,mtls_token_endpoint,introspection_endpoint,jwks_uri}, api.{port,url,data,
@@ -102,6 +101,9 @@ class SandboxProcess {
 
     // GET /sandbox/stats (with curl).
     nlohmann::json stats() const;
+    // API requests the partner received with the client certificate of this x5t#S256
+    // (stats' api_requests_by_cert).
+    std::uint64_t api_requests_with_cert(const std::string& x5t) const;
     // POST /sandbox/mode?<query> (with curl); throws on a non-200 answer.
     void set_mode(const std::string& query) const;
 
