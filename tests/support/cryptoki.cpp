@@ -9,6 +9,17 @@
 namespace mtls::test {
 
 namespace {
+// As in pkcs11/module.cpp: under AddressSanitizer the module stays mapped after dlclose.
+// tpm2-pkcs11 1.9 keeps what it allocated on its C_Initialize error path ("database is
+// locked" while an agent writes to the store; token_key_ids retries) in its globals: mapped,
+// that memory stays reachable; unmapped, LeakSanitizer reports 14 KiB from an unknown module
+// that no suppression can match (it failed tpm.TpmAgentLoad under asan once).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kCryptokiDlopenExtra = RTLD_NODELETE;
+#else
+constexpr int kCryptokiDlopenExtra = 0;
+#endif
+
 std::string rv_text(const char* what, CK_RV rv) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "%s failed: CK_RV 0x%08lx", what,
@@ -24,7 +35,7 @@ std::string cryptoki_text(const unsigned char* field, std::size_t size) {
 }
 
 CryptokiModule::CryptokiModule(const std::string& path) {
-    lib_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    lib_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | kCryptokiDlopenExtra);
     if (!lib_) throw std::runtime_error("cannot load " + path + ": " + ::dlerror());
     auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(lib_, "C_GetFunctionList"));
     CK_RV rv = get ? get(&fns_) : CKR_FUNCTION_NOT_SUPPORTED;
