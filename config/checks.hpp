@@ -24,7 +24,7 @@ std::string listen_address(std::string_view text, ListenAddress& out);
 // A DNS host name: dot-separated labels of letters, digits and '-', not starting or ending
 // with '-', at most 253 characters.
 std::string dns_name(std::string_view name);
-// listener.allowed_hosts: "*", a DNS name or an IP address literal (no port, no brackets).
+// listener.allowed_hosts, metrics.allowed_hosts: "*", a DNS name or an IP address literal (no port, no brackets).
 std::string allowed_host(std::string_view text);
 // listener.allowed_origins: "*" or a web origin, scheme://host[:port] (RFC 6454), no path.
 std::string allowed_origin(std::string_view text);

@@ -206,6 +206,7 @@ struct Admin {
 // [metrics]
 struct Metrics {
     std::string listen;              // listen = "127.0.0.1:9480" (empty: off)
+    std::vector<std::string> allowed_hosts;  // allowed_hosts = ["monitor.internal"] ("*": any Host)
 };
 
 // [logging]

@@ -314,6 +314,7 @@ std::string render(const Config& c) {
 
     w.table("metrics");
     w.str("listen", c.metrics.listen);
+    w.strings("allowed_hosts", c.metrics.allowed_hosts);
 
     w.table("logging");
     w.str("level", c.logging.level);

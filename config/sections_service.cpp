@@ -95,6 +95,7 @@ void read_metrics(Section& root, Config& c) {
                                   " is not a loopback address; set listener.allow_non_loopback = "
                                   "true to serve metrics to other hosts");
     }
+    checked_list(root, s, "allowed_hosts", c.metrics.allowed_hosts, checks::allowed_host);
     s.finish();
 }
 

@@ -233,6 +233,7 @@ int run(const std::string& config_path, config::Config cfg) {
         std::shared_ptr<MetricsHttp> metrics_http;
         if (!cfg.metrics.listen.empty()) {
             metrics_http = make_metrics(cfg.metrics.listen);
+            metrics_http->allow_hosts(cfg.metrics.allowed_hosts);
             metrics_http->start();
         }
         // Reload of [admin] and [metrics]: a new socket path or listen address is bound here
@@ -252,7 +253,8 @@ int run(const std::string& config_path, config::Config cfg) {
             const bool metrics_changed = next.metrics.listen != cfg.metrics.listen;
             if (metrics_changed && !next.metrics.listen.empty())
                 new_metrics = make_metrics(next.metrics.listen);
-            return [&, new_admin, same_admin, new_metrics, metrics_changed] {
+            return [&, new_admin, same_admin, new_metrics, metrics_changed,
+                    metrics_hosts = next.metrics.allowed_hosts] {
                 if (new_admin) {
                     new_admin->start();
                     admin->stop();
@@ -270,6 +272,7 @@ int run(const std::string& config_path, config::Config cfg) {
                     }
                     metrics_http = new_metrics;
                 }
+                if (metrics_http) metrics_http->allow_hosts(metrics_hosts);
             };
         };
         renewer.run();

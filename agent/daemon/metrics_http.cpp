@@ -2,14 +2,34 @@
 
 #include "agent/net/accept_guard.hpp"
 #include "agent/proxy/listener.hpp"
+#include "agent/proxy/router.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
 
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <chrono>
 
 namespace mtls::daemon {
 
 namespace asio = net::asio;
 namespace http = net::http;
+
+bool metrics_host_allowed(std::string_view host, const std::vector<std::string>& allowed) {
+    std::string_view name = proxy::host_without_port(text::trim_ows(host));
+    if (name.size() > 1 && name.back() == '.') name.remove_suffix(1);  // "localhost."
+    // A rebinding page needs a name it controls: an address literal cannot be one.
+    net::error_code ec;
+    net::asio::ip::make_address(std::string(name), ec);
+    if (!ec || text::iequals(name, "localhost")) return true;
+    char self[256] = {};
+    if (::gethostname(self, sizeof self - 1) == 0 && text::iequals(name, self)) return true;
+    return std::any_of(allowed.begin(), allowed.end(),
+                       [&](const std::string& a) { return a == "*" || text::iequals(a, name); });
+}
 
 MetricsHttp::MetricsHttp(asio::io_context& io, const std::string& listen, Text metrics,
                          std::function<Health()> health, std::function<Health()> ready)
@@ -81,7 +101,18 @@ net::awaitable<void> MetricsHttp::serve(net::tcp::socket sock) {
     res.version(11);
     res.keep_alive(false);
     std::string target(req.target());
-    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+    const auto host = req.find(http::field::host);
+    if (host != req.end() && !metrics_host_allowed(host->value(), allowed_hosts_)) {
+        res.result(http::status::forbidden);
+        res.set(http::field::content_type, "application/json");
+        nlohmann::json e{
+            {"error", "host_not_allowed"},
+            {"message", "Host \"" + std::string(host->value().substr(0, 100)) +
+                            "\" is not this agent's name (an IP address, localhost or the host "
+                            "name): a web page may be using DNS rebinding; if monitoring does "
+                            "scrape by this name, list it in metrics.allowed_hosts"}};
+        res.body() = e.dump();
+    } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
         res.result(http::status::method_not_allowed);
         res.set(http::field::allow, "GET, HEAD");
     } else if (target == "/metrics") {

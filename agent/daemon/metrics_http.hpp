@@ -5,6 +5,11 @@
 //                 accepting, else 503; body: {"ready": bool, "reason": "..."}
 //   GET /livez    200 {"alive":true} while the event loop answers (no other check)
 // One request per connection, 10 s to send it, 8 KiB of headers at most.
+//
+// Host check (DNS rebinding: a web page the host's user opens re-points its own name to
+// 127.0.0.1 and reads the answers): a Host that is not an IP address literal, "localhost",
+// this machine's host name or listed in metrics.allowed_hosts ("*": any) gets
+// 403 host_not_allowed. A request without Host (HTTP/1.0) passes: browsers always send one.
 #pragma once
 
 #include "agent/net/asio.hpp"
@@ -12,8 +17,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace mtls::daemon {
+
+// The Host check above: true when `host` (a Host header's value, port included) may be
+// served. `allowed`: metrics.allowed_hosts.
+bool metrics_host_allowed(std::string_view host, const std::vector<std::string>& allowed);
 
 class MetricsHttp {
   public:
@@ -28,6 +39,8 @@ class MetricsHttp {
     // Starts accepting (once). The object must outlive the connections it serves.
     void start();
     void stop();
+    // metrics.allowed_hosts (a reload sets it in place).
+    void allow_hosts(std::vector<std::string> names) { allowed_hosts_ = std::move(names); }
     net::tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
 
   private:
@@ -40,6 +53,7 @@ class MetricsHttp {
     std::function<Health()> health_;
     std::function<Health()> ready_;
     std::string listen_;
+    std::vector<std::string> allowed_hosts_;
     bool started_ = false;
 };
 

@@ -296,7 +296,8 @@ TEST(Reload, TheFirstOAuthProfilesArriveByReload) {
 }
 
 // [admin] socket and [metrics] listen address moved by a reload: the reload command gets its
-// answer over the old socket, then the new socket and address serve and the old ones are gone.
+// answer over the old socket, then the new socket and address serve and the old ones are gone;
+// metrics.allowed_hosts changes with it.
 TEST(Reload, TheAdminSocketAndMetricsAddressMove) {
     const auto metrics_port = free_loopback_port();
     AgentSetup setup;
@@ -305,21 +306,31 @@ TEST(Reload, TheAdminSocketAndMetricsAddressMove) {
     auto& agent = *w.agent;
     agent.start();
     agent.wait_healthy(30s);
-    auto metrics_status = [](std::uint16_t port) {
-        auto r =
-            run_command({"curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
-                         "http://127.0.0.1:" + std::to_string(port) + "/metrics"});
-        return std::atoi(r.out.c_str());
+    auto metrics_status = [](std::uint16_t port, const std::string& host = "") {
+        std::vector<std::string> cmd{"curl", "-sS",       "--max-time", "10",
+                                     "-o",   "/dev/null", "-w",         "%{http_code}"};
+        if (!host.empty()) cmd.insert(cmd.end(), {"-H", "Host: " + host});
+        cmd.push_back("http://127.0.0.1:" + std::to_string(port) + "/metrics");
+        return std::atoi(run_command(cmd).out.c_str());
     };
     ASSERT_EQ(metrics_status(metrics_port), 200);
+    // DNS rebinding: a page whose name now points to 127.0.0.1 is refused; address literals,
+    // localhost and listed names are served.
+    const auto port_text = ":" + std::to_string(metrics_port);
+    EXPECT_EQ(metrics_status(metrics_port, "rebind.attacker.example" + port_text), 403);
+    EXPECT_EQ(metrics_status(metrics_port, "monitor.example" + port_text), 403);
+    EXPECT_EQ(metrics_status(metrics_port, "localhost" + port_text), 200);
+    EXPECT_EQ(metrics_status(metrics_port, "[::1]" + port_text), 200);
 
     const auto new_port = free_loopback_port();
     const auto new_socket = agent.dir() / "admin-moved.sock";
     std::string t = agent.config_text();
     const auto old_socket = quoted(agent.socket_path().string());
     t.replace(t.find(old_socket), old_socket.size(), quoted(new_socket.string()));
-    const auto old_listen = "127.0.0.1:" + std::to_string(metrics_port);
-    t.replace(t.find(old_listen), old_listen.size(), "127.0.0.1:" + std::to_string(new_port));
+    const auto old_listen = quoted("127.0.0.1:" + std::to_string(metrics_port));
+    t.replace(t.find(old_listen), old_listen.size(),
+              quoted("127.0.0.1:" + std::to_string(new_port)) +
+                  "\nallowed_hosts = [\"monitor.example\"]");
     agent.write_config(t);
     auto r = agent.ctl({"reload", "--json"});  // over the old socket
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -332,6 +343,8 @@ TEST(Reload, TheAdminSocketAndMetricsAddressMove) {
     EXPECT_FALSE(std::filesystem::exists(agent.socket_path())) << "the old socket is removed";
     EXPECT_NE(agent.ctl({"status"}).exit_code, 0);
     EXPECT_EQ(metrics_status(new_port), 200);
+    EXPECT_EQ(metrics_status(new_port, "monitor.example"), 200) << "listed by the reload";
+    EXPECT_EQ(metrics_status(new_port, "rebind.attacker.example"), 403);
     EXPECT_EQ(metrics_status(metrics_port), 0) << "the old metrics address is closed";
 }
 
