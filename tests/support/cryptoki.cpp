@@ -9,11 +9,11 @@
 namespace mtls::test {
 
 namespace {
-// As in pkcs11/module.cpp: under AddressSanitizer the module stays mapped after dlclose.
-// tpm2-pkcs11 1.9 keeps what it allocated on its C_Initialize error path ("database is
-// locked" while an agent writes to the store; token_key_ids retries) in its globals: mapped,
-// that memory stays reachable; unmapped, LeakSanitizer reports 14 KiB from an unknown module
-// that no suppression can match (it failed tpm.TpmAgentLoad under asan once).
+// As in pkcs11/module.cpp: under AddressSanitizer the module (and the libraries it pulled
+// in) stays mapped after dlclose, so LeakSanitizer, which checks at exit, can name the
+// module a leak comes from and tests/tpm/lsan.supp can match it. tpm2-pkcs11 1.9 leaks its
+// SQLite connection when C_Initialize fails with "database is locked" (an agent writing to
+// the store; token_key_ids retries); unmapped, that was "<unknown module>", unmatchable.
 #if defined(__SANITIZE_ADDRESS__)
 constexpr int kCryptokiDlopenExtra = RTLD_NODELETE;
 #else
