@@ -83,11 +83,20 @@ net::awaitable<void> MetricsHttp::accept_loop() {
         }
         if (ec) continue;
         backoff.reset();
+        if (open_ >= kMaxConnections) {  // full: close at once, never queue
+            sock.close(ec);
+            continue;
+        }
         asio::co_spawn(io_, serve(std::move(sock)), asio::detached);
     }
 }
 
 net::awaitable<void> MetricsHttp::serve(net::tcp::socket sock) {
+    ++open_;
+    struct Counted {
+        std::size_t& n;
+        ~Counted() { --n; }
+    } counted{open_};
     net::beast::tcp_stream stream(std::move(sock));
     net::beast::flat_buffer buf;
     http::request_parser<http::empty_body> parser;

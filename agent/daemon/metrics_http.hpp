@@ -4,7 +4,9 @@
 //   GET /readyz   200 when an identity is usable and the proxy's listeners are bound and
 //                 accepting, else 503; body: {"ready": bool, "reason": "..."}
 //   GET /livez    200 {"alive":true} while the event loop answers (no other check)
-// One request per connection, 10 s to send it, 8 KiB of headers at most.
+// One request per connection, 10 s to send it, 8 KiB of headers at most, at most
+// kMaxConnections open at once: more are closed as soon as accepted, so that local users
+// opening connections here cannot use up the descriptors the proxy and the token need.
 //
 // Host check (DNS rebinding: a web page the host's user opens re-points its own name to
 // 127.0.0.1 and reads the answers): a Host that is not an IP address literal, "localhost",
@@ -39,6 +41,7 @@ class MetricsHttp {
     // Starts accepting (once). The object must outlive the connections it serves.
     void start();
     void stop();
+    static constexpr std::size_t kMaxConnections = 64;
     // metrics.allowed_hosts (a reload sets it in place).
     void allow_hosts(std::vector<std::string> names) { allowed_hosts_ = std::move(names); }
     net::tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
@@ -54,6 +57,7 @@ class MetricsHttp {
     std::function<Health()> ready_;
     std::string listen_;
     std::vector<std::string> allowed_hosts_;
+    std::size_t open_ = 0;  // connections being served (the io thread only)
     bool started_ = false;
 };
 

@@ -9,8 +9,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -26,6 +33,33 @@ int http_status(const std::string& url, std::string* body = nullptr) {
     if (body) *body = nl == std::string::npos ? std::string() : r.out.substr(0, nl);
     return std::atoi(r.out.c_str() + (nl == std::string::npos ? 0 : nl + 1));
 }
+
+// The agent's open file descriptors.
+std::size_t open_fds(pid_t pid) {
+    const auto dir = "/proc/" + std::to_string(pid) + "/fd";
+    return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(dir),
+                                                  std::filesystem::directory_iterator()));
+}
+
+// `n` TCP connections to 127.0.0.1:port that send nothing; closed when destroyed.
+struct SilentConnections {
+    std::vector<int> fds;
+    SilentConnections(std::uint16_t port, int n) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (int i = 0; i < n; ++i) {
+            const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) break;
+            fds.push_back(fd);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) break;
+        }
+    }
+    ~SilentConnections() {
+        for (int fd : fds) ::close(fd);
+    }
+};
 
 const json& route_named(const json& status, const std::string& name) {
     for (const auto& r : status["routes"])
@@ -222,6 +256,19 @@ TEST(HealthFacts, MetricsEndpointIsPromtoolCleanWithReadyzAndLivez) {
           "mtls_agent_pkcs11_sign_seconds_count "})
         EXPECT_NE(text.find(want), std::string::npos) << want << " missing in:\n" << text;
     EXPECT_EQ(text.find("mtls_agent_token_"), std::string::npos) << "ambiguous names are gone";
+
+    // A local user holding many silent connections to the endpoint: the agent keeps at most
+    // 64 of them (the others are closed at once) and the proxy goes on serving.
+    {
+        const auto before = open_fds(w.agent->pid());
+        SilentConnections held(port, 300);
+        ASSERT_EQ(held.fds.size(), 300u);
+        EXPECT_TRUE(poll_until([&] { return open_fds(w.agent->pid()) >= before + 64; }, 20s));
+        EXPECT_LE(open_fds(w.agent->pid()), before + 64 + 4) << "metrics connections are capped";
+        EXPECT_EQ(w.call()["token"]["bound_to_this_certificate"], true) << "the proxy serves";
+    }
+    // Once they are gone the endpoint answers again.
+    EXPECT_TRUE(poll_until([&] { return http_status(base + "/livez") == 200; }, 20s));
 
     const auto promtool = run_command({"sh", "-c", "command -v promtool"});
     if (promtool.exit_code != 0) GTEST_SKIP() << "promtool is not installed (Debian: prometheus)";
