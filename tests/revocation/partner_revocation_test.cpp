@@ -317,6 +317,34 @@ TEST(PartnerRevocation, LocalCrlFileForAnAirGappedPartner) {
     }
 }
 
+// A partner whose CRL distribution point is down is refused under hard-fail; the operator
+// adds its CRL as a local file with a reload ([revocation] crl_files) and the next request
+// is allowed on the file's answer, without a restart and without waiting out the failure
+// the checker remembers.
+TEST(PartnerRevocation, ReloadAddsCrlFilesAndTheNextRequestUsesThem) {
+    RevocationWorld rw("rev-reload", no_ocsp("hard-fail"));
+    auto& w = rw.w();
+    sandbox_post(rw.sandbox(), "admin", "crl=down");
+    w.agent->start();
+    w.agent->wait_healthy();
+    auto a = call_partner(w);
+    ASSERT_EQ(a.status, 502) << a.body;
+    EXPECT_NE(a.body.find("upstream_revocation"), std::string::npos) << a.body;
+
+    auto info = rw.sandbox().info()["revocation"];
+    const fs::path leaf_crl = w.dir.path() / "partner-issuing.crl";
+    const fs::path root_crl = w.dir.path() / "partner-root.crl";
+    fs::copy_file(info["issuing_crl_file"].get<std::string>(), leaf_crl);
+    fs::copy_file(info["root_crl_file"].get<std::string>(), root_crl);
+    w.agent->write_config(w.agent->config_text() + "\n[revocation]\ncrl_files = [\"" +
+                          leaf_crl.string() + "\", \"" + root_crl.string() + "\"]\n");
+    auto r = w.agent->ctl({"reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    a = call_partner(w);
+    EXPECT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(route_verdict(w).value("source", ""), "crl-file") << route_verdict(w).dump();
+}
+
 TEST(EstServerRevocation, EnrollmentRefusedUnderHardFail) {
     RevocationWorld rw("rev-est", est_hard_fail());
     auto& w = rw.w();
