@@ -222,75 +222,102 @@ struct Session::Impl {
         return CURL_PREREQFUNC_OK;
     }
 
-    // Our whole server-chain decision, installed with SSL_CTX_set_cert_verify_callback.
-    static int verify_chain(X509_STORE_CTX* ctx, void* arg) {
-        auto* self = static_cast<Impl*>(arg);
+    // One path validation of the presented chain against `store` (purpose TLS server, the
+    // host name). On success the verified chain goes into `ctx`; on failure `why` says what.
+    bool validate(X509_STORE_CTX* ctx, X509_STORE* store, bool partial, const char* trusted,
+                  std::string& why) const {
         X509* leaf = X509_STORE_CTX_get0_cert(ctx);
-        STACK_OF(X509)* presented = X509_STORE_CTX_get0_untrusted(ctx);
-        ossl::X509StorePtr pin_store;
-        X509_STORE* store = self->anchors.get();
-        const bool pinned = !self->opts.trust.pinned_sha256.empty();
-        if (pinned) {
-            X509* match = nullptr;
-            std::string seen;
-            auto consider = [&](X509* c) {
-                if (!match && c && cert_sha256(c) == self->opts.trust.pinned_sha256) match = c;
-                if (!seen.empty()) seen += ", ";
-                seen += "\"" + cert_subject(c) + "\" sha256:" + encoding::hex(cert_sha256(c));
-            };
-            consider(leaf);
-            for (int i = 0; presented && i < sk_X509_num(presented); ++i) {
-                X509* c = sk_X509_value(presented, i);
-                if (X509_cmp(c, leaf) != 0) consider(c);
-            }
-            if (!match) {
-                self->verify_failure =
-                    "no certificate presented by the server matches the pinned SHA-256 " +
-                    encoding::hex(self->opts.trust.pinned_sha256) + " (presented: " + seen + ")";
-                X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
-                return 0;
-            }
-            pin_store.reset(X509_STORE_new());
-            if (!pin_store || X509_STORE_add_cert(pin_store.get(), match) != 1) {
-                self->verify_failure =
-                    "cannot build the pinned trust store: " + ossl::drain_errors();
-                X509_STORE_CTX_set_error(ctx, X509_V_ERR_OUT_OF_MEM);
-                return 0;
-            }
-            store = pin_store.get();
-        }
         ossl::X509StoreCtxPtr vctx(X509_STORE_CTX_new());
-        if (!vctx || X509_STORE_CTX_init(vctx.get(), store, leaf, presented) != 1) {
-            self->verify_failure = "cannot set up chain verification: " + ossl::drain_errors();
+        if (!vctx ||
+            X509_STORE_CTX_init(vctx.get(), store, leaf, X509_STORE_CTX_get0_untrusted(ctx)) != 1) {
+            why = "cannot set up chain verification: " + ossl::drain_errors();
             X509_STORE_CTX_set_error(ctx, X509_V_ERR_OUT_OF_MEM);
-            return 0;
+            return false;
         }
         X509_STORE_CTX_set_purpose(vctx.get(), X509_PURPOSE_SSL_SERVER);
         X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(vctx.get());
         // The pinned certificate may be an intermediate or the server's own certificate.
-        if (pinned) X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-        if (X509_VERIFY_PARAM_set1_ip_asc(param, self->host.c_str()) != 1) {
+        if (partial) X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+        if (X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1) {
             ERR_clear_error();
-            X509_VERIFY_PARAM_set1_host(param, self->host.c_str(), self->host.size());
+            X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
         }
         if (X509_verify_cert(vctx.get()) == 1) {
             X509_STORE_CTX_set0_verified_chain(ctx, X509_STORE_CTX_get1_chain(vctx.get()));
             X509_STORE_CTX_set_error(ctx, X509_V_OK);
-            return 1;
+            return true;
         }
         const int err = X509_STORE_CTX_get_error(vctx.get());
         const int depth = X509_STORE_CTX_get_error_depth(vctx.get());
         X509* bad = X509_STORE_CTX_get_current_cert(vctx.get());
-        self->verify_failure =
-            std::string("server certificate rejected: ") + X509_verify_cert_error_string(err) +
-            " (depth " + std::to_string(depth) + ", \"" + cert_subject(bad ? bad : leaf) +
-            "\"; trusted: " +
-            (pinned                             ? "the pinned certificate"
-             : self->opts.trust.ca_file.empty() ? std::string("the stored CA certificates")
-                                                : self->opts.trust.ca_file) +
-            ")";
+        why = std::string("server certificate rejected: ") + X509_verify_cert_error_string(err) +
+              " (depth " + std::to_string(depth) + ", \"" + cert_subject(bad ? bad : leaf) +
+              "\"; trusted: " + trusted + ")";
         ERR_clear_error();
         X509_STORE_CTX_set_error(ctx, err);
+        return false;
+    }
+
+    // The presented certificate whose SHA-256 is the pin, or null (`seen` lists them all).
+    X509* pinned_in(X509_STORE_CTX* ctx, std::string& seen) const {
+        X509* leaf = X509_STORE_CTX_get0_cert(ctx);
+        STACK_OF(X509)* presented = X509_STORE_CTX_get0_untrusted(ctx);
+        X509* match = nullptr;
+        auto consider = [&](X509* c) {
+            if (!match && c && cert_sha256(c) == opts.trust.pinned_sha256) match = c;
+            if (!seen.empty()) seen += ", ";
+            seen += "\"" + cert_subject(c) + "\" sha256:" + encoding::hex(cert_sha256(c));
+        };
+        consider(leaf);
+        for (int i = 0; presented && i < sk_X509_num(presented); ++i) {
+            X509* c = sk_X509_value(presented, i);
+            if (X509_cmp(c, leaf) != 0) consider(c);
+        }
+        return match;
+    }
+
+    // Our whole server-chain decision, installed with SSL_CTX_set_cert_verify_callback.
+    // CA certificates (a file or in memory) and a pin may both be set (the EST client after
+    // the first contact: the /cacerts certificates, and the pin it was configured with):
+    // the chain passes when it validates against the CA certificates, or else against the
+    // pinned certificate it presents.
+    static int verify_chain(X509_STORE_CTX* ctx, void* arg) {
+        auto* self = static_cast<Impl*>(arg);
+        const auto& trust = self->opts.trust;
+        const bool pinned = !trust.pinned_sha256.empty();
+        std::string why;
+        if (self->anchors) {
+            const std::string trusted =
+                trust.ca_file.empty() ? "the stored CA certificates" : trust.ca_file;
+            if (self->validate(ctx, self->anchors.get(), false, trusted.c_str(), why)) return 1;
+            if (!pinned) {
+                self->verify_failure = why;
+                return 0;
+            }
+        }
+        std::string seen;
+        X509* match = self->pinned_in(ctx, seen);
+        if (!match) {
+            self->verify_failure = (why.empty() ? "" : why + "; and ") +
+                                   "no certificate presented by the server matches the pinned "
+                                   "SHA-256 " +
+                                   encoding::hex(trust.pinned_sha256) + " (presented: " + seen +
+                                   ")";
+            if (!why.empty())
+                self->verify_failure +=
+                    " — if the EST server's TLS certificate comes from another CA than the "
+                    "certificates it enrolls for, set est.trust_anchor to that CA";
+            X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+            return 0;
+        }
+        ossl::X509StorePtr pin_store(X509_STORE_new());
+        if (!pin_store || X509_STORE_add_cert(pin_store.get(), match) != 1) {
+            self->verify_failure = "cannot build the pinned trust store: " + ossl::drain_errors();
+            X509_STORE_CTX_set_error(ctx, X509_V_ERR_OUT_OF_MEM);
+            return 0;
+        }
+        if (self->validate(ctx, pin_store.get(), true, "the pinned certificate", why)) return 1;
+        self->verify_failure = why;
         return 0;
     }
 
@@ -349,12 +376,11 @@ Session::Session(Options options) : impl_(std::make_unique<Impl>()) {
     global_init();
     impl_->opts = std::move(options);
     const auto& t = impl_->opts.trust;
-    if (!t.pinned_sha256.empty()) {
-        if (t.pinned_sha256.size() != 32)
-            throw Error(Error::Kind::invalid_request,
-                        "the pinned server fingerprint must be a SHA-256 (32 bytes), got " +
-                            std::to_string(t.pinned_sha256.size()) + " bytes");
-    } else {
+    if (!t.pinned_sha256.empty() && t.pinned_sha256.size() != 32)
+        throw Error(Error::Kind::invalid_request,
+                    "the pinned server fingerprint must be a SHA-256 (32 bytes), got " +
+                        std::to_string(t.pinned_sha256.size()) + " bytes");
+    if (t.pinned_sha256.empty() || !t.ca_certs.empty() || !t.ca_file.empty()) {
         impl_->anchors.reset(X509_STORE_new());
         if (!impl_->anchors) throw ossl::Error("X509_STORE_new");
         if (!t.ca_certs.empty()) {

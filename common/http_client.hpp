@@ -29,8 +29,10 @@
 
 namespace mtls::http {
 
-// Who the server must be. Exactly one of the three is used, in this order: pinned_sha256,
-// ca_certs, ca_file. An empty ServerTrust is refused (no implicit system trust store).
+// Who the server must be: CA certificates (ca_certs, else ca_file) and/or a pinned
+// certificate. With both, the server's chain passes when it validates against the CA
+// certificates, or else when it presents the pinned certificate and validates up to it.
+// An empty ServerTrust is refused (no implicit system trust store).
 struct ServerTrust {
     std::string ca_file;                  // PEM file with one or more trust anchors
     std::vector<ossl::X509Ptr> ca_certs;  // in-memory trust anchors (e.g. stored EST CA certs)

@@ -88,8 +88,14 @@ struct EstContact {
 EstContact open_est(State& st, const config::Config& cfg, StepLog& steps) {
     auto settings = est::settings_from_config(cfg.est);
     auto stored_ca = certs_from_pem(st.est_ca_pem);
-    if (cfg.est.trust_anchor_file.empty() && !stored_ca.empty())
+    if (cfg.est.trust_anchor_file.empty() && !stored_ca.empty()) {
+        // The pin stays accepted beside them: many EST servers (testrfc7030.com among them)
+        // present a TLS certificate from another CA (a public one) than the certificates
+        // they enroll for, which /cacerts returns.
+        auto pin = std::move(settings.trust.pinned_sha256);
         settings.trust = http::ServerTrust::from_certs(raw(stored_ca));
+        settings.trust.pinned_sha256 = std::move(pin);
+    }
     est::Client client(settings);
     if (stored_ca.empty()) {
         stored_ca = client.cacerts();

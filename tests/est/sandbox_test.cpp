@@ -137,6 +137,25 @@ TEST_F(EstSandbox, PinnedFingerprintBootstrap) {
     EXPECT_EQ(e.kind(), Error::Kind::untrusted_server);
     EXPECT_NE(std::string(e.what()).find("pinned SHA-256"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("est.pinned_sha256"), std::string::npos) << e.what();
+
+    // CA certificates and a pin together (the agent after a pinned first contact): the CA
+    // certificates suffice; a chain they do not cover still passes on the pin; neither
+    // gives one error naming both and est.trust_anchor.
+    auto server_pin = encoding::sha256(testing::der(server[0].get()));
+    auto stranger = testing::make_ca("Some Other CA");
+    s.trust = http::ServerTrust::from_certs({root[0].get()});
+    s.trust.pinned_sha256 = encoding::sha256(testing::der(stranger.cert.get()));
+    EXPECT_EQ(Client(s).cacerts().size(), 2u) << "the CA certificates cover the chain";
+    s.trust = http::ServerTrust::from_certs({stranger.cert.get()});
+    s.trust.pinned_sha256 = server_pin;
+    EXPECT_EQ(Client(s).cacerts().size(), 2u) << "the pin covers the chain";
+    s.trust.pinned_sha256 = encoding::sha256(testing::der(root[0].get()));
+    Client neither(s);
+    auto both = expect_est_error([&] { neither.cacerts(); });
+    const std::string why = both.what();
+    EXPECT_NE(why.find("the stored CA certificates"), std::string::npos) << why;
+    EXPECT_NE(why.find("pinned SHA-256"), std::string::npos) << why;
+    EXPECT_NE(why.find("set est.trust_anchor to that CA"), std::string::npos) << why;
 }
 
 TEST_F(EstSandbox, WrongTlsCaIsRejected) {

@@ -100,6 +100,25 @@ TEST(EstWire, StrictLineBase64ServerIsTheDefault) {
     enroll_renew_rotate(w);
 }
 
+// testrfc7030.com presents a TLS certificate from a public CA while it enrolls under its own
+// test CA, which /cacerts returns. The operator pinned the server's certificate
+// (est.pinned_sha256): after the first contact RFC 7030 §4.1.3 has the client trust the
+// /cacerts certificates for the EST server, which do not cover its TLS certificate — the pin
+// must still count for renew and rotate.
+TEST(EstWire, TlsCertificateFromAnotherCaThanTheOneItEnrollsFor) {
+    AgentWorld w("est-wire-separate-tls", {"--est-tls-ca", "separate"}, quiet_setup());
+    const auto tls_cert = w.sandbox->info()["est"]["tls_cert"].get<std::string>();
+    auto fp =
+        run_command({"openssl", "x509", "-in", tls_cert, "-noout", "-fingerprint", "-sha256"});
+    ASSERT_EQ(fp.exit_code, 0) << fp.err;
+    const auto pin = fp.out.substr(fp.out.find('=') + 1, 95);  // "AB:CD:…" (32 bytes)
+    auto cfg = w.agent->config_text();
+    const auto at = cfg.find("trust_anchor = ");  // the first one is [est]'s
+    cfg.replace(at, cfg.find('\n', at) - at, "pinned_sha256 = \"" + pin + "\"");
+    w.agent->write_config(cfg);
+    enroll_renew_rotate(w);
+}
+
 TEST(EstWire, OneLineUnpaddedResponses) {
     AgentWorld w{"wire-oneline", est_modes({"est_response_base64=oneline"}), quiet_setup()};
     EXPECT_EQ(est_mode(w).value("response_base64", ""), "oneline");

@@ -81,7 +81,7 @@ void write_pair(const fs::path& dir, const std::string& stem, X509* cert, EVP_PK
 
 }  // namespace
 
-DevCa DevCa::open(const fs::path& dir, const RevocationUrls& urls) {
+DevCa DevCa::open(const fs::path& dir, const RevocationUrls& urls, const std::string& name) {
     files::ensure_dir(dir, 0700);
     DevCa ca;
     ca.urls_ = urls;
@@ -100,7 +100,7 @@ DevCa DevCa::open(const fs::path& dir, const RevocationUrls& urls) {
     } else {
         using namespace std::chrono_literals;
         ca.root_key_ = new_p256_key();
-        auto rn = make_name("mtls-agent sandbox root CA");
+        auto rn = make_name(name + " root CA");
         ca.root_ = build(ca.root_key_.get(), rn.get(), nullptr, ca.root_key_.get(),
                          std::chrono::hours(24 * 3650));
         add_ext(ca.root_.get(), ca.root_.get(), NID_basic_constraints, "critical,CA:TRUE");
@@ -109,7 +109,7 @@ DevCa DevCa::open(const fs::path& dir, const RevocationUrls& urls) {
         sign(ca.root_.get(), ca.root_key_.get());
 
         ca.issuing_key_ = new_p256_key();
-        auto in = make_name("mtls-agent sandbox issuing CA");
+        auto in = make_name(name + " issuing CA");
         ca.issuing_ = build(ca.issuing_key_.get(), in.get(), ca.root_.get(), ca.root_key_.get(),
                             std::chrono::hours(24 * 1825));
         add_ext(ca.issuing_.get(), ca.root_.get(), NID_basic_constraints,

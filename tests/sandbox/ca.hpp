@@ -35,8 +35,10 @@ struct RevocationUrls {
 
 class DevCa {
   public:
-    // Loads root-ca.{pem,key} and issuing-ca.{pem,key} from dir, or creates them.
-    static DevCa open(const std::filesystem::path& dir, const RevocationUrls& urls = {});
+    // Loads root-ca.{pem,key} and issuing-ca.{pem,key} from dir, or creates them, named
+    // "<name> root CA" and "<name> issuing CA".
+    static DevCa open(const std::filesystem::path& dir, const RevocationUrls& urls = {},
+                      const std::string& name = "mtls-agent sandbox");
 
     X509* root() const { return root_.get(); }
     X509* issuing() const { return issuing_.get(); }

@@ -33,7 +33,9 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 using namespace mtls;
@@ -80,6 +82,18 @@ int run(Options& o) {
     ca.make_server_identity(server_key, server_chain);
     std::vector<X509*> chain;
     for (auto& c : server_chain) chain.push_back(c.get());
+    // --est-tls-ca separate: the EST listener's own PKI, unrelated to the one it enrolls for.
+    std::optional<DevCa> est_pki;
+    ossl::PKey est_key;
+    std::vector<ossl::X509Ptr> est_chain_owned;
+    std::vector<X509*> est_chain = chain;
+    if (o.est_separate_tls_ca) {
+        est_pki = DevCa::open(std::filesystem::path(o.ca_dir) / "est-tls", {},
+                              "sandbox public TLS");
+        est_pki->make_server_identity(est_key, est_chain_owned);
+        est_chain.clear();
+        for (auto& c : est_chain_owned) est_chain.push_back(c.get());
+    }
 
     Stats stats;
     Modes modes(o);
@@ -103,9 +117,12 @@ int run(Options& o) {
     std::vector<ossl::X509Ptr> bootstrap_cas;
     for (auto& f : o.est_bootstrap_ca)
         for (auto& c : certs_from_file(f)) bootstrap_cas.push_back(std::move(c));
-    ServerTlsConfig est_tls{server_key.get(),          chain,
-                            ClientCerts::accept_any,   nullptr,
-                            {ca.issuing(), ca.root()}, "sandbox-est"};
+    ServerTlsConfig est_tls{est_pki ? est_key.get() : server_key.get(),
+                            est_chain,
+                            ClientCerts::accept_any,
+                            nullptr,
+                            {ca.issuing(), ca.root()},
+                            "sandbox-est"};
     for (auto& c : bootstrap_cas) est_tls.client_ca_names.push_back(c.get());
     est_tls.tls12_only = o.est_tls_max == "1.2";
     ServerTlsConfig as_tls{server_key.get(), chain, ClientCerts::accept_any,
@@ -169,7 +186,11 @@ int run(Options& o) {
           {"cacerts", est_url + "/cacerts"},
           {"csrattrs", est_url + "/csrattrs"},
           {"simpleenroll", est_url + "/simpleenroll"},
-          {"simplereenroll", est_url + "/simplereenroll"}}},
+          {"simplereenroll", est_url + "/simplereenroll"},
+          // What the EST listener's TLS certificate chains to, and the certificate itself.
+          {"tls_root", (est_pki ? est_pki->files().root : ca.files().root).string()},
+          {"tls_cert",
+           (est_pki ? est_pki->files().server_cert : ca.files().server_cert).string()}}},
         {"as",
          {{"port", as_srv.port()},
           {"issuer", base(as_srv.port())},
@@ -293,6 +314,13 @@ int main(int argc, char** argv) {
     app.add_option("--est-tls-max", o.est_tls_max,
                    "1.2: the EST listener speaks TLS 1.2 only, session-ID resumption, no tickets")
         ->check(CLI::IsMember({"", "1.2", "1.3"}));
+    app.add_option_function<std::string>(
+           "--est-tls-ca",
+           [&o](const std::string& v) { o.est_separate_tls_ca = v == "separate"; },
+           "separate: the EST listener's TLS certificate comes from another CA (its own root "
+           "and issuing CA, in <ca-dir>/est-tls) than the certificates it enrolls for, as "
+           "testrfc7030.com's comes from a public CA; shared (default): the partner's CA")
+        ->check(CLI::IsMember({"shared", "separate"}));
     app.add_option("--clients", o.clients_file, "OAuth client registrations (JSON)")
         ->check(CLI::ExistingFile);
     app.add_option("--token-format", token_format, "jwt|opaque");

@@ -35,6 +35,7 @@ struct Options {
     int est_fail_status = 0;             // 401/403/500: reject everything
     std::vector<std::string> est_modes;  // --est-mode key=value: /sandbox/mode settings at start
     std::string est_tls_max;             // --est-tls-max 1.2: TLS 1.2 only, session IDs, no tickets
+    bool est_separate_tls_ca = false;    // --est-tls-ca separate: TLS cert from another CA
 
     // OAuth AS
     std::string clients_file;  // JSON registrations (empty: open)
