@@ -115,6 +115,11 @@ net::http::response<net::http::string_body> error_response(const ProxyError& e, 
     net::http::response<net::http::string_body> res{e.status, version};
     res.set(net::http::field::content_type, "application/json");
     res.set(net::http::field::cache_control, "no-store");
+    // A 503 is temporary (RFC 9110 §15.6.4): when to try again, for apps that honour it — a
+    // second for a busy pool or listener, a few for an identity or token still coming.
+    if (e.status == net::http::status::service_unavailable)
+        res.set(net::http::field::retry_after,
+                e.code == "upstream_busy" || e.code == "too_many_connections" ? "1" : "5");
     res.body() = error_body(e);
     res.keep_alive(keep_alive);
     res.prepare_payload();

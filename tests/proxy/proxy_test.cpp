@@ -349,6 +349,7 @@ TEST_F(ProxyTest, PoolRefillAfterUpstreamResetResumesTls) {
     EXPECT_GE(px.stats().routes()[0].handshakes_resumed, 1u);
 }
 
+// 503s carry Retry-After (RFC 9110 §15.6.4).
 TEST_F(ProxyTest, NoIdentityAndTokenErrorsAre503) {
     auto r = route("a", "/a/", *partners->a);
     r.token_profile = "partner-a";
@@ -358,10 +359,12 @@ TEST_F(ProxyTest, NoIdentityAndTokenErrorsAre503) {
     auto t = c.request(http::verb::get, "/a/echo/headers");
     EXPECT_EQ(t.result_int(), 503);
     EXPECT_EQ(json::parse(t.body())["error"], "token_unavailable");
+    EXPECT_EQ(t[http::field::retry_after], "5");
     ids.clear();
     auto n = c.request(http::verb::get, "/a/echo/headers");
     EXPECT_EQ(n.result_int(), 503);
     EXPECT_EQ(json::parse(n.body())["error"], "no_identity");
+    EXPECT_EQ(n[http::field::retry_after], "5");
 }
 
 TEST_F(ProxyTest, InvalidTokenIsDroppedAndRetriedOnce) {
