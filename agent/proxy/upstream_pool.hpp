@@ -7,8 +7,8 @@
 // a rotation the pool builds a new TLS context and never hands out an old-identity connection
 // again; old ones finish their request and are closed when released. A reload that removes or
 // changes the route retires its pool: idle connections close at once, busy ones when released
-// (the pool drains; a changed route gets a new pool). Single-threaded: used from the proxy's
-// io_context thread only.
+// (the pool drains; a changed route gets a new pool). Single-threaded: every proxy worker has
+// its own pool per route (proxy.hpp, Threads), used from that worker's thread only.
 #pragma once
 
 #include "agent/identity/identity.hpp"
