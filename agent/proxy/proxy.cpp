@@ -289,11 +289,13 @@ PreparedRoutes Proxy::prepare_routes(const std::vector<config::Route>& routes) c
             continue;
         }
         auto stats = old ? now.state[*old]->stats : std::make_shared<RouteStats>(name);
+        // The TLS context (session cache) and name cache of the route, for all its pools.
+        auto shared = std::make_shared<RouteUpstream>(entries[k]);
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             auto st = std::make_shared<RouteState>();
             st->stats = stats;
-            st->pool = std::make_unique<UpstreamPool>(workers_[i]->ex,
-                                                      out.sets_[i]->table.routes()[k], stats);
+            st->pool = std::make_unique<UpstreamPool>(
+                workers_[i]->ex, out.sets_[i]->table.routes()[k], stats, shared);
             st->fingerprint = fp;
             out.sets_[i]->state.push_back(std::move(st));
         }
