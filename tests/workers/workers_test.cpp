@@ -99,12 +99,25 @@ TEST(Workers, LoadIsSpreadAndSurvivesRotationAndReload) {
     const auto at = text.find("workers = 2");
     ASSERT_NE(at, std::string::npos) << text;
     text.replace(at, 11, "workers = 3");
+    // And a route added: its pools are made for both workers.
+    text += "\n[[routes]]\nname = \"fresh\"\npath_prefix = \"/fresh/\"\nupstream = \"" +
+            w.sandbox->api_url() + "/\"\nca_file = \"" + w.sandbox->ca_bundle() + "\"\n";
     agent.write_config(text);
     r = agent.ctl({"reload", "--json"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     auto j = json::parse(r.out);
     EXPECT_EQ(j["restart_needed"], json::array({"[listener] workers"})) << j;
+    EXPECT_EQ(j["routes"]["added"], json::array({"fresh"})) << j;
     EXPECT_TRUE(more_ok(load, 100)) << agent.log();
+    {
+        HttpLoad fresh(agent.port(), "/fresh/echo/status/200", 4,
+                       [](unsigned status, const std::string&) {
+                           return status == 200 ? "" : "status " + std::to_string(status);
+                       });
+        EXPECT_TRUE(more_ok(fresh, 40)) << agent.log();
+        auto fr = fresh.stop();
+        EXPECT_EQ(fr.failed, 0u) << (fr.samples.empty() ? "" : fr.samples.front());
+    }
 
     auto report = load.stop();
     EXPECT_EQ(report.failed, 0u) << (report.samples.empty() ? "" : report.samples.front());
