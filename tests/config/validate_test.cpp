@@ -462,9 +462,9 @@ TEST_F(ConfigTest, ListenerWorkers) {
     EXPECT_EQ(set->listener.workers, 64u);
     EXPECT_NE(config::render(*set).find("\nworkers = 64\n"), std::string::npos);
     EXPECT_EQ(errors(base() + "[listener]\nworkers = 0\n"),
-              (Errs{"agent.toml:18: listener.workers: 0 is out of range (1 to 64)"}));
+              (Errs{"agent.toml:17: listener.workers: 0 is out of range (1 to 64)"}));
     EXPECT_EQ(errors(base() + "[listener]\nworkers = 65\n"),
-              (Errs{"agent.toml:18: listener.workers: 65 is out of range (1 to 64)"}));
+              (Errs{"agent.toml:17: listener.workers: 65 is out of range (1 to 64)"}));
 }
 
 TEST_F(ConfigTest, SeveralErrorsAreReportedAtOnceInFileOrder) {
