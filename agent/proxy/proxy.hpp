@@ -20,7 +20,10 @@
 // single-flight, each waiter resumed on its own executor), the revocation gate and checker
 // (mutexes), the counters (atomics: stats() are the sums over the workers) and the
 // connection caps (mutex). The methods below marked "on the io_context thread" run their
-// work on every worker and return when every worker has done it.
+// work on every worker and return when every worker has done it. With N >= 2 the sessions
+// are no work of `io`: once the listeners are closed, io.run() may return while sessions
+// still run on the workers — keep `io` busy (the daemon's signal set, a work guard) until
+// it is stopped on purpose.
 //
 // The proxy reads identities.current() per request and builds new TLS contexts on a
 // rotation by itself (no subscription needed). stats() may be read from any thread.
