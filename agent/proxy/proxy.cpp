@@ -51,7 +51,10 @@ const char* reason_name(net::ConnectionCaps::Refusal r) {
 struct ProxyWorker {
     std::size_t index = 0;
     std::unique_ptr<ProxyContext> ctx;
-    std::unique_ptr<net::asio::io_context> own;  // null: the proxy's io_context (one worker)
+    // Null: the proxy's io_context (one worker). Shared with the accept loops: an accept in
+    // progress holds a socket of this loop, and may be destroyed with the caller's io_context
+    // after the proxy (the loop must outlive it).
+    std::shared_ptr<net::asio::io_context> own;
     net::asio::any_io_executor ex;
     // The route sets ctx->routes holds, as the accepting thread knows them (it prepares the
     // next ones from these); given back to the worker's thread to be dropped there.
@@ -81,11 +84,6 @@ struct AcceptState {
 
 namespace {
 
-// Accepts app connections (TCP or Unix socket) and serves each in its own session coroutine,
-// over a generic stream socket: one session type for both. `caller_of` says who connected
-// (address, or uid/gids for the per-route checks), `key_of` which per-caller cap counts it.
-// Over a cap the connection is answered 503 at once and closed; out of descriptors, the
-// waiting connections are refused that way and accepting pauses (10 ms doubling to 1 s).
 // The worker for the next connection: the one with the fewest open connections, the search
 // starting after the last one chosen (round-robin among equals).
 ProxyWorker& least_busy_worker(const std::vector<std::unique_ptr<ProxyWorker>>& workers,
@@ -102,11 +100,16 @@ ProxyWorker& least_busy_worker(const std::vector<std::unique_ptr<ProxyWorker>>& 
     return *workers[best];
 }
 
+// Accepts app connections (TCP or Unix socket) and serves each in its own session coroutine,
+// over a generic stream socket: one session type for both. `caller_of` says who connected
+// (address, or uid/gids for the per-route checks), `key_of` which per-caller cap counts it.
+// Over a cap the connection is answered 503 at once and closed; out of descriptors, the
+// waiting connections are refused that way and accepting pauses (10 ms doubling to 1 s).
 template <class Acceptor, class CallerOf, class KeyOf>
-net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor,
-                                 const std::vector<std::unique_ptr<ProxyWorker>>& workers,
-                                 ProxyStats& stats, AcceptState& st, CallerOf caller_of,
-                                 KeyOf key_of) {
+net::awaitable<void> accept_loop(
+    std::shared_ptr<Acceptor> acceptor, const std::vector<std::unique_ptr<ProxyWorker>>& workers,
+    [[maybe_unused]] std::vector<std::shared_ptr<net::asio::io_context>> keep, ProxyStats& stats,
+    AcceptState& st, CallerOf caller_of, KeyOf key_of) {
     Acceptor& acc = *acceptor;  // held until the loop ends (a reload may close it)
     net::AcceptBackoff backoff;
     net::asio::steady_timer pause(acc.get_executor());
@@ -231,7 +234,7 @@ Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
     for (std::size_t i = 0; i < n; ++i) {
         auto w = std::make_unique<ProxyWorker>();
         w->index = i;
-        if (n > 1) w->own = std::make_unique<net::asio::io_context>(1);
+        if (n > 1) w->own = std::make_shared<net::asio::io_context>(1);
         w->ex = w->own ? w->own->get_executor() : io_.get_executor();
         w->ctx = std::unique_ptr<ProxyContext>(new ProxyContext{
             listener_, nullptr, identities, tokens, stats_, {}, std::make_shared<BodyBuffers>()});
@@ -263,6 +266,13 @@ void Proxy::on_each_worker(F f) {
 
 std::size_t Proxy::workers() const {
     return workers_.size();
+}
+
+std::vector<std::shared_ptr<net::asio::io_context>> Proxy::worker_loops() const {
+    std::vector<std::shared_ptr<net::asio::io_context>> out;
+    for (const auto& w : workers_)
+        if (w->own) out.push_back(w->own);
+    return out;
 }
 
 PreparedRoutes Proxy::prepare_routes(const std::vector<config::Route>& routes) const {
@@ -350,7 +360,8 @@ Proxy::~Proxy() {
     for (auto& w : workers_) {
         if (!w->own) continue;
         // The pools (and their sockets) go before the event loop they belong to; the loop's
-        // abandoned session frames then go with it, as they do with the caller's io_context.
+        // abandoned session frames then go with it, as they do with the caller's io_context
+        // (now, or after the last accept in progress on the caller's io_context that holds it).
         w->routes.reset();
         w->ctx->routes.reset();
         w->sweeper.reset();
@@ -471,18 +482,20 @@ void Proxy::listen_on(std::unique_ptr<PreparedListener::Bound> bound) {
         net::error_code ec;
         auto ep = t.acc->local_endpoint(ec);
         log::info("proxy.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
-        net::asio::co_spawn(
-            io_, accept_loop(t.acc, workers_, stats_, *accept_, tcp_caller_no_delay, tcp_key),
-            net::asio::detached);
+        net::asio::co_spawn(io_,
+                            accept_loop(t.acc, workers_, worker_loops(), stats_, *accept_,
+                                        tcp_caller_no_delay, tcp_key),
+                            net::asio::detached);
         tcp_.push_back(std::move(t));
     }
     if (bound->unix_socket) {
         unix_ = std::move(bound->unix_socket);
         unix_path_ = bound->unix_path;
         log::info("proxy.listening", {{"unix_socket", unix_path_}});
-        net::asio::co_spawn(io_,
-                            accept_loop(unix_, workers_, stats_, *accept_, unix_caller, unix_key),
-                            net::asio::detached);
+        net::asio::co_spawn(
+            io_,
+            accept_loop(unix_, workers_, worker_loops(), stats_, *accept_, unix_caller, unix_key),
+            net::asio::detached);
     }
 }
 

@@ -163,6 +163,8 @@ class Proxy {
     // when no worker thread runs: one worker, before start(), after join_workers()).
     template <class F>
     void on_each_worker(F f);
+    // The workers' own event loops (none with one worker), for the accept loops to hold.
+    std::vector<std::shared_ptr<net::asio::io_context>> worker_loops() const;
     std::unique_ptr<PreparedListener::Bound> bind_new(const config::Listener& next) const;
     void listen_on(std::unique_ptr<PreparedListener::Bound> bound);
 

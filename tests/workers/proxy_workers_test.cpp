@@ -151,7 +151,15 @@ TEST(ProxyWorkers, ConnectionsOnEveryWorkerThroughRotationReloadCutAndDrain) {
     clients.join();
     EXPECT_EQ(clients.failed, 0u) << clients.first_failure;
 
-    // A burnt identity: the pools of every worker close its connections (none busy now).
+    // A burnt identity: the pools of every worker close its connections (none busy once the
+    // sessions have given back their leases, which may be just after the last answer).
+    ASSERT_TRUE(poll_until(
+        [&] {
+            for (const auto& r : px.stats().routes())
+                if (r.pool_busy != 0) return false;
+            return true;
+        },
+        10s));
     std::size_t cut = 99;
     px.on_io([&](proxy::Proxy& p) { cut = p.cut_identity(w.ids.current()->generation()); });
     EXPECT_EQ(cut, 0u);
