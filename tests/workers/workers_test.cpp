@@ -85,6 +85,9 @@ TEST(Workers, LoadIsSpreadAndSurvivesRotationAndReload) {
     EXPECT_TRUE(all_at_least(per_worker(agent, "accepted"), 2, 1))
         << "accepted per worker: " << joined(per_worker(agent, "accepted"));
     EXPECT_EQ(metric(agent, "mtls_agent_proxy_workers"), 2);
+    auto text = agent.ctl({"status"});
+    EXPECT_NE(text.out.find("proxy:        2 worker(s), "), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("(worker 0: "), std::string::npos) << text.out;
     EXPECT_GE(metric(agent, "mtls_agent_worker_client_connections{worker=\"0\"}"), 1);
     EXPECT_GE(metric(agent, "mtls_agent_worker_client_connections{worker=\"1\"}"), 1);
     EXPECT_GE(metric(agent, "mtls_agent_worker_client_connections_accepted_total{worker=\"1\"}"),
@@ -95,14 +98,14 @@ TEST(Workers, LoadIsSpreadAndSurvivesRotationAndReload) {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_TRUE(more_ok(load, 100)) << agent.log();
 
-    std::string text = agent.config_text();
-    const auto at = text.find("workers = 2");
-    ASSERT_NE(at, std::string::npos) << text;
-    text.replace(at, 11, "workers = 3");
+    std::string conf = agent.config_text();
+    const auto at = conf.find("workers = 2");
+    ASSERT_NE(at, std::string::npos) << conf;
+    conf.replace(at, 11, "workers = 3");
     // And a route added: its pools are made for both workers.
-    text += "\n[[routes]]\nname = \"fresh\"\npath_prefix = \"/fresh/\"\nupstream = \"" +
+    conf += "\n[[routes]]\nname = \"fresh\"\npath_prefix = \"/fresh/\"\nupstream = \"" +
             w.sandbox->api_url() + "/\"\nca_file = \"" + w.sandbox->ca_bundle() + "\"\n";
-    agent.write_config(text);
+    agent.write_config(conf);
     r = agent.ctl({"reload", "--json"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     auto j = json::parse(r.out);
