@@ -71,7 +71,9 @@ struct WorkersWorld {
     }
 };
 
-// Keep-alive clients, one thread each, counting answers until told to stop.
+// Keep-alive clients, one thread each, counting answers until told to stop. (Not
+// tests/support's HttpLoad: that is built without BOOST_BEAST_USE_STD_STRING_VIEW, this
+// binary links mtls_agent_core built with it — Beast's inline functions would differ.)
 struct Clients {
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> ok{0}, failed{0};

@@ -113,10 +113,7 @@ TEST(Workers, LoadIsSpreadAndSurvivesRotationAndReload) {
     EXPECT_EQ(j["routes"]["added"], json::array({"fresh"})) << j;
     EXPECT_TRUE(more_ok(load, 100)) << agent.log();
     {
-        HttpLoad fresh(agent.port(), "/fresh/echo/status/200", 4,
-                       [](unsigned status, const std::string&) {
-                           return status == 200 ? "" : "status " + std::to_string(status);
-                       });
+        HttpLoad fresh(agent.port(), "/fresh/echo/status/200", 4, HttpLoad::status_is(200));
         EXPECT_TRUE(more_ok(fresh, 40)) << agent.log();
         auto fr = fresh.stop();
         EXPECT_EQ(fr.failed, 0u) << (fr.samples.empty() ? "" : fr.samples.front());
