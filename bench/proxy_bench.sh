@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # proxy_bench.sh — the loopback proxy (mtls-agent, client key on a SoftHSM2 token) against
 # nginx and haproxy doing the same job: plain HTTP in on 127.0.0.1, mutual TLS out to the
-# partner sandbox's API, keep-alive upstream pools, one worker / thread each (the agent's
-# data path is one thread). nginx and haproxy get a client certificate from the same CA
+# partner sandbox's API, keep-alive upstream pools, one worker / thread each (WORKERS=N: N
+# each). nginx and haproxy get a client certificate from the same CA
 # with an EC P-256 key in a file (the agent's key is on the token and cannot be copied).
 #
 # Scenarios, each run ROUNDS times, interleaved (all proxies run side by side; each
@@ -50,6 +50,8 @@
 #       agent's route checks with revocation = "hard-fail" (after the first fetch every new
 #       upstream connection is answered from the cache), "before" is the same binary with
 #       revocation = "off", interleaved in one run
+#   WORKERS=2: every proxy with 2 workers (agent [listener] workers, nginx worker_processes,
+#       haproxy nbthread; default 1)
 #   TICKETS=reusable: the partner's TLS 1.3 tickets stateless and reusable (default:
 #       single-use, the partner removes a ticket once it resumed a session)
 # Prints a Markdown table; raw wrk outputs stay in $MTLS_BENCH_DIR (default: a temp dir that
@@ -58,6 +60,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 bin="${MTLS_BUILD_DIR:-$root/build/default}"
+workers="${WORKERS:-1}"
 rounds="${ROUNDS:-3}"
 duration="${DURATION:-8}"
 proxies="${PROXIES:-agent nginx haproxy}"
@@ -174,6 +177,7 @@ addresses = ["127.0.0.1:$agent_port"]
 # derived from a small RLIMIT_NOFILE would allow.
 max_connections = 2048
 max_connections_per_caller = 2048
+workers = $workers
 
 [admin]
 socket = "$run/admin.sock"
@@ -205,7 +209,7 @@ mkdir -p "$run/nginx"
 cat > "$run/nginx/nginx.conf" <<NGINX
 daemon off;
 user root;
-worker_processes 1;
+worker_processes $workers;
 pid $run/nginx/nginx.pid;
 error_log $run/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -243,7 +247,7 @@ NGINX
 haproxy_port="$(free_port)"
 cat > "$run/haproxy.cfg" <<HAPROXY
 global
-  nbthread 1
+  nbthread $workers
   maxconn 8192
 defaults
   mode http

@@ -7,8 +7,10 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace mtls::config {
 
@@ -24,6 +26,11 @@ const char* to_string(KeyType t) {
             return "rsa-3072";
     }
     return "?";
+}
+
+std::size_t default_workers() {
+    const unsigned cpus = std::thread::hardware_concurrency();
+    return std::clamp<std::size_t>(cpus, 1, 16);
 }
 
 std::string Error::to_string() const {

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -21,6 +22,9 @@ using Millis = std::chrono::milliseconds;
 
 enum class KeyType { ec_p256, ec_p384, rsa_2048, rsa_3072 };
 const char* to_string(KeyType t);  // "ec-p256", …
+
+// listener.workers when not set: the number of CPUs (1 when unknown), at most 16.
+std::size_t default_workers();
 
 // [pkcs11]
 struct Pkcs11 {
@@ -191,6 +195,8 @@ struct Listener {
     std::size_t max_connections = 0;
     // max_connections_per_caller = 0 (a uid on the Unix socket, an address on TCP; 0: derived)
     std::size_t max_connections_per_caller = 0;
+    // workers = 4 (event-loop threads of the proxy, 1 – 64; a restart applies a change)
+    std::size_t workers = default_workers();
 };
 
 // [admin]

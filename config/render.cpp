@@ -303,6 +303,7 @@ std::string render(const Config& c) {
     w.strings("allowed_origins", l.allowed_origins);
     w.integer("max_connections", l.max_connections);
     w.integer("max_connections_per_caller", l.max_connections_per_caller);
+    w.integer("workers", l.workers);
 
     w.table("admin");
     w.str("socket", c.admin.socket);

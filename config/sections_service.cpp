@@ -69,6 +69,7 @@ void read_listener(Section& root, Config& c) {
                                                   " is more than listener.max_connections (" +
                                                   std::to_string(l.max_connections) +
                                                   "); lower it, or set 0 to derive it");
+    s.unsigned_int("workers", l.workers, 1, 64);
     s.finish();
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, as a new user (and CI) runs it:
-# installs what is missing, builds each preset, runs ctest on it, then runs every fuzz
-# target for a bounded time.
+# installs what is missing, builds each preset, runs ctest on it, runs the workers test under
+# ThreadSanitizer, then runs every fuzz target for a bounded time.
 #   MTLS_TEST_PRESETS="default asan"   which presets to build and test (default: both)
 #   MTLS_FUZZ_SECONDS=20               seconds per fuzz target (0 skips fuzzing)
+#   MTLS_TSAN=1                        the workers test under ThreadSanitizer (0 skips it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,6 +30,23 @@ for p in $presets; do
   # The end-to-end suite's figures (requests sent, failed, rotations, restarts).
   sed -n '/=== end-to-end figures ===/,/^restarts:/p' "build/$p/Testing/Temporary/LastTest.log" || true
 done
+
+# The proxy's workers under ThreadSanitizer (preset tsan): only the in-process workers test
+# is built instrumented and run (label workers); its partner is the default preset's
+# sandbox. MTLS_TSAN=0 skips it.
+if [ "${MTLS_TSAN:-1}" != 0 ]; then
+  if [ -x build/default/tests/sandbox/partner-sandbox ]; then
+    echo "=== preset tsan: the workers test under ThreadSanitizer"
+    cmake --preset tsan >/dev/null
+    cmake --build --preset tsan -j "$jobs"
+    took "building tsan"
+    MTLS_PARTNER_SANDBOX="$PWD/build/default/tests/sandbox/partner-sandbox" \
+      TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1}" ctest --preset tsan -j "$jobs"
+    took "testing tsan"
+  else
+    echo "=== preset tsan skipped: it needs the default preset's partner-sandbox"
+  fi
+fi
 
 secs="${MTLS_FUZZ_SECONDS:-20}"
 if [ "$secs" != 0 ]; then

@@ -116,6 +116,21 @@ std::string render_status(const nlohmann::json& s) {
             o << "\n";
         }
     }
+    if (const auto& px = s.value("proxy", nlohmann::json()); px.is_object()) {
+        o << "\nproxy:        " << str(px, "workers") << " worker(s), "
+          << str(px, "connections_open", "0") << " app connection(s) open";
+        if (px.contains("per_worker") && px["per_worker"].is_array() &&
+            px["per_worker"].size() > 1) {
+            o << " (";
+            const char* sep = "";
+            for (const auto& w : px["per_worker"]) {
+                o << sep << "worker " << str(w, "worker") << ": " << str(w, "open", "0");
+                sep = ", ";
+            }
+            o << ")";
+        }
+        o << "\n";
+    }
     if (s.contains("routes") && s["routes"].is_array() && !s["routes"].empty()) {
         o << "\nroutes\n";
         for (const auto& r : s["routes"]) {

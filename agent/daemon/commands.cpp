@@ -155,6 +155,8 @@ std::vector<std::string> needs_restart(const config::Config& a, const config::Co
     };
     differs("[pkcs11]", [](config::Config& o, const config::Config& c) { o.pkcs11 = c.pkcs11; });
     if (a.state_dir != b.state_dir) out.push_back("[agent] state_dir");
+    // The proxy's threads are made at start (each with its own sessions and pools).
+    if (a.listener.workers != b.listener.workers) out.push_back("[listener] workers");
     return out;
 }
 
@@ -256,7 +258,9 @@ Json reload(Parts& p) {
     }
     if (listener) {
         p.proxy->commit_listener(std::move(*listener));
+        const auto running_workers = p.cfg.listener.workers;  // until a restart
         p.cfg.listener = next.listener;
+        p.cfg.listener.workers = running_workers;
         applied.push_back("[listener]");
     }
     if (oauth) p.tokens->apply(std::move(oauth));

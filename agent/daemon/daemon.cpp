@@ -175,6 +175,7 @@ int run(const std::string& config_path, config::Config cfg) {
             doc["export"] = exporter.status();
             doc["own_revocation"] = own_revocation.status_json();
             doc["revocation"] = revocation_status();
+            doc["proxy"] = proxy_facts(proxy.stats());
             return doc;
         };
         auto metrics_doc = [&] {
@@ -321,7 +322,7 @@ int run(const std::string& config_path, config::Config cfg) {
                     return;
                 }
                 if (draining) {
-                    const auto cut = proxy.drain().cut_all();
+                    const auto cut = proxy.cut_all();
                     log::warn("agent.drain_cut", {{"cut", cut}, {"signal", sig}});
                     after_cut();
                     arm();
@@ -332,14 +333,14 @@ int run(const std::string& config_path, config::Config cfg) {
                 notifier.stopping();
                 proxy.stop_accepting();
                 const auto in_flight =
-                    proxy.drain().begin([&] { asio::post(io, [&] { finish(); }); });
+                    proxy.begin_drain([&] { asio::post(io, [&] { finish(); }); });
                 log::info("agent.draining",
                           {{"in_flight", in_flight},
                            {"drain_timeout_ms", cfg.listener.drain_timeout.count()}});
                 drain_timer.expires_after(cfg.listener.drain_timeout);
                 drain_timer.async_wait([&](net::error_code tec) {
                     if (tec || finished) return;
-                    const auto cut = proxy.drain().cut_all();
+                    const auto cut = proxy.cut_all();
                     log::warn(
                         "agent.drain_timeout",
                         {{"cut", cut}, {"drain_timeout_ms", cfg.listener.drain_timeout.count()}});
@@ -355,6 +356,8 @@ int run(const std::string& config_path, config::Config cfg) {
             io, [&] { return Notifier::verdict(status_doc(), identities.current() != nullptr); });
         log::info("agent.ready", {{"admin", admin->path()}});
         io.run();
+        // The proxy's worker threads (listener.workers >= 2) end before anything they use.
+        proxy.join_workers();
         own_revocation.stop();
         renewer.stop();
         // The token cache goes while the io_context still exists: the waiters of requests in

@@ -4,7 +4,8 @@
 //   identity::IdentityStore           the current identity snapshot
 //   renewal::Renewer                  enrollment, renewal, rotation, key retirement (own thread)
 //   token::TokenCache                 certificate-bound access tokens (own worker threads)
-//   proxy::Proxy                      the loopback proxy (the io_context thread)
+//   proxy::Proxy                      the loopback proxy (accepts on the io_context thread;
+//                                     sessions on listener.workers event loops: proxy.hpp)
 //   admin::Server                     the admin socket (the io_context thread)
 //
 // Signals: SIGTERM/SIGINT stop gracefully (the proxy stops accepting, requests in flight get

@@ -215,6 +215,18 @@ std::vector<RouteFacts> route_facts(const proxy::ProxyStats& stats) {
     return out;
 }
 
+nlohmann::json proxy_facts(const proxy::ProxyStats& stats) {
+    auto per_worker = nlohmann::json::array();
+    const std::size_t n = std::min(stats.workers.load(), proxy::ProxyStats::kMaxWorkers);
+    for (std::size_t i = 0; i < n; ++i)
+        per_worker.push_back({{"worker", i},
+                              {"open", stats.worker_open[i].load()},
+                              {"accepted", stats.worker_accepted[i].load()}});
+    return {{"workers", n},
+            {"connections_open", stats.connections_open.load()},
+            {"per_worker", std::move(per_worker)}};
+}
+
 std::string chain_pem(const identity::Identity& id) {
     std::vector<X509*> certs{id.leaf()};
     for (const auto& c : id.chain()) certs.push_back(c.get());
@@ -293,6 +305,20 @@ std::string metrics_text(const proxy::ProxyStats& stats, const renewal::Status& 
     }
     w.family("mtls_agent_client_connections", "Open local client connections.", "gauge");
     w.sample("mtls_agent_client_connections", {}, d(stats.connections_open));
+    const std::size_t workers = std::min(stats.workers.load(), proxy::ProxyStats::kMaxWorkers);
+    w.family("mtls_agent_proxy_workers", "The proxy's event-loop threads (listener.workers).",
+             "gauge");
+    w.sample("mtls_agent_proxy_workers", {}, d(workers));
+    w.family("mtls_agent_worker_client_connections",
+             "Open local client connections per proxy worker.", "gauge");
+    for (std::size_t i = 0; i < workers; ++i)
+        w.sample("mtls_agent_worker_client_connections", {{"worker", std::to_string(i)}},
+                 d(stats.worker_open[i]));
+    w.family("mtls_agent_worker_client_connections_accepted_total",
+             "Local client connections handed to each proxy worker.", "counter");
+    for (std::size_t i = 0; i < workers; ++i)
+        w.sample("mtls_agent_worker_client_connections_accepted_total",
+                 {{"worker", std::to_string(i)}}, d(stats.worker_accepted[i]));
     w.family("mtls_agent_client_connections_refused_total",
              "Local client connections refused at once (503 too_many_connections) by reason.",
              "counter");

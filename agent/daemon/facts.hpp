@@ -23,6 +23,9 @@ void token_device_facts(pkcs11::Token& token, bool& present, bool& logged_in);
 std::vector<TokenProfileFacts> token_facts(const token::TokenCache* cache,
                                            const identity::IdentityPtr& current);
 std::vector<RouteFacts> route_facts(const proxy::ProxyStats& stats);
+// The proxy's workers (listener.workers) and the app connections on each, for status:
+// {"workers": N, "connections_open": n, "per_worker": [{"worker", "open", "accepted"}…]}.
+nlohmann::json proxy_facts(const proxy::ProxyStats& stats);
 
 // The chain as PEM, leaf first.
 std::string chain_pem(const identity::Identity& id);

@@ -10,8 +10,9 @@
 //   m.busy(true); …request…; m.busy(false);
 //   if (drain.draining()) close_after_this_response();
 //
-// Single-threaded: used on the proxy's io_context thread only. A Member may outlive its
-// Drain (a session frame destroyed with the io_context): it then does nothing.
+// Single-threaded: one Drain per proxy worker, used on that worker's thread only (Proxy::
+// begin_drain() and cut_all() run it on every worker). A Member may outlive its Drain (a session
+// frame destroyed with the io_context): it then does nothing.
 #pragma once
 
 #include <cstddef>

@@ -15,9 +15,15 @@
 #include <cerrno>
 #include <cstring>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 namespace mtls::proxy {
 namespace {
@@ -40,6 +46,24 @@ const char* reason_name(net::ConnectionCaps::Refusal r) {
 
 }  // namespace
 
+// One event loop of the proxy (proxy.hpp, Threads): its sessions, pools, body buffers and
+// drain (in ctx), used on its thread only.
+struct ProxyWorker {
+    std::size_t index = 0;
+    std::unique_ptr<ProxyContext> ctx;
+    // Null: the proxy's io_context (one worker). Shared with the accept loops: an accept in
+    // progress holds a socket of this loop, and may be destroyed with the caller's io_context
+    // after the proxy (the loop must outlive it).
+    std::shared_ptr<net::asio::io_context> own;
+    net::asio::any_io_executor ex;
+    // The route sets ctx->routes holds, as the accepting thread knows them (it prepares the
+    // next ones from these); given back to the worker's thread to be dropped there.
+    std::shared_ptr<const RouteSet> routes;
+    std::unique_ptr<net::asio::steady_timer> sweeper;
+    std::optional<net::asio::executor_work_guard<net::asio::io_context::executor_type>> guard;
+    std::thread thread;
+};
+
 // What the accept loops share: the caps, the refusal answers and the rate-limited log lines
 // (a flood of refused connections or failing accepts writes one line per interval).
 struct AcceptState {
@@ -55,9 +79,26 @@ struct AcceptState {
                                    std::chrono::seconds(5)};
     log::RateLimited refused{log::Level::warning, "proxy.connection_refused",
                              std::chrono::seconds(5)};
+    std::size_t next_worker = 0;  // where the search for the least busy worker starts
 };
 
 namespace {
+
+// The worker for the next connection: the one with the fewest open connections, the search
+// starting after the last one chosen (round-robin among equals).
+ProxyWorker& least_busy_worker(const std::vector<std::unique_ptr<ProxyWorker>>& workers,
+                               const ProxyStats& stats, AcceptState& st) {
+    const std::size_t n = workers.size();
+    std::size_t best = st.next_worker % n;
+    for (std::size_t k = 1; k < n; ++k) {
+        const std::size_t i = (st.next_worker + k) % n;
+        if (stats.worker_open[i].load(std::memory_order_relaxed) <
+            stats.worker_open[best].load(std::memory_order_relaxed))
+            best = i;
+    }
+    st.next_worker = best + 1;
+    return *workers[best];
+}
 
 // Accepts app connections (TCP or Unix socket) and serves each in its own session coroutine,
 // over a generic stream socket: one session type for both. `caller_of` says who connected
@@ -65,15 +106,19 @@ namespace {
 // Over a cap the connection is answered 503 at once and closed; out of descriptors, the
 // waiting connections are refused that way and accepting pauses (10 ms doubling to 1 s).
 template <class Acceptor, class CallerOf, class KeyOf>
-net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor, ProxyContext& ctx,
-                                 AcceptState& st, CallerOf caller_of, KeyOf key_of) {
+net::awaitable<void> accept_loop(
+    std::shared_ptr<Acceptor> acceptor, const std::vector<std::unique_ptr<ProxyWorker>>& workers,
+    [[maybe_unused]] std::vector<std::shared_ptr<net::asio::io_context>> keep, ProxyStats& stats,
+    AcceptState& st, CallerOf caller_of, KeyOf key_of) {
     Acceptor& acc = *acceptor;  // held until the loop ends (a reload may close it)
     net::AcceptBackoff backoff;
     net::asio::steady_timer pause(acc.get_executor());
     bool failing = false;
     for (;;) {
         net::error_code ec;
-        auto sock = co_await acc.async_accept(net::use_ec(ec));
+        // Accepted straight onto the worker's event loop: the session never changes thread.
+        ProxyWorker& w = least_busy_worker(workers, stats, st);
+        auto sock = co_await acc.async_accept(w.ex, net::use_ec(ec));
         if (ec == net::asio::error::operation_aborted || !acc.is_open()) co_return;
         if (ec) {
             if (!net::out_of_descriptors(ec)) {
@@ -81,7 +126,7 @@ net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor, ProxyContex
                 continue;
             }
             failing = true;
-            ctx.stats.refused_no_fds += net::shed_pending(acc.native_handle(), st.fd_reply);
+            stats.refused_no_fds += net::shed_pending(acc.native_handle(), st.fd_reply);
             const auto wait = backoff.next();
             st.accept_failed.write({{"error", ec.message()},
                                     {"action", "refusing connections, pausing accepts"},
@@ -102,7 +147,7 @@ net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor, ProxyContex
         auto admission = st.caps.admit(key, false);
         if (!admission.slot) {
             const bool per_caller = admission.refusal == net::ConnectionCaps::Refusal::per_caller;
-            ++(per_caller ? ctx.stats.refused_per_caller : ctx.stats.refused_total);
+            ++(per_caller ? stats.refused_per_caller : stats.refused_total);
             const auto limit = per_caller ? st.caps.limits().per_caller : st.caps.limits().total;
             const std::string key_name = std::string("listener.") + reason_name(admission.refusal);
             st.refused.write({{"reason", reason_name(admission.refusal)},
@@ -120,9 +165,12 @@ net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor, ProxyContex
         Caller caller = caller_of(sock);
         // The slot is given back when the session ends: its completion handler holds it (no
         // coroutine frame of its own per connection).
-        net::asio::co_spawn(acc.get_executor(),
-                            run_session(ClientSocket(std::move(sock)), ctx, std::move(caller)),
-                            [slot = std::move(admission.slot)](const std::exception_ptr&) {});
+        ++stats.worker_accepted[w.index];
+        ++stats.worker_open[w.index];
+        net::asio::co_spawn(
+            w.ex, run_session(ClientSocket(std::move(sock)), *w.ctx, std::move(caller)),
+            [slot = std::move(admission.slot),
+             open = &stats.worker_open[w.index]](const std::exception_ptr&) { --*open; });
     }
 }
 
@@ -180,47 +228,92 @@ PreparedRoutes::PreparedRoutes(PreparedRoutes&&) noexcept = default;
 Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
              const std::vector<config::Route>& routes, identity::IdentityStore& identities,
              token::TokenSource* tokens)
-    : io_(io) {
-    ctx_ = std::unique_ptr<ProxyContext>(
-        new ProxyContext{std::make_shared<const config::Listener>(listener),
-                         nullptr,
-                         identities,
-                         tokens,
-                         stats_,
-                         {},
-                         std::make_shared<BodyBuffers>()});
-    ctx_->routes = std::make_shared<const RouteSet>(RouteSet{RouteTable({}), {}});
+    : io_(io), listener_(std::make_shared<const config::Listener>(listener)) {
+    const std::size_t n = std::clamp<std::size_t>(listener.workers, 1, ProxyStats::kMaxWorkers);
+    stats_.workers = n;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto w = std::make_unique<ProxyWorker>();
+        w->index = i;
+        if (n > 1) w->own = std::make_shared<net::asio::io_context>(1);
+        w->ex = w->own ? w->own->get_executor() : io_.get_executor();
+        w->ctx = std::unique_ptr<ProxyContext>(new ProxyContext{
+            listener_, nullptr, identities, tokens, stats_, {}, std::make_shared<BodyBuffers>()});
+        w->routes = std::make_shared<const RouteSet>(RouteSet{RouteTable({}), {}});
+        w->ctx->routes = w->routes;
+        workers_.push_back(std::move(w));
+    }
     install_routes(prepare_routes(routes));
 }
 
+template <class F>
+void Proxy::on_each_worker(F f) {
+    if (!threads_running_) {
+        for (auto& w : workers_) f(*w);
+        return;
+    }
+    std::mutex mu;
+    std::condition_variable done;
+    std::size_t left = workers_.size();
+    for (auto& w : workers_)
+        net::asio::post(w->ex, [&, wp = w.get()] {
+            f(*wp);
+            std::lock_guard lk(mu);
+            if (--left == 0) done.notify_one();
+        });
+    std::unique_lock lk(mu);
+    done.wait(lk, [&] { return left == 0; });
+}
+
+std::size_t Proxy::workers() const {
+    return workers_.size();
+}
+
+std::vector<std::shared_ptr<net::asio::io_context>> Proxy::worker_loops() const {
+    std::vector<std::shared_ptr<net::asio::io_context>> out;
+    for (const auto& w : workers_)
+        if (w->own) out.push_back(w->own);
+    return out;
+}
+
 PreparedRoutes Proxy::prepare_routes(const std::vector<config::Route>& routes) const {
+    // One set per worker, each with its own pools; the counters of a route are one object
+    // shared by the workers' pools.
     PreparedRoutes out;
-    out.set_ = std::make_shared<RouteSet>(RouteSet{RouteTable(routes), {}});
-    const RouteSet& now = *ctx_->routes;
-    auto running = [&](const std::string& name) -> std::shared_ptr<RouteState> {
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+        out.sets_.push_back(std::make_shared<RouteSet>(RouteSet{RouteTable(routes), {}}));
+    const RouteSet& now = *workers_.front()->routes;
+    auto running = [&](const std::string& name) -> std::optional<std::size_t> {
         for (std::size_t i = 0; i < now.table.routes().size(); ++i)
-            if (now.table.routes()[i].route.name == name) return now.state[i];
-        return nullptr;
+            if (now.table.routes()[i].route.name == name) return i;
+        return std::nullopt;
     };
-    for (const auto& entry : out.set_->table.routes()) {
-        const auto& name = entry.route.name;
-        auto fp = route_fingerprint(entry.route);
+    const auto& entries = out.sets_.front()->table.routes();
+    for (std::size_t k = 0; k < entries.size(); ++k) {
+        const auto& name = entries[k].route.name;
+        auto fp = route_fingerprint(entries[k].route);
         auto old = running(name);
-        if (old && old->fingerprint == fp) {
-            out.set_->state.push_back(old);
+        if (old && now.state[*old]->fingerprint == fp) {
+            for (std::size_t i = 0; i < workers_.size(); ++i)
+                out.sets_[i]->state.push_back(workers_[i]->routes->state[*old]);
             out.changes_.kept.push_back(name);
             continue;
         }
-        auto st = std::make_shared<RouteState>();
-        st->stats = old ? old->stats : std::make_shared<RouteStats>(name);
-        st->pool = std::make_unique<UpstreamPool>(io_.get_executor(), entry, st->stats);
-        st->fingerprint = std::move(fp);
-        out.set_->state.push_back(std::move(st));
+        auto stats = old ? now.state[*old]->stats : std::make_shared<RouteStats>(name);
+        // The TLS context (session cache) and name cache of the route, for all its pools.
+        auto shared = std::make_shared<RouteUpstream>(entries[k]);
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            auto st = std::make_shared<RouteState>();
+            st->stats = stats;
+            st->pool = std::make_unique<UpstreamPool>(
+                workers_[i]->ex, out.sets_[i]->table.routes()[k], stats, shared);
+            st->fingerprint = fp;
+            out.sets_[i]->state.push_back(std::move(st));
+        }
         (old ? out.changes_.changed : out.changes_.added).push_back(name);
     }
     for (const auto& e : now.table.routes()) {
         const auto& name = e.route.name;
-        auto& next = out.set_->table.routes();
+        auto& next = entries;
         if (std::none_of(next.begin(), next.end(),
                          [&](const RouteTable::Entry& n) { return n.route.name == name; }))
             out.changes_.removed.push_back(name);
@@ -237,25 +330,54 @@ void Proxy::commit_routes(PreparedRoutes prepared) {
 }
 
 void Proxy::set_token_source(token::TokenSource* tokens) {
-    ctx_->tokens = tokens;
+    on_each_worker([tokens](ProxyWorker& w) { w.ctx->tokens = tokens; });
 }
 
 void Proxy::install_routes(PreparedRoutes prepared) {
-    std::shared_ptr<const RouteSet> old = std::move(ctx_->routes);
-    ctx_->routes = std::move(prepared.set_);
     RouteStatsList::Items stats;
-    for (const auto& st : ctx_->routes->state) stats.push_back(st->stats);
+    for (const auto& st : prepared.sets_.front()->state) stats.push_back(st->stats);
     stats_.publish_routes(std::move(stats));
-    // The pools the new table does not use drain: the requests still on them hold the old
-    // table; their connections close when released.
-    for (const auto& st : old->state)
-        if (std::find(ctx_->routes->state.begin(), ctx_->routes->state.end(), st) ==
-            ctx_->routes->state.end())
-            st->pool->retire();
+    std::vector<std::shared_ptr<const RouteSet>> olds;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        olds.push_back(std::move(workers_[i]->routes));
+        workers_[i]->routes = prepared.sets_[i];
+    }
+    on_each_worker([&](ProxyWorker& w) {
+        // Dropped on the worker's thread: the pools' sockets belong to its event loop.
+        std::shared_ptr<const RouteSet> old = std::move(olds[w.index]);
+        w.ctx->routes = std::move(prepared.sets_[w.index]);
+        // The pools the new table does not use drain: the requests still on them hold the
+        // old table; their connections close when released.
+        const auto& now = w.ctx->routes->state;
+        for (const auto& st : old->state)
+            if (std::find(now.begin(), now.end(), st) == now.end()) st->pool->retire();
+    });
 }
 
 Proxy::~Proxy() {
     if (!stopped_) stop();
+    join_workers();
+    for (auto& w : workers_) {
+        if (!w->own) continue;
+        // The pools (and their sockets) go before the event loop they belong to; the loop's
+        // abandoned session frames then go with it, as they do with the caller's io_context
+        // (now, or after the last accept in progress on the caller's io_context that holds it).
+        w->routes.reset();
+        w->ctx->routes.reset();
+        w->sweeper.reset();
+        w->own.reset();
+    }
+}
+
+void Proxy::join_workers() {
+    if (!threads_running_) return;
+    threads_running_ = false;
+    for (auto& w : workers_) {
+        w->guard.reset();
+        w->own->stop();
+    }
+    for (auto& w : workers_)
+        if (w->thread.joinable()) w->thread.join();
 }
 
 std::size_t Proxy::open_connections() const {
@@ -299,7 +421,7 @@ PreparedListener::~PreparedListener() = default;
 PreparedListener::PreparedListener(PreparedListener&&) noexcept = default;
 
 void Proxy::start() {
-    const auto& l = *ctx_->listener;
+    const auto& l = *listener_;
     const std::uint64_t nofile = net::nofile_limit();
     const auto limits = caps_for(l, nofile);
     accept_ = std::make_unique<AcceptState>(limits, nofile);
@@ -316,8 +438,22 @@ void Proxy::start() {
                     "LimitNOFILE= or lower listener.max_connections"}});
     auto bound = bind_new(l);
     listen_on(std::move(bound));
-    sweeper_ = std::make_unique<net::asio::steady_timer>(io_);
-    net::asio::co_spawn(io_, sweep_pools(*sweeper_, *ctx_), net::asio::detached);
+    for (auto& w : workers_) {
+        w->sweeper = std::make_unique<net::asio::steady_timer>(w->ex);
+        net::asio::co_spawn(w->ex, sweep_pools(*w->sweeper, *w->ctx), net::asio::detached);
+    }
+    if (workers_.size() > 1) {
+        for (auto& w : workers_) {
+            w->guard.emplace(w->own->get_executor());
+            w->thread = std::thread([io = w->own.get(), i = w->index] {
+                const std::string name = "mtls-worker-" + std::to_string(i);
+                ::pthread_setname_np(::pthread_self(), name.c_str());
+                io->run();
+            });
+        }
+        threads_running_ = true;
+    }
+    log::info("proxy.workers", {{"workers", workers_.size()}});
 }
 
 std::unique_ptr<PreparedListener::Bound> Proxy::bind_new(const config::Listener& next) const {
@@ -346,7 +482,9 @@ void Proxy::listen_on(std::unique_ptr<PreparedListener::Bound> bound) {
         net::error_code ec;
         auto ep = t.acc->local_endpoint(ec);
         log::info("proxy.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
-        net::asio::co_spawn(io_, accept_loop(t.acc, *ctx_, *accept_, tcp_caller_no_delay, tcp_key),
+        net::asio::co_spawn(io_,
+                            accept_loop(t.acc, workers_, worker_loops(), stats_, *accept_,
+                                        tcp_caller_no_delay, tcp_key),
                             net::asio::detached);
         tcp_.push_back(std::move(t));
     }
@@ -354,8 +492,10 @@ void Proxy::listen_on(std::unique_ptr<PreparedListener::Bound> bound) {
         unix_ = std::move(bound->unix_socket);
         unix_path_ = bound->unix_path;
         log::info("proxy.listening", {{"unix_socket", unix_path_}});
-        net::asio::co_spawn(io_, accept_loop(unix_, *ctx_, *accept_, unix_caller, unix_key),
-                            net::asio::detached);
+        net::asio::co_spawn(
+            io_,
+            accept_loop(unix_, workers_, worker_loops(), stats_, *accept_, unix_caller, unix_key),
+            net::asio::detached);
     }
 }
 
@@ -368,7 +508,7 @@ PreparedListener Proxy::prepare_listener(const config::Listener& next) const {
 
 void Proxy::commit_listener(PreparedListener prepared) {
     const config::Listener& next = *prepared.next_;
-    const auto old = ctx_->listener;
+    const auto old = listener_;
     // The new sockets first, then the old ones that are no longer configured close.
     std::shared_ptr<net::unix_socket::acceptor> old_unix;
     std::string old_unix_path;
@@ -404,7 +544,8 @@ void Proxy::commit_listener(PreparedListener prepared) {
         ::chmod(unix_path_.c_str(), next.unix_socket_mode) != 0)
         log::warn("proxy.unix_socket_mode_failed",
                   {{"unix_socket", unix_path_}, {"error", std::strerror(errno)}});
-    ctx_->listener = prepared.next_;  // new connections use the new settings
+    listener_ = prepared.next_;  // new connections use the new settings
+    on_each_worker([next = listener_](ProxyWorker& w) { w.ctx->listener = next; });
     if (accept_) accept_->caps.set_limits(caps_for(next, net::nofile_limit()));
 }
 
@@ -417,23 +558,47 @@ void Proxy::stop_accepting() {
     }
 }
 
-Drain& Proxy::drain() {
-    return ctx_->drain;
+std::size_t Proxy::begin_drain(std::function<void()> on_empty) {
+    // on_empty once the last worker's drain is empty (each calls its own once).
+    struct Pending {
+        std::atomic<std::size_t> left;
+        std::function<void()> on_empty;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->left = workers_.size();
+    pending->on_empty = std::move(on_empty);
+    std::atomic<std::size_t> in_flight{0};
+    on_each_worker([&](ProxyWorker& w) {
+        in_flight += w.ctx->drain.begin([pending] {
+            if (--pending->left == 0) pending->on_empty();
+        });
+    });
+    return in_flight;
+}
+
+std::size_t Proxy::cut_all() {
+    std::atomic<std::size_t> cut{0};
+    on_each_worker([&](ProxyWorker& w) { cut += w.ctx->drain.cut_all(); });
+    return cut;
 }
 
 std::size_t Proxy::cut_identity(std::uint64_t through_generation) {
-    std::size_t cut = 0;
-    for (auto& st : ctx_->routes->state) cut += st->pool->cut_generation(through_generation);
+    std::atomic<std::size_t> cut{0};
+    on_each_worker([&](ProxyWorker& w) {
+        for (auto& st : w.ctx->routes->state) cut += st->pool->cut_generation(through_generation);
+    });
     log::warn("proxy.identity_cut",
-              {{"through_generation", through_generation}, {"requests_cut", cut}});
+              {{"through_generation", through_generation}, {"requests_cut", cut.load()}});
     return cut;
 }
 
 void Proxy::stop() {
     stopped_ = true;
     stop_accepting();
-    if (sweeper_) sweeper_->cancel();
-    for (auto& st : ctx_->routes->state) st->pool->close_all();
+    on_each_worker([](ProxyWorker& w) {
+        if (w.sweeper) w.sweeper->cancel();
+        for (auto& st : w.ctx->routes->state) st->pool->close_all();
+    });
 }
 
 std::vector<net::tcp::endpoint> Proxy::tcp_endpoints() const {

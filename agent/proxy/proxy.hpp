@@ -5,9 +5,25 @@
 //   MyTokenSource tokens;                     // token::TokenSource (agent/token/)
 //   proxy::Proxy proxy(io, cfg.listener, cfg.routes, identities, &tokens);
 //   proxy.start();                            // binds; throws std::runtime_error on failure
-//   io.run();                                 // one thread: the proxy is single-threaded
+//   io.run();                                 // the accepting thread (see Threads below)
 //   …  asio::post(io, [&]{ proxy.stop(); });  // stop accepting; sessions finish their work
-//   (graceful: proxy.stop_accepting(); proxy.drain().begin(on_empty); … drain().cut_all())
+//   proxy.join_workers();                     // after io.run() returned
+//   (graceful: proxy.stop_accepting(); proxy.begin_drain(on_empty); … proxy.cut_all())
+//
+// Threads (listener.workers = N): the listeners and their accept loops run on `io` (the
+// caller's thread, with the admin socket and the timers); each accepted connection goes to
+// one of N workers — the one with the fewest open connections — and its session runs there
+// to its end. A worker is an event loop with its own sessions, upstream pools, body buffers
+// and drain; with N = 1 the one worker is `io` itself (no thread of its own, no hop), with
+// N >= 2 each worker is a thread of its own, started by start(). Shared by the workers,
+// and safe for it: the identity store (mutex), the token source (TokenCache: mutex,
+// single-flight, each waiter resumed on its own executor), the revocation gate and checker
+// (mutexes), the counters (atomics: stats() are the sums over the workers) and the
+// connection caps (mutex). The methods below marked "on the io_context thread" run their
+// work on every worker and return when every worker has done it. With N >= 2 the sessions
+// are no work of `io`: once the listeners are closed, io.run() may return while sessions
+// still run on the workers — keep `io` busy (the daemon's signal set, a work guard) until
+// it is stopped on purpose.
 //
 // The proxy reads identities.current() per request and builds new TLS contexts on a
 // rotation by itself (no subscription needed). stats() may be read from any thread.
@@ -17,6 +33,7 @@
 // New requests use the new table; a request in flight finishes on the route it started with;
 // a removed or changed route's pool drains (idle connections close now, busy ones when their
 // request ends); an unchanged route keeps its pool, warm connections and counters.
+// listener.workers is fixed at construction (a reload that changes it needs a restart).
 #pragma once
 
 #include "agent/identity/identity_store.hpp"
@@ -26,6 +43,7 @@
 #include "agent/token/token_source.hpp"
 #include "config/config.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +51,7 @@
 namespace mtls::proxy {
 
 struct ProxyContext;
+struct ProxyWorker;
 struct AcceptState;
 struct RouteSet;
 
@@ -66,7 +85,7 @@ class PreparedRoutes {
   private:
     friend class Proxy;
     PreparedRoutes();
-    std::shared_ptr<RouteSet> set_;
+    std::vector<std::shared_ptr<RouteSet>> sets_;  // one per worker (its own pools)
     RouteChanges changes_;
 };
 
@@ -84,12 +103,24 @@ class Proxy {
     // std::runtime_error naming the address that failed.
     void start();
     // Stops accepting and closes idle upstream connections. Call on the io_context thread.
+    // The worker threads end once their sessions have (see join_workers()).
     void stop();
+    // After io.run() returned: stops the worker threads and waits for them. Sessions still
+    // open there are abandoned (destroyed with the proxy). Idempotent; the destructor calls it.
+    void join_workers();
     // Closes the listening sockets only (a graceful stop's first step: the sessions go on,
-    // see drain()). Call on the io_context thread.
+    // see begin_drain()). Call on the io_context thread.
     void stop_accepting();
-    // The open app connections, for a graceful stop (drain.hpp).
-    Drain& drain();
+    // Graceful stop of the open app connections on every worker (drain.hpp: Drain::begin).
+    // `on_empty` runs once no connection is open on any worker — on the thread of the worker
+    // whose last connection ended, or here: post from it. Returns the requests in flight.
+    // Call on the io_context thread.
+    std::size_t begin_drain(std::function<void()> on_empty);
+    // Cuts every open app connection on every worker; returns how many were inside a request.
+    // Call on the io_context thread.
+    std::size_t cut_all();
+    // listener.workers: the event loops sessions run on.
+    std::size_t workers() const;
 
     // A route table for `routes`, compared with the running one (see the top). Changes
     // nothing; throws std::invalid_argument naming the route that is unusable.
@@ -128,17 +159,24 @@ class Proxy {
 
   private:
     void install_routes(PreparedRoutes prepared);
+    // Runs f(worker) on every worker's thread and returns when all have run it (directly
+    // when no worker thread runs: one worker, before start(), after join_workers()).
+    template <class F>
+    void on_each_worker(F f);
+    // The workers' own event loops (none with one worker), for the accept loops to hold.
+    std::vector<std::shared_ptr<net::asio::io_context>> worker_loops() const;
     std::unique_ptr<PreparedListener::Bound> bind_new(const config::Listener& next) const;
     void listen_on(std::unique_ptr<PreparedListener::Bound> bound);
 
     net::asio::io_context& io_;
     ProxyStats stats_;
-    std::unique_ptr<ProxyContext> ctx_;
-    std::unique_ptr<AcceptState> accept_;  // caps and log limiters of the accept loops
+    std::vector<std::unique_ptr<ProxyWorker>> workers_;  // fixed at construction
+    bool threads_running_ = false;
+    std::shared_ptr<const config::Listener> listener_;  // the one in use (this thread's view)
+    std::unique_ptr<AcceptState> accept_;               // caps and log limiters of the accept loops
     std::vector<TcpListen> tcp_;
     std::shared_ptr<net::unix_socket::acceptor> unix_;  // shared with its accept loop
     std::string unix_path_;
-    std::unique_ptr<net::asio::steady_timer> sweeper_;
     bool stopped_ = false;
 };
 

@@ -1,10 +1,11 @@
-// Revocation checks of upstream connections (docs/revocation.md), for the proxy's io thread:
-// after a handshake, a stapled OCSP response is verified (no responder round trip), else the
+// Revocation checks of upstream connections (docs/revocation.md), for the proxy's workers
+// (one gate for all; its state is under a mutex, the checker is thread-safe): after a
+// handshake, a stapled OCSP response is verified (no responder round trip), else the
 // process checker's cached answer is used, else the check runs on the gate's own threads
-// (never on the io thread) and the connection resumes when it is done. The route's policy
-// decides: hard-fail refuses anything but a verified "good"; soft-fail never refuses — a
-// revoked or unknown chain is logged (rate-limited), counted and shown in status. The last verdict
-// per route is kept for status.
+// (never on a worker's thread) and the connection resumes on its own worker when it is done. The
+// route's policy decides: hard-fail refuses anything but a verified "good"; soft-fail never refuses
+// — a revoked or unknown chain is logged (rate-limited), counted and shown in status. The last
+// verdict per route is kept for status.
 #pragma once
 
 #include "agent/net/asio.hpp"

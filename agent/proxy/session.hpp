@@ -42,7 +42,7 @@ struct RouteSet {
 // Body buffers (64 KiB) for responses and streamed uploads, reused instead of taken from the
 // heap and given back for every body: 64 concurrent 64 KiB responses otherwise grow and trim
 // the heap again and again, and the copies into fresh pages fault. At most kKeep are kept
-// (2 MiB). One per io_context thread (not shared between threads). Held by shared_ptr: a
+// (2 MiB). One per proxy worker (not shared between threads). Held by shared_ptr: a
 // session's coroutine frames can outlive the Proxy (destroyed with the io_context), and a
 // body buffer goes back to its pool from the frame's destructor.
 class BodyBuffers {
@@ -64,7 +64,8 @@ class BodyBuffers {
     std::vector<std::unique_ptr<char[]>> free_;
 };
 
-// What every session shares; owned by Proxy, used on its io_context thread.
+// What the sessions of one proxy worker share; owned by Proxy, used on that worker's thread
+// (the counters and the identity store are shared by every worker: atomics, mutex).
 struct ProxyContext {
     std::shared_ptr<const config::Listener> listener;  // replaced whole by a reload
     std::shared_ptr<const RouteSet> routes;

@@ -1,10 +1,13 @@
-// Counters the admin part reads (status, metrics). Plain atomics; the proxy thread writes,
-// anyone reads. The per-route counters live as long as their route: a reload keeps those of
-// the routes that stay (by name), adds new ones and drops the removed ones (routes()).
+// Counters the admin part reads (status, metrics). Plain atomics; the proxy's threads (its
+// workers and the accepting thread) write, anyone reads: one ProxyStats and one RouteStats
+// per route serve every worker, so the figures are already the sums over the workers. The per-route
+// counters live as long as their route: a reload keeps those of the routes that stay (by name),
+// adds new ones and drops the removed ones (routes()).
 #pragma once
 
 #include "agent/metrics/prometheus.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -105,7 +108,7 @@ struct RouteStats {
     std::atomic<std::uint64_t> pool_idle{0};  // gauges
     std::atomic<std::uint64_t> pool_busy{0};
 
-    // Called once per routed request when it ends (the proxy's thread): atomics only.
+    // Called once per routed request when it ends (on its worker's thread): atomics only.
     void record(const RequestEnd& end) {
         ++requests;
         duration.observe(end.seconds);
@@ -205,6 +208,13 @@ struct ProxyStats {
     // while a request is in flight, so an idle keep-alive connection stays small.
     std::atomic<std::uint64_t> connections_idle{0};
     std::atomic<std::uint64_t> idle_buffer_bytes{0};
+
+    // The proxy's event-loop threads (listener.workers) and, per worker, the app connections
+    // handed to it (accepted) and open on it now: each connection lives on one worker.
+    static constexpr std::size_t kMaxWorkers = 64;
+    std::atomic<std::size_t> workers{1};
+    std::array<std::atomic<std::uint64_t>, kMaxWorkers> worker_accepted{};
+    std::array<std::atomic<std::uint64_t>, kMaxWorkers> worker_open{};
 
     // The current routes' counters (any thread). Requests count through their route's own
     // RouteStats; this list is only what status and metrics read.

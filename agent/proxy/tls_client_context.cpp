@@ -117,6 +117,7 @@ bool TlsClientContext::prepare(SSL* ssl, std::string& error) {
     // (RFC 8446 C.4; servers with replay protection resume each only once), so two
     // connections opening at once never share one; 1.2 sessions may be offered again.
     const auto now = static_cast<long>(std::time(nullptr));
+    std::lock_guard lk(sessions_mu_);
     while (!sessions_.empty()) {
         ossl::SslSession s = std::move(sessions_.back());
         sessions_.pop_back();
@@ -190,6 +191,7 @@ int TlsClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
 }
 
 void TlsClientContext::add_session(SSL_SESSION* session) {
+    std::lock_guard lk(sessions_mu_);
     sessions_.emplace_back(session);
     while (sessions_.size() > kMaxSessions) sessions_.pop_front();
 }

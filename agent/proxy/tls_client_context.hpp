@@ -3,7 +3,10 @@
 // route's CA bundle, optional SPKI pins, TLS 1.3 (1.2 if route.tls_min_version says so),
 // and a client session cache so new connections resume instead of doing a full handshake
 // (which would mean a signature on the token). On rotation the pool builds a new context;
-// the old one, with its sessions, dies with the last connection that uses it.
+// the old one, with its sessions, dies with the last connection that uses it. One context
+// serves the route's pools on every proxy worker (RouteUpstream in upstream_pool.hpp): a
+// ticket one worker received resumes a connection of another; the session cache is under a
+// mutex, the rest is not changed after construction.
 #pragma once
 
 #include "agent/identity/identity.hpp"
@@ -13,6 +16,7 @@
 
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,7 +40,10 @@ class TlsClientContext {
     // After a failed handshake: why, in words ("certificate verify failed for host (…)").
     std::string describe_failure(SSL* ssl, const std::string& transport_error) const;
 
-    std::size_t cached_sessions() const { return sessions_.size(); }
+    std::size_t cached_sessions() const {
+        std::lock_guard lk(sessions_mu_);
+        return sessions_.size();
+    }
     const std::string& route_name() const { return route_name_; }
     // Not off: every connection asks for a stapled OCSP response (status_request) and the
     // peer chain is checked after the handshake (revocation_gate.hpp).
@@ -51,7 +58,8 @@ class TlsClientContext {
     identity::IdentityPtr identity_;
     UpstreamTarget target_;
     std::vector<std::string> pins_;  // raw SHA-256 of SPKI DER
-    std::deque<ossl::SslSession> sessions_;
+    mutable std::mutex sessions_mu_;
+    std::deque<ossl::SslSession> sessions_;  // under sessions_mu_
     std::string route_name_;
     config::RevocationPolicy revocation_ = config::RevocationPolicy::off;
 };

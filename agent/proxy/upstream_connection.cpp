@@ -43,7 +43,8 @@ net::awaitable<ProxyError> UpstreamConnection::open(
     stream_.expires_never();
     resumed_ = SSL_session_reused(stream_.ssl()) == 1;
     if (tls_->revocation() != config::RevocationPolicy::off) {
-        // Off the io thread when a fetch is needed; the connection waits, nothing else does.
+        // Off the worker's thread when a fetch is needed; the connection waits, nothing else
+        // does.
         ProxyError refused = co_await RevocationGate::instance().check(
             stream_.ssl(), tls_->route_name(), tls_->revocation(), peer_chain_);
         if (refused) co_return refused;

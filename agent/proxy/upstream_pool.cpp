@@ -7,11 +7,12 @@
 namespace mtls::proxy {
 
 UpstreamPool::UpstreamPool(net::asio::any_io_executor ex, RouteTable::Entry entry,
-                           std::shared_ptr<RouteStats> stats)
+                           std::shared_ptr<RouteStats> stats, std::shared_ptr<RouteUpstream> shared)
     : ex_(std::move(ex)),
       entry_(std::move(entry)),
       stats_(std::move(stats)),
-      resolver_(entry_.target, entry_.route.timeouts.dns_ttl) {}
+      shared_(shared ? std::move(shared) : std::make_shared<RouteUpstream>(entry_)),
+      resolver_(shared_->resolver) {}
 
 UpstreamPool::~UpstreamPool() {
     close_all();
@@ -22,11 +23,22 @@ UpstreamPool::~UpstreamPool() {
 std::shared_ptr<TlsClientContext> UpstreamPool::context_for(const identity::IdentityPtr& id,
                                                             ProxyError& err) {
     if (tls_ && tls_->identity() == id) return tls_;
-    try {
-        tls_ = std::make_shared<TlsClientContext>(entry_.route, entry_.target, id);
-    } catch (const std::exception& e) {
-        err = upstream_tls(e.what());
-        return nullptr;
+    {
+        // The route's context for this identity, made by whichever worker needed it first
+        // (an older identity's request in flight gets a context of its own, not shared).
+        std::lock_guard lk(shared_->mu);
+        auto& now = shared_->tls;
+        if (now && now->identity() == id) {
+            tls_ = now;
+        } else {
+            try {
+                tls_ = std::make_shared<TlsClientContext>(entry_.route, entry_.target, id);
+            } catch (const std::exception& e) {
+                err = upstream_tls(e.what());
+                return nullptr;
+            }
+            if (!now || now->identity()->generation() <= id->generation()) now = tls_;
+        }
     }
     // A new identity: idle connections of the old one are never handed out again.
     for (auto& c : idle_) c->close();
@@ -211,6 +223,10 @@ std::size_t UpstreamPool::cut_generation(std::uint64_t through) {
                                }),
                 idle_.end());
     if (tls_ && tls_->identity() && tls_->identity()->generation() <= through) tls_.reset();
+    {
+        std::lock_guard lk(shared_->mu);  // its sessions go too
+        if (shared_->tls && shared_->tls->identity()->generation() <= through) shared_->tls.reset();
+    }
     std::size_t cut = 0;
     const std::vector<UpstreamConnection*> busy(leased_->begin(), leased_->end());
     for (auto* c : busy)

@@ -7,8 +7,8 @@
 // a rotation the pool builds a new TLS context and never hands out an old-identity connection
 // again; old ones finish their request and are closed when released. A reload that removes or
 // changes the route retires its pool: idle connections close at once, busy ones when released
-// (the pool drains; a changed route gets a new pool). Single-threaded: used from the proxy's
-// io_context thread only.
+// (the pool drains; a changed route gets a new pool). Single-threaded: every proxy worker has
+// its own pool per route (proxy.hpp, Threads), used from that worker's thread only.
 #pragma once
 
 #include "agent/identity/identity.hpp"
@@ -20,16 +20,32 @@
 
 #include <list>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace mtls::proxy {
 
+// What the pools of one route on the different proxy workers share (proxy.hpp, Threads):
+// the TLS client context of the newest identity, with its session cache (a ticket one
+// worker received resumes a connection another worker opens), and the partner host's
+// addresses (the name cache). Thread-safe.
+struct RouteUpstream {
+    explicit RouteUpstream(const RouteTable::Entry& e)
+        : resolver(e.target, e.route.timeouts.dns_ttl) {}
+    UpstreamResolver resolver;
+    std::mutex mu;
+    std::shared_ptr<TlsClientContext> tls;  // under mu
+};
+
 class UpstreamPool {
   public:
     // Keeps its own copy of the route; counts into `stats` (shared with a newer pool of the
-    // same route after a reload: the gauges are the sum of both).
+    // same route after a reload, and with the route's pools on the other workers: the
+    // gauges are the sum of all). `shared`: the route's TLS context and name cache, shared
+    // with those pools (null: the pool's own).
     UpstreamPool(net::asio::any_io_executor ex, RouteTable::Entry entry,
-                 std::shared_ptr<RouteStats> stats);
+                 std::shared_ptr<RouteStats> stats,
+                 std::shared_ptr<RouteUpstream> shared = nullptr);
     ~UpstreamPool();
 
     struct Lease {
@@ -75,8 +91,9 @@ class UpstreamPool {
     std::shared_ptr<RouteStats> stats_;
     bool retired_ = false;
     std::uint64_t shown_idle_ = 0, shown_busy_ = 0;          // what this pool added to the gauges
+    std::shared_ptr<RouteUpstream> shared_;                  // TLS context and name cache
     std::shared_ptr<TlsClientContext> tls_;                  // for the current identity
-    UpstreamResolver resolver_;                              // the partner host's addresses
+    UpstreamResolver& resolver_;                             // shared_->resolver
     std::vector<std::unique_ptr<UpstreamConnection>> idle_;  // back = most recently used
     std::size_t busy_ = 0;
     // The leased connections (each removes itself when destroyed), for cut_generation().

@@ -450,6 +450,23 @@ TEST_F(ConfigTest, ConnectionCaps) {
                     "agent.toml:20: admin.max_connections_per_uid: 0 is out of range (1 to 48)"}));
 }
 
+// listener.workers: the number of CPUs (at most 16) when not set; 1 to 64; rendered back.
+TEST_F(ConfigTest, ListenerWorkers) {
+    auto c = load(base());
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->listener.workers, config::default_workers());
+    EXPECT_GE(c->listener.workers, 1u);
+    EXPECT_LE(c->listener.workers, 16u);
+    auto set = load(base() + "[listener]\nworkers = 64\n");
+    ASSERT_TRUE(set);
+    EXPECT_EQ(set->listener.workers, 64u);
+    EXPECT_NE(config::render(*set).find("\nworkers = 64\n"), std::string::npos);
+    EXPECT_EQ(errors(base() + "[listener]\nworkers = 0\n"),
+              (Errs{"agent.toml:17: listener.workers: 0 is out of range (1 to 64)"}));
+    EXPECT_EQ(errors(base() + "[listener]\nworkers = 65\n"),
+              (Errs{"agent.toml:17: listener.workers: 65 is out of range (1 to 64)"}));
+}
+
 TEST_F(ConfigTest, SeveralErrorsAreReportedAtOnceInFileOrder) {
     std::string text = replace_line(base(), 15, "upstream = \"htp://x\"");
     text = replace_line(text, 7, "server = 443");

@@ -110,7 +110,11 @@ TEST(UnsolicitedPartner, ASecondResponseNeverReachesTheNextCaller) {
 }
 
 TEST(UnsolicitedPartner, AnIdleConnectionThatReceivesDataIsClosedAtOnce) {
-    AgentWorld w{"unsolicited-idle"};
+    // One worker, so one pool: the test counts the route's idle connections, and with more
+    // workers B's call may open (and pool) a connection on another worker than A's.
+    AgentSetup one_pool;
+    one_pool.listener = "workers = 1\n";
+    AgentWorld w{"unsolicited-idle", {}, one_pool};
     w.agent->start();
     w.agent->wait_healthy(60s);
     for (int i = 0; i < 3; ++i) {

@@ -90,7 +90,10 @@ long proc_status_kib(const char* field) {
 net::awaitable<token::TokenResult> CountingTokens::get(const std::string&,
                                                        identity::IdentityPtr id) {
     int n = ++gets;
-    last_thumbprint = id->x5t_s256();
+    {
+        std::lock_guard lk(mu_);  // the proxy's workers call from their threads
+        last_thumbprint_ = id->x5t_s256();
+    }
     if (fail) co_return token::TokenError{"as_unreachable", "the test AS is down"};
     co_return token::Token{"test-token-" + std::to_string(n)};
 }
@@ -106,6 +109,15 @@ ProxyRunner::ProxyRunner(config::Listener listener, std::vector<config::Route> r
     auto eps = proxy_->tcp_endpoints();
     if (!eps.empty()) port_ = eps.front().port();
     thread_ = std::thread([this] { io_.run(); });
+}
+
+void ProxyRunner::on_io(const std::function<void(proxy::Proxy&)>& f) {
+    std::promise<void> done;
+    net::asio::post(io_, [&] {
+        f(*proxy_);
+        done.set_value();
+    });
+    done.get_future().wait();
 }
 
 ProxyRunner::~ProxyRunner() {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -41,7 +42,14 @@ class CountingTokens : public token::TokenSource {
     void invalidate(const std::string& profile, const std::string& thumbprint) override;
     std::atomic<int> gets{0}, invalidations{0};
     std::atomic<bool> fail{false};
-    std::string last_thumbprint;
+    std::string last_thumbprint() const {
+        std::lock_guard lk(mu_);
+        return last_thumbprint_;
+    }
+
+  private:
+    mutable std::mutex mu_;
+    std::string last_thumbprint_;
 };
 
 // The proxy on its own io_context thread.
@@ -52,9 +60,15 @@ class ProxyRunner {
     ~ProxyRunner();
     std::uint16_t port() const { return port_; }
     const proxy::ProxyStats& stats() const { return proxy_->stats(); }
+    // Runs f(proxy) on the proxy's io_context thread (where reload, stop and the drain are
+    // called) and returns when it has run.
+    void on_io(const std::function<void(proxy::Proxy&)>& f);
 
   private:
     net::asio::io_context io_;
+    // Runs until the destructor, also when nothing is left on io_ itself (with workers the
+    // sessions run on the proxy's own threads; after stop_accepting() io_ would run dry).
+    net::asio::executor_work_guard<net::asio::io_context::executor_type> work_{io_.get_executor()};
     std::unique_ptr<proxy::Proxy> proxy_;
     std::thread thread_;
     std::uint16_t port_ = 0;

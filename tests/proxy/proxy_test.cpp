@@ -221,7 +221,7 @@ TEST_F(ProxyTest, HopByHopHeadersAreStrippedAndRouteHeadersSet) {
     EXPECT_EQ(h["authorization"], "Bearer test-token-1");
     EXPECT_EQ(h["x-partner"], "17");
     EXPECT_EQ(h["x-app"], "kept");
-    EXPECT_EQ(tokens.last_thumbprint, ids.current()->x5t_s256());
+    EXPECT_EQ(tokens.last_thumbprint(), ids.current()->x5t_s256());
 }
 
 TEST_F(ProxyTest, HeadNoContentAndNotModifiedHaveNoBody) {

@@ -61,20 +61,6 @@ bool accepts(std::uint16_t port) {
     return ok;
 }
 
-// A GET through the proxy in the background: curl's "<body>\n<status>".
-std::future<CommandResult> call_async(const AgentProcess& agent, const std::string& path) {
-    const std::string url = agent.url(path);
-    return std::async(std::launch::async, [url] {
-        return run_command({"curl", "-sS", "--max-time", "30", "-w", "\n%{http_code}", url}, "",
-                           40s);
-    });
-}
-
-std::string http_status(const CommandResult& r) {
-    auto at = r.out.rfind('\n');
-    return at == std::string::npos ? r.out : r.out.substr(at + 1);
-}
-
 // One agent with a notify socket, started and (unless told otherwise) ready.
 struct ServiceWorld {
     explicit ServiceWorld(const std::string& name, AgentSetup setup = {})

@@ -115,6 +115,19 @@ std::string leaf_serial(const std::string& chain_pem) {
     return norm_serial(out);
 }
 
+std::future<CommandResult> call_async(const AgentProcess& agent, const std::string& path) {
+    const std::string url = agent.url(path);
+    return std::async(std::launch::async, [url] {
+        return run_command({"curl", "-sS", "--max-time", "30", "-w", "\n%{http_code}", url}, "",
+                           std::chrono::seconds(40));
+    });
+}
+
+std::string http_status(const CommandResult& r) {
+    auto at = r.out.rfind('\n');
+    return at == std::string::npos ? r.out : r.out.substr(at + 1);
+}
+
 std::string bound_answer(unsigned status, const std::string& body) {
     if (status != 200) return "status " + std::to_string(status);
     auto j = json::parse(body, nullptr, false);

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,6 +78,12 @@ std::string bound_answer(unsigned status, const std::string& body);
 // `deadline`. Returns the status it checked.
 nlohmann::json expect_consistent(const AgentWorld& w,
                                  std::chrono::milliseconds deadline = std::chrono::seconds(20));
+
+// A GET of /partner/<path> through the proxy in the background, on a connection of its own
+// (curl): "<body>\n<status>" in out.
+std::future<CommandResult> call_async(const AgentProcess& agent, const std::string& path);
+// The status of a call_async() answer ("200"; "000" when there was none).
+std::string http_status(const CommandResult& r);
 
 // "2024-05-01T12:00:00Z" (as status prints times) as a system_clock time point.
 std::chrono::system_clock::time_point parse_utc(const std::string& rfc3339);

@@ -27,6 +27,13 @@ class HttpLoad {
     // Returns "" when the answer (status, body) is acceptable, else why not.
     using Check = std::function<std::string(unsigned status, const std::string& body)>;
 
+    // A check that accepts any answer with this status.
+    static Check status_is(unsigned want) {
+        return [want](unsigned status, const std::string&) {
+            return status == want ? std::string() : "status " + std::to_string(status);
+        };
+    }
+
     // Starts `connections` threads sending GET `target` to 127.0.0.1:port until stop().
     HttpLoad(std::uint16_t port, std::string target, int connections, Check check);
     ~HttpLoad();  // stop()

@@ -211,6 +211,8 @@ nlohmann::json wait_for_json_file(const std::filesystem::path& path,
 }
 
 std::filesystem::path SandboxProcess::default_binary() {
+    // Another build's sandbox (scripts/test.sh: the tsan stage uses the default preset's).
+    if (const char* other = std::getenv("MTLS_PARTNER_SANDBOX"); other && *other) return other;
     return std::filesystem::path(MTLS_BINARY_DIR) / "tests" / "sandbox" / "partner-sandbox";
 }
 
