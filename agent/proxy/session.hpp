@@ -64,6 +64,30 @@ class BodyBuffers {
     std::vector<std::unique_ptr<char[]>> free_;
 };
 
+// A request's per-request state: the app connection's read buffer, the heads being
+// written, the response parser, token and uploader (session.cpp). Taken when a request
+// starts and given back when it ends, so an idle keep-alive connection holds none of it,
+// while a busy one does not pay the heap for it on every request: the last ones given back
+// are reused first (LIFO: their memory is the warmest), at most kKeep kept. One pool per
+// io_context thread (not shared between threads); held by shared_ptr like BodyBuffers.
+struct RequestState;
+struct RequestStateDelete {
+    void operator()(RequestState* s) const noexcept;
+};
+using RequestStatePtr = std::unique_ptr<RequestState, RequestStateDelete>;
+class RequestStates {
+  public:
+    static constexpr std::size_t kKeep = 64;
+    // A kept one (reused = true) or a new one.
+    RequestStatePtr take(bool& reused);
+    // Back to the pool, emptied (a large read buffer is freed, not kept).
+    void give(RequestStatePtr s);
+    std::size_t kept() const { return free_.size(); }
+
+  private:
+    std::vector<RequestStatePtr> free_;
+};
+
 // What every session shares; owned by Proxy, used on its io_context thread.
 struct ProxyContext {
     std::shared_ptr<const config::Listener> listener;  // replaced whole by a reload
@@ -73,6 +97,7 @@ struct ProxyContext {
     ProxyStats& stats;
     Drain drain;  // open sessions, for a graceful stop (drain.hpp)
     std::shared_ptr<BodyBuffers> bodies = std::make_shared<BodyBuffers>();
+    std::shared_ptr<RequestStates> request_states = std::make_shared<RequestStates>();
 };
 
 // Request bodies up to this size (with a Content-Length) are read before sending, so the

@@ -132,9 +132,14 @@ TEST_F(ResumptionTest, IdleKeepAliveConnectionsHoldNoBuffers) {
     ASSERT_TRUE(poll_until([&] { return px.stats().connections_idle == kClients; }))
         << px.stats().connections_idle;
     EXPECT_EQ(px.stats().idle_buffer_bytes, 0u);
-    // And they still work.
+    // The requests took their state (read buffer, parsers) from the pool of those given
+    // back: a new one only while every earlier one was in use, i.e. at most one per
+    // connection.
+    EXPECT_GE(px.stats().request_states_reused, 3u * kClients - kClients);
+    // And they still work, on reused state again.
     for (auto& c : clients)
         EXPECT_EQ(c->request(http::verb::get, "/a/echo/status/204").result_int(), 204);
+    EXPECT_GE(px.stats().request_states_reused, 4u * kClients - kClients);
 }
 
 }  // namespace
