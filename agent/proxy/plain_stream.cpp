@@ -25,12 +25,6 @@ net::awaitable<std::size_t> PlainStream::write_some(std::span<const net::asio::c
     co_return n;
 }
 
-net::awaitable<void> PlainStream::wait_readable(net::error_code& ec) {
-    begin_wait();
-    co_await socket_.async_wait(Socket::wait_read, net::use_ec(ec));
-    end_wait(ec);
-}
-
 std::size_t PlainStream::try_read(net::asio::mutable_buffer b, net::error_code& ec) {
     // One non-blocking recv (MSG_DONTWAIT: the socket itself stays as Asio set it).
     ssize_t n = ::recv(socket_.native_handle(), b.data(), b.size(), MSG_DONTWAIT);

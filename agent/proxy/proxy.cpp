@@ -118,11 +118,9 @@ net::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acceptor, ProxyContex
             continue;  // sock closes
         }
         Caller caller = caller_of(sock);
-        // The slot is given back when the session ends: its completion handler holds it (no
-        // coroutine frame of its own per connection).
-        net::asio::co_spawn(acc.get_executor(),
-                            run_session(ClientSocket(std::move(sock)), ctx, std::move(caller)),
-                            [slot = std::move(admission.slot)](const std::exception_ptr&) {});
+        // The slot is given back when the session ends (the session holds it).
+        start_session(ClientSocket(std::move(sock)), ctx, std::move(caller),
+                      std::move(admission.slot));
     }
 }
 

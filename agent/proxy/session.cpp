@@ -209,36 +209,39 @@ class Session {
           caller_(std::move(caller)),
           member_(ctx.drain, [this] { cut(); }) {}
 
-    net::awaitable<void> run() {
-        for (;;) {
-            // Between requests the connection holds no buffer and no request's coroutine
-            // frame: it waits for readability first (pipelined bytes already read go on
-            // at once).
-            if (!rs_ || rs_->cbuf.size() == 0) {
-                // Waits, with the idle timeout, until the app sends (or closes); a timeout,
-                // a failed or a cut connection ends the session. (Here rather than in a
-                // coroutine of its own: one frame less per request.)
-                const std::size_t held = held_bytes();
-                ctx_.stats.idle_buffer_bytes += held;  // before the count: a reader that sees
-                ++ctx_.stats.connections_idle;         // the connection idle sees its bytes too
-                client_deadline();
-                error_code ec;
-                co_await client_.wait_readable(ec);
-                --ctx_.stats.connections_idle;
-                ctx_.stats.idle_buffer_bytes -= held;
-                if (ec) {
-                    request_started_ = false;
-                    break;
-                }
+    // Between requests the connection holds no buffer and no coroutine frame: it waits for
+    // readability outside any coroutine (Connection below), with the idle timeout; serve()
+    // runs once it is readable. enter_idle/leave_idle bracket that wait.
+    void enter_idle() {
+        idle_held_ = held_bytes();
+        ctx_.stats.idle_buffer_bytes += idle_held_;  // before the count: a reader that sees
+        ++ctx_.stats.connections_idle;               // the connection idle sees its bytes too
+        client_deadline();
+    }
+    void leave_idle() {
+        --ctx_.stats.connections_idle;
+        ctx_.stats.idle_buffer_bytes -= idle_held_;
+    }
+
+    // Serves requests after the idle wait ended with `wait_ec` (a timeout, a failed or cut
+    // connection ends the session) until the connection is idle again (true: wait again)
+    // or ends (false, after its lingering close). Pipelined requests go on at once.
+    net::awaitable<bool> serve(error_code wait_ec) {
+        if (!wait_ec) {
+            for (;;) {
+                take_state();
+                bool keep = co_await one_request();
+                member_.busy(false);
+                release_buffers();
+                if (!keep || ctx_.drain.draining()) break;
+                if (!rs_) co_return true;  // nothing read ahead: idle
             }
-            take_state();
-            bool keep = co_await one_request();
-            member_.busy(false);
-            release_buffers();
-            if (!keep || ctx_.drain.draining()) break;
+        } else {
+            request_started_ = false;
         }
         ctx_.request_states->give(std::move(rs_));
         co_await lingering_close();
+        co_return false;
     }
 
     // Bytes of per-request buffers this connection holds (0 while idle).
@@ -963,7 +966,8 @@ class Session {
     // while a request is in flight (or its first bytes are read), else in the pool.
     RequestStatePtr rs_;
     std::optional<Clock::time_point> total_deadline_;
-    ProxyError failure_;  // set by fail()
+    std::size_t idle_held_ = 0;  // held_bytes() counted into the stats while idle
+    ProxyError failure_;         // set by fail()
     bool failure_closes_ = false;
     bool continue_sent_ = false;
     // The partner connection of the exchange in progress (the lease's, null once given back).
@@ -973,17 +977,59 @@ class Session {
 
 }  // namespace
 
-net::awaitable<void> run_session(ClientSocket socket, ProxyContext& ctx, Caller caller) {
+namespace {
+
+// One app connection, on the heap for its whole life: while idle it is owned by the pending
+// readability wait's handler, no coroutine frame exists; when the app sends, a coroutine
+// serves the requests and hands it back to a new wait.
+class Connection {
+  public:
+    Connection(ClientSocket socket, ProxyContext& ctx, Caller caller,
+               net::ConnectionCaps::Slot slot)
+        : ctx_(ctx),
+          stream_(std::move(socket)),
+          session_(stream_, ctx, std::move(caller)),
+          slot_(std::move(slot)) {}
+
+    // Waits until the app sends (or closes), then serves.
+    static void wait(std::unique_ptr<Connection> self) {
+        Connection& c = *self;
+        c.session_.enter_idle();
+        c.stream_.async_wait_readable([self = std::move(self)](const error_code& ec) mutable {
+            self->session_.leave_idle();
+            auto ex = self->stream_.socket().get_executor();
+            net::asio::co_spawn(ex, serve(std::move(self), ec), net::asio::detached);
+        });
+    }
+
+  private:
+    static net::awaitable<void> serve(std::unique_ptr<Connection> self, error_code wait_ec) {
+        ProxyContext& ctx = self->ctx_;
+        try {
+            if (co_await self->session_.serve(wait_ec)) {
+                wait(std::move(self));
+                co_return;
+            }
+        } catch (const std::exception& e) {
+            log::error("proxy.session_failed", {{"error", e.what()}});
+        }
+        --ctx.stats.connections_open;
+    }
+
+    ProxyContext& ctx_;
+    PlainStream stream_;
+    Session session_;
+    net::ConnectionCaps::Slot slot_;  // the admission, held until the connection ends
+};
+
+}  // namespace
+
+void start_session(ClientSocket socket, ProxyContext& ctx, Caller caller,
+                   net::ConnectionCaps::Slot slot) {
     ++ctx.stats.connections_accepted;
     ++ctx.stats.connections_open;
-    try {
-        PlainStream stream(std::move(socket));
-        Session s(stream, ctx, std::move(caller));
-        co_await s.run();
-    } catch (const std::exception& e) {
-        log::error("proxy.session_failed", {{"error", e.what()}});
-    }
-    --ctx.stats.connections_open;
+    Connection::wait(
+        std::make_unique<Connection>(std::move(socket), ctx, std::move(caller), std::move(slot)));
 }
 
 }  // namespace mtls::proxy

@@ -10,6 +10,7 @@
 
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/asio.hpp"
+#include "agent/net/conn_caps.hpp"
 #include "agent/proxy/drain.hpp"
 #include "agent/proxy/router.hpp"
 #include "agent/proxy/stats.hpp"
@@ -108,7 +109,10 @@ inline constexpr std::uint64_t kReplayableBodyMax = 64 * 1024;
 // compiled once.
 using ClientSocket = net::asio::generic::stream_protocol::socket;
 
-// Serves one app connection until it closes: reads requests, routes them, answers.
-net::awaitable<void> run_session(ClientSocket socket, ProxyContext& ctx, Caller caller);
+// Serves one app connection until it closes: reads requests, routes them, answers. The
+// admission `slot` is held until then. Between requests the connection waits outside any
+// coroutine (a small object and a readability wait: an idle connection is small).
+void start_session(ClientSocket socket, ProxyContext& ctx, Caller caller,
+                   net::ConnectionCaps::Slot slot);
 
 }  // namespace mtls::proxy
