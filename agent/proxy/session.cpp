@@ -210,7 +210,7 @@ class Session {
           member_(ctx.drain, [this] { cut(); }) {}
 
     // Between requests the connection holds no buffer and no coroutine frame: it waits for
-    // readability outside any coroutine (Connection below), with the idle timeout; serve()
+    // readability outside any coroutine (AppConnection below), with the idle timeout; serve()
     // runs once it is readable. enter_idle/leave_idle bracket that wait.
     void enter_idle() {
         idle_held_ = held_bytes();
@@ -977,33 +977,76 @@ class Session {
 
 }  // namespace
 
-namespace {
+class AppConnection;
+
+// A serving coroutine waiting for its next connection (ParkedServers, session.hpp): woken by
+// cancelling `wake` after `conn` and `wait_ec` were set.
+struct ParkedServer {
+    ParkedServer(std::shared_ptr<ParkedServers> set, const net::asio::any_io_executor& ex)
+        : servers(std::move(set)), wake(ex, net::asio::steady_timer::time_point::max()) {}
+    ~ParkedServer();
+    ParkedServer(const ParkedServer&) = delete;
+    ParkedServer& operator=(const ParkedServer&) = delete;
+    std::shared_ptr<ParkedServers> servers;
+    net::asio::steady_timer wake;
+    std::unique_ptr<AppConnection> conn;
+    error_code wait_ec;
+};
 
 // One app connection, on the heap for its whole life: while idle it is owned by the pending
 // readability wait's handler, no coroutine frame exists; when the app sends, a coroutine
 // serves the requests and hands it back to a new wait.
-class Connection {
+class AppConnection {
   public:
-    Connection(ClientSocket socket, ProxyContext& ctx, Caller caller,
-               net::ConnectionCaps::Slot slot)
+    AppConnection(ClientSocket socket, ProxyContext& ctx, Caller caller,
+                  net::ConnectionCaps::Slot slot)
         : ctx_(ctx),
           stream_(std::move(socket)),
           session_(stream_, ctx, std::move(caller)),
           slot_(std::move(slot)) {}
 
     // Waits until the app sends (or closes), then serves.
-    static void wait(std::unique_ptr<Connection> self) {
-        Connection& c = *self;
+    static void wait(std::unique_ptr<AppConnection> self) {
+        AppConnection& c = *self;
         c.session_.enter_idle();
         c.stream_.async_wait_readable([self = std::move(self)](const error_code& ec) mutable {
             self->session_.leave_idle();
+            // A parked serving coroutine takes it (the one parked last), else a new one.
+            auto& parked = self->ctx_.servers->parked;
+            if (!parked.empty()) {
+                ParkedServer* p = parked.back();
+                parked.pop_back();
+                p->conn = std::move(self);
+                p->wait_ec = ec;
+                p->wake.cancel();
+                return;
+            }
             auto ex = self->stream_.socket().get_executor();
-            net::asio::co_spawn(ex, serve(std::move(self), ec), net::asio::detached);
+            auto servers = self->ctx_.servers;
+            net::asio::co_spawn(ex, server(std::move(servers), std::move(self), ec),
+                                net::asio::detached);
         });
     }
 
   private:
-    static net::awaitable<void> serve(std::unique_ptr<Connection> self, error_code wait_ec) {
+    // Serves `conn` until it is idle or ends, then parks to serve the next connection that
+    // wakes up (unless kKeep others are parked already).
+    static net::awaitable<void> server(std::shared_ptr<ParkedServers> servers,
+                                       std::unique_ptr<AppConnection> conn, error_code wait_ec) {
+        ParkedServer me(servers, conn->stream_.socket().get_executor());
+        for (;;) {
+            co_await serve(std::move(conn), wait_ec);
+            if (servers->parked.size() >= ParkedServers::kKeep) co_return;
+            servers->parked.push_back(&me);
+            error_code ec;
+            co_await me.wake.async_wait(net::use_ec(ec));
+            if (!me.conn) co_return;  // not woken for a connection (cannot happen)
+            conn = std::move(me.conn);
+            wait_ec = me.wait_ec;
+        }
+    }
+
+    static net::awaitable<void> serve(std::unique_ptr<AppConnection> self, error_code wait_ec) {
         ProxyContext& ctx = self->ctx_;
         try {
             if (co_await self->session_.serve(wait_ec)) {
@@ -1022,14 +1065,18 @@ class Connection {
     net::ConnectionCaps::Slot slot_;  // the admission, held until the connection ends
 };
 
-}  // namespace
+ParkedServer::~ParkedServer() {
+    // A frame destroyed while parked (the io_context goes) leaves the set.
+    auto& v = servers->parked;
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+}
 
 void start_session(ClientSocket socket, ProxyContext& ctx, Caller caller,
                    net::ConnectionCaps::Slot slot) {
     ++ctx.stats.connections_accepted;
     ++ctx.stats.connections_open;
-    Connection::wait(
-        std::make_unique<Connection>(std::move(socket), ctx, std::move(caller), std::move(slot)));
+    AppConnection::wait(std::make_unique<AppConnection>(std::move(socket), ctx, std::move(caller),
+                                                        std::move(slot)));
 }
 
 }  // namespace mtls::proxy

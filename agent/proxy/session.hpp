@@ -89,6 +89,16 @@ class RequestStates {
     std::vector<RequestStatePtr> free_;
 };
 
+// Coroutines that served a connection until it went idle and now wait for the next
+// connection to become readable (session.cpp): a connection that wakes up is handed to one
+// of them instead of a new coroutine being spawned for it (co_spawn allocates and posts).
+// At most kKeep wait; one set per io_context thread; held by shared_ptr like BodyBuffers.
+struct ParkedServer;
+struct ParkedServers {
+    static constexpr std::size_t kKeep = 64;
+    std::vector<ParkedServer*> parked;  // back = parked last
+};
+
 // What every session shares; owned by Proxy, used on its io_context thread.
 struct ProxyContext {
     std::shared_ptr<const config::Listener> listener;  // replaced whole by a reload
@@ -99,6 +109,7 @@ struct ProxyContext {
     Drain drain;  // open sessions, for a graceful stop (drain.hpp)
     std::shared_ptr<BodyBuffers> bodies = std::make_shared<BodyBuffers>();
     std::shared_ptr<RequestStates> request_states = std::make_shared<RequestStates>();
+    std::shared_ptr<ParkedServers> servers = std::make_shared<ParkedServers>();
 };
 
 // Request bodies up to this size (with a Content-Length) are read before sending, so the
