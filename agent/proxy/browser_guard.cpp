@@ -24,7 +24,8 @@ bool host_allowed(std::string_view host, const RouteTable& routes,
                   const config::Listener& listener) {
     std::string_view name = host_without_port(text::trim_ows(host));
     if (name.size() > 1 && name.back() == '.') name.remove_suffix(1);  // "localhost."
-    if (iequals(name, "localhost")) return true;
+    // The usual names first, without parsing an address.
+    if (name == "127.0.0.1" || name == "::1" || iequals(name, "localhost")) return true;
     net::error_code ec;
     auto ip = net::asio::ip::make_address(std::string(name), ec);
     if (!ec && ip.is_loopback()) return true;

@@ -30,8 +30,12 @@ std::string percent_decoded(std::string_view s) {
     return out;
 }
 
-bool is_dot_segment(std::string_view decoded_segment) {
-    return decoded_segment == "." || decoded_segment == "..";
+// Whether a segment as sent decodes to "." or "..". Each decoded character takes one or
+// three characters as sent, so a segment longer than 6 never does (and is not decoded).
+bool is_dot_segment(std::string_view raw_segment) {
+    auto dots = [](std::string_view s) { return s == "." || s == ".."; };
+    if (raw_segment.find('%') == std::string_view::npos) return dots(raw_segment);
+    return raw_segment.size() <= 6 && dots(percent_decoded(raw_segment));
 }
 
 }  // namespace
@@ -39,7 +43,7 @@ bool is_dot_segment(std::string_view decoded_segment) {
 bool has_dot_segment(std::string_view path) {
     while (!path.empty()) {
         auto slash = path.find('/');
-        if (is_dot_segment(percent_decoded(path.substr(0, slash)))) return true;
+        if (is_dot_segment(path.substr(0, slash))) return true;
         if (slash == std::string_view::npos) break;
         path.remove_prefix(slash + 1);
     }
@@ -73,7 +77,7 @@ std::string ambiguous_path_reason(std::string_view path) {
         auto slash = rest.find('/');
         std::string_view seg = rest.substr(0, slash);
         if (auto semi = seg.find(';');
-            semi != std::string_view::npos && is_dot_segment(percent_decoded(seg.substr(0, semi))))
+            semi != std::string_view::npos && is_dot_segment(seg.substr(0, semi)))
             return "a dot segment with path parameters (\"" + std::string(seg.substr(0, 40)) +
                    "\")";
         if (slash == std::string_view::npos) break;

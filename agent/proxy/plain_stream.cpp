@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 
 namespace mtls::proxy {
@@ -19,16 +20,33 @@ net::awaitable<std::size_t> PlainStream::read_some(net::asio::mutable_buffer b,
 
 net::awaitable<std::size_t> PlainStream::write_some(std::span<const net::asio::const_buffer> bufs,
                                                     net::error_code& ec) {
+    // The socket takes it now, most often: one non-blocking sendmsg, without an asynchronous
+    // operation (whose completion would take another trip through the scheduler even when
+    // the send succeeds at once); wait only when the socket's buffer is full.
+    std::array<iovec, 8> iov{};
+    std::size_t count = 0;
+    for (const auto& b : bufs) {
+        if (count == iov.size()) break;
+        iov[count].iov_base = const_cast<void*>(b.data());
+        iov[count].iov_len = b.size();
+        ++count;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent >= 0) {
+        ec = {};
+        co_return static_cast<std::size_t>(sent);
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        ec = {errno, boost::system::system_category()};
+        co_return 0;
+    }
     begin_wait();
     std::size_t n = co_await socket_.async_write_some(bufs, net::use_ec(ec));  // sendmsg
     end_wait(ec);
     co_return n;
-}
-
-net::awaitable<void> PlainStream::wait_readable(net::error_code& ec) {
-    begin_wait();
-    co_await socket_.async_wait(Socket::wait_read, net::use_ec(ec));
-    end_wait(ec);
 }
 
 std::size_t PlainStream::try_read(net::asio::mutable_buffer b, net::error_code& ec) {

@@ -20,9 +20,20 @@ class PlainStream final : public ByteStream {
                                            net::error_code& ec) override;
     std::size_t try_read(net::asio::mutable_buffer b, net::error_code& ec) override;
     void cancel() override;
-    // Waits until the socket is readable (data or EOF) without reading: no buffer is needed
-    // while a keep-alive connection waits for its next request.
-    net::awaitable<void> wait_readable(net::error_code& ec);
+    // Waits until the socket is readable (data or EOF) without reading, then calls
+    // `h(error_code)`: no buffer is needed while a keep-alive connection waits for its next
+    // request, and no coroutine (session.cpp: an idle connection is a small object and this
+    // wait). The deadline applies as to any wait.
+    template <class Handler>
+    void async_wait_readable(Handler&& h) {
+        begin_wait();
+        socket_.async_wait(Socket::wait_read,
+                           [this, h = std::forward<Handler>(h)](const net::error_code& e) mutable {
+                               net::error_code ec = e;
+                               end_wait(ec);
+                               h(ec);
+                           });
+    }
 
     // Sends FIN after the last response, then closes.
     void shutdown_and_close();

@@ -163,14 +163,17 @@ net::awaitable<void> accept_loop(
             continue;  // sock closes
         }
         Caller caller = caller_of(sock);
-        // The slot is given back when the session ends: its completion handler holds it (no
-        // coroutine frame of its own per connection).
+        // The session starts and runs on its worker (that worker's pools, drain, request
+        // states); with one worker that is this thread and dispatch runs it inline. The slot
+        // is given back when the session ends (the session holds it); so is the worker's
+        // count of open connections (ProxyContext::worker_open).
         ++stats.worker_accepted[w.index];
         ++stats.worker_open[w.index];
-        net::asio::co_spawn(
-            w.ex, run_session(ClientSocket(std::move(sock)), *w.ctx, std::move(caller)),
-            [slot = std::move(admission.slot),
-             open = &stats.worker_open[w.index]](const std::exception_ptr&) { --*open; });
+        net::asio::dispatch(
+            w.ex, [sock = ClientSocket(std::move(sock)), ctx = w.ctx.get(),
+                   caller = std::move(caller), slot = std::move(admission.slot)]() mutable {
+                start_session(std::move(sock), *ctx, std::move(caller), std::move(slot));
+            });
     }
 }
 
@@ -240,6 +243,7 @@ Proxy::Proxy(net::asio::io_context& io, const config::Listener& listener,
             listener_, nullptr, identities, tokens, stats_, {}, std::make_shared<BodyBuffers>()});
         w->routes = std::make_shared<const RouteSet>(RouteSet{RouteTable({}), {}});
         w->ctx->routes = w->routes;
+        w->ctx->worker_open = &stats_.worker_open[i];
         workers_.push_back(std::move(w));
     }
     install_routes(prepare_routes(routes));

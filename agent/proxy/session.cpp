@@ -31,22 +31,25 @@ static_assert(kChunk == BodyBuffers::kSize);
 // Bodies up to this size get a buffer of their own size; larger ones a pooled kChunk one.
 constexpr std::size_t kSmallBody = 4096;
 
-// A body buffer: a pooled one (given back at the end) or, for a small body, its own.
+// A body buffer: a pooled one (given back at the end) or, for a small body, `small` (the
+// request state's own, kSmallBody bytes).
 class BodyBuffer {
   public:
-    BodyBuffer(const std::shared_ptr<BodyBuffers>& pool, std::size_t size)
-        : pool_(size > kSmallBody ? pool : nullptr),
-          buf_(pool_ ? pool_->take() : std::unique_ptr<char[]>(new char[size])) {}
+    BodyBuffer(const std::shared_ptr<BodyBuffers>& pool, std::size_t size, char* small)
+        : pool_(size > kSmallBody || small == nullptr ? pool : nullptr),
+          buf_(pool_ ? pool_->take() : nullptr),
+          data_(pool_ ? buf_.get() : small) {}
     ~BodyBuffer() {
         if (pool_) pool_->give(std::move(buf_));
     }
     BodyBuffer(const BodyBuffer&) = delete;
     BodyBuffer& operator=(const BodyBuffer&) = delete;
-    char* get() const { return buf_.get(); }
+    char* get() const { return data_; }
 
   private:
     std::shared_ptr<BodyBuffers> pool_;  // kept alive while its buffer is out
     std::unique_ptr<char[]> buf_;
+    char* data_;
 };
 using Buffers = std::span<const net::asio::const_buffer>;
 
@@ -119,6 +122,84 @@ RequestEnd request_end(const Outcome& out, Clock::time_point t0) {
     return end;
 }
 
+}  // namespace
+
+// The streamed request body's uploader and how it ended.
+struct SessionUpload {
+    explicit SessionUpload(const net::asio::any_io_executor& ex)
+        : signal(ex, net::asio::steady_timer::time_point::max()) {}
+    bool done = false;
+    bool client_failed = false;
+    bool body_limit = false;
+    error_code client_ec;  // why reading the app's body failed
+    error_code ec;         // upstream write error
+    net::asio::steady_timer signal;
+};
+
+// A request's state (session.hpp): members of the session rather than locals of its
+// coroutine frames (which are allocated for every request and are cheapest while they stay
+// small), taken from the pool while a request is in flight.
+struct RequestState {
+    using ResponseParser = http::response_parser<http::buffer_body>;
+    net::beast::flat_buffer cbuf;  // the app's bytes; its limit is set by the session
+    // The head being written, the chunk-size line.
+    std::string wire;
+    std::string size_line;
+    // The exchange's response parser, token and uploader.
+    std::optional<ResponseParser> rp;
+    std::optional<token::Token> token;
+    std::optional<SessionUpload> upload;
+    bool body_done = false;  // the response body is complete (relay_response)
+    // The body buffer of a small response (up to kSmallBody), made once per state.
+    std::unique_ptr<char[]> small_body;
+    char* small_body_buffer() {
+        if (!small_body) small_body.reset(new char[kSmallBody]);
+        return small_body.get();
+    }
+};
+
+void RequestStateDelete::operator()(RequestState* s) const noexcept {
+    delete s;
+}
+
+namespace {
+// A read buffer grown past this (a large head, a streamed body) is freed, not kept.
+constexpr std::size_t kKeptReadBuffer = 8 * 1024;
+constexpr std::size_t kKeptHeadText = 4 * 1024;
+}  // namespace
+
+RequestStatePtr RequestStates::take(bool& reused) {
+    reused = !free_.empty();
+    if (!reused) {
+        RequestStatePtr s(new RequestState);
+        s->wire.reserve(1024);  // one allocation for the heads we write, not one per doubling
+        return s;
+    }
+    auto s = std::move(free_.back());
+    free_.pop_back();
+    return s;
+}
+
+void RequestStates::give(RequestStatePtr s) {
+    if (!s) return;
+    if (free_.size() >= kKeep) return;  // s is deleted
+    s->rp.reset();
+    s->token.reset();
+    s->upload.reset();
+    s->body_done = false;
+    s->cbuf.clear();
+    if (s->cbuf.capacity() > kKeptReadBuffer) s->cbuf.shrink_to_fit();
+    s->wire.clear();
+    if (s->wire.capacity() > kKeptHeadText) {
+        std::string().swap(s->wire);
+        s->wire.reserve(1024);
+    }
+    std::string().swap(s->size_line);
+    free_.push_back(std::move(s));
+}
+
+namespace {
+
 class Session {
   public:
     Session(PlainStream& s, ProxyContext& ctx, Caller caller)
@@ -126,51 +207,63 @@ class Session {
           ctx_(ctx),
           listener_(ctx.listener),
           caller_(std::move(caller)),
-          cbuf_(listener_->max_header_bytes + 2 * kChunk),
           member_(ctx.drain, [this] { cut(); }) {}
 
-    net::awaitable<void> run() {
-        for (;;) {
-            // Between requests the connection holds no buffer and no request's coroutine
-            // frame: it waits for readability first (pipelined bytes already read go on
-            // at once).
-            if (cbuf_.size() == 0 && !co_await wait_for_request()) {
-                request_started_ = false;
-                break;
+    // Between requests the connection holds no buffer and no coroutine frame: it waits for
+    // readability outside any coroutine (AppConnection below), with the idle timeout; serve()
+    // runs once it is readable. enter_idle/leave_idle bracket that wait.
+    void enter_idle() {
+        idle_held_ = held_bytes();
+        ctx_.stats.idle_buffer_bytes += idle_held_;  // before the count: a reader that sees
+        ++ctx_.stats.connections_idle;               // the connection idle sees its bytes too
+        client_deadline();
+    }
+    void leave_idle() {
+        --ctx_.stats.connections_idle;
+        ctx_.stats.idle_buffer_bytes -= idle_held_;
+    }
+
+    // Serves requests after the idle wait ended with `wait_ec` (a timeout, a failed or cut
+    // connection ends the session) until the connection is idle again (true: wait again)
+    // or ends (false, after its lingering close). Pipelined requests go on at once.
+    net::awaitable<bool> serve(error_code wait_ec) {
+        if (!wait_ec) {
+            for (;;) {
+                take_state();
+                bool keep = co_await one_request();
+                member_.busy(false);
+                release_buffers();
+                if (!keep || ctx_.drain.draining()) break;
+                if (!rs_) co_return true;  // nothing read ahead: idle
             }
-            bool keep = co_await one_request();
-            member_.busy(false);
-            if (!keep || ctx_.drain.draining()) break;
-            release_buffers();
+        } else {
+            request_started_ = false;
         }
+        ctx_.request_states->give(std::move(rs_));
         co_await lingering_close();
+        co_return false;
     }
 
     // Bytes of per-request buffers this connection holds (0 while idle).
     std::size_t held_bytes() const {
         auto heap = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() : 0; };
-        return cbuf_.capacity() + heap(wire_) + heap(size_line_) + (fl_ ? sizeof(InFlight) : 0);
+        if (!rs_) return 0;
+        return sizeof(RequestState) + rs_->cbuf.capacity() + heap(rs_->wire) +
+               heap(rs_->size_line) + (rs_->small_body ? kSmallBody : 0);
     }
-    // After a request: the read buffer (unless it holds the next request's first bytes) and
-    // the head text go; the next request allocates them again.
+    // Before a request: the request state kept from the last one (it holds the next
+    // request's first bytes), or one from the pool.
+    void take_state() {
+        if (rs_) return;
+        bool reused = false;
+        rs_ = ctx_.request_states->take(reused);
+        rs_->cbuf.max_size(listener_->max_header_bytes + 2 * kChunk);
+        if (reused) ++ctx_.stats.request_states_reused;
+    }
+    // After a request: its state goes back to the pool, unless the read buffer holds the
+    // next request's first bytes.
     void release_buffers() {
-        if (cbuf_.size() == 0) cbuf_.shrink_to_fit();
-        std::string().swap(wire_);
-        std::string().swap(size_line_);
-        fl_.reset();
-    }
-    // Waits, with the idle timeout, until the app sends (or closes). false: timeout, or the
-    // connection failed or was cut.
-    net::awaitable<bool> wait_for_request() {
-        const std::size_t held = held_bytes();
-        ctx_.stats.idle_buffer_bytes += held;  // before the count: a reader that sees the
-        ++ctx_.stats.connections_idle;         // connection idle sees its bytes too
-        client_deadline();
-        error_code ec;
-        co_await client_.wait_readable(ec);
-        --ctx_.stats.connections_idle;
-        ctx_.stats.idle_buffer_bytes -= held;
-        co_return !ec;
+        if (rs_ && rs_->cbuf.size() == 0) ctx_.request_states->give(std::move(rs_));
     }
 
   private:
@@ -245,7 +338,7 @@ class Session {
         // an idle timer restarted by every byte would never fire).
         std::optional<Clock::time_point> head_due;
         for (;;) {
-            auto bytes = cbuf_.data();
+            auto bytes = rs_->cbuf.data();
             std::string_view sv(static_cast<const char*>(bytes.data()), bytes.size());
             auto end = sv.find("\r\n\r\n");
             if (end != std::string_view::npos) {
@@ -271,8 +364,9 @@ class Session {
             } else {
                 client_deadline();
             }
-            auto room = cbuf_.prepare(std::min<std::size_t>(4096, cbuf_.max_size() - cbuf_.size()));
-            // The connection was readable (wait_for_request) or the head is partly here:
+            auto room = rs_->cbuf.prepare(
+                std::min<std::size_t>(4096, rs_->cbuf.max_size() - rs_->cbuf.size()));
+            // The connection was readable (run) or the head is partly here:
             // take what is ready first without an asynchronous operation (no trip through
             // the scheduler), and wait only when nothing is.
             auto n = client_.try_read(room, ec);
@@ -281,7 +375,7 @@ class Session {
             if (ec == net::beast::error::timeout && head_due && Clock::now() >= *head_due)
                 continue;  // answered 408 above
             if (ec) co_return std::nullopt;
-            cbuf_.commit(n);
+            rs_->cbuf.commit(n);
         }
         co_return headers_too_large("the request head exceeds " + std::to_string(limit) +
                                     " bytes (listener.max_header_bytes)");
@@ -349,8 +443,6 @@ class Session {
         auto head_err = co_await read_head_block();
         if (!head_err) co_return false;  // closed or idle timeout
         request_started_ = true;
-        if (!fl_) fl_ = std::make_unique<InFlight>();
-        wire_.reserve(1024);  // one allocation for the heads we write, not one per doubling
         member_.busy(true);
         const auto t0 = Clock::now();
         total_deadline_.reset();
@@ -369,7 +461,9 @@ class Session {
                                                          // Content-Length)
         error_code ec;
         client_deadline();
-        co_await read_head(client_, cbuf_, parser, ec);
+        // The head is in the buffer (read_head_block): parsed without a coroutine of its own.
+        if (feed_head(rs_->cbuf, parser, ec) == Feed::need_more)
+            co_await read_head(client_, rs_->cbuf, parser, ec);
         if (ec) {
             ProxyError e = ec == http::error::header_limit
                                ? headers_too_large("the request head is too large")
@@ -406,9 +500,9 @@ class Session {
         if (route.timeouts.total.count() > 0) total_deadline_ = t0 + route.timeouts.total;
 
         bool keep = co_await exchange(parser, prep, *routes, state, out);
-        fl_->rp.reset();  // an idle connection holds no response fields, no token
-        fl_->token.reset();
-        fl_->upload.reset();
+        rs_->rp.reset();  // no response fields, no token past the request
+        rs_->token.reset();
+        rs_->upload.reset();
         if (failure_) {
             keep = !failure_closes_ && parser.is_done() && prep.client_keep_alive;
             keep = co_await send_error(failure_, head.version(), keep, out);
@@ -434,7 +528,7 @@ class Session {
         parser.get().body().size = size;
         error_code ec;
         client_.expires_after(listener_->body_idle);
-        co_await read_body(client_, cbuf_, parser, ec);
+        co_await read_body(client_, rs_->cbuf, parser, ec);
         n = size - parser.get().body().size;
         co_return ec;
     }
@@ -481,7 +575,7 @@ class Session {
             co_return fail(no_identity(identity_problem(id)));
 
         // The token. false: failure_ says why there is none.
-        auto& token = fl_->token;
+        auto& token = rs_->token;
         token.reset();
         auto fetch_token = [&]() -> net::awaitable<bool> {
             if (route.token_profile.empty()) co_return true;
@@ -532,7 +626,9 @@ class Session {
             // Burnt meanwhile (declared compromised, or revoked): nothing more goes out with
             // it — neither a new handshake nor a request on a pooled connection.
             if (!ctx_.identities.usable(*id)) co_return fail(compromised_now());
-            auto lease = co_await pool.acquire(id, failure_);
+            // A pooled connection without a coroutine step; else a new one (or a wait).
+            auto lease = pool.take_idle(id, failure_);
+            if (!lease.conn && !failure_) lease = co_await pool.acquire(id, failure_);
             if (!lease.conn) co_return false;
             if (!ctx_.identities.usable(*id)) {
                 pool.release(std::move(lease.conn), false);
@@ -556,20 +652,21 @@ class Session {
             if (!prep.chunked && prep.content_length)
                 extras.content_length = decimal(*prep.content_length);
             if (token) extras.bearer_token = token->access_token;  // token68 (token_response.cpp)
-            wire_.clear();
-            append_upstream_head(wire_, parser.get().base(), prep, routes.table, caller_, extras);
+            rs_->wire.clear();
+            append_upstream_head(rs_->wire, parser.get().base(), prep, routes.table, caller_,
+                                 extras);
             error_code ec;
             bool client_failed = false;
-            auto& upload = fl_->upload;
+            auto& upload = rs_->upload;
             upload.reset();
             upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
-                std::array<net::asio::const_buffer, 2> bufs{buf(wire_), buf(small_body)};
+                std::array<net::asio::const_buffer, 2> bufs{buf(rs_->wire), buf(small_body)};
                 co_await conn.stream().write_all(bufs, ec);
             } else {
                 // Streamed body: upload in a second coroutine while this one reads the
                 // response, so a partner that answers (or echoes) early cannot deadlock us.
-                std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
+                std::array<net::asio::const_buffer, 1> bufs{buf(rs_->wire)};
                 co_await conn.stream().write_all(bufs, ec);
                 if (!ec && !co_await send_continue_once(prep)) client_failed = true;
                 if (!ec && !client_failed) {
@@ -589,9 +686,9 @@ class Session {
             const bool can_retry = lease.reused && prep.idempotent && replayable && !stale_retried;
 
             // Response head (skipping 1xx interim responses).
-            auto& rp = fl_->rp;  // a member: the parser would make the frame large
+            auto& rp = rs_->rp;  // a member: the parser would make the frame large
             rp.reset();
-            fl_->body_done = false;
+            rs_->body_done = false;
             if (!ec) {
                 for (;;) {
                     rp.emplace();
@@ -698,8 +795,8 @@ class Session {
             }
             framing.keep_alive = client_keep;
             const bool chunked = framing.chunked;
-            wire_.clear();
-            append_downstream_head(wire_, rhead, framing);
+            rs_->wire.clear();
+            append_downstream_head(rs_->wire, rhead, framing);
             out.status = status;
             out.partner_answered = true;
             out.invalid_token = status == 401 && is_invalid_token_challenge(rhead);
@@ -717,7 +814,7 @@ class Session {
                 if (!upload_clean) client_keep = false;
             }
             const bool upstream_clean =
-                upload_clean && !ec && (rp->is_done() || fl_->body_done) && rp->keep_alive();
+                upload_clean && !ec && (rp->is_done() || rs_->body_done) && rp->keep_alive();
             pool.release(std::move(lease.conn), upstream_clean);
             if (ec) {
                 log::warn("proxy.upstream_body_failed",
@@ -739,27 +836,27 @@ class Session {
         }
     }
 
-    // Writes the response head in wire_ and the body that follows it (read from rp_) to the
+    // Writes the response head in rs_->wire and the body that follows it (read from rp_) to the
     // app, in pieces as they arrive. Returns the app's error; `ec` gets the partner's,
     // `head_sent` whether the head went out (it goes with the first body bytes).
     net::awaitable<error_code> relay_response(UpstreamConnection& conn,
                                               std::chrono::milliseconds idle, bool no_body,
                                               bool chunked, std::size_t body_length_or_chunk,
                                               Outcome& out, bool& head_sent, error_code& ec) {
-        auto& rp = *fl_->rp;
+        auto& rp = *rs_->rp;
         if (no_body) {
-            std::array<net::asio::const_buffer, 1> bufs{buf(wire_)};
+            std::array<net::asio::const_buffer, 1> bufs{buf(rs_->wire)};
             head_sent = true;
             co_return co_await write_client(bufs);
         }
         // One buffer per response, as large as the body (up to kChunk).
         const std::size_t cap = std::clamp<std::size_t>(body_length_or_chunk, 1, kChunk);
-        BodyBuffer body(ctx_.bodies, cap);
+        BodyBuffer body(ctx_.bodies, cap, cap <= kSmallBody ? rs_->small_body_buffer() : nullptr);
         // Once the connection's read buffer is empty, the rest of a Content-Length body goes
         // from the TLS stream straight into the body buffer: through Beast's parser it would
         // be copied once more (from the read buffer into the body window). The parser cannot
         // be told that body bytes went past it, so from then on the length left is counted
-        // here (direct_left) and fl_->body_done says when the body is complete.
+        // here (direct_left) and rs_->body_done says when the body is complete.
         std::optional<std::uint64_t> direct_left;
         auto complete = [&] { return direct_left ? *direct_left == 0 : rp.is_done(); };
         for (;;) {
@@ -784,11 +881,11 @@ class Session {
                 out.bytes_out += n;
             }
             const bool last = complete();
-            fl_->body_done = last;
-            auto piece = body_piece(size_line_, chunked, body.get(), n, last);
+            rs_->body_done = last;
+            auto piece = body_piece(rs_->size_line, chunked, body.get(), n, last);
             std::array<net::asio::const_buffer, 5> bufs{
-                buf(head_sent ? std::string_view() : std::string_view(wire_)), piece[0], piece[1],
-                piece[2], piece[3]};
+                buf(head_sent ? std::string_view() : std::string_view(rs_->wire)), piece[0],
+                piece[1], piece[2], piece[3]};
             error_code cec = co_await write_client(bufs);
             head_sent = true;
             if (cec || last) co_return cec;
@@ -813,21 +910,9 @@ class Session {
         co_return n;
     }
 
-    // The streamed request body's uploader and how it ended.
-    struct Upload {
-        explicit Upload(const net::asio::any_io_executor& ex)
-            : signal(ex, net::asio::steady_timer::time_point::max()) {}
-        bool done = false;
-        bool client_failed = false;
-        bool body_limit = false;
-        error_code client_ec;  // why reading the app's body failed
-        error_code ec;         // upstream write error
-        net::asio::steady_timer signal;
-    };
-
     net::awaitable<void> upload_body(Parser& parser, bool chunked, UpstreamConnection& conn,
-                                     const config::Route& route, Outcome& out, Upload& st) {
-        BodyBuffer body(ctx_.bodies, kChunk);
+                                     const config::Route& route, Outcome& out, SessionUpload& st) {
+        BodyBuffer body(ctx_.bodies, kChunk, nullptr);
         std::string size_line;  // the uploader's own: the response loop runs alongside
         error_code ec;
         for (;;) {
@@ -859,7 +944,7 @@ class Session {
     }
 
     // Waits for the uploader; abort: cut it off first (close upstream, cancel the app read).
-    net::awaitable<void> finish_upload(Upload& st, UpstreamConnection& conn, bool abort) {
+    net::awaitable<void> finish_upload(SessionUpload& st, UpstreamConnection& conn, bool abort) {
         if (st.done) co_return;
         if (abort) {
             conn.close();
@@ -876,25 +961,13 @@ class Session {
     // new connections).
     const std::shared_ptr<const config::Listener> listener_;
     Caller caller_;
-    net::beast::flat_buffer cbuf_;
-    // Per-request scratch, released while the connection is idle (release_buffers): the
-    // head being written, the chunk-size line.
-    std::string wire_;
-    std::string size_line_;
     std::array<char, 24> number_{};  // decimal()'s text
-    // The exchange's response parser, token and uploader: members rather than locals of its
-    // coroutine frame (which is allocated for every request and is cheapest while it stays
-    // small), and on the heap only while a request is in flight (an idle connection is
-    // small).
-    struct InFlight {
-        std::optional<ResponseParser> rp;
-        std::optional<token::Token> token;
-        std::optional<Upload> upload;
-        bool body_done = false;  // the response body is complete (relay_response)
-    };
-    std::unique_ptr<InFlight> fl_;
+    // The request's state (read buffer, heads, response parser, token, uploader): held
+    // while a request is in flight (or its first bytes are read), else in the pool.
+    RequestStatePtr rs_;
     std::optional<Clock::time_point> total_deadline_;
-    ProxyError failure_;  // set by fail()
+    std::size_t idle_held_ = 0;  // held_bytes() counted into the stats while idle
+    ProxyError failure_;         // set by fail()
     bool failure_closes_ = false;
     bool continue_sent_ = false;
     // The partner connection of the exchange in progress (the lease's, null once given back).
@@ -904,17 +977,107 @@ class Session {
 
 }  // namespace
 
-net::awaitable<void> run_session(ClientSocket socket, ProxyContext& ctx, Caller caller) {
+class AppConnection;
+
+// A serving coroutine waiting for its next connection (ParkedServers, session.hpp): woken by
+// cancelling `wake` after `conn` and `wait_ec` were set.
+struct ParkedServer {
+    ParkedServer(std::shared_ptr<ParkedServers> set, const net::asio::any_io_executor& ex)
+        : servers(std::move(set)), wake(ex, net::asio::steady_timer::time_point::max()) {}
+    ~ParkedServer();
+    ParkedServer(const ParkedServer&) = delete;
+    ParkedServer& operator=(const ParkedServer&) = delete;
+    std::shared_ptr<ParkedServers> servers;
+    net::asio::steady_timer wake;
+    std::unique_ptr<AppConnection> conn;
+    error_code wait_ec;
+};
+
+// One app connection, on the heap for its whole life: while idle it is owned by the pending
+// readability wait's handler, no coroutine frame exists; when the app sends, a coroutine
+// serves the requests and hands it back to a new wait.
+class AppConnection {
+  public:
+    AppConnection(ClientSocket socket, ProxyContext& ctx, Caller caller,
+                  net::ConnectionCaps::Slot slot)
+        : ctx_(ctx),
+          stream_(std::move(socket)),
+          session_(stream_, ctx, std::move(caller)),
+          slot_(std::move(slot)) {}
+
+    // Waits until the app sends (or closes), then serves.
+    static void wait(std::unique_ptr<AppConnection> self) {
+        AppConnection& c = *self;
+        c.session_.enter_idle();
+        c.stream_.async_wait_readable([self = std::move(self)](const error_code& ec) mutable {
+            self->session_.leave_idle();
+            // A parked serving coroutine takes it (the one parked last), else a new one.
+            auto& parked = self->ctx_.servers->parked;
+            if (!parked.empty()) {
+                ParkedServer* p = parked.back();
+                parked.pop_back();
+                p->conn = std::move(self);
+                p->wait_ec = ec;
+                p->wake.cancel();
+                return;
+            }
+            auto ex = self->stream_.socket().get_executor();
+            auto servers = self->ctx_.servers;
+            net::asio::co_spawn(ex, server(std::move(servers), std::move(self), ec),
+                                net::asio::detached);
+        });
+    }
+
+  private:
+    // Serves `conn` until it is idle or ends, then parks to serve the next connection that
+    // wakes up (unless kKeep others are parked already).
+    static net::awaitable<void> server(std::shared_ptr<ParkedServers> servers,
+                                       std::unique_ptr<AppConnection> conn, error_code wait_ec) {
+        ParkedServer me(servers, conn->stream_.socket().get_executor());
+        for (;;) {
+            co_await serve(std::move(conn), wait_ec);
+            if (servers->parked.size() >= ParkedServers::kKeep) co_return;
+            servers->parked.push_back(&me);
+            error_code ec;
+            co_await me.wake.async_wait(net::use_ec(ec));
+            if (!me.conn) co_return;  // not woken for a connection (cannot happen)
+            conn = std::move(me.conn);
+            wait_ec = me.wait_ec;
+        }
+    }
+
+    static net::awaitable<void> serve(std::unique_ptr<AppConnection> self, error_code wait_ec) {
+        ProxyContext& ctx = self->ctx_;
+        try {
+            if (co_await self->session_.serve(wait_ec)) {
+                wait(std::move(self));
+                co_return;
+            }
+        } catch (const std::exception& e) {
+            log::error("proxy.session_failed", {{"error", e.what()}});
+        }
+        --ctx.stats.connections_open;
+        if (ctx.worker_open) --*ctx.worker_open;
+    }
+
+    ProxyContext& ctx_;
+    PlainStream stream_;
+    Session session_;
+    net::ConnectionCaps::Slot slot_;  // the admission, held until the connection ends
+};
+
+ParkedServer::~ParkedServer() {
+    // A frame destroyed while parked (the io_context goes) leaves the set.
+    auto& v = servers->parked;
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+}
+
+void start_session(ClientSocket socket, ProxyContext& ctx, Caller caller,
+                   net::ConnectionCaps::Slot slot) {
     ++ctx.stats.connections_accepted;
     ++ctx.stats.connections_open;
-    try {
-        PlainStream stream(std::move(socket));
-        Session s(stream, ctx, std::move(caller));
-        co_await s.run();
-    } catch (const std::exception& e) {
-        log::error("proxy.session_failed", {{"error", e.what()}});
-    }
-    --ctx.stats.connections_open;
+    AppConnection::wait(std::make_unique<AppConnection>(std::move(socket), ctx, std::move(caller),
+                                                        std::move(slot)));
 }
 
 }  // namespace mtls::proxy

@@ -10,6 +10,7 @@
 
 #include "agent/identity/identity_store.hpp"
 #include "agent/net/asio.hpp"
+#include "agent/net/conn_caps.hpp"
 #include "agent/proxy/drain.hpp"
 #include "agent/proxy/router.hpp"
 #include "agent/proxy/stats.hpp"
@@ -64,6 +65,40 @@ class BodyBuffers {
     std::vector<std::unique_ptr<char[]>> free_;
 };
 
+// A request's per-request state: the app connection's read buffer, the heads being
+// written, the response parser, token and uploader (session.cpp). Taken when a request
+// starts and given back when it ends, so an idle keep-alive connection holds none of it,
+// while a busy one does not pay the heap for it on every request: the last ones given back
+// are reused first (LIFO: their memory is the warmest), at most kKeep kept. One pool per
+// io_context thread (not shared between threads); held by shared_ptr like BodyBuffers.
+struct RequestState;
+struct RequestStateDelete {
+    void operator()(RequestState* s) const noexcept;
+};
+using RequestStatePtr = std::unique_ptr<RequestState, RequestStateDelete>;
+class RequestStates {
+  public:
+    static constexpr std::size_t kKeep = 64;
+    // A kept one (reused = true) or a new one.
+    RequestStatePtr take(bool& reused);
+    // Back to the pool, emptied (a large read buffer is freed, not kept).
+    void give(RequestStatePtr s);
+    std::size_t kept() const { return free_.size(); }
+
+  private:
+    std::vector<RequestStatePtr> free_;
+};
+
+// Coroutines that served a connection until it went idle and now wait for the next
+// connection to become readable (session.cpp): a connection that wakes up is handed to one
+// of them instead of a new coroutine being spawned for it (co_spawn allocates and posts).
+// At most kKeep wait; one set per io_context thread; held by shared_ptr like BodyBuffers.
+struct ParkedServer;
+struct ParkedServers {
+    static constexpr std::size_t kKeep = 64;
+    std::vector<ParkedServer*> parked;  // back = parked last
+};
+
 // What the sessions of one proxy worker share; owned by Proxy, used on that worker's thread
 // (the counters and the identity store are shared by every worker: atomics, mutex).
 struct ProxyContext {
@@ -74,6 +109,11 @@ struct ProxyContext {
     ProxyStats& stats;
     Drain drain;  // open sessions, for a graceful stop (drain.hpp)
     std::shared_ptr<BodyBuffers> bodies = std::make_shared<BodyBuffers>();
+    std::shared_ptr<RequestStates> request_states = std::make_shared<RequestStates>();
+    std::shared_ptr<ParkedServers> servers = std::make_shared<ParkedServers>();
+    // This worker's count of open app connections (ProxyStats::worker_open; the accept loop
+    // adds one, the session's end takes it off). Null: not counted (tests' own contexts).
+    std::atomic<std::uint64_t>* worker_open = nullptr;
 };
 
 // Request bodies up to this size (with a Content-Length) are read before sending, so the
@@ -84,7 +124,10 @@ inline constexpr std::uint64_t kReplayableBodyMax = 64 * 1024;
 // compiled once.
 using ClientSocket = net::asio::generic::stream_protocol::socket;
 
-// Serves one app connection until it closes: reads requests, routes them, answers.
-net::awaitable<void> run_session(ClientSocket socket, ProxyContext& ctx, Caller caller);
+// Serves one app connection until it closes: reads requests, routes them, answers. The
+// admission `slot` is held until then. Between requests the connection waits outside any
+// coroutine (a small object and a readability wait: an idle connection is small).
+void start_session(ClientSocket socket, ProxyContext& ctx, Caller caller,
+                   net::ConnectionCaps::Slot slot);
 
 }  // namespace mtls::proxy

@@ -208,6 +208,9 @@ struct ProxyStats {
     // while a request is in flight, so an idle keep-alive connection stays small.
     std::atomic<std::uint64_t> connections_idle{0};
     std::atomic<std::uint64_t> idle_buffer_bytes{0};
+    // Requests that started with a per-request state (read buffer, parsers) an earlier
+    // request gave back, instead of a new one from the heap (session.hpp: RequestStates).
+    std::atomic<std::uint64_t> request_states_reused{0};
 
     // The proxy's event-loop threads (listener.workers) and, per worker, the app connections
     // handed to it (accepted) and open on it now: each connection lives on one worker.

@@ -230,7 +230,14 @@ net::awaitable<void> TlsStream::satisfy(Need need, net::error_code& ec) {
 std::size_t TlsStream::try_read(net::asio::mutable_buffer b, net::error_code& ec) {
     for (int fills = 0;; ++fills) {
         std::size_t n = 0;
-        Need need = call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
+        Need need = Need::read;
+        if (fills == 0 && ssl_ && socket_.is_open() && !filling_ && !eof_ &&
+            staged_begin_ == staged_end_ && SSL_has_pending(ssl_.get()) == 0)
+            // Nothing staged, nothing buffered in OpenSSL: SSL_read could only ask for more
+            // (the reuse check of every pooled connection gets here); the socket first.
+            ec = net::asio::error::would_block;
+        else
+            need = call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
         if (need != Need::read || fills > 0 || filling_ || eof_) return ec ? 0 : n;
         // Nothing staged: take what the socket has, without waiting (one recv).
         auto room = staging_room();

@@ -47,6 +47,47 @@ std::shared_ptr<TlsClientContext> UpstreamPool::context_for(const identity::Iden
     return tls_;
 }
 
+std::unique_ptr<UpstreamConnection> UpstreamPool::reusable_idle(const identity::IdentityPtr& id) {
+    const auto& t = entry_.route.timeouts;
+    // Newest idle connection of this identity that received nothing since its response
+    // (checked for every request: the idle wait may not have run yet).
+    while (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        c->unwatch();
+        bool expired = UpstreamConnection::Clock::now() - c->idle_since() >= t.idle;
+        if (c->generation() != id->generation() || expired) {
+            c->close();
+            continue;
+        }
+        if (c->revoked_now()) {  // the partner's certificate was revoked since
+            log::warn("revocation.pooled_connection_closed", {{"route", entry_.route.name}});
+            c->close();
+            continue;
+        }
+        if (auto left = c->take_leftover(); left != UpstreamConnection::Leftover::nothing) {
+            report(left, "before_reuse");
+            c->close();
+            continue;
+        }
+        ++busy_;
+        update_gauges();
+        c->enlist(leased_);
+        return c;
+    }
+    return nullptr;
+}
+
+UpstreamPool::Lease UpstreamPool::take_idle(const identity::IdentityPtr& id, ProxyError& err) {
+    if (!context_for(id, err)) return Lease{};
+    auto c = reusable_idle(id);
+    if (!c) {
+        update_gauges();  // idle connections may have been closed
+        return Lease{};
+    }
+    return Lease{std::move(c), true};
+}
+
 net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr id,
                                                           ProxyError& err) {
     auto tls = context_for(id, err);
@@ -54,32 +95,7 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(identity::IdentityPtr 
     const auto& t = entry_.route.timeouts;
     auto wait_until = std::chrono::steady_clock::now() + t.connect;
     for (;;) {
-        // Newest idle connection of this identity that received nothing since its response
-        // (checked for every request: the idle wait may not have run yet).
-        while (!idle_.empty()) {
-            auto c = std::move(idle_.back());
-            idle_.pop_back();
-            c->unwatch();
-            bool expired = UpstreamConnection::Clock::now() - c->idle_since() >= t.idle;
-            if (c->generation() != id->generation() || expired) {
-                c->close();
-                continue;
-            }
-            if (c->revoked_now()) {  // the partner's certificate was revoked since
-                log::warn("revocation.pooled_connection_closed", {{"route", entry_.route.name}});
-                c->close();
-                continue;
-            }
-            if (auto left = c->take_leftover(); left != UpstreamConnection::Leftover::nothing) {
-                report(left, "before_reuse");
-                c->close();
-                continue;
-            }
-            ++busy_;
-            update_gauges();
-            c->enlist(leased_);
-            co_return Lease{std::move(c), true};
-        }
+        if (auto c = reusable_idle(id)) co_return Lease{std::move(c), true};
         if (busy_ + opening_ < std::max<std::size_t>(entry_.route.pool_max, 1)) break;
         // Full: wait for a release, up to the connect timeout.
         net::asio::steady_timer timer(ex_, wait_until);

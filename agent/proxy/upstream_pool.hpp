@@ -55,6 +55,9 @@ class UpstreamPool {
     // A connection for `id`: an idle one that received nothing since its last response, or
     // a new one. On failure conn is null and `err` set.
     net::awaitable<Lease> acquire(identity::IdentityPtr id, ProxyError& err);
+    // acquire()'s first step without a coroutine: an idle connection for `id`, if one can be
+    // reused now; else conn is null (and `err` set when no TLS context could be made).
+    Lease take_idle(const identity::IdentityPtr& id, ProxyError& err);
 
     // Gives a connection back. reusable: the exchange ended cleanly and both sides keep
     // the connection alive; it is pooled only if nothing more arrived after the response.
@@ -78,6 +81,8 @@ class UpstreamPool {
   private:
     std::shared_ptr<TlsClientContext> context_for(const identity::IdentityPtr& id, ProxyError& err);
     void update_gauges();
+    // The newest idle connection of `id`'s generation that is still good, or null.
+    std::unique_ptr<UpstreamConnection> reusable_idle(const identity::IdentityPtr& id);
     void wake_one();
     // Arms the idle wait of a pooled connection; on_idle_input runs when it fires.
     void watch(UpstreamConnection& c);

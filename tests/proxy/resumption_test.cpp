@@ -132,9 +132,33 @@ TEST_F(ResumptionTest, IdleKeepAliveConnectionsHoldNoBuffers) {
     ASSERT_TRUE(poll_until([&] { return px.stats().connections_idle == kClients; }))
         << px.stats().connections_idle;
     EXPECT_EQ(px.stats().idle_buffer_bytes, 0u);
-    // And they still work.
+    // The requests took their state (read buffer, parsers) from the pool of those given
+    // back: a new one only while every earlier one was in use, i.e. at most one per
+    // connection.
+    EXPECT_GE(px.stats().request_states_reused, 3u * kClients - kClients);
+    // And they still work, on reused state again.
     for (auto& c : clients)
         EXPECT_EQ(c->request(http::verb::get, "/a/echo/status/204").result_int(), 204);
+    EXPECT_GE(px.stats().request_states_reused, 4u * kClients - kClients);
+}
+
+// Requests sent back to back in one write (pipelined): the bytes of the second arrive with
+// the first and wait in the request state the connection keeps, so the second is answered
+// without an idle wait, in order; then the connection is idle and holds nothing.
+TEST_F(ResumptionTest, PipelinedRequestsAreAnsweredInOrderThenTheConnectionIdles) {
+    ProxyRunner px(listener(), {route()}, ids, nullptr);
+    Client c(px.port());
+    c.send_raw(
+        "GET /a/echo/status/201 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /a/echo/status/202 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /a/echo/status/204 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    EXPECT_EQ(c.read_response().result_int(), 201);
+    EXPECT_EQ(c.read_response().result_int(), 202);
+    EXPECT_EQ(c.read_response().result_int(), 204);
+    ASSERT_TRUE(poll_until([&] { return px.stats().connections_idle == 1; }))
+        << px.stats().connections_idle;
+    EXPECT_EQ(px.stats().idle_buffer_bytes, 0u);
+    EXPECT_EQ(c.request(http::verb::get, "/a/echo/status/200").result_int(), 200);
 }
 
 }  // namespace
