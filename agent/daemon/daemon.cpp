@@ -20,6 +20,7 @@
 #include "pkcs11/provider/provider.hpp"
 
 #include <grp.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 
@@ -54,6 +55,12 @@ int run(const std::string& config_path, config::Config cfg) {
     // or /proc/PID/mem for other processes of the same uid.
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         log::warn("agent.not_undumpable", {{"error", std::strerror(errno)}});
+    // Freed memory at the top of a heap is kept up to 64 MiB instead of being given back at
+    // once: the proxy's 64 KiB body buffers come and go under load, and returning the top of
+    // the heap only to fault it in again cost 1-2 page faults per large response
+    // (docs/benchmarks.md). Setting it also ends glibc's moving thresholds.
+    ::mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    ::mallopt(M_MMAP_THRESHOLD, 4 << 20);
     try {
         files::ensure_dir(cfg.state_dir, 0700);
         // Like most daemons: the soft descriptor limit up to the hard one (LimitNOFILE=);
