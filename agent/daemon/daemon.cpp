@@ -56,9 +56,10 @@ int run(const std::string& config_path, config::Config cfg) {
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         log::warn("agent.not_undumpable", {{"error", std::strerror(errno)}});
     // Freed memory at the top of a heap is kept up to 64 MiB instead of being given back at
-    // once: the proxy's 64 KiB body buffers come and go under load, and returning the top of
-    // the heap only to fault it in again cost 1-2 page faults per large response
-    // (docs/benchmarks.md). Setting it also ends glibc's moving thresholds.
+    // once, and blocks up to 4 MiB come from the heap instead of a fresh mmap: the proxy's
+    // body buffers come and go under load, and returning memory only to fault it in again
+    // cost 1-2 page faults per 64 KiB response (docs/benchmarks.md). Setting these also ends
+    // glibc's moving thresholds.
     ::mallopt(M_TRIM_THRESHOLD, 64 << 20);
     ::mallopt(M_MMAP_THRESHOLD, 4 << 20);
     try {
