@@ -60,6 +60,9 @@ struct ProxyWorker {
     // next ones from these); given back to the worker's thread to be dropped there.
     std::shared_ptr<const RouteSet> routes;
     std::unique_ptr<net::asio::steady_timer> sweeper;
+    // Pools a reload retired while requests were still on them (they hold the old table):
+    // a compromise must cut those connections too. Used on the worker's thread only.
+    std::vector<std::weak_ptr<RouteState>> retired;
     std::optional<net::asio::executor_work_guard<net::asio::io_context::executor_type>> guard;
     std::thread thread;
 };
@@ -353,8 +356,12 @@ void Proxy::install_routes(PreparedRoutes prepared) {
         // The pools the new table does not use drain: the requests still on them hold the
         // old table; their connections close when released.
         const auto& now = w.ctx->routes->state;
+        std::erase_if(w.retired, [](const auto& r) { return r.expired(); });
         for (const auto& st : old->state)
-            if (std::find(now.begin(), now.end(), st) == now.end()) st->pool->retire();
+            if (std::find(now.begin(), now.end(), st) == now.end()) {
+                st->pool->retire();
+                w.retired.push_back(st);
+            }
     });
 }
 
@@ -590,6 +597,8 @@ std::size_t Proxy::cut_identity(std::uint64_t through_generation) {
     std::atomic<std::size_t> cut{0};
     on_each_worker([&](ProxyWorker& w) {
         for (auto& st : w.ctx->routes->state) cut += st->pool->cut_generation(through_generation);
+        for (const auto& r : w.retired)
+            if (auto st = r.lock()) cut += st->pool->cut_generation(through_generation);
     });
     log::warn("proxy.identity_cut",
               {{"through_generation", through_generation}, {"requests_cut", cut.load()}});

@@ -107,6 +107,37 @@ TEST(Compromised, RotateUnderLoadDropsTheOldKeyAtOnce) {
     EXPECT_NE(w.agent->log().find("proxy.identity_cut"), std::string::npos);
 }
 
+// A reload that changes the route retires its pool while a request is still on it (the
+// request finishes on the table it started with); a compromise right after cuts that
+// request too — the retired pool's connection was made with the burnt identity.
+TEST(Compromised, CutsARequestStillOnAPoolAReloadRetired) {
+    AgentWorld w("rev-compromised-retired");
+    w.agent->start();
+    w.agent->wait_healthy(60s);
+    const auto echo_before = w.sandbox->stats()["echo_requests"].get<std::uint64_t>();
+    auto slow =
+        std::async(std::launch::async, [&] { return fetch_status(*w.agent, "echo/slow/30000"); });
+    ASSERT_TRUE(poll_until(
+        [&] { return w.sandbox->stats()["echo_requests"].get<std::uint64_t>() > echo_before; }, 30s,
+        20ms))
+        << "the slow request never reached the partner";
+
+    auto cfg = w.agent->config_text();
+    const auto at = cfg.find("token_profile = \"partner\"\n");  // in the [[routes]] entry
+    ASSERT_NE(at, std::string::npos) << cfg;
+    cfg.insert(at, "pool_max = 7\n");
+    w.agent->write_config(cfg);
+    auto reload = w.agent->ctl({"reload", "--json"});
+    ASSERT_EQ(reload.exit_code, 0) << reload.out << reload.err;
+    EXPECT_EQ(json::parse(reload.out)["routes"]["changed"], json::array({"partner"})) << reload.out;
+
+    auto r = w.agent->ctl({"rotate", "--compromised", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err << w.agent->log();
+    ASSERT_EQ(slow.wait_for(20s), std::future_status::ready)
+        << "the request on the retired pool was not cut";
+    EXPECT_NE(slow.get(), "200") << "a request on the burnt identity succeeded";
+}
+
 TEST(Compromised, WithoutWaitReturnsOnceTheOldKeyIsGone) {
     AgentWorld w("rev-compromised-nowait");
     w.agent->start();
