@@ -41,7 +41,8 @@ if [ "${MTLS_TSAN:-1}" != 0 ]; then
     cmake --build --preset tsan -j "$jobs"
     took "building tsan"
     MTLS_PARTNER_SANDBOX="$PWD/build/default/tests/sandbox/partner-sandbox" \
-      TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1}" ctest --preset tsan -j "$jobs"
+      TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1 suppressions=$PWD/tests/workers/tsan.supp}" \
+      ctest --preset tsan -j "$jobs"
     took "testing tsan"
   else
     echo "=== preset tsan skipped: it needs the default preset's partner-sandbox"
