@@ -4,6 +4,7 @@
 #include "common/ossl_error.hpp"
 
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <ctime>
 #include <stdexcept>
@@ -35,6 +36,22 @@ std::string spki_sha256(X509* cert) {
         std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
     OPENSSL_free(der);
     return out;
+}
+
+// OpenSSL fills a certificate's extension cache (key ids, key usage, …) the first time a
+// verification or chain build looks at it. Filled here, on the thread that builds the
+// context, before any worker uses the certificates: afterwards the workers only read them.
+void fill_extension_caches(SSL_CTX* ctx, const identity::IdentityPtr& id) {
+    if (X509_STORE* store = SSL_CTX_get_cert_store(ctx)) {
+        STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+        for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i)
+            if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i)))
+                X509_check_purpose(cert, -1, 0);
+    }
+    if (id) {
+        X509_check_purpose(id->leaf(), -1, 0);
+        for (const auto& ca : id->chain()) X509_check_purpose(ca.get(), -1, 0);
+    }
 }
 
 ossl::SslCtx new_ctx() {
@@ -92,6 +109,7 @@ TlsClientContext::TlsClientContext(const config::Route& route, const UpstreamTar
     // Client session cache: we keep the sessions ourselves, per context (= per identity).
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c, &TlsClientContext::on_new_session);
+    fill_extension_caches(c, identity_);
 }
 
 bool TlsClientContext::prepare(SSL* ssl, std::string& error) {
