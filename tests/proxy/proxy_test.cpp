@@ -273,6 +273,29 @@ TEST_F(ProxyTest, ChunkedBodiesBothWays) {
     EXPECT_EQ(d.body().size(), 100000u);
 }
 
+// The partner's body in many tiny TLS records (7 and 13 bytes of data each): the upstream
+// read path reassembles records from headers and bodies that arrive split across reads and
+// segments, and the connection goes back to the pool and serves the next request.
+TEST_F(ProxyTest, BodiesInTinyTlsRecordsArriveWholeOnAReusedConnection) {
+    ProxyRunner px(listener(), {route("a", "/a/", *partners->a)}, ids, nullptr);
+    Client c(px.port());
+    auto expected = [](std::size_t n) {
+        std::string p(n, '\0');
+        for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<char>('a' + i % 26);
+        return p;
+    };
+    auto big = c.request(http::verb::get, "/a/echo/bytes/65536?piece=7");
+    EXPECT_EQ(big.result_int(), 200);
+    EXPECT_TRUE(big.body() == expected(65536)) << big.body().size();
+    auto chunked = c.request(http::verb::get, "/a/echo/bytes/20000?chunked=1&piece=13");
+    EXPECT_EQ(chunked.result_int(), 200);
+    EXPECT_TRUE(chunked.body() == expected(20000)) << chunked.body().size();
+    EXPECT_EQ(c.request(http::verb::get, "/a/echo/status/200").result_int(), 200);
+    // One upstream connection served all three.
+    EXPECT_EQ(px.stats().routes()[0].handshakes_full + px.stats().routes()[0].handshakes_resumed,
+              1u);
+}
+
 TEST_F(ProxyTest, HeaderLimitsAnswer431) {
     config::Listener l = listener();
     l.max_header_count = 20;
