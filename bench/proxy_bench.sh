@@ -41,6 +41,7 @@
 #       16 connections, 64 KiB at 64, new-connection at 16): user-space instructions per
 #       request under callgrind (instrumented only while the measured requests run) and
 #       their memcpy/memmove part, page faults per response (minflt of a native run), the
+#       RSS after the 64 KiB scenario (with its pooled upstream connections), the
 #       partner's count of resumed handshakes, and memory per idle client connection
 #       (RSS delta with IDLE_CONNS=1000 idle keep-alive connections). Counts, so noise-free
 #       on a shared machine, unlike CPU time. SCENARIOS="small get64k hshake idle" picks.
@@ -443,6 +444,7 @@ if [ "${MODE:-}" = icount ]; then
       m1=$(minflt "${pid[$who]}")
       read -r f1 r1 < <(handshakes)  # (its own query is one more full handshake)
       ic[$who,$s,pf]=$(awk -v d=$((m1 - m0)) -v n="${ic_n[$s]}" 'BEGIN {printf "%.2f", d / n}')
+      ic[$who,$s,rss]=$(rss_kib "${pid[$who]}")  # get64k: with its 64 pooled upstream connections
       if [ "$s" = hshake ]; then
         ic[$who,resumed]=$(awk -v f=$((f1 - f0 - 1)) -v r=$((r1 - r0)) 'BEGIN {if (f + r > 0) printf "%.1f %% of %d", 100 * r / (f + r), f + r; else print "-"}')
       fi
@@ -488,6 +490,7 @@ if [ "${MODE:-}" = icount ]; then
     irow "64 KiB GET (c${ic_conns[get64k]}, $ic_get64k req): instructions" get64k,ir
     irow "64 KiB GET: of which memcpy/memmove" get64k,copy
     irow "64 KiB GET: page faults" get64k,pf
+    irow "RSS after the 64 KiB GETs (${ic_conns[get64k]} pooled upstream connections): KiB" get64k,rss
     irow "new upstream connection per request (c${ic_conns[hshake]}, $ic_hshake req): instructions" hshake,ir
     irow "new connection: page faults" hshake,pf
     irow "new connection: upstream handshakes resumed (partner's count)" resumed

@@ -27,6 +27,13 @@ struct Partners {
 };
 Partners* partners = nullptr;
 
+// The body of the partner sandbox's /echo/bytes/<n>: a…z repeated, restarting every 64 KiB.
+std::string echo_bytes(std::size_t n) {
+    std::string p(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<char>('a' + i % 65536 % 26);
+    return p;
+}
+
 class ProxyTest : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
@@ -271,6 +278,47 @@ TEST_F(ProxyTest, ChunkedBodiesBothWays) {
     auto d = c.request(http::verb::get, "/a/echo/bytes/100000?chunked=1");
     EXPECT_EQ(d.result_int(), 200);
     EXPECT_EQ(d.body().size(), 100000u);
+}
+
+// The partner's body in many tiny TLS records (7 and 13 bytes of data each): the upstream
+// read path reassembles records from headers and bodies that arrive split across reads and
+// segments, and the connection goes back to the pool and serves the next request.
+TEST_F(ProxyTest, BodiesInTinyTlsRecordsArriveWholeOnAReusedConnection) {
+    ProxyRunner px(listener(), {route("a", "/a/", *partners->a)}, ids, nullptr);
+    Client c(px.port());
+    auto big = c.request(http::verb::get, "/a/echo/bytes/65536?piece=7");
+    EXPECT_EQ(big.result_int(), 200);
+    EXPECT_TRUE(big.body() == echo_bytes(65536)) << big.body().size();
+    auto chunked = c.request(http::verb::get, "/a/echo/bytes/20000?chunked=1&piece=13");
+    EXPECT_EQ(chunked.result_int(), 200);
+    EXPECT_TRUE(chunked.body() == echo_bytes(20000)) << chunked.body().size();
+    EXPECT_EQ(c.request(http::verb::get, "/a/echo/status/200").result_int(), 200);
+    // One upstream connection served all three.
+    EXPECT_EQ(px.stats().routes()[0].handshakes_full + px.stats().routes()[0].handshakes_resumed,
+              1u);
+}
+
+// A body the partner ends by closing the connection (no Content-Length, no chunking): with
+// close_notify it is complete; a TCP close without close_notify is a truncation, and the app
+// must never get what looks like a complete answer.
+TEST_F(ProxyTest, ABodyEndedByCloseNotifyIsWholeAndOneCutWithoutItIsNot) {
+    ProxyRunner px(listener(), {route("a", "/a/", *partners->a)}, ids, nullptr);
+    {
+        Client c(px.port());
+        auto r = c.request(http::verb::get, "/a/echo/bytes/100000?framing=close");
+        EXPECT_EQ(r.result_int(), 200);
+        EXPECT_EQ(r.body().size(), 100000u);
+        EXPECT_TRUE(r.body() == echo_bytes(100000));
+    }
+    Client c(px.port());
+    c.send_raw("GET /a/echo/bytes/100000?framing=cut HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    try {
+        auto r = c.read_response();
+        // Only an error answer may be complete (when the cut came before the head went on).
+        EXPECT_NE(r.result_int(), 200) << r.body().size();
+    } catch (const std::exception&) {
+        // the answer was cut: the proxy closed the app's connection mid-body
+    }
 }
 
 TEST_F(ProxyTest, HeaderLimitsAnswer431) {

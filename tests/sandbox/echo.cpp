@@ -28,6 +28,29 @@ bool query_flag(std::string_view query, std::string_view name, std::string_view 
     return v && (*v == value || *v == "1" || *v == "true");
 }
 
+// ?piece=N (1..65536): the body goes out in writes of at most N bytes, one TLS record
+// each; 0 when absent or out of range (whole 64 KiB pieces).
+std::size_t echo_piece_query(std::string_view query) {
+    auto form = Form::parse(query);
+    if (!form) return 0;
+    auto v = form->get("piece");
+    if (!v) return 0;
+    auto n = number(*v);
+    return n && *n >= 1 && *n <= 64 * 1024 ? static_cast<std::size_t>(*n) : 0;
+}
+
+// ?framing=close: the body without Content-Length or chunking, ended by closing the
+// connection (close_notify, then FIN); ?framing=cut: the same, but the TCP connection is
+// closed without close_notify (a truncation the client must not take as the end).
+enum class EchoFraming { normal, until_close, cut };
+EchoFraming echo_framing_query(std::string_view query) {
+    auto form = Form::parse(query);
+    auto v = form ? form->get("framing") : std::nullopt;
+    if (v && *v == "close") return EchoFraming::until_close;
+    if (v && *v == "cut") return EchoFraming::cut;
+    return EchoFraming::normal;
+}
+
 Task<void> drain(Exchange& ex) {
     (void)co_await ex.read_body(16u << 20);
 }
@@ -50,9 +73,12 @@ Task<std::optional<std::size_t>> read_body_piece(Exchange& ex, std::string& buf)
     co_return buf.size() - body.size;
 }
 
-// Streams `total` bytes of a repeating pattern, or the request body when echo_body.
+// Streams `total` bytes of a repeating pattern, or the request body when echo_body; the
+// pattern in writes of at most `write_max` bytes when not 0 (the same bytes either way),
+// without framing when `until_close` (the connection closes after it).
 Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bool chunked,
-                           std::string content_type) {
+                           std::string content_type, std::size_t write_max = 0,
+                           bool until_close = false) {
     http::response<http::buffer_body> res{http::status::ok, ex.req().version()};
     res.set(http::field::server, "partner-sandbox");
     res.set(http::field::content_type, content_type);
@@ -64,6 +90,8 @@ Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bo
             res.chunked(true);
     } else if (chunked) {
         res.chunked(true);
+    } else if (until_close) {
+        ex.close = true;
     } else {
         res.content_length(total);
     }
@@ -102,8 +130,10 @@ Task<void> stream_response(Exchange& ex, bool echo_body, std::uint64_t total, bo
             data = buf.data();
         } else {
             if (sent >= total) break;
-            n = static_cast<size_t>(std::min<std::uint64_t>(pattern.size(), total - sent));
-            data = pattern.data();
+            const std::size_t at = static_cast<std::size_t>(sent % pattern.size());
+            n = static_cast<size_t>(std::min<std::uint64_t>(pattern.size() - at, total - sent));
+            if (write_max != 0) n = std::min(n, write_max);
+            data = pattern.data() + at;
         }
         if (n == 0) continue;
         sent += n;
@@ -217,7 +247,16 @@ Task<void> handle_echo(Exchange& ex, const TokenView& token) {
         }
         bool chunked =
             query_flag(ex.query(), "chunked", "1") || query_flag(ex.query(), "mode", "chunked");
-        co_await stream_response(ex, false, *n, chunked, "application/octet-stream");
+        const EchoFraming framing = echo_framing_query(ex.query());
+        co_await stream_response(ex, false, *n, chunked, "application/octet-stream",
+                                 echo_piece_query(ex.query()), framing != EchoFraming::normal);
+        if (framing == EchoFraming::cut && !chunked) {
+            auto& sock = beast::get_lowest_layer(ex.stream()).socket();
+            beast::error_code ec;
+            sock.shutdown(asio::socket_base::shutdown_both, ec);  // FIN, no close_notify
+            sock.close(ec);
+            ex.reset = true;
+        }
     } else if (auto ms = arg("slow/")) {
         auto n = number(*ms);
         if (!n || *n > 600000) {
