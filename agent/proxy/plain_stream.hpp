@@ -19,6 +19,9 @@ class PlainStream final : public ByteStream {
     net::awaitable<std::size_t> write_some(std::span<const net::asio::const_buffer> bufs,
                                            net::error_code& ec) override;
     std::size_t try_read(net::asio::mutable_buffer b, net::error_code& ec) override;
+    // Sends what the socket takes now (one non-blocking sendmsg, no asynchronous operation):
+    // the bytes sent, or 0 with `ec` (would_block when its buffer is full, or the error).
+    std::size_t try_write(std::span<const net::asio::const_buffer> bufs, net::error_code& ec);
     void cancel() override;
     // Waits until the socket is readable (data or EOF) without reading, then calls
     // `h(error_code)`: no buffer is needed while a keep-alive connection waits for its next
