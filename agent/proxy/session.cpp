@@ -329,14 +329,21 @@ class Session {
         c.stream().set_deadline(at);
     }
 
-    // Reads until the whole head is in cbuf_, refusing obs-fold and oversized heads before
-    // Beast parses (Beast would unfold obs-fold silently). nullopt: the app closed.
-    net::awaitable<std::optional<ProxyError>> read_head_block() {
+    // Reading the request head: until the whole head is in rs_->cbuf, refusing obs-fold and
+    // oversized heads before Beast parses (Beast would unfold obs-fold silently).
+    // client_idle waits for a request to begin; once its first byte is here, the whole head
+    // has listener.request_head_timeout, however slowly it trickles in (slowloris: an idle
+    // timer restarted by every byte would never fire): `due`.
+    struct HeadRead {
+        std::optional<ProxyError> result;  // nullopt: the app closed; ProxyError{}: complete
+        std::optional<Clock::time_point> due;
+        net::asio::mutable_buffer room;  // where the next bytes go (HeadStep::wait)
+    };
+    enum class HeadStep { done, wait };
+    // As far as it goes without waiting, with no coroutine (the connection was readable, or
+    // the head is partly here): done (h.result says how), or wait for bytes into h.room.
+    HeadStep head_step(HeadRead& h) {
         const std::size_t limit = listener_->max_header_bytes;
-        // client_idle waits for a request to begin; once its first byte is here, the whole
-        // head has listener.request_head_timeout, however slowly it trickles in (slowloris:
-        // an idle timer restarted by every byte would never fire).
-        std::optional<Clock::time_point> head_due;
         for (;;) {
             auto bytes = rs_->cbuf.data();
             std::string_view sv(static_cast<const char*>(bytes.data()), bytes.size());
@@ -346,39 +353,58 @@ class Session {
                 std::string_view head = sv.substr(0, end + 2);
                 if (head.find("\r\n ") != std::string_view::npos ||
                     head.find("\r\n\t") != std::string_view::npos)
-                    co_return bad_request("obsolete line folding (obs-fold) in the request head");
-                co_return ProxyError{};
+                    h.result = bad_request("obsolete line folding (obs-fold) in the request head");
+                else
+                    h.result = ProxyError{};
+                return HeadStep::done;
             }
             if (sv.size() >= limit) break;
-            error_code ec;
-            if (!sv.empty() && !head_due) head_due = Clock::now() + listener_->request_head_timeout;
-            if (head_due) {
-                const auto left = *head_due - Clock::now();
-                if (left <= Clock::duration::zero())
-                    co_return request_timeout(
-                        "the request head was not complete within " +
-                        std::to_string(listener_->request_head_timeout.count()) +
-                        " ms (listener.request_head_timeout)");
+            if (!sv.empty() && !h.due) h.due = Clock::now() + listener_->request_head_timeout;
+            if (h.due) {
+                const auto left = *h.due - Clock::now();
+                if (left <= Clock::duration::zero()) {
+                    h.result =
+                        request_timeout("the request head was not complete within " +
+                                        std::to_string(listener_->request_head_timeout.count()) +
+                                        " ms (listener.request_head_timeout)");
+                    return HeadStep::done;
+                }
                 client_.expires_after(std::min<std::chrono::milliseconds>(
                     listener_->client_idle, std::chrono::ceil<std::chrono::milliseconds>(left)));
             } else {
                 client_deadline();
             }
-            auto room = rs_->cbuf.prepare(
+            h.room = rs_->cbuf.prepare(
                 std::min<std::size_t>(4096, rs_->cbuf.max_size() - rs_->cbuf.size()));
-            // The connection was readable (run) or the head is partly here:
-            // take what is ready first without an asynchronous operation (no trip through
-            // the scheduler), and wait only when nothing is.
-            auto n = client_.try_read(room, ec);
-            if (n == 0 && ec == net::asio::error::would_block)
-                n = co_await client_.read_some(room, ec);
-            if (ec == net::beast::error::timeout && head_due && Clock::now() >= *head_due)
-                continue;  // answered 408 above
-            if (ec) co_return std::nullopt;
+            // Take what is ready without an asynchronous operation; wait only when nothing is.
+            error_code ec;
+            auto n = client_.try_read(h.room, ec);
+            if (n == 0 && ec == net::asio::error::would_block) return HeadStep::wait;
+            if (ec) {
+                h.result = std::nullopt;
+                return HeadStep::done;
+            }
             rs_->cbuf.commit(n);
         }
-        co_return headers_too_large("the request head exceeds " + std::to_string(limit) +
-                                    " bytes (listener.max_header_bytes)");
+        h.result = headers_too_large("the request head exceeds " + std::to_string(limit) +
+                                     " bytes (listener.max_header_bytes)");
+        return HeadStep::done;
+    }
+    // The rest of the head, once head_step() said wait.
+    net::awaitable<void> read_head_block(HeadRead& h) {
+        for (;;) {
+            error_code ec;
+            auto n = co_await client_.read_some(h.room, ec);
+            if (ec == net::beast::error::timeout && h.due && Clock::now() >= *h.due) {
+                // head_step answers 408
+            } else if (ec) {
+                h.result = std::nullopt;
+                co_return;
+            } else {
+                rs_->cbuf.commit(n);
+            }
+            if (head_step(h) == HeadStep::done) co_return;
+        }
     }
 
     net::awaitable<error_code> write_client(Buffers bufs) {
@@ -456,7 +482,9 @@ class Session {
     // One request/response exchange. Returns whether the app's connection stays open.
     net::awaitable<bool> one_request() {
         request_started_ = false;
-        auto head_err = co_await read_head_block();
+        HeadRead h;
+        if (head_step(h) == HeadStep::wait) co_await read_head_block(h);
+        auto& head_err = h.result;
         if (!head_err) co_return false;  // closed or idle timeout
         request_started_ = true;
         member_.busy(true);
@@ -679,7 +707,10 @@ class Session {
             upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
                 std::array<net::asio::const_buffer, 2> bufs{buf(rs_->wire), buf(small_body)};
-                co_await conn.stream().write_all(bufs, ec);
+                // Most often one write_some takes all: no write_all coroutine around it.
+                WriteQueue q(bufs);
+                q.consume(co_await conn.stream().write_some(q.rest(), ec));
+                if (!ec && !q.empty()) co_await conn.stream().write_all(q.rest(), ec);
             } else {
                 // Streamed body: upload in a second coroutine while this one reads the
                 // response, so a partner that answers (or echoes) early cannot deadlock us.
