@@ -25,6 +25,7 @@ namespace mtls::proxy {
 class WriteQueue {
   public:
     static constexpr std::size_t kMax = 6;
+    WriteQueue() = default;  // empty
     // Empty buffers are skipped; more than kMax others throw std::logic_error.
     explicit WriteQueue(std::span<const net::asio::const_buffer> bufs);
     // `n` bytes went out.

@@ -851,8 +851,14 @@ class Session {
             bool head_sent = false;
             const std::size_t body_cap =
                 body_length ? static_cast<std::size_t>(*body_length) : kChunk;
-            error_code cec = co_await relay_response(conn, route.timeouts.idle, no_body, chunked,
-                                                     body_cap, out, head_sent, ec);
+            error_code cec;
+            WriteQueue rest;
+            if (relay_whole_now(conn, no_body, body_length, out, head_sent, rest, cec, ec)) {
+                if (!rest.empty()) cec = co_await write_client(rest.rest());
+            } else {
+                cec = co_await relay_response(conn, route.timeouts.idle, chunked, body_cap, out,
+                                              head_sent, ec);
+            }
             bool upload_clean = true;
             if (upload) {
                 // The response is complete (or failed): an upload still running is cut off.
@@ -884,22 +890,50 @@ class Session {
         }
     }
 
+    // The whole response is here — no body, or a Content-Length body of at most kSmallBody
+    // that came with the head into the connection's read buffer: relayed without
+    // relay_response's coroutine (the usual small answer). false: it is not, nothing was
+    // done. true: the head in rs_->wire and the body were written as far as the app's socket
+    // took them at once; `rest` holds the remainder (for write_client), `cec` the app's error,
+    // `ec` the partner's (a body the parser refused; nothing was written then).
+    bool relay_whole_now(UpstreamConnection& conn, bool no_body,
+                         const boost::optional<std::uint64_t>& body_length, Outcome& out,
+                         bool& head_sent, WriteQueue& rest, error_code& cec, error_code& ec) {
+        auto& rp = *rs_->rp;
+        const char* data = nullptr;
+        std::size_t n = 0;
+        if (!no_body) {
+            if (!body_length || *body_length > kSmallBody || rp.chunked() ||
+                conn.buffer().size() < *body_length)
+                return false;
+            char* body = rs_->small_body_buffer();
+            rp.get().body().data = body;
+            rp.get().body().size = kSmallBody;
+            // The window holds the whole body and the buffer has it: the parser completes.
+            if (feed_body(conn.buffer(), rp, ec) != Feed::done) {
+                if (!ec) ec = http::error::partial_message;
+                return true;
+            }
+            data = body;
+            n = kSmallBody - rp.get().body().size;
+            out.bytes_out += n;
+            rs_->body_done = true;
+        }
+        std::array<net::asio::const_buffer, 2> bufs{buf(rs_->wire), {data, n}};
+        rest = WriteQueue(bufs);
+        head_sent = true;
+        if (write_client_now(rest, cec)) rest = WriteQueue();
+        return true;
+    }
+
     // Writes the response head in rs_->wire and the body that follows it (read from rp_) to the
     // app, in pieces as they arrive. Returns the app's error; `ec` gets the partner's,
     // `head_sent` whether the head went out (it goes with the first body bytes).
     net::awaitable<error_code> relay_response(UpstreamConnection& conn,
-                                              std::chrono::milliseconds idle, bool no_body,
-                                              bool chunked, std::size_t body_length_or_chunk,
-                                              Outcome& out, bool& head_sent, error_code& ec) {
+                                              std::chrono::milliseconds idle, bool chunked,
+                                              std::size_t body_length_or_chunk, Outcome& out,
+                                              bool& head_sent, error_code& ec) {
         auto& rp = *rs_->rp;
-        if (no_body) {
-            std::array<net::asio::const_buffer, 1> bufs{buf(rs_->wire)};
-            head_sent = true;
-            WriteQueue q(bufs);
-            error_code cec;
-            if (!write_client_now(q, cec)) cec = co_await write_client(q.rest());
-            co_return cec;
-        }
         // One buffer per response, as large as the body (up to kChunk).
         const std::size_t cap = std::clamp<std::size_t>(body_length_or_chunk, 1, kChunk);
         BodyBuffer body(ctx_.bodies, cap, cap <= kSmallBody ? rs_->small_body_buffer() : nullptr);
