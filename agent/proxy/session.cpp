@@ -1125,7 +1125,21 @@ class AppConnection {
                                        std::unique_ptr<AppConnection> conn, error_code wait_ec) {
         ParkedServer me(servers, conn->stream_.socket().get_executor());
         for (;;) {
-            co_await serve(std::move(conn), wait_ec);
+            // Serves it here (no coroutine of its own): back to an idle wait, or it ends.
+            ProxyContext& ctx = conn->ctx_;
+            bool idle = false;
+            try {
+                idle = co_await conn->session_.serve(wait_ec);
+            } catch (const std::exception& e) {
+                log::error("proxy.session_failed", {{"error", e.what()}});
+            }
+            if (idle) {
+                wait(std::move(conn));
+            } else {
+                conn.reset();
+                --ctx.stats.connections_open;
+                if (ctx.worker_open) --*ctx.worker_open;
+            }
             if (servers->parked.size() >= ParkedServers::kKeep) co_return;
             servers->parked.push_back(&me);
             error_code ec;
@@ -1134,20 +1148,6 @@ class AppConnection {
             conn = std::move(me.conn);
             wait_ec = me.wait_ec;
         }
-    }
-
-    static net::awaitable<void> serve(std::unique_ptr<AppConnection> self, error_code wait_ec) {
-        ProxyContext& ctx = self->ctx_;
-        try {
-            if (co_await self->session_.serve(wait_ec)) {
-                wait(std::move(self));
-                co_return;
-            }
-        } catch (const std::exception& e) {
-            log::error("proxy.session_failed", {{"error", e.what()}});
-        }
-        --ctx.stats.connections_open;
-        if (ctx.worker_open) --*ctx.worker_open;
     }
 
     ProxyContext& ctx_;
