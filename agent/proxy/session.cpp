@@ -1099,7 +1099,19 @@ class AppConnection {
     static void wait(std::unique_ptr<AppConnection> self) {
         AppConnection& c = *self;
         c.session_.enter_idle();
-        c.stream_.async_wait_readable([self = std::move(self)](const error_code& ec) mutable {
+        auto blocks = c.ctx_.wait_ops;
+        c.stream_.async_wait_readable(Wake{std::move(self), std::move(blocks)});
+    }
+
+  private:
+    // The idle wait's completion: it owns the connection while it waits; its operation's
+    // memory comes from the worker's WaitOpBlocks.
+    struct Wake {
+        std::unique_ptr<AppConnection> self;
+        std::shared_ptr<WaitOpBlocks> blocks;  // outlives the operation's memory
+        using allocator_type = WaitOpAllocator<void>;
+        allocator_type get_allocator() const noexcept { return allocator_type(blocks.get()); }
+        void operator()(const error_code& ec) {
             self->session_.leave_idle();
             // A parked serving coroutine takes it (the one parked last), else a new one.
             auto& parked = self->ctx_.servers->parked;
@@ -1115,10 +1127,9 @@ class AppConnection {
             auto servers = self->ctx_.servers;
             net::asio::co_spawn(ex, server(std::move(servers), std::move(self), ec),
                                 net::asio::detached);
-        });
-    }
+        }
+    };
 
-  private:
     // Serves `conn` until it is idle or ends, then parks to serve the next connection that
     // wakes up (unless kKeep others are parked already).
     static net::awaitable<void> server(std::shared_ptr<ParkedServers> servers,
