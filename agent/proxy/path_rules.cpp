@@ -38,11 +38,10 @@ bool is_dot_segment(std::string_view raw_segment) {
     return raw_segment.size() <= 6 && dots(percent_decoded(raw_segment));
 }
 
-// Whether `path` holds `a` or `b`: one pass (a path without them needs no segment-wise check).
+// Whether `path` holds `a` or `b` (a path without them needs no segment-wise check): two
+// memchr, which beat one loop comparing each character twice.
 bool path_holds_either(std::string_view path, char a, char b) {
-    for (char c : path)
-        if (c == a || c == b) return true;
-    return false;
+    return path.find(a) != std::string_view::npos || path.find(b) != std::string_view::npos;
 }
 
 }  // namespace
