@@ -1,10 +1,27 @@
 #include "agent/proxy/byte_stream.hpp"
 
-#include <array>
+#include <stdexcept>
 
 namespace mtls::proxy {
-namespace {
-constexpr std::size_t kMaxWriteBuffers = 6;
+WriteQueue::WriteQueue(std::span<const net::asio::const_buffer> bufs) {
+    for (const auto& b : bufs) {
+        if (b.size() == 0) continue;
+        if (count_ == bufs_.size())
+            throw std::logic_error("ByteStream::write_all: too many buffers");
+        bufs_[count_++] = b;
+    }
+}
+
+void WriteQueue::consume(std::size_t n) {
+    while (n > 0 && first_ < count_) {
+        if (n >= bufs_[first_].size()) {
+            n -= bufs_[first_].size();
+            ++first_;
+        } else {
+            bufs_[first_] += n;
+            n = 0;
+        }
+    }
 }
 
 ByteStream::ByteStream(const net::asio::any_io_executor& ex)
@@ -17,26 +34,11 @@ ByteStream::~ByteStream() {
 net::awaitable<void> ByteStream::write_all(std::span<const net::asio::const_buffer> bufs,
                                            net::error_code& ec) {
     ec = {};
-    std::array<net::asio::const_buffer, kMaxWriteBuffers> rest;
-    std::size_t count = 0;
-    for (const auto& b : bufs) {
-        if (b.size() == 0) continue;
-        if (count == rest.size()) throw std::logic_error("ByteStream::write_all: too many buffers");
-        rest[count++] = b;
-    }
-    std::size_t first = 0;
-    while (first < count) {
-        std::size_t n = co_await write_some({rest.data() + first, count - first}, ec);
+    WriteQueue q(bufs);
+    while (!q.empty()) {
+        std::size_t n = co_await write_some(q.rest(), ec);
         if (ec) co_return;
-        while (n > 0 && first < count) {
-            if (n >= rest[first].size()) {
-                n -= rest[first].size();
-                ++first;
-            } else {
-                rest[first] += n;
-                n = 0;
-            }
-        }
+        q.consume(n);
     }
 }
 

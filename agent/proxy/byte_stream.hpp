@@ -12,12 +12,34 @@
 
 #include "agent/net/asio.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <span>
 
 namespace mtls::proxy {
+
+// Up to 6 buffers to write, with the bytes already written taken off the front: write_all's
+// bookkeeping, shared with callers that try a write without waiting first.
+class WriteQueue {
+  public:
+    static constexpr std::size_t kMax = 6;
+    WriteQueue() = default;  // empty
+    // Empty buffers are skipped; more than kMax others throw std::logic_error.
+    explicit WriteQueue(std::span<const net::asio::const_buffer> bufs);
+    // `n` bytes went out.
+    void consume(std::size_t n);
+    bool empty() const { return first_ == count_; }
+    std::span<const net::asio::const_buffer> rest() const {
+        return {bufs_.data() + first_, count_ - first_};
+    }
+
+  private:
+    std::array<net::asio::const_buffer, kMax> bufs_;
+    std::size_t count_ = 0;
+    std::size_t first_ = 0;
+};
 
 class ByteStream {
   public:

@@ -37,9 +37,10 @@ net::awaitable<void> read_head(ByteStream& s, net::beast::flat_buffer& b,
 
 template <bool isRequest>
 net::awaitable<void> read_body(ByteStream& s, net::beast::flat_buffer& b,
-                               http::parser<isRequest, http::buffer_body>& p, net::error_code& ec) {
+                               http::parser<isRequest, http::buffer_body>& p, net::error_code& ec,
+                               std::size_t window) {
     auto& body = p.get().body();
-    const std::size_t window = body.size;
+    if (window == kWholeWindow) window = body.size;
     for (;;) {
         Feed f = feed_body(b, p, ec);
         if (f != Feed::need_more) co_return;
@@ -77,9 +78,9 @@ template net::awaitable<void> read_head<false>(ByteStream&, net::beast::flat_buf
                                                http::basic_parser<false>&, net::error_code&);
 template net::awaitable<void> read_body<true>(ByteStream&, net::beast::flat_buffer&,
                                               http::parser<true, http::buffer_body>&,
-                                              net::error_code&);
+                                              net::error_code&, std::size_t);
 template net::awaitable<void> read_body<false>(ByteStream&, net::beast::flat_buffer&,
                                                http::parser<false, http::buffer_body>&,
-                                               net::error_code&);
+                                               net::error_code&, std::size_t);
 
 }  // namespace mtls::proxy

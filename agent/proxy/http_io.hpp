@@ -18,10 +18,13 @@ net::awaitable<void> read_head(ByteStream& s, net::beast::flat_buffer& b,
 // Reads body bytes into the parser's window (body().data / body().size, set by the caller)
 // until the window is full, the body is complete, or some bytes arrived and no more are
 // ready right now — so a streamed body is forwarded as it comes and a fast one in large
-// pieces. The bytes delivered = window size before - body().size after.
+// pieces. The bytes delivered = window size before - body().size after. `window`: the
+// window's size when the caller began filling it, when it fed the parser itself first
+// (feed_body; bytes it delivered count as arrived); kWholeWindow: body().size.
+inline constexpr std::size_t kWholeWindow = static_cast<std::size_t>(-1);
 template <bool isRequest>
 net::awaitable<void> read_body(ByteStream& s, net::beast::flat_buffer& b,
                                net::http::parser<isRequest, net::http::buffer_body>& p,
-                               net::error_code& ec);
+                               net::error_code& ec, std::size_t window = kWholeWindow);
 
 }  // namespace mtls::proxy

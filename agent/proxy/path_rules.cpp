@@ -38,9 +38,17 @@ bool is_dot_segment(std::string_view raw_segment) {
     return raw_segment.size() <= 6 && dots(percent_decoded(raw_segment));
 }
 
+// Whether `path` holds `a` or `b` (a path without them needs no segment-wise check): two
+// memchr, which beat one loop comparing each character twice.
+bool path_holds_either(std::string_view path, char a, char b) {
+    return path.find(a) != std::string_view::npos || path.find(b) != std::string_view::npos;
+}
+
 }  // namespace
 
 bool has_dot_segment(std::string_view path) {
+    // A dot segment needs a "." as sent or its escape %2e.
+    if (!path_holds_either(path, '.', '%')) return false;
     while (!path.empty()) {
         auto slash = path.find('/');
         if (is_dot_segment(path.substr(0, slash))) return true;
@@ -52,6 +60,8 @@ bool has_dot_segment(std::string_view path) {
 
 std::string ambiguous_path_reason(std::string_view path) {
     if (path.find('\\') != std::string_view::npos) return "a backslash";
+    // Each form below needs a "%" or a ";" as sent.
+    if (!path_holds_either(path, '%', ';')) return "";
     // Escapes as sent: %2f and %5c decode to separators; %25 followed by the escape of
     // ".", "/" or "\" decodes to that escape, which a second decoding turns into the
     // character; %00 to a NUL.

@@ -18,11 +18,8 @@ net::awaitable<std::size_t> PlainStream::read_some(net::asio::mutable_buffer b,
     co_return n;
 }
 
-net::awaitable<std::size_t> PlainStream::write_some(std::span<const net::asio::const_buffer> bufs,
-                                                    net::error_code& ec) {
-    // The socket takes it now, most often: one non-blocking sendmsg, without an asynchronous
-    // operation (whose completion would take another trip through the scheduler even when
-    // the send succeeds at once); wait only when the socket's buffer is full.
+std::size_t PlainStream::try_write(std::span<const net::asio::const_buffer> bufs,
+                                   net::error_code& ec) {
     std::array<iovec, 8> iov{};
     std::size_t count = 0;
     for (const auto& b : bufs) {
@@ -37,12 +34,22 @@ net::awaitable<std::size_t> PlainStream::write_some(std::span<const net::asio::c
     ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (sent >= 0) {
         ec = {};
-        co_return static_cast<std::size_t>(sent);
+        return static_cast<std::size_t>(sent);
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        ec = net::asio::error::would_block;
+    else
         ec = {errno, boost::system::system_category()};
-        co_return 0;
-    }
+    return 0;
+}
+
+net::awaitable<std::size_t> PlainStream::write_some(std::span<const net::asio::const_buffer> bufs,
+                                                    net::error_code& ec) {
+    // The socket takes it now, most often: one non-blocking sendmsg, without an asynchronous
+    // operation (whose completion would take another trip through the scheduler even when
+    // the send succeeds at once); wait only when the socket's buffer is full.
+    std::size_t sent = try_write(bufs, ec);
+    if (ec != net::asio::error::would_block) co_return sent;
     begin_wait();
     std::size_t n = co_await socket_.async_write_some(bufs, net::use_ec(ec));  // sendmsg
     end_wait(ec);

@@ -329,14 +329,21 @@ class Session {
         c.stream().set_deadline(at);
     }
 
-    // Reads until the whole head is in cbuf_, refusing obs-fold and oversized heads before
-    // Beast parses (Beast would unfold obs-fold silently). nullopt: the app closed.
-    net::awaitable<std::optional<ProxyError>> read_head_block() {
+    // Reading the request head: until the whole head is in rs_->cbuf, refusing obs-fold and
+    // oversized heads before Beast parses (Beast would unfold obs-fold silently).
+    // client_idle waits for a request to begin; once its first byte is here, the whole head
+    // has listener.request_head_timeout, however slowly it trickles in (slowloris: an idle
+    // timer restarted by every byte would never fire): `due`.
+    struct HeadRead {
+        std::optional<ProxyError> result;  // nullopt: the app closed; ProxyError{}: complete
+        std::optional<Clock::time_point> due;
+        net::asio::mutable_buffer room;  // where the next bytes go (HeadStep::wait)
+    };
+    enum class HeadStep { done, wait };
+    // As far as it goes without waiting, with no coroutine (the connection was readable, or
+    // the head is partly here): done (h.result says how), or wait for bytes into h.room.
+    HeadStep head_step(HeadRead& h) {
         const std::size_t limit = listener_->max_header_bytes;
-        // client_idle waits for a request to begin; once its first byte is here, the whole
-        // head has listener.request_head_timeout, however slowly it trickles in (slowloris:
-        // an idle timer restarted by every byte would never fire).
-        std::optional<Clock::time_point> head_due;
         for (;;) {
             auto bytes = rs_->cbuf.data();
             std::string_view sv(static_cast<const char*>(bytes.data()), bytes.size());
@@ -346,39 +353,58 @@ class Session {
                 std::string_view head = sv.substr(0, end + 2);
                 if (head.find("\r\n ") != std::string_view::npos ||
                     head.find("\r\n\t") != std::string_view::npos)
-                    co_return bad_request("obsolete line folding (obs-fold) in the request head");
-                co_return ProxyError{};
+                    h.result = bad_request("obsolete line folding (obs-fold) in the request head");
+                else
+                    h.result = ProxyError{};
+                return HeadStep::done;
             }
             if (sv.size() >= limit) break;
-            error_code ec;
-            if (!sv.empty() && !head_due) head_due = Clock::now() + listener_->request_head_timeout;
-            if (head_due) {
-                const auto left = *head_due - Clock::now();
-                if (left <= Clock::duration::zero())
-                    co_return request_timeout(
-                        "the request head was not complete within " +
-                        std::to_string(listener_->request_head_timeout.count()) +
-                        " ms (listener.request_head_timeout)");
+            if (!sv.empty() && !h.due) h.due = Clock::now() + listener_->request_head_timeout;
+            if (h.due) {
+                const auto left = *h.due - Clock::now();
+                if (left <= Clock::duration::zero()) {
+                    h.result =
+                        request_timeout("the request head was not complete within " +
+                                        std::to_string(listener_->request_head_timeout.count()) +
+                                        " ms (listener.request_head_timeout)");
+                    return HeadStep::done;
+                }
                 client_.expires_after(std::min<std::chrono::milliseconds>(
                     listener_->client_idle, std::chrono::ceil<std::chrono::milliseconds>(left)));
             } else {
                 client_deadline();
             }
-            auto room = rs_->cbuf.prepare(
+            h.room = rs_->cbuf.prepare(
                 std::min<std::size_t>(4096, rs_->cbuf.max_size() - rs_->cbuf.size()));
-            // The connection was readable (run) or the head is partly here:
-            // take what is ready first without an asynchronous operation (no trip through
-            // the scheduler), and wait only when nothing is.
-            auto n = client_.try_read(room, ec);
-            if (n == 0 && ec == net::asio::error::would_block)
-                n = co_await client_.read_some(room, ec);
-            if (ec == net::beast::error::timeout && head_due && Clock::now() >= *head_due)
-                continue;  // answered 408 above
-            if (ec) co_return std::nullopt;
+            // Take what is ready without an asynchronous operation; wait only when nothing is.
+            error_code ec;
+            auto n = client_.try_read(h.room, ec);
+            if (n == 0 && ec == net::asio::error::would_block) return HeadStep::wait;
+            if (ec) {
+                h.result = std::nullopt;
+                return HeadStep::done;
+            }
             rs_->cbuf.commit(n);
         }
-        co_return headers_too_large("the request head exceeds " + std::to_string(limit) +
-                                    " bytes (listener.max_header_bytes)");
+        h.result = headers_too_large("the request head exceeds " + std::to_string(limit) +
+                                     " bytes (listener.max_header_bytes)");
+        return HeadStep::done;
+    }
+    // The rest of the head, once head_step() said wait.
+    net::awaitable<void> read_head_block(HeadRead& h) {
+        for (;;) {
+            error_code ec;
+            auto n = co_await client_.read_some(h.room, ec);
+            if (ec == net::beast::error::timeout && h.due && Clock::now() >= *h.due) {
+                // head_step answers 408
+            } else if (ec) {
+                h.result = std::nullopt;
+                co_return;
+            } else {
+                rs_->cbuf.commit(n);
+            }
+            if (head_step(h) == HeadStep::done) co_return;
+        }
     }
 
     net::awaitable<error_code> write_client(Buffers bufs) {
@@ -386,6 +412,22 @@ class Session {
         client_deadline();
         co_await client_.write_all(bufs, ec);
         co_return ec;
+    }
+
+    // Writes what the app's socket takes now, without a coroutine (no frame to allocate, no
+    // trip through the scheduler). true: all of `q` went, or the write failed (`ec`); false:
+    // the socket's buffer is full and the rest, q.rest(), goes by write_client.
+    bool write_client_now(WriteQueue& q, error_code& ec) {
+        ec = {};
+        if (q.empty()) return true;
+        std::size_t n = client_.try_write(q.rest(), ec);
+        if (ec == net::asio::error::would_block) {
+            ec = {};
+            return false;
+        }
+        if (ec) return true;
+        q.consume(n);
+        return q.empty();
     }
 
     net::awaitable<bool> send_error(const ProxyError& e, unsigned version, bool keep_alive,
@@ -440,7 +482,9 @@ class Session {
     // One request/response exchange. Returns whether the app's connection stays open.
     net::awaitable<bool> one_request() {
         request_started_ = false;
-        auto head_err = co_await read_head_block();
+        HeadRead h;
+        if (head_step(h) == HeadStep::wait) co_await read_head_block(h);
+        auto& head_err = h.result;
         if (!head_err) co_return false;  // closed or idle timeout
         request_started_ = true;
         member_.busy(true);
@@ -603,7 +647,8 @@ class Session {
                 co_return true;
             }
         };
-        if (!co_await fetch_token()) co_return false;
+        // (No token profile: no call, no coroutine frame.)
+        if (!route.token_profile.empty() && !co_await fetch_token()) co_return false;
 
         // The body: small ones are read first so the request can be replayed.
         const bool replayable =
@@ -662,7 +707,10 @@ class Session {
             upstream_deadline(conn, route.timeouts.response_header);
             if (replayable) {
                 std::array<net::asio::const_buffer, 2> bufs{buf(rs_->wire), buf(small_body)};
-                co_await conn.stream().write_all(bufs, ec);
+                // Most often one write_some takes all: no write_all coroutine around it.
+                WriteQueue q(bufs);
+                q.consume(co_await conn.stream().write_some(q.rest(), ec));
+                if (!ec && !q.empty()) co_await conn.stream().write_all(q.rest(), ec);
             } else {
                 // Streamed body: upload in a second coroutine while this one reads the
                 // response, so a partner that answers (or echoes) early cannot deadlock us.
@@ -803,8 +851,14 @@ class Session {
             bool head_sent = false;
             const std::size_t body_cap =
                 body_length ? static_cast<std::size_t>(*body_length) : kChunk;
-            error_code cec = co_await relay_response(conn, route.timeouts.idle, no_body, chunked,
-                                                     body_cap, out, head_sent, ec);
+            error_code cec;
+            WriteQueue rest;
+            if (relay_whole_now(conn, no_body, body_length, out, head_sent, rest, cec, ec)) {
+                if (!rest.empty()) cec = co_await write_client(rest.rest());
+            } else {
+                cec = co_await relay_response(conn, route.timeouts.idle, chunked, body_cap, out,
+                                              head_sent, ec);
+            }
             bool upload_clean = true;
             if (upload) {
                 // The response is complete (or failed): an upload still running is cut off.
@@ -836,19 +890,50 @@ class Session {
         }
     }
 
+    // The whole response is here — no body, or a Content-Length body of at most kSmallBody
+    // that came with the head into the connection's read buffer: relayed without
+    // relay_response's coroutine (the usual small answer). false: it is not, nothing was
+    // done. true: the head in rs_->wire and the body were written as far as the app's socket
+    // took them at once; `rest` holds the remainder (for write_client), `cec` the app's error,
+    // `ec` the partner's (a body the parser refused; nothing was written then).
+    bool relay_whole_now(UpstreamConnection& conn, bool no_body,
+                         const boost::optional<std::uint64_t>& body_length, Outcome& out,
+                         bool& head_sent, WriteQueue& rest, error_code& cec, error_code& ec) {
+        auto& rp = *rs_->rp;
+        const char* data = nullptr;
+        std::size_t n = 0;
+        if (!no_body) {
+            if (!body_length || *body_length > kSmallBody || rp.chunked() ||
+                conn.buffer().size() < *body_length)
+                return false;
+            char* body = rs_->small_body_buffer();
+            rp.get().body().data = body;
+            rp.get().body().size = kSmallBody;
+            // The window holds the whole body and the buffer has it: the parser completes.
+            if (feed_body(conn.buffer(), rp, ec) != Feed::done) {
+                if (!ec) ec = http::error::partial_message;
+                return true;
+            }
+            data = body;
+            n = kSmallBody - rp.get().body().size;
+            out.bytes_out += n;
+            rs_->body_done = true;
+        }
+        std::array<net::asio::const_buffer, 2> bufs{buf(rs_->wire), {data, n}};
+        rest = WriteQueue(bufs);
+        head_sent = true;
+        if (write_client_now(rest, cec)) rest = WriteQueue();
+        return true;
+    }
+
     // Writes the response head in rs_->wire and the body that follows it (read from rp_) to the
     // app, in pieces as they arrive. Returns the app's error; `ec` gets the partner's,
     // `head_sent` whether the head went out (it goes with the first body bytes).
     net::awaitable<error_code> relay_response(UpstreamConnection& conn,
-                                              std::chrono::milliseconds idle, bool no_body,
-                                              bool chunked, std::size_t body_length_or_chunk,
-                                              Outcome& out, bool& head_sent, error_code& ec) {
+                                              std::chrono::milliseconds idle, bool chunked,
+                                              std::size_t body_length_or_chunk, Outcome& out,
+                                              bool& head_sent, error_code& ec) {
         auto& rp = *rs_->rp;
-        if (no_body) {
-            std::array<net::asio::const_buffer, 1> bufs{buf(rs_->wire)};
-            head_sent = true;
-            co_return co_await write_client(bufs);
-        }
         // One buffer per response, as large as the body (up to kChunk).
         const std::size_t cap = std::clamp<std::size_t>(body_length_or_chunk, 1, kChunk);
         BodyBuffer body(ctx_.bodies, cap, cap <= kSmallBody ? rs_->small_body_buffer() : nullptr);
@@ -874,7 +959,10 @@ class Session {
                 } else {
                     rp.get().body().data = body.get();
                     rp.get().body().size = cap;
-                    co_await read_body(conn.stream(), conn.buffer(), rp, ec);
+                    // What the read buffer holds already (a small body often came with the
+                    // head) without read_body's coroutine; read_body only to wait for more.
+                    if (feed_body(conn.buffer(), rp, ec) == Feed::need_more)
+                        co_await read_body(conn.stream(), conn.buffer(), rp, ec, cap);
                     if (ec) co_return error_code{};
                     n = cap - rp.get().body().size;
                 }
@@ -886,7 +974,9 @@ class Session {
             std::array<net::asio::const_buffer, 5> bufs{
                 buf(head_sent ? std::string_view() : std::string_view(rs_->wire)), piece[0],
                 piece[1], piece[2], piece[3]};
-            error_code cec = co_await write_client(bufs);
+            WriteQueue q(bufs);
+            error_code cec;
+            if (!write_client_now(q, cec)) cec = co_await write_client(q.rest());
             head_sent = true;
             if (cec || last) co_return cec;
         }
@@ -1009,7 +1099,19 @@ class AppConnection {
     static void wait(std::unique_ptr<AppConnection> self) {
         AppConnection& c = *self;
         c.session_.enter_idle();
-        c.stream_.async_wait_readable([self = std::move(self)](const error_code& ec) mutable {
+        auto blocks = c.ctx_.wait_ops;
+        c.stream_.async_wait_readable(Wake{std::move(self), std::move(blocks)});
+    }
+
+  private:
+    // The idle wait's completion: it owns the connection while it waits; its operation's
+    // memory comes from the worker's WaitOpBlocks.
+    struct Wake {
+        std::unique_ptr<AppConnection> self;
+        std::shared_ptr<WaitOpBlocks> blocks;  // outlives the operation's memory
+        using allocator_type = WaitOpAllocator<void>;
+        allocator_type get_allocator() const noexcept { return allocator_type(blocks.get()); }
+        void operator()(const error_code& ec) {
             self->session_.leave_idle();
             // A parked serving coroutine takes it (the one parked last), else a new one.
             auto& parked = self->ctx_.servers->parked;
@@ -1025,17 +1127,30 @@ class AppConnection {
             auto servers = self->ctx_.servers;
             net::asio::co_spawn(ex, server(std::move(servers), std::move(self), ec),
                                 net::asio::detached);
-        });
-    }
+        }
+    };
 
-  private:
     // Serves `conn` until it is idle or ends, then parks to serve the next connection that
     // wakes up (unless kKeep others are parked already).
     static net::awaitable<void> server(std::shared_ptr<ParkedServers> servers,
                                        std::unique_ptr<AppConnection> conn, error_code wait_ec) {
         ParkedServer me(servers, conn->stream_.socket().get_executor());
         for (;;) {
-            co_await serve(std::move(conn), wait_ec);
+            // Serves it here (no coroutine of its own): back to an idle wait, or it ends.
+            ProxyContext& ctx = conn->ctx_;
+            bool idle = false;
+            try {
+                idle = co_await conn->session_.serve(wait_ec);
+            } catch (const std::exception& e) {
+                log::error("proxy.session_failed", {{"error", e.what()}});
+            }
+            if (idle) {
+                wait(std::move(conn));
+            } else {
+                conn.reset();
+                --ctx.stats.connections_open;
+                if (ctx.worker_open) --*ctx.worker_open;
+            }
             if (servers->parked.size() >= ParkedServers::kKeep) co_return;
             servers->parked.push_back(&me);
             error_code ec;
@@ -1044,20 +1159,6 @@ class AppConnection {
             conn = std::move(me.conn);
             wait_ec = me.wait_ec;
         }
-    }
-
-    static net::awaitable<void> serve(std::unique_ptr<AppConnection> self, error_code wait_ec) {
-        ProxyContext& ctx = self->ctx_;
-        try {
-            if (co_await self->session_.serve(wait_ec)) {
-                wait(std::move(self));
-                co_return;
-            }
-        } catch (const std::exception& e) {
-            log::error("proxy.session_failed", {{"error", e.what()}});
-        }
-        --ctx.stats.connections_open;
-        if (ctx.worker_open) --*ctx.worker_open;
     }
 
     ProxyContext& ctx_;

@@ -99,6 +99,63 @@ struct ParkedServers {
     std::vector<ParkedServer*> parked;  // back = parked last
 };
 
+// Memory for the operation of an idle connection's readability wait (session.cpp), made
+// and freed once per request: blocks of its size are reused instead of going through malloc
+// (whose per-size cache holds 7 blocks, fewer than the connections waiting at once), at most
+// kKeep kept. Other sizes go to the heap. One per io_context thread (not shared between
+// threads); held by shared_ptr like BodyBuffers.
+class WaitOpBlocks {
+  public:
+    static constexpr std::size_t kKeep = 64;
+    // `reused`: counts the blocks handed out again (ProxyStats::wait_ops_reused).
+    explicit WaitOpBlocks(std::atomic<std::uint64_t>& reused) : reused_(reused) {
+        free_.reserve(kKeep);
+    }
+    ~WaitOpBlocks() {
+        for (void* p : free_) ::operator delete(p);
+    }
+    WaitOpBlocks(const WaitOpBlocks&) = delete;
+    WaitOpBlocks& operator=(const WaitOpBlocks&) = delete;
+    void* take(std::size_t n) {
+        if (size_ == 0) size_ = n;  // the first request sets the size kept
+        if (n == size_ && !free_.empty()) {
+            void* p = free_.back();
+            free_.pop_back();
+            ++reused_;  // relaxed would do; a request's other counters are seq_cst too
+            return p;
+        }
+        return ::operator new(n);
+    }
+    void give(void* p, std::size_t n) noexcept {
+        if (n == size_ && free_.size() < kKeep)
+            free_.push_back(p);  // reserved: does not allocate
+        else
+            ::operator delete(p);
+    }
+    std::size_t kept() const { return free_.size(); }
+
+  private:
+    std::atomic<std::uint64_t>& reused_;
+    std::size_t size_ = 0;
+    std::vector<void*> free_;
+};
+
+// The allocator Asio uses for that operation (the wait handler's associated allocator).
+template <class T>
+struct WaitOpAllocator {
+    using value_type = T;
+    WaitOpBlocks* blocks;  // kept alive by the handler that carries this allocator
+    explicit WaitOpAllocator(WaitOpBlocks* b) noexcept : blocks(b) {}
+    template <class U>
+    WaitOpAllocator(const WaitOpAllocator<U>& o) noexcept : blocks(o.blocks) {}
+    T* allocate(std::size_t n) { return static_cast<T*>(blocks->take(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t n) noexcept { blocks->give(p, n * sizeof(T)); }
+    template <class U>
+    bool operator==(const WaitOpAllocator<U>& o) const noexcept {
+        return blocks == o.blocks;
+    }
+};
+
 // What the sessions of one proxy worker share; owned by Proxy, used on that worker's thread
 // (the counters and the identity store are shared by every worker: atomics, mutex).
 struct ProxyContext {
@@ -111,6 +168,7 @@ struct ProxyContext {
     std::shared_ptr<BodyBuffers> bodies = std::make_shared<BodyBuffers>();
     std::shared_ptr<RequestStates> request_states = std::make_shared<RequestStates>();
     std::shared_ptr<ParkedServers> servers = std::make_shared<ParkedServers>();
+    std::shared_ptr<WaitOpBlocks> wait_ops = std::make_shared<WaitOpBlocks>(stats.wait_ops_reused);
     // This worker's count of open app connections (ProxyStats::worker_open; the accept loop
     // adds one, the session's end takes it off). Null: not counted (tests' own contexts).
     std::atomic<std::uint64_t>* worker_open = nullptr;

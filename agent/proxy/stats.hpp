@@ -211,6 +211,9 @@ struct ProxyStats {
     // Requests that started with a per-request state (read buffer, parsers) an earlier
     // request gave back, instead of a new one from the heap (session.hpp: RequestStates).
     std::atomic<std::uint64_t> request_states_reused{0};
+    // Idle waits whose operation took its memory from blocks an earlier wait gave back
+    // (session.hpp: WaitOpBlocks) instead of from the heap.
+    std::atomic<std::uint64_t> wait_ops_reused{0};
 
     // The proxy's event-loop threads (listener.workers) and, per worker, the app connections
     // handed to it (accepted) and open on it now: each connection lives on one worker.

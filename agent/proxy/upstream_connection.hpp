@@ -6,9 +6,9 @@
 #include "agent/proxy/tls_client_context.hpp"
 #include "agent/proxy/tls_stream.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -24,14 +24,21 @@ class UpstreamConnection {
     UpstreamConnection& operator=(const UpstreamConnection&) = delete;
 
     // The pool's set of leased connections (UpstreamPool::cut_generation()): a connection
-    // in it removes itself when it is destroyed, however its lease ended.
-    using Registry = std::set<UpstreamConnection*>;
+    // in it removes itself when it is destroyed, however its lease ended. A vector, not a
+    // set: no allocation per lease once it has held as many as the pool leases at once (a
+    // few dozen at most, so the search on removal is short).
+    using Registry = std::vector<UpstreamConnection*>;
     void enlist(const std::shared_ptr<Registry>& r) {
         registry_ = r;
-        r->insert(this);
+        r->push_back(this);
     }
     void delist() {
-        if (auto r = registry_.lock()) r->erase(this);
+        if (auto r = registry_.lock()) {
+            if (auto it = std::find(r->begin(), r->end(), this); it != r->end()) {
+                *it = r->back();
+                r->pop_back();
+            }
+        }
         registry_.reset();
     }
 

@@ -136,10 +136,18 @@ TEST_F(ResumptionTest, IdleKeepAliveConnectionsHoldNoBuffers) {
     // back: a new one only while every earlier one was in use, i.e. at most one per
     // connection.
     EXPECT_GE(px.stats().request_states_reused, 3u * kClients - kClients);
+    // Likewise the idle waits' operations (one wait before each connection's first request
+    // and one after each request): new memory only for a wait while every earlier block
+    // was held by another connection's wait, i.e. at most one per connection.
+    // (Polled: a connection counts as idle just before its wait takes the memory.)
+    EXPECT_TRUE(poll_until([&] { return px.stats().wait_ops_reused >= 4u * kClients - kClients; }))
+        << px.stats().wait_ops_reused;
     // And they still work, on reused state again.
     for (auto& c : clients)
         EXPECT_EQ(c->request(http::verb::get, "/a/echo/status/204").result_int(), 204);
     EXPECT_GE(px.stats().request_states_reused, 4u * kClients - kClients);
+    EXPECT_TRUE(poll_until([&] { return px.stats().wait_ops_reused >= 5u * kClients - kClients; }))
+        << px.stats().wait_ops_reused;
 }
 
 // Requests sent back to back in one write (pipelined): the bytes of the second arrive with
