@@ -479,11 +479,11 @@ if [ "${MODE:-}" = icount ]; then
       # thousands per request between runs: the count without them (their inclusive cost).
       if [ "$s" != hshake ]; then
         hs=$(callgrind_annotate --inclusive=yes --tree=caller "$dump" 2>/dev/null |
-          awk '/\*  .*:SSL_do_handshake / {gsub(",", "", $1); print $1; exit}')
+          awk '/\*  .*:SSL_do_handshake / && !f {gsub(",", "", $1); print $1; f = 1}') || true
         hs_n=$(callgrind_annotate --inclusive=yes --tree=caller "$dump" 2>/dev/null |
           awk '/^ *$/ {n = 0; next}  # its callers, with their call counts, precede its line
-               /\*  .*:SSL_do_handshake / {print n + 0; exit}
-               {if (match($0, /\(([0-9,]+)x\)/)) {v = substr($0, RSTART + 1, RLENGTH - 3); gsub(",", "", v); n += v}}')
+               /\*  .*:SSL_do_handshake / && !f {print n + 0; f = 1}
+               {if (match($0, /\(([0-9,]+)x\)/)) {v = substr($0, RSTART + 1, RLENGTH - 3); gsub(",", "", v); n += v}}') || true
         ic[$who,$s,nohs]=$(awk -v t="$total" -v h="${hs:-0}" -v c="$hs_n" -v n="${ic_n[$s]}" 'BEGIN {printf "%.0f (%d in the window)", (t - h) / n, c}')
       fi
     done
