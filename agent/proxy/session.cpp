@@ -470,6 +470,21 @@ class Session {
                                     {"caller", caller_.address}});
     }
 
+    // The upload stopped because of the app: its body broke the rules (400, e.g. a bad
+    // chunk; 413 over the route's max_request_body; the connection closes) or it went away.
+    bool app_upload_failed(const SessionUpload& up, const config::Route& route, Outcome& out) {
+        if (up.body_limit)
+            return fail(payload_too_large("the request body exceeds route " + route.name +
+                                          "'s max_request_body of " +
+                                          std::to_string(route.max_request_body) + " bytes"),
+                        true);
+        if (is_http_error(up.client_ec))
+            return fail(bad_request("malformed request body: " + up.client_ec.message()), true);
+        out.status = 499;
+        out.error = "client_gone";
+        return false;
+    }
+
     // An exchange's error exit: the error one_request answers after it (one call site
     // instead of one per error keeps the exchange's coroutine frame small); close: the app's
     // connection closes after it even if the request was read completely.
@@ -756,23 +771,9 @@ class Session {
                 // the partner's failure to report, not the app's.
                 const bool cut_by_us =
                     ec && upload->client_ec == net::asio::error::operation_aborted;
-                if (upload->client_failed && !cut_by_us) {
+                if ((upload->client_failed && !cut_by_us) || upload->body_limit) {
                     pool.release(std::move(lease.conn), false);
-                    if (is_http_error(upload->client_ec))  // e.g. a bad chunk: say so, close
-                        co_return fail(
-                            bad_request("malformed request body: " + upload->client_ec.message()),
-                            true);
-                    out.status = 499;
-                    out.error = "client_gone";
-                    co_return false;
-                }
-                if (upload->body_limit) {
-                    pool.release(std::move(lease.conn), false);
-                    co_return fail(
-                        payload_too_large("the request body exceeds route " + route.name +
-                                          "'s max_request_body of " +
-                                          std::to_string(route.max_request_body) + " bytes"),
-                        true);
+                    co_return app_upload_failed(*upload, route, out);
                 }
             }
             if (ec) {
@@ -870,6 +871,15 @@ class Session {
             const bool upstream_clean =
                 upload_clean && !ec && (rp->is_done() || rs_->body_done) && rp->keep_alive();
             pool.release(std::move(lease.conn), upstream_clean);
+            if (ec && !head_sent && upload && !upload->ec &&
+                (upload->body_limit ||
+                 (upload->client_failed &&
+                  upload->client_ec != net::asio::error::operation_aborted))) {
+                // The partner answered early (an echo sends its head before the body), then
+                // the uploader cut the connection because of the app's body: the app's error
+                // is the one to report, as when it is found before the partner's head.
+                co_return app_upload_failed(*upload, route, out);
+            }
             if (ec) {
                 log::warn("proxy.upstream_body_failed",
                           {{"route", route.name}, {"error", ec.message()}});
