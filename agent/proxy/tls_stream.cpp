@@ -6,12 +6,16 @@
 #include <openssl/err.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace mtls::proxy {
 namespace {
 // Writes of several buffers up to this size are copied into one TLS record.
 constexpr std::size_t kGatherMax = 16 * 1024;
+// Ciphertext read per system call: up to one full TLS record (memory per pooled connection).
+constexpr std::size_t kStagingSize = 16 * 1024 + 256 + 5;
 
 net::error_code sys_error(int e) {
     return {e, boost::system::system_category()};
@@ -66,27 +70,22 @@ int TlsStream::bio_write(BIO* bio, const char* data, std::size_t len, std::size_
     return 0;
 }
 
-// Reads go straight from the socket into OpenSSL's record buffer (one non-blocking recv):
-// nothing there yet: retry (the stream waits for readability); the peer closed: EOF; an
-// error (reset, …): kept for classify().
+// Reads come from the staging buffer; empty: retry (the stream fills it), or EOF.
 int TlsStream::bio_read(BIO* bio, char* data, std::size_t len, std::size_t* read) {
     BIO_clear_retry_flags(bio);
     auto* self = static_cast<TlsStream*>(BIO_get_data(bio));
-    if (self == nullptr || self->eof_) return 0;
-    ssize_t n = ::recv(self->socket_.native_handle(), data, len, MSG_DONTWAIT);
-    if (n > 0) {
-        *read = static_cast<std::size_t>(n);
-        return 1;
-    }
-    if (n == 0) {
-        self->eof_ = true;  // OpenSSL tells close_notify from a truncation
+    if (self == nullptr) return 0;
+    std::size_t avail = self->staged_end_ - self->staged_begin_;
+    if (avail == 0) {
+        if (!self->eof_) BIO_set_retry_read(bio);
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        BIO_set_retry_read(bio);
-    else
-        self->last_errno_ = errno;
-    return 0;
+    std::size_t n = std::min(len, avail);
+    std::memcpy(data, self->staging_.get() + self->staged_begin_, n);
+    self->staged_begin_ += n;
+    if (self->staged_begin_ == self->staged_end_) self->staged_begin_ = self->staged_end_ = 0;
+    *read = n;
+    return 1;
 }
 
 long TlsStream::bio_ctrl(BIO* bio, int cmd, long, void*) {
@@ -95,7 +94,8 @@ long TlsStream::bio_ctrl(BIO* bio, int cmd, long, void*) {
             return 1;
         case BIO_CTRL_EOF: {
             auto* self = static_cast<TlsStream*>(BIO_get_data(bio));
-            return self != nullptr && self->eof_ ? 1 : 0;
+            return self != nullptr && self->eof_ && self->staged_begin_ == self->staged_end_ ? 1
+                                                                                             : 0;
         }
         default:
             return 0;
@@ -128,15 +128,8 @@ bool TlsStream::attach(SSL_CTX* ctx, std::string& error) {
     SSL_set_bio(ssl.get(), bio, bio);  // the SSL owns the BIO now
     SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_set_options(ssl.get(), SSL_OP_NO_RENEGOTIATION);
-    // Read-ahead during the handshake: OpenSSL asks for as much as its buffer holds, so one
-    // recv brings the server's whole flight instead of each record's header and then its
-    // body (13 recvs per resumed handshake without it, 5 with). Switched off once the
-    // handshake is done (handshake()): for response bodies it costs more user-space work (a
-    // record cut by the end of a recv is moved to the buffer's front; docs/benchmarks.md, "a
-    // BIO that reads the socket"). Bytes it read ahead stay in OpenSSL's buffer and are
-    // taken first.
-    SSL_set_read_ahead(ssl.get(), 1);
     SSL_set_connect_state(ssl.get());
+    if (!staging_) staging_.reset(new char[kStagingSize]);
     ssl_ = std::move(ssl);
     return true;
 }
@@ -144,10 +137,7 @@ bool TlsStream::attach(SSL_CTX* ctx, std::string& error) {
 net::awaitable<void> TlsStream::handshake(net::error_code& ec) {
     for (;;) {
         Need need = call([](SSL* ssl) { return SSL_do_handshake(ssl); }, ec);
-        if (need == Need::nothing) {
-            if (!ec) SSL_set_read_ahead(ssl_.get(), 0);
-            co_return;
-        }
+        if (need == Need::nothing) co_return;
         co_await satisfy(need, ec);
         if (ec) co_return;
     }
@@ -210,32 +200,58 @@ net::awaitable<void> TlsStream::satisfy(Need need, net::error_code& ec) {
         co_return;
     }
     if (filling_) {
-        // Only a write can get here while a read waits: OpenSSL wants to read inside a
-        // write, which only renegotiation does (refused by SSL_OP_NO_RENEGOTIATION).
+        // Only a write can get here while a read fills the buffer: OpenSSL wants to read
+        // inside a write, which only renegotiation does (refused by SSL_OP_NO_RENEGOTIATION).
         ec = net::asio::error::operation_not_supported;
         co_return;
     }
-    if (eof_) {  // cannot happen: bio_read reports EOF, not "retry", once the peer closed
+    if (eof_) {
         ec = net::ssl::error::stream_truncated;
         co_return;
     }
-    // The bytes are read by OpenSSL's next call (bio_read), into its own buffer.
+    auto room = staging_room();
+    if (room.size() == 0) {  // cannot happen: OpenSSL takes what is staged before it asks
+        ec = net::asio::error::no_buffer_space;
+        co_return;
+    }
     filling_ = true;
     begin_wait();
-    co_await socket_.async_wait(net::tcp::socket::wait_read, net::use_ec(ec));
+    std::size_t n = co_await socket_.async_read_some(room, net::use_ec(ec));
     end_wait(ec);
     filling_ = false;
+    if (ec == net::asio::error::eof) {
+        eof_ = true;  // OpenSSL sees it on its next read: close_notify or a truncation
+        ec = {};
+        co_return;
+    }
+    if (!ec) staged_end_ += n;
 }
 
 std::size_t TlsStream::try_read(net::asio::mutable_buffer b, net::error_code& ec) {
-    if (filling_) {  // a read waits for the socket: its bytes are not ours to take
-        ec = net::asio::error::would_block;
-        return 0;
+    for (int fills = 0;; ++fills) {
+        std::size_t n = 0;
+        Need need = Need::read;
+        if (fills == 0 && ssl_ && socket_.is_open() && !filling_ && !eof_ &&
+            staged_begin_ == staged_end_ && SSL_has_pending(ssl_.get()) == 0)
+            // Nothing staged, nothing buffered in OpenSSL: SSL_read could only ask for more
+            // (the reuse check of every pooled connection gets here); the socket first.
+            ec = net::asio::error::would_block;
+        else
+            need = call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
+        if (need != Need::read || fills > 0 || filling_ || eof_) return ec ? 0 : n;
+        // Nothing staged: take what the socket has, without waiting (one recv).
+        auto room = staging_room();
+        ssize_t got = ::recv(socket_.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
+        if (got > 0)
+            staged_end_ += static_cast<std::size_t>(got);
+        else if (got == 0)
+            eof_ = true;
+        else {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                ec = sys_error(errno);  // reset, …
+            return 0;                   // else would_block
+        }
     }
-    // One SSL_read: what OpenSSL holds, else what the socket has now (bio_read never waits).
-    std::size_t n = 0;
-    call([&](SSL* ssl) { return SSL_read_ex(ssl, b.data(), b.size(), &n); }, ec);
-    return ec ? 0 : n;
 }
 
 net::awaitable<std::size_t> TlsStream::read_some(net::asio::mutable_buffer b, net::error_code& ec) {
@@ -288,8 +304,17 @@ void TlsStream::take_alert(net::error_code& ec) {
         ec.category() != boost::system::system_category() ||
         (ec.value() != EPIPE && ec.value() != ECONNRESET))
         return;
-    // What the kernel still holds (data queued before a reset stays readable): bio_read takes
-    // it from the socket; nothing there: would_block, no alert.
+    // What the kernel still holds (data queued before a reset stays readable).
+    for (auto room = staging_room(); room.size() > 0; room = staging_room()) {
+        ssize_t got = ::recv(socket_.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
+        if (got <= 0) {
+            if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                eof_ = true;
+            break;
+        }
+        staged_end_ += static_cast<std::size_t>(got);
+    }
+    if (staged_end_ == staged_begin_) return;
     char scratch[512];
     std::size_t n = 0;
     net::error_code found;
@@ -368,8 +393,12 @@ std::string alert_name(int d) {
     }
 }
 
+net::asio::mutable_buffer TlsStream::staging_room() {
+    return {staging_.get() + staged_end_, kStagingSize - staged_end_};
+}
+
 bool TlsStream::has_unread() const {
-    return ssl_ && SSL_has_pending(ssl_.get()) != 0;
+    return staged_end_ != staged_begin_ || (ssl_ && SSL_has_pending(ssl_.get()) != 0);
 }
 
 void TlsStream::cancel() {

@@ -1,9 +1,8 @@
 // The partner's side of a proxy session: TLS over a TCP socket with OpenSSL driven
-// directly. A small BIO moves ciphertext between the socket and OpenSSL's own record
-// buffers: in with a non-blocking recv (the stream waits for readability when there is
-// nothing), out with send(MSG_NOSIGNAL). No composed-operation machinery, no buffer of ours
-// between the socket and OpenSSL. TLS 1.2 renegotiation is refused (it would need a read
-// inside a write).
+// directly. Ciphertext comes in through Asio's speculative reads into one staging buffer
+// that OpenSSL reads from (through a small BIO); it goes out with send(MSG_NOSIGNAL) from
+// OpenSSL's own write buffer. No composed-operation machinery, no second buffer pair.
+// TLS 1.2 renegotiation is refused (it would need a read inside a write).
 #pragma once
 
 #include "agent/proxy/byte_stream.hpp"
@@ -36,13 +35,12 @@ class TlsStream final : public ByteStream {
                                           net::error_code& ec) override;
     net::awaitable<std::size_t> write_some(std::span<const net::asio::const_buffer> bufs,
                                            net::error_code& ec) override;
-    // One SSL_read that never waits: what OpenSSL holds, else what the socket has now.
+    // Decrypts what is staged, or else what one non-blocking recv brings.
     std::size_t try_read(net::asio::mutable_buffer b, net::error_code& ec) override;
     void cancel() override;
     void close();
 
-    // Bytes OpenSSL received that nobody has read yet (ciphertext in its record buffer or
-    // decrypted data); not what the kernel still holds.
+    // Bytes received that nobody has read yet (staged ciphertext or decrypted data).
     bool has_unread() const;
 
   private:
@@ -58,8 +56,11 @@ class TlsStream final : public ByteStream {
     // After an SSL_* call that returned `ret`: nothing when it succeeded or failed for good
     // (the error in `ec`), else what it waits for (ec = would_block).
     Need classify(int ret, net::error_code& ec);
-    // Waits for what `need` says: a readable or a writable socket.
+    // Waits for what `need` says: more ciphertext in the staging buffer, or a writable socket.
     net::awaitable<void> satisfy(Need need, net::error_code& ec);
+    // Free space after the staged bytes (bio_read empties the buffer to its start, so this
+    // is all of it whenever OpenSSL asks for more).
+    net::asio::mutable_buffer staging_room();
 
     static int bio_write(BIO* bio, const char* data, std::size_t len, std::size_t* written);
     static int bio_read(BIO* bio, char* data, std::size_t len, std::size_t* read);
@@ -69,9 +70,11 @@ class TlsStream final : public ByteStream {
 
     net::tcp::socket socket_;
     ossl::Ssl ssl_;
-    bool filling_ = false;  // a read waits for the socket to become readable
-    bool eof_ = false;      // the peer closed its side (recv returned 0)
-    int last_errno_ = 0;    // of the last failed send or recv in the BIO
+    std::unique_ptr<char[]> staging_;  // ciphertext read from the socket, not yet consumed
+    std::size_t staged_begin_ = 0, staged_end_ = 0;
+    bool filling_ = false;  // a read into the staging buffer is under way
+    bool eof_ = false;      // the peer closed its side
+    int last_errno_ = 0;    // of the last failed send in the BIO
     std::string gather_;    // small multi-buffer writes go out as one record
 };
 
