@@ -147,8 +147,8 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, bool reusab
     if (reusable && current && !retired_ && idle_.size() < entry_.route.pool_max &&
         // What came with the response (no system call): the kernel is asked before reuse.
         (left = conn->take_leftover(false)) == UpstreamConnection::Leftover::nothing) {
+        // Watched from the next sweep on (sweep()): most are reused before that.
         conn->mark_idle();
-        watch(*conn);
         idle_.push_back(std::move(conn));
     } else {
         if (left != UpstreamConnection::Leftover::nothing) report(left, "after_response");
@@ -182,6 +182,7 @@ void UpstreamPool::on_idle_input(UpstreamConnection* conn, std::uint64_t id,
     auto it = std::find_if(idle_.begin(), idle_.end(),
                            [&](const auto& c) { return c.get() == conn && c->watch_id() == id; });
     if (it == idle_.end()) return;
+    conn->watch_fired();
     const auto left = ec ? UpstreamConnection::Leftover::closed : conn->take_leftover();
     using L = UpstreamConnection::Leftover;
     if (left == L::nothing || left == L::partial) {  // TLS-only records, or more to come
@@ -217,7 +218,8 @@ void UpstreamPool::report(UpstreamConnection::Leftover left, const char* when) {
 void UpstreamPool::sweep() {
     const auto now = UpstreamConnection::Clock::now();
     const auto gen = tls_ && tls_->identity() ? tls_->identity()->generation() : 0;
-    // What arrives while idle is the idle wait's business; this only ages connections out.
+    // What arrives while idle is the idle wait's business; this ages connections out and
+    // arms the wait of those pooled since the last sweep.
     auto dead = [&](std::unique_ptr<UpstreamConnection>& c) {
         if (c->generation() == gen && now - c->idle_since() < entry_.route.timeouts.idle &&
             c->stream().socket().is_open())
@@ -226,6 +228,8 @@ void UpstreamPool::sweep() {
         return true;
     };
     idle_.erase(std::remove_if(idle_.begin(), idle_.end(), dead), idle_.end());
+    for (auto& c : idle_)
+        if (!c->watched()) watch(*c);
     update_gauges();
 }
 

@@ -1,14 +1,16 @@
 // The upstream connections of one route: idle ones are reused (newest first), dead or
 // expired ones dropped, at most route.pool_max open at once (callers wait for a slot up to
 // the connect timeout). A pooled connection never carries bytes into another exchange: it
-// is pooled only when nothing follows the response, watched while idle (readable: TLS-only
-// records are consumed, application data or EOF close it, as nginx and haproxy do), and
-// checked again before every reuse. Connections belong to the identity they were opened with: after
-// a rotation the pool builds a new TLS context and never hands out an old-identity connection
-// again; old ones finish their request and are closed when released. A reload that removes or
-// changes the route retires its pool: idle connections close at once, busy ones when released
-// (the pool drains; a changed route gets a new pool). Single-threaded: every proxy worker has
-// its own pool per route (proxy.hpp, Threads), used from that worker's thread only.
+// is pooled only when nothing follows the response, checked again before every reuse (one
+// non-blocking read), and watched while it stays idle (readable: TLS-only records are
+// consumed, application data or EOF close it, as nginx and haproxy do) — armed by the next
+// sweep, so a connection reused within a second costs no wait. Connections belong to the identity
+// they were opened with: after a rotation the pool builds a new TLS context and never hands out an
+// old-identity connection again; old ones finish their request and are closed when released. A
+// reload that removes or changes the route retires its pool: idle connections close at once, busy
+// ones when released (the pool drains; a changed route gets a new pool). Single-threaded: every
+// proxy worker has its own pool per route (proxy.hpp, Threads), used from that worker's thread
+// only.
 #pragma once
 
 #include "agent/identity/identity.hpp"
@@ -63,7 +65,8 @@ class UpstreamPool {
     // the connection alive; it is pooled only if nothing more arrived after the response.
     void release(std::unique_ptr<UpstreamConnection> conn, bool reusable);
 
-    // Closes idle connections past the idle timeout, of an old identity or closed.
+    // Closes idle connections past the idle timeout, of an old identity or closed, and arms
+    // the idle wait of those pooled since the last sweep (the proxy sweeps every second).
     void sweep();
     // Our identities up to `through_generation` were burnt (declared compromised, or the
     // certificate revoked): their idle connections close, and so do the busy ones — the
