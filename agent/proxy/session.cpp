@@ -498,7 +498,19 @@ class Session {
     net::awaitable<bool> one_request() {
         request_started_ = false;
         HeadRead h;
-        if (head_step(h) == HeadStep::wait) co_await read_head_block(h);
+        if (head_step(h) == HeadStep::wait) {
+            // Woken from the idle wait, yet not one byte to read: readiness is only a hint.
+            // Asio's reactor hands a readiness event to whatever wait is pending when it gets
+            // to it; one it took from epoll while the bytes it announced were still unread
+            // (they went with the last request, read without waiting) can end the next idle
+            // wait. No request began: back to the idle wait (serve() sees no state kept),
+            // instead of waiting for a head here, not idle, with a request state.
+            if (rs_->cbuf.size() == 0) {
+                ++ctx_.stats.idle_wakeups_empty;
+                co_return true;
+            }
+            co_await read_head_block(h);
+        }
         auto& head_err = h.result;
         if (!head_err) co_return false;  // closed or idle timeout
         request_started_ = true;

@@ -214,6 +214,10 @@ struct ProxyStats {
     // Idle waits whose operation took its memory from blocks an earlier wait gave back
     // (session.hpp: WaitOpBlocks) instead of from the heap.
     std::atomic<std::uint64_t> wait_ops_reused{0};
+    // Idle waits that ended with nothing to read (no byte, no EOF): a readiness event Asio
+    // took from epoll before the previous request read the bytes it announced (session.cpp,
+    // one_request). The connection went back to waiting.
+    std::atomic<std::uint64_t> idle_wakeups_empty{0};
 
     // The proxy's event-loop threads (listener.workers) and, per worker, the app connections
     // handed to it (accepted) and open on it now: each connection lives on one worker.

@@ -150,6 +150,65 @@ TEST_F(ResumptionTest, IdleKeepAliveConnectionsHoldNoBuffers) {
         << px.stats().wait_ops_reused;
 }
 
+// Readiness is a hint. Asio's reactor hands a readiness event to whatever wait is pending on
+// the socket when it gets to the event, and a woken idle connection is served by a coroutine
+// that runs later (posted): an event taken from epoll in between, while the bytes it
+// announces are still unread, is queued behind that serving. When the request is answered
+// without the proxy waiting for anything on the way — a 404 from the proxy itself here, a
+// partner's answer that is already in the socket when the session reads it just the same —
+// the event reaches the next idle wait, with nothing to read: the connection must wait
+// again, idle, not for a head in a coroutine holding a request state. The proxy runs on this
+// thread (one worker), driven one handler at a time where the order matters.
+TEST_F(ResumptionTest, AnIdleWaitWokenWithNothingToReadWaitsAgain) {
+    net::asio::io_context io;
+    config::Listener l = listener();
+    l.workers = 1;
+    proxy::Proxy px(io, l, {route()}, ids, nullptr);
+    px.start();
+    const auto& st = px.stats();
+    auto pump_until = [&](auto pred) {
+        return poll_until([&] {
+            io.poll();
+            return pred();
+        });
+    };
+    Client c(px.tcp_endpoints().front().port());
+    c.tcp().set_option(net::tcp::no_delay(true));  // each piece goes out when it is written
+    // A request to the partner first (TLS): the coroutine that served it parks, and the
+    // connection is handed to it when it wakes next.
+    c.send_raw("GET /a/echo/status/200 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    ASSERT_TRUE(
+        pump_until([&] { return st.routes()[0].requests == 1 && st.connections_idle == 1; }));
+    EXPECT_EQ(c.read_response().result_int(), 200);
+    while (io.poll() > 0) {
+    }
+    const std::uint64_t empty_before = st.idle_wakeups_empty;
+
+    // The head's first piece wakes the idle wait: one handler at a time until it left the
+    // wait; the serving it handed the connection to is queued, not run yet.
+    c.send_raw("GET /nowhere HTTP/1.1\r\n");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (st.connections_idle != 0 && std::chrono::steady_clock::now() < until) io.poll_one();
+    ASSERT_EQ(st.connections_idle, 0u);
+    // The rest arrives before the serving runs: epoll, asked first, reports the socket
+    // readable again, an event queued behind the serving. The serving reads both pieces,
+    // answers 404 without waiting, waits idle again — and the event ends that wait.
+    c.send_raw("Host: localhost\r\n\r\n");
+    EXPECT_TRUE(pump_until([&] { return st.idle_wakeups_empty == empty_before + 1; }))
+        << st.idle_wakeups_empty - empty_before;
+    EXPECT_TRUE(pump_until([&] { return st.connections_idle == 1; })) << st.connections_idle;
+    EXPECT_EQ(st.idle_buffer_bytes, 0u);
+    EXPECT_EQ(c.read_response().result_int(), 404);
+
+    // The connection still serves.
+    c.send_raw("GET /a/echo/status/204 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    ASSERT_TRUE(
+        pump_until([&] { return st.routes()[0].requests == 2 && st.connections_idle == 1; }));
+    EXPECT_EQ(c.read_response().result_int(), 204);
+    px.stop();
+    io.poll();
+}
+
 // Requests sent back to back in one write (pipelined): the bytes of the second arrive with
 // the first and wait in the request state the connection keeps, so the second is answered
 // without an idle wait, in order; then the connection is idle and holds nothing.
