@@ -81,20 +81,18 @@ class UpstreamConnection {
     template <class Handler>
     void watch(std::uint64_t id, Handler&& handler) {
         watch_id_ = id;
-        watched_ = true;
         stream_.socket().async_wait(net::tcp::socket::wait_read, std::forward<Handler>(handler));
     }
     // Ends the pending idle wait, if any (its handler then sees operation_aborted, or no
     // longer finds this wait's id).
     void unwatch() {
-        if (!watched_) return;
-        watched_ = false;
+        if (watch_id_ == 0) return;
         watch_id_ = 0;
         stream_.cancel();
     }
     // The idle wait fired: none is pending now.
-    void watch_fired() { watched_ = false; }
-    bool watched() const { return watched_; }
+    void watch_fired() { watch_id_ = 0; }
+    bool watched() const { return watch_id_ != 0; }
     std::uint64_t watch_id() const { return watch_id_; }
     void close();
 
@@ -105,8 +103,7 @@ class UpstreamConnection {
     net::beast::flat_buffer buffer_;
     bool resumed_ = false;
     std::uint64_t requests_ = 0;
-    std::uint64_t watch_id_ = 0;  // of the pending idle wait (the pool's numbering)
-    bool watched_ = false;        // an idle wait is pending
+    std::uint64_t watch_id_ = 0;  // of the pending idle wait (the pool's numbering; 0: none)
     std::vector<std::shared_ptr<X509>> peer_chain_;  // verified, leaf first (revocation on)
     Clock::time_point idle_since_ = Clock::now();
 };
