@@ -12,7 +12,9 @@
 #include <csignal>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -188,21 +190,42 @@ std::string AgentProcess::url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + "/partner/" + path;
 }
 
-std::uint16_t free_loopback_port() {
+namespace {
+
+// Binds 127.0.0.1:`port` (0: any) and returns the port bound, or 0 when it is taken.
+std::uint16_t try_bind_loopback(std::uint16_t port) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
     socklen_t len = sizeof a;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-        int err = errno;
-        ::close(fd);
-        throw std::system_error(err, std::generic_category(), "bind 127.0.0.1:0");
-    }
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
     ::close(fd);
-    return ntohs(a.sin_port);
+    return ok ? ntohs(a.sin_port) : 0;
+}
+
+}  // namespace
+
+std::uint16_t free_loopback_port() {
+    // Below the kernel's range for outgoing connections (ip_local_port_range): a port that
+    // bind(0) finds free comes from that range, and any connect() on the machine (a test's
+    // client, a sandbox, the agent) may take it before the agent binds it ("Address already
+    // in use" at the agent's start).
+    int low = 32768, high = 60999;
+    std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+    range >> low >> high;
+    constexpr int kFirst = 10000;
+    if (low - 1 > kFirst + 1000) {
+        static thread_local std::mt19937 rng(std::random_device{}());
+        std::uniform_int_distribution<int> pick(kFirst, low - 1);
+        for (int tries = 0; tries < 100; ++tries)
+            if (auto p = try_bind_loopback(static_cast<std::uint16_t>(pick(rng)))) return p;
+    }
+    if (auto p = try_bind_loopback(0)) return p;
+    throw std::runtime_error("no free TCP port on 127.0.0.1");
 }
 
 std::vector<std::string> token_key_ids(const TempToken& token, const std::string& label_prefix) {

@@ -139,7 +139,8 @@ nlohmann::json AgentProcess::wait_status(Pred pred, std::chrono::milliseconds de
     return wait_for(std::function<bool(const nlohmann::json&)>(pred), deadline, what);
 }
 
-// A free TCP port on 127.0.0.1 (bound and released; the caller binds it soon after).
+// A free TCP port on 127.0.0.1 (bound and released; the caller binds it soon after), below
+// the range the kernel hands out to outgoing connections when it can.
 std::uint16_t free_loopback_port();
 
 // The private keys on the token whose label starts with `label_prefix`: CKA_ID as
