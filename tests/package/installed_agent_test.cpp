@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -233,6 +234,17 @@ TEST_F(InstalledAgent, RunsAsTheUnitsUserAndTellsTheNotifySocketTheTruth) {
         "\r\nContent-Type: application/octet-stream\r\n"
         "Transfer-Encoding: chunked\r\n\r\n" +
         chunk(4096, 'a')));
+    // SIGTERM once the agent is inside the request (it holds an upstream connection for
+    // it): before its head is read a connection is idle, and a drain closes idle ones.
+    auto busy_upstream = [&] {
+        std::istringstream in(agent.ctl({"metrics"}).out);
+        for (std::string line; std::getline(in, line);)
+            if (line.starts_with("mtls_agent_upstream_connections{") &&
+                line.find("state=\"busy\"") != std::string::npos)
+                return std::atoi(line.c_str() + line.rfind(' ') + 1);
+        return -1;
+    };
+    ASSERT_TRUE(poll_until([&] { return busy_upstream() == 1; }, 10s)) << agent.log();
     ASSERT_EQ(::kill(agent.pid(), SIGTERM), 0);
     EXPECT_TRUE(notify.wait_for(is("STOPPING=1"), 10s)) << agent.log();
     EXPECT_TRUE(poll_until(
@@ -245,7 +257,7 @@ TEST_F(InstalledAgent, RunsAsTheUnitsUserAndTellsTheNotifySocketTheTruth) {
     ASSERT_TRUE(upload.send(chunk(4096, 'b') + chunk(4096, 'c') + "0\r\n\r\n"));
     auto answer =
         upload.receive([](const std::string& s) { return s.find("}") != std::string::npos; }, 20s);
-    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer << agent.log();
     EXPECT_NE(answer.find("\"bytes\":12288"), std::string::npos) << answer;
     auto rc = agent.wait_exit(30s);
     ASSERT_TRUE(rc) << "the agent did not exit after SIGTERM; log:\n" << agent.log();
