@@ -7,7 +7,6 @@
 namespace mtls::proxy {
 namespace {
 
-using net::http::field;
 using text::iequals;
 
 bool listed(const std::vector<std::string>& list, std::string_view v) {
@@ -43,34 +42,33 @@ std::string quoted(std::string_view v) {
 
 }  // namespace
 
-std::optional<ProxyError> browser_request_refusal(const net::http::request_header<>& in,
-                                                  const Caller& caller, const RouteTable& routes,
+std::optional<ProxyError> browser_request_refusal(const BrowserFields& in, const Caller& caller,
+                                                  const RouteTable& routes,
                                                   const config::Listener& listener) {
     if (caller.via_unix_socket) return std::nullopt;
-    auto host = in.find(field::host);
-    if (host != in.end() && !host_allowed(host->value(), routes, listener))
+    const auto& host = in.host;
+    if (host && !host_allowed(*host, routes, listener))
         return host_not_allowed(
-            "Host " + quoted(host->value()) +
+            "Host " + quoted(*host) +
             " is not this proxy's name (a loopback address, localhost or a route's host): "
             "a web page may be using DNS rebinding to reach the proxy; if local apps do call "
             "it by this name, list it in listener.allowed_hosts");
 
-    auto origin = in.find(field::origin);
-    bool origin_listed = origin != in.end() && listed(listener.allowed_origins, origin->value());
+    const auto& origin = in.origin;
+    bool origin_listed = origin && listed(listener.allowed_origins, *origin);
     if (listed(listener.allowed_origins, "*") || origin_listed) return std::nullopt;
-    if (origin != in.end()) {
-        std::string_view o = text::trim_ows(origin->value());
-        bool same_origin = host != in.end() && o.size() == 7 + host->value().size() &&
-                           iequals(o.substr(0, 7), "http://") &&
-                           iequals(o.substr(7), host->value());
+    if (origin) {
+        std::string_view o = text::trim_ows(*origin);
+        bool same_origin = host && o.size() == 7 + host->size() &&
+                           iequals(o.substr(0, 7), "http://") && iequals(o.substr(7), *host);
         if (!same_origin)
             return cross_site_request(
                 "a request from the web page " + quoted(o) +
                 " (Origin): web pages may not call partners with this host's identity; "
                 "list the origin in listener.allowed_origins to allow it");
     }
-    if (auto site = in.find("Sec-Fetch-Site"); site != in.end()) {
-        std::string_view v = text::trim_ows(site->value());
+    if (in.sec_fetch_site) {
+        std::string_view v = text::trim_ows(*in.sec_fetch_site);
         if (iequals(v, "cross-site") || iequals(v, "same-site"))
             return cross_site_request(
                 "a request a browser made for another site (Sec-Fetch-Site: " + std::string(v) +

@@ -22,8 +22,13 @@
 
 namespace mtls::proxy {
 
-std::optional<ProxyError> browser_request_refusal(const net::http::request_header<>& in,
-                                                  const Caller& caller, const RouteTable& routes,
+// The request's fields the guard looks at (the first of each name; nullopt: absent).
+struct BrowserFields {
+    std::optional<std::string_view> host, origin, sec_fetch_site;
+};
+
+std::optional<ProxyError> browser_request_refusal(const BrowserFields& in, const Caller& caller,
+                                                  const RouteTable& routes,
                                                   const config::Listener& listener);
 
 }  // namespace mtls::proxy

@@ -19,11 +19,13 @@ using text::istarts_with;
 using text::lower;
 constexpr auto trim = text::trim_ows;
 
+// The fields named by the Connection fields, lower-case. A walk of the field list, not a
+// lookup by name: with the few fields of most messages that is cheaper.
 std::vector<std::string> connection_tokens(const net::http::fields& f) {
     std::vector<std::string> out;
-    for (auto it = f.find(field::connection); it != f.end() && it->name() == field::connection;
-         ++it) {
-        std::string_view v = it->value();
+    for (const auto& field_ : f) {
+        if (field_.name() != field::connection) continue;
+        std::string_view v = field_.value();
         while (!v.empty()) {
             auto comma = v.find(',');
             std::string_view tok = trim(v.substr(0, comma));
@@ -33,6 +35,53 @@ std::vector<std::string> connection_tokens(const net::http::fields& f) {
         }
     }
     return out;
+}
+
+// What prepare_request needs of the request's fields, from one walk of them (each lookup
+// by name would search Beast's field set again). Values are the first field's of a name.
+struct RequestFields {
+    std::size_t count = 0, hosts = 0, content_lengths = 0, transfer_encodings = 0;
+    std::string_view content_length, transfer_encoding;
+    std::optional<std::string_view> expect;
+    bool authorization = false, connection = false;
+    BrowserFields browser;  // Host, Origin, Sec-Fetch-Site
+};
+
+RequestFields scan_fields(const net::http::fields& in) {
+    RequestFields r;
+    for (const auto& f : in) {
+        ++r.count;
+        switch (f.name()) {
+            case field::host:
+                if (r.hosts++ == 0) r.browser.host = f.value();
+                break;
+            case field::content_length:
+                if (r.content_lengths++ == 0) r.content_length = f.value();
+                break;
+            case field::transfer_encoding:
+                if (r.transfer_encodings++ == 0) r.transfer_encoding = f.value();
+                break;
+            case field::expect:
+                if (!r.expect) r.expect = f.value();
+                break;
+            case field::authorization:
+                r.authorization = true;
+                break;
+            case field::connection:
+                r.connection = true;
+                break;
+            case field::origin:
+                if (!r.browser.origin) r.browser.origin = f.value();
+                break;
+            case field::unknown:  // Beast 1.74 has no enumerator for it
+                if (!r.browser.sec_fetch_site && iequals(f.name_string(), "Sec-Fetch-Site"))
+                    r.browser.sec_fetch_site = f.value();
+                break;
+            default:
+                break;
+        }
+    }
+    return r;
 }
 
 bool is_idempotent(verb m) {
@@ -51,11 +100,18 @@ bool is_idempotent(verb m) {
 
 }  // namespace
 
-bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens) {
-    static constexpr std::string_view fixed[] = {"connection", "keep-alive",        "te",
-                                                 "trailer",    "transfer-encoding", "upgrade"};
-    for (std::string_view h : fixed)
-        if (iequals(name, h)) return true;
+bool is_hop_by_hop(field f, std::string_view name, const std::vector<std::string>& tokens) {
+    switch (f) {  // Beast knows each of these names, so a field named so has its enumerator
+        case field::connection:
+        case field::keep_alive:
+        case field::te:
+        case field::trailer:
+        case field::transfer_encoding:
+        case field::upgrade:
+            return true;
+        default:
+            break;
+    }
     if (istarts_with(name, "proxy-")) return true;  // Proxy-Authorization, Proxy-Connection, …
     for (const auto& t : tokens)                    // lower-case already
         if (iequals(name, t)) return true;
@@ -86,49 +142,46 @@ PrepareResult prepare_request(const net::http::request_header<>& in, const Route
     if (has_dot_segment(path)) return bad_request("\".\" or \"..\" path segments are refused");
 
     // Fields: count, framing, Host.
-    std::size_t count = 0, hosts = 0, content_lengths = 0, transfer_encodings = 0;
-    for (const auto& f : in) {
-        ++count;
-        if (f.name() == field::host) ++hosts;
-        if (f.name() == field::content_length) ++content_lengths;
-        if (f.name() == field::transfer_encoding) ++transfer_encodings;
-    }
+    const RequestFields fields = scan_fields(in);
+    const std::size_t count = fields.count;
     if (count > max_header_count)
         return headers_too_large("the request has " + std::to_string(count) +
                                  " header fields; the limit is " +
                                  std::to_string(max_header_count) + " (listener.max_header_count)");
-    if (content_lengths > 1) return bad_request("more than one Content-Length field");
-    if (transfer_encodings > 1) return bad_request("more than one Transfer-Encoding field");
-    if (transfer_encodings == 1 && content_lengths == 1)
+    if (fields.content_lengths > 1) return bad_request("more than one Content-Length field");
+    if (fields.transfer_encodings > 1) return bad_request("more than one Transfer-Encoding field");
+    if (fields.transfer_encodings == 1 && fields.content_lengths == 1)
         return bad_request("both Content-Length and Transfer-Encoding");
     PreparedRequest out;
-    if (transfer_encodings == 1) {
-        if (!iequals(trim(in[field::transfer_encoding]), "chunked"))
+    if (fields.transfer_encodings == 1) {
+        if (!iequals(trim(fields.transfer_encoding), "chunked"))
             return bad_request("Transfer-Encoding other than \"chunked\" is refused");
         if (in.version() == 10) return bad_request("Transfer-Encoding in an HTTP/1.0 request");
         out.chunked = true;
     }
-    if (content_lengths == 1) {
-        std::string_view v = trim(in[field::content_length]);
+    if (fields.content_lengths == 1) {
+        std::string_view v = trim(fields.content_length);
         std::uint64_t n = 0;
         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
         if (v.empty() || ec != std::errc() || p != v.data() + v.size())
             return bad_request("bad Content-Length");
         out.content_length = n;
     }
-    if (hosts > 1) return bad_request("more than one Host field");
-    if (hosts == 0 && in.version() == 11) return bad_request("HTTP/1.1 request without Host");
-    std::string_view host = in[field::host];
+    if (fields.hosts > 1) return bad_request("more than one Host field");
+    if (fields.hosts == 0 && in.version() == 11)
+        return bad_request("HTTP/1.1 request without Host");
+    std::string_view host = fields.browser.host.value_or(std::string_view());
 
     // Expect.
-    if (auto e = in.find(field::expect); e != in.end()) {
-        if (!iequals(trim(e->value()), "100-continue"))
+    if (fields.expect) {
+        if (!iequals(trim(*fields.expect), "100-continue"))
             return expectation_failed("only \"Expect: 100-continue\" is supported");
         out.expect_continue = in.version() == 11;
     }
 
     // A web page's request (DNS rebinding, cross-site): before anything is routed.
-    if (auto refused = browser_request_refusal(in, caller, routes, listener)) return *refused;
+    if (auto refused = browser_request_refusal(fields.browser, caller, routes, listener))
+        return *refused;
 
     // Route.
     auto m = routes.match(target, host);
@@ -147,14 +200,14 @@ PrepareResult prepare_request(const net::http::request_header<>& in, const Route
                                   " authorizes callers by path, so it is refused (set "
                                   "allow_ambiguous_paths = true on the route if the partner's "
                                   "API needs such paths)");
-    if (in.find(field::authorization) != in.end() &&
+    if (fields.authorization &&
         route.client_authorization == config::Route::ClientAuthorization::reject)
         return authorization_not_allowed("route " + route.name +
                                          " refuses an Authorization header from the app "
                                          "(the proxy adds the credentials)");
 
     out.upstream_target = std::move(m->upstream_target);
-    out.connection_tokens = connection_tokens(in);
+    if (fields.connection) out.connection_tokens = connection_tokens(in);
     out.route_index = m->index;
     out.idempotent = is_idempotent(in.method());
     auto has_token = [&](const char* t) {
@@ -181,7 +234,7 @@ void append_upstream_head(std::string& out, const net::http::request_header<>& i
     out += " HTTP/1.1\r\n";
     for (const auto& f : in) {
         std::string_view name = f.name_string();
-        if (is_hop_by_hop(name, prep.connection_tokens)) continue;
+        if (is_hop_by_hop(f.name(), name, prep.connection_tokens)) continue;
         switch (f.name()) {
             case field::host:
             case field::content_length:
@@ -227,7 +280,7 @@ void append_downstream_head(std::string& out, const net::http::response_header<>
     out[start + 7] = f.version == 10 ? '0' : '1';  // the app's version, not the partner's
     auto tokens = connection_tokens(up);
     for (const auto& field_ : up) {
-        if (is_hop_by_hop(field_.name_string(), tokens)) continue;
+        if (is_hop_by_hop(field_.name(), field_.name_string(), tokens)) continue;
         if (field_.name() == field::content_length) continue;  // framing: below
         append_field(out, field_.name_string(), field_.value());
     }

@@ -65,9 +65,10 @@ void append_upstream_head(std::string& out, const net::http::request_header<>& i
                           const PreparedRequest& prep, const RouteTable& routes,
                           const Caller& caller, const UpstreamExtras& extras);
 
-// Whether a field never crosses the proxy (RFC 9110 7.6.1), given the fields named by the
-// message's Connection header.
-bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& connection_tokens);
+// Whether a field (Beast's enumerator for its name, and the name) never crosses the proxy
+// (RFC 9110 7.6.1), given the fields named by the message's Connection header.
+bool is_hop_by_hop(net::http::field f, std::string_view name,
+                   const std::vector<std::string>& connection_tokens);
 
 // How the session frames the response body it sends the app.
 struct DownstreamFraming {

@@ -68,14 +68,12 @@ template void feed_eof<true>(http::basic_parser<true>&, net::error_code&);
 template void feed_eof<false>(http::basic_parser<false>&, net::error_code&);
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
+    using namespace std::string_view_literals;  // no strlen per piece
+    out.append(name).append(": "sv).append(value).append("\r\n"sv);
 }
 
 void end_head(std::string& out) {
-    out += "\r\n";
+    out.append(std::string_view("\r\n"));
 }
 
 void append_start_line(std::string& out, const http::response_header<>& h) {

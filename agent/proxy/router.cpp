@@ -16,7 +16,9 @@ using text::iequals;
 // Joins the upstream base path ("/v2/") and the rest of the request's path ("v1/x?q=1").
 std::string join_path(const std::string& base, std::string_view rest) {
     if (rest.empty()) return base;
-    std::string out = base;
+    std::string out;
+    out.reserve(base.size() + rest.size() + 1);  // one allocation
+    out = base;
     if (rest.front() == '?') {  // "/partner-a?x" -> "/v2/?x"
         out += rest;
         return out;
