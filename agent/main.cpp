@@ -3,11 +3,26 @@
 #include "common/log.hpp"
 #include "config/config.hpp"
 
+#include <openssl/crypto.h>
 #include <CLI/CLI.hpp>
+#if MTLS_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include <iostream>
 
 namespace {
+
+// The malloc this process runs on (MTLS_ALLOCATOR at build time), for --version.
+std::string allocator() {
+#if MTLS_MIMALLOC
+    const int v = mi_version();  // e.g. 209 for 2.0.9
+    return "mimalloc " + std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." +
+           std::to_string(v % 10);
+#else
+    return "system malloc";
+#endif
+}
 
 constexpr const char* kFooter = R"(
 NAME
@@ -97,7 +112,9 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet,
                  "with --check-config: print nothing when valid, only errors when not")
         ->needs(check_opt);
-    app.set_version_flag("--version", std::string("mtls-agent ") + MTLS_VERSION);
+    app.set_version_flag("--version", std::string("mtls-agent ") + MTLS_VERSION + " (" +
+                                          allocator() + ", " + OpenSSL_version(OPENSSL_VERSION) +
+                                          ")");
     app.footer(kFooter);
     try {
         app.parse(argc, argv);

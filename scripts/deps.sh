@@ -10,7 +10,7 @@ pkgs=(
   g++ cmake ninja-build pkg-config git
   # libraries (DESIGN.md "Chosen dependencies")
   libssl-dev libboost-dev libcurl4-openssl-dev libtomlplusplus-dev nlohmann-json3-dev
-  libcli11-dev libsystemd-dev libp11-kit-dev
+  libcli11-dev libsystemd-dev libp11-kit-dev libmimalloc-dev
   # tests: GoogleTest, SoftHSM2, pkcs11-tool, curl/openssl as independent peers, fuzzing
   libgtest-dev softhsm2 opensc openssl curl jq coreutils procps clang libfuzzer-14-dev
   libclang-rt-14-dev
