@@ -9,6 +9,7 @@ namespace mtls::proxy {
 struct DrainState {
     struct Entry {
         std::function<void()> cut;
+        std::function<bool()> has_input;
         bool busy = false;
         bool cut_done = false;
     };
@@ -43,9 +44,11 @@ struct DrainState {
     }
 };
 
-Drain::Member::Member(Drain& drain, std::function<void()> cut) : state_(drain.state_) {
+Drain::Member::Member(Drain& drain, std::function<void()> cut, std::function<bool()> has_input)
+    : state_(drain.state_) {
     id_ = state_->next_id++;
-    state_->members.emplace(id_, DrainState::Entry{std::move(cut), false, false});
+    state_->members.emplace(id_,
+                            DrainState::Entry{std::move(cut), std::move(has_input), false, false});
 }
 
 Drain::Member::~Member() {
@@ -65,7 +68,10 @@ Drain::~Drain() {
     // Sessions that outlive the proxy (destroyed with the io_context) must not call back.
     state_->on_empty = nullptr;
     state_->draining = false;
-    for (auto& [id, e] : state_->members) e.cut = nullptr;
+    for (auto& [id, e] : state_->members) {
+        e.cut = nullptr;
+        e.has_input = nullptr;
+    }
 }
 
 bool Drain::draining() const {
@@ -75,6 +81,10 @@ bool Drain::draining() const {
 std::size_t Drain::begin(std::function<void()> on_empty) {
     state_->draining = true;
     state_->on_empty = std::move(on_empty);
+    // An idle connection the app already wrote to holds a request (or its start): it is
+    // served as one in flight — cut_all() still ends it should it not complete in time.
+    for (auto& [id, e] : state_->members)
+        if (!e.busy && e.has_input && e.has_input()) e.busy = true;
     state_->cut_where([](const DrainState::Entry& e) { return !e.busy; });
     const std::size_t n = in_flight();
     state_->maybe_empty();

@@ -1,7 +1,10 @@
 // Graceful stop of the proxy's app connections. Every session joins the drain for its life
 // and says when it is inside a request (from its head read to its last response byte). At a
 // stop the daemon calls begin(): from then on no connection is kept alive after its
-// response, and connections waiting for a request are cut at once. When the last
+// response, and connections waiting for a request are cut at once — unless the app has
+// sent bytes the session has not read yet (a request on its way, or already whole in the
+// socket's buffer): such a connection counts as in a request and is served, once, with
+// `Connection: close`, instead of answered by a closed connection. When the last
 // connection has ended the on_empty callback runs; cut_all() ends what remains (the
 // listener.drain_timeout passed, or a second SIGTERM).
 //
@@ -31,7 +34,8 @@ class Drain {
       public:
         // `cut` shuts the connection down at once (both directions of the app's socket, and
         // the partner connection it uses); the session then ends on its own errors.
-        Member(Drain& drain, std::function<void()> cut);
+        // `has_input` (may be empty): whether the app sent bytes the session has not read.
+        Member(Drain& drain, std::function<void()> cut, std::function<bool()> has_input = {});
         ~Member();
         Member(const Member&) = delete;
         Member& operator=(const Member&) = delete;
@@ -51,7 +55,8 @@ class Drain {
     Drain& operator=(const Drain&) = delete;
 
     bool draining() const;
-    // Starts draining: idle connections are cut now. `on_empty` runs (from the last
+    // Starts draining: idle connections are cut now, except those with unread input from
+    // the app (now inside a request: served, then closed). `on_empty` runs (from the last
     // session's end, or from here when none is open) once no connection is open; it is
     // called once. Returns the requests in flight.
     std::size_t begin(std::function<void()> on_empty);

@@ -207,7 +207,8 @@ class Session {
           ctx_(ctx),
           listener_(ctx.listener),
           caller_(std::move(caller)),
-          member_(ctx.drain, [this] { cut(); }) {}
+          member_(
+              ctx.drain, [this] { cut(); }, [this] { return has_input(); }) {}
 
     // Between requests the connection holds no buffer and no coroutine frame: it waits for
     // readability outside any coroutine (AppConnection below), with the idle timeout; serve()
@@ -267,6 +268,14 @@ class Session {
     }
 
   private:
+    // Bytes from the app not read yet: kept from the last request, or in the socket's
+    // buffer (a graceful stop serves such a connection instead of cutting it: drain.hpp).
+    bool has_input() const {
+        if (rs_ && rs_->cbuf.size() > 0) return true;
+        int waiting = 0;
+        return ::ioctl(client_.socket().native_handle(), FIONREAD, &waiting) == 0 && waiting > 0;
+    }
+
     // A stop that does not wait any longer (drain.hpp): both directions of the app's socket
     // and the partner connection of the request in flight are shut, so every pending
     // operation fails and the session ends.
@@ -557,7 +566,8 @@ class Session {
             // conflicting or unknown Content-Length / Transfer-Encoding: where this request
             // ends is then unknown, and reading on would smuggle its body as a request).
             bool keep = parser.is_done() && parser.get().keep_alive() &&
-                        e->status != http::status::bad_request && framing_is_plain(head);
+                        e->status != http::status::bad_request && framing_is_plain(head) &&
+                        !ctx_.drain.draining();
             bool kept = co_await send_error(*e, head.version(), keep, out);
             finish(out, t0, nullptr);
             co_return kept;
@@ -575,7 +585,8 @@ class Session {
         rs_->token.reset();
         rs_->upload.reset();
         if (failure_) {
-            keep = !failure_closes_ && parser.is_done() && prep.client_keep_alive;
+            keep = !failure_closes_ && parser.is_done() && prep.client_keep_alive &&
+                   !ctx_.drain.draining();
             keep = co_await send_error(failure_, head.version(), keep, out);
             failure_ = {};
         }
