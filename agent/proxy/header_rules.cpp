@@ -73,11 +73,9 @@ RequestFields scan_fields(const net::http::fields& in) {
             case field::origin:
                 if (!r.browser.origin) r.browser.origin = f.value();
                 break;
-            case field::unknown:  // Beast 1.74 has no enumerator for it
+            default:  // by name: Beast 1.74 has no enumerator for it (a later one may)
                 if (!r.browser.sec_fetch_site && iequals(f.name_string(), "Sec-Fetch-Site"))
                     r.browser.sec_fetch_site = f.value();
-                break;
-            default:
                 break;
         }
     }
