@@ -65,7 +65,7 @@ OPTIONS
   -q, --quiet         with --check-config: print nothing when the configuration is valid,
                       only the errors when it is not (for ExecStartPre=; the exit status
                       is the same)
-  --version           print the version and exit
+  --version           print the version, the malloc and the OpenSSL it runs on, and exit
   -h, --help          print this help and exit
 
 FILES
