@@ -194,17 +194,17 @@ TEST_F(CtlTest, RotateUnderTrafficLosesNothingAndRetiresTheOldKey) {
 // is still running (its connection could need the key), and goes once that request is done.
 TEST_F(CtlTest, RetiredKeyWaitsForTheRequestsStillOnIt) {
     AgentSetup setup;
-    setup.key = "retire_grace = \"2s\"\n";
+    setup.key = "retire_grace = \"6s\"\n";
     setup.use_token = false;
     start(setup);
     const auto old_key = status_["identity"]["key_id"].get<std::string>();
-    // The partner answers 15 s after it got the request, so any reading of the token that ends
-    // before slow_start + 15 s was made while the request was still running (a flag set by the
+    // The partner answers 20 s after it got the request, so any reading of the token that ends
+    // before slow_start + 20 s was made while the request was still running (a flag set by the
     // thread after curl exits would lag the agent releasing the connection).
-    constexpr auto kSlow = 15s;
+    constexpr auto kSlow = 20s;
     const auto slow_start = std::chrono::steady_clock::now();
     std::thread slow([&] {
-        auto r = run_command({"curl", "-sS", "--max-time", "60", agent_->url("echo/slow/15000")});
+        auto r = run_command({"curl", "-sS", "--max-time", "60", agent_->url("echo/slow/20000")});
         EXPECT_NE(r.out.find("slept_ms"), std::string::npos) << r.out << r.err;
     });
     // The slow request holds an upstream connection on the old identity.
@@ -215,7 +215,11 @@ TEST_F(CtlTest, RetiredKeyWaitsForTheRequestsStillOnIt) {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     const auto rotated = std::chrono::steady_clock::now();
     // Past the grace period (plus a margin) the old key is still there while the request runs.
-    while (std::chrono::steady_clock::now() < rotated + 3s) std::this_thread::yield();
+    // The agent waits for the request one more grace period at most, counted in whole
+    // seconds from the rotation: the check (at grace + 1 s) and its reading of the token must
+    // end well before grace × 2 — 3 s of margin, which a grace of 2 s (the check at 3 s, the
+    // limit at 3 s or more) did not leave on a loaded machine under ASan.
+    while (std::chrono::steady_clock::now() < rotated + 7s) std::this_thread::yield();
     auto keys = token_key_ids(token_);
     if (std::chrono::steady_clock::now() < slow_start + kSlow) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), old_key), keys.end())
