@@ -211,9 +211,10 @@ nlohmann::json wait_for_json_file(const std::filesystem::path& path,
 }
 
 std::filesystem::path SandboxProcess::default_binary() {
-    // Another build's sandbox (scripts/test.sh: the tsan stage uses the default preset's).
+    // MTLS_PARTNER_SANDBOX names another binary; else this tree's, or with
+    // MTLS_SANDBOX_PRESET the one that preset built (tests/CMakeLists.txt).
     if (const char* other = std::getenv("MTLS_PARTNER_SANDBOX"); other && *other) return other;
-    return std::filesystem::path(MTLS_BINARY_DIR) / "tests" / "sandbox" / "partner-sandbox";
+    return MTLS_PARTNER_SANDBOX_BIN;
 }
 
 namespace {

@@ -79,7 +79,8 @@ nlohmann::json wait_for_json_file(const std::filesystem::path& path,
 //   echo}, admin.{stats,mode,requests}.
 class SandboxProcess {
   public:
-    // The binary built in this build tree.
+    // $MTLS_PARTNER_SANDBOX if set, else the one this build's tests run: built in this tree,
+    // or by the preset MTLS_SANDBOX_PRESET names (tests/CMakeLists.txt).
     static std::filesystem::path default_binary();
 
     // Starts it with --ca-dir <dir>/ca --info-file <dir>/sandbox-info.json plus `args`,
