@@ -49,6 +49,9 @@ class TlsStream final : public ByteStream {
     // certificate after our side of the handshake is done, so its verdict (unknown_ca, …)
     // arrives while we write the request. Reads it, and replaces `ec` with it when found.
     void take_alert(net::error_code& ec);
+    // Nothing staged, nothing decrypted in OpenSSL, the handshake done: an SSL_read could only
+    // ask for more ciphertext, so a read goes to the socket first and skips that call.
+    bool must_read_socket_first() const;
     enum class Need { nothing, read, write };
     // One SSL_* call `op(ssl)` on the open connection, classified.
     template <class Op>
@@ -58,6 +61,11 @@ class TlsStream final : public ByteStream {
     Need classify(int ret, net::error_code& ec);
     // Waits for what `need` says: more ciphertext in the staging buffer, or a writable socket.
     net::awaitable<void> satisfy(Need need, net::error_code& ec);
+    // The two halves of a read into the staging buffer around the socket's async_read_some:
+    // begin_fill gives the room (false with `ec` when no read can start), end_fill counts
+    // what arrived (an EOF is kept for OpenSSL to see).
+    bool begin_fill(net::asio::mutable_buffer& room, net::error_code& ec);
+    void end_fill(std::size_t n, net::error_code& ec);
     // Free space after the staged bytes (bio_read empties the buffer to its start, so this
     // is all of it whenever OpenSSL asks for more).
     net::asio::mutable_buffer staging_room();
