@@ -1,6 +1,7 @@
 #include "agent/proxy/http_feed.hpp"
 
 #include <charconv>
+#include <cstring>
 
 namespace mtls::proxy {
 namespace http = net::http;
@@ -68,8 +69,16 @@ template void feed_eof<true>(http::basic_parser<true>&, net::error_code&);
 template void feed_eof<false>(http::basic_parser<false>&, net::error_code&);
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-    using namespace std::string_view_literals;  // no strlen per piece
-    out.append(name).append(": "sv).append(value).append("\r\n"sv);
+    // One resize and two copies: four appends would each check the capacity and call memcpy
+    // (a field or two per request each way, on every request).
+    const std::size_t at = out.size();
+    out.resize(at + name.size() + value.size() + 4);
+    char* p = out.data() + at;
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    std::memcpy(p, ": ", 2);
+    std::memcpy(p + 2, value.data(), value.size());
+    std::memcpy(p + 2 + value.size(), "\r\n", 2);
 }
 
 void end_head(std::string& out) {
@@ -77,14 +86,21 @@ void end_head(std::string& out) {
 }
 
 void append_start_line(std::string& out, const http::response_header<>& h) {
-    out += h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
     const unsigned code = h.result_int() % 1000;  // the parser takes exactly three digits
-    out += static_cast<char>('0' + code / 100);
-    out += static_cast<char>('0' + code / 10 % 10);
-    out += static_cast<char>('0' + code % 10);
-    out += ' ';
-    out += h.reason();
-    out += "\r\n";
+    const char start[] = {'H',
+                          'T',
+                          'T',
+                          'P',
+                          '/',
+                          '1',
+                          '.',
+                          h.version() == 10 ? '0' : '1',
+                          ' ',
+                          static_cast<char>('0' + code / 100),
+                          static_cast<char>('0' + code / 10 % 10),
+                          static_cast<char>('0' + code % 10),
+                          ' '};
+    out.append(start, sizeof start).append(h.reason()).append(std::string_view("\r\n"));
 }
 
 namespace {
