@@ -71,6 +71,9 @@ void Notifier::apply(const Verdict& v) {
 }
 
 void Notifier::run(net::asio::io_context& io, std::function<Verdict()> compute) {
+    // Without a service manager to tell, the verdict (a whole status document) is not
+    // recomputed every second for nothing.
+    if (!enabled_) return;
     compute_ = std::move(compute);
     status_timer_ = std::make_unique<net::asio::steady_timer>(io);
     tick();

@@ -56,8 +56,8 @@ class Notifier {
     // Applies a verdict: its STATUS (on change) and READY=1 the first time it serves.
     void apply(const Verdict& v);
     // Starts the timers on `io`: the verdict recomputed once a second (and right away),
-    // and the watchdog pings. stop() destroys them: call it before `io` goes (the Notifier
-    // may be older than the io_context).
+    // and the watchdog pings; neither without NOTIFY_SOCKET. stop() destroys them: call it before
+    // `io` goes (the Notifier may be older than the io_context).
     void run(net::asio::io_context& io, std::function<Verdict()> compute);
     void stop();
 
