@@ -87,20 +87,12 @@ void end_head(std::string& out) {
 
 void append_start_line(std::string& out, const http::response_header<>& h) {
     const unsigned code = h.result_int() % 1000;  // the parser takes exactly three digits
-    const char start[] = {'H',
-                          'T',
-                          'T',
-                          'P',
-                          '/',
-                          '1',
-                          '.',
-                          h.version() == 10 ? '0' : '1',
-                          ' ',
-                          static_cast<char>('0' + code / 100),
-                          static_cast<char>('0' + code / 10 % 10),
-                          static_cast<char>('0' + code % 10),
-                          ' '};
-    out.append(start, sizeof start).append(h.reason()).append(std::string_view("\r\n"));
+    char start[] = "HTTP/1.1 000 ";
+    if (h.version() == 10) start[7] = '0';
+    start[9] = static_cast<char>('0' + code / 100);
+    start[10] = static_cast<char>('0' + code / 10 % 10);
+    start[11] = static_cast<char>('0' + code % 10);
+    out.append(start, sizeof start - 1).append(h.reason()).append(std::string_view("\r\n"));
 }
 
 namespace {
