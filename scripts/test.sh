@@ -3,7 +3,7 @@
 # installs what is missing, builds each preset, runs ctest on it, runs the workers test under
 # ThreadSanitizer, then runs every fuzz target for a bounded time.
 #   MTLS_TEST_PRESETS="default asan"   which presets to build and test (default: both)
-#   MTLS_FUZZ_SECONDS=20               seconds per fuzz target (0 skips fuzzing)
+#   MTLS_FUZZ_SECONDS=10               seconds per fuzz target (0 skips fuzzing)
 #   MTLS_TSAN=1                        the workers test under ThreadSanitizer (0 skips it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,7 +44,7 @@ if [ "${MTLS_TSAN:-1}" != 0 ]; then
   took "testing tsan"
 fi
 
-secs="${MTLS_FUZZ_SECONDS:-20}"
+secs="${MTLS_FUZZ_SECONDS:-10}"
 if [ "$secs" != 0 ]; then
   echo "=== fuzz targets, ${secs}s each"
   cmake --preset fuzz >/dev/null
