@@ -692,6 +692,11 @@ void Renewer::retire_due(State& st) {
             ++it;
             continue;
         }
+        auto retry = retire_retry_.find(it->key.id_hex);
+        if (retry != retire_retry_.end() && retry->second.at > Clock::now()) {
+            ++it;
+            continue;
+        }
         // Still used by a connection (or a request about to open one)? Wait for it to let go,
         // up to one more grace period: a handshake with a destroyed key would fail.
         if (auto held = retired_identities_.find(it->key.id_hex);
@@ -711,10 +716,19 @@ void Renewer::retire_due(State& st) {
             log::info("renewal.key_retired",
                       {{"key_id", it->key.id_hex}, {"label", it->key.label}});
             crash_point("retire", "destroy_key");
+            if (retry != retire_retry_.end()) retire_retry_.erase(retry);
             it = st.retiring.erase(it);
             changed = true;
         } catch (const std::exception& e) {
-            log::error("renewal.retire_failed", {{"key_id", it->key.id_hex}, {"error", e.what()}});
+            // Asked again later, not on the loop's next turn: the entry's time has passed,
+            // and without a later one the renewer thread would call the token in a loop.
+            constexpr std::chrono::seconds kFirst{2}, kMost{300};
+            auto& r = retire_retry_[it->key.id_hex];
+            r.delay = r.delay.count() == 0 ? kFirst : std::min(r.delay * 2, kMost);
+            r.at = Clock::now() + r.delay;
+            log::error(
+                "renewal.retire_failed",
+                {{"key_id", it->key.id_hex}, {"error", e.what()}, {"retry_in_s", r.delay.count()}});
             ++it;
         }
     }
@@ -916,8 +930,12 @@ void Renewer::loop(std::stop_token stop) {
             if (retire_postponed_)  // look again soon whether the old identity is released
                 wake = std::min(wake, Clock::now() + std::chrono::milliseconds(500));
             else if (state_)
-                for (const auto& r : state_->retiring)
-                    wake = std::min(wake, Clock::time_point(std::chrono::seconds(r.destroy_after)));
+                for (const auto& r : state_->retiring) {
+                    auto at = Clock::time_point(std::chrono::seconds(r.destroy_after));
+                    if (auto retry = retire_retry_.find(r.key.id_hex); retry != retire_retry_.end())
+                        at = std::max(at, retry->second.at);
+                    wake = std::min(wake, at);
+                }
             cv_.wait_until(lock, stop, wake, [&] { return !queue_.empty() || reenroll_; });
             if (stop.stop_requested()) return;
             if (reenroll_) {

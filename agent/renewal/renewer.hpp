@@ -36,6 +36,7 @@
 #include "config/config.hpp"
 #include "pkcs11/provider/provider.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -184,6 +185,14 @@ class Renewer {
     // at the latest one more grace period later.
     std::map<std::string, std::weak_ptr<const identity::Identity>> retired_identities_;
     bool retire_postponed_ = false;
+    // Retired keys whose destruction failed (renewer thread only): when to try again, and the
+    // wait after that (doubling, capped), so that a token refusing C_DestroyObject is asked
+    // again in seconds to minutes, not in a loop.
+    struct RetireRetry {
+        Clock::time_point at;
+        std::chrono::seconds delay;
+    };
+    std::map<std::string, RetireRetry> retire_retry_;
     std::optional<Instance> instance_;  // set by start_up()
     std::string missing_key_;           // id hex of the current key, when it vanished
     // Whether the state file may be written with an outcome: not while it is a corrupt file

@@ -6,8 +6,11 @@
 // token, as the systemd drop-in gives it.
 #include "tests/support/agent_world.hpp"
 #include "tests/support/http_load.hpp"
+#include "tests/support/sandbox_process.hpp"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 
 namespace {
 
@@ -123,4 +126,55 @@ TEST(TpmAgentErrors, NamesTheTctiWhenTheBrokerCannotBeReached) {
     ASSERT_TRUE(code.has_value()) << "the agent did not exit";
     EXPECT_NE(*code, 0);
     EXPECT_EQ(w.agent->log().find(w.token.read_pin()), std::string::npos);
+}
+
+// A token that refuses to destroy a retired key (here: tpm2-pkcs11 finds its SQLite store
+// locked by another process) is asked again after 2 s, then 4, 8, … up to 5 min — not on every
+// turn of the renewer's loop, which used to call C_DestroyObject and log
+// renewal.retire_failed hundreds of times a second.
+TEST(TpmAgentRetire, AFailedRetirementIsRetriedWithBackoffNotInALoop) {
+    AgentSetup setup = tpm_setup("ec-p256");
+    setup.key = "retire_grace = \"3s\"\n";
+    AgentWorld w("tpm-retire", {}, setup);
+    w.agent->start();
+    w.agent->wait_healthy(120s);
+    auto r = w.agent->ctl({"rotate", "--wait"}, 120s);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+
+    // Before the old key's grace period ends, another process takes the store's write lock
+    // and keeps it (tpm2_ptool is Python, so python3 is there wherever this test runs).
+    const auto store = w.token.env.at("TPM2_PKCS11_STORE") + "/tpm2_pkcs11.sqlite3";
+    ChildProcess locker({"python3", "-c",
+                         "import sqlite3, sys, time\n"
+                         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                         "c.execute('BEGIN EXCLUSIVE')\n"
+                         "print('locked', flush=True)\n"
+                         "time.sleep(600)\n",
+                         store},
+                        w.dir.path() / "locker.log");
+    ASSERT_TRUE(
+        poll_until([&] { return locker.log().find("locked") != std::string::npos; }, 30s, 20ms))
+        << locker.log();
+
+    auto failures = [&] {
+        const auto log = w.agent->log();
+        std::size_t n = 0;
+        for (auto at = log.find("event=renewal.retire_failed"); at != std::string::npos;
+             at = log.find("event=renewal.retire_failed", at + 1))
+            ++n;
+        return n;
+    };
+    ASSERT_TRUE(poll_until([&] { return failures() >= 1; }, 60s, 50ms)) << w.agent->log();
+    EXPECT_NE(w.agent->log().find("retry_in_s=2"), std::string::npos) << w.agent->log();
+    // The interval under test: 3 s after the first failure, the second (at 2 s) may have
+    // happened, the third (at 6 s) not yet.
+    std::this_thread::sleep_for(3s);
+    EXPECT_LE(failures(), 2u) << w.agent->log();
+
+    // The lock goes: the next attempt destroys the key.
+    locker.stop();
+    EXPECT_TRUE(poll_until(
+        [&] { return w.agent->log().find("event=renewal.key_retired") != std::string::npos; }, 30s,
+        50ms))
+        << w.agent->log();
 }
