@@ -106,7 +106,9 @@ TEST(E2E, SigkillAtRandomMomentsAlwaysComesBack) {
                     << "an object with id " << k << " left by the last kill is still on the token";
         }
         auto answer = w.call();
-        EXPECT_EQ(bound_answer(answer.is_object() ? 200 : 0, answer.dump()), "") << answer;
+        EXPECT_EQ(bound_answer(answer.is_object() ? 200 : 0, answer.dump()), "")
+            << answer << "\nthe agent's log without its requests:\n"
+            << w.agent->events();
         if (::testing::Test::HasFailure()) break;
         if (i == kills) break;
 

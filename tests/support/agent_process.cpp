@@ -16,6 +16,7 @@
 #include <memory>
 #include <random>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -184,6 +185,19 @@ int AgentProcess::stop() {
 
 std::string AgentProcess::log() const {
     return child_ ? child_->log() : std::string();
+}
+
+std::string AgentProcess::events() const {
+    const auto all = log();
+    std::string out;
+    for (std::size_t at = 0; at < all.size();) {
+        auto end = all.find('\n', at);
+        end = end == std::string::npos ? all.size() : end + 1;
+        const std::string_view line(all.data() + at, end - at);
+        if (line.find(" event=proxy.request ") == std::string_view::npos) out += line;
+        at = end;
+    }
+    return out;
 }
 
 std::string AgentProcess::url(const std::string& path) const {

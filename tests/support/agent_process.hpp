@@ -110,6 +110,9 @@ class AgentProcess {
     int kill9();  // SIGKILL; returns the exit status (128 + 9)
     int stop();   // SIGTERM, then SIGKILL after a grace period
     std::string log() const;
+    // The log without its proxy.request lines: what the agent did besides the traffic (for
+    // a failure message under load, where the requests would bury it).
+    std::string events() const;
 
     std::uint16_t port() const { return port_; }
     // http://127.0.0.1:<port>/partner/<path>

@@ -84,7 +84,9 @@ TEST(TpmAgentLoad, RotationUnderLoadLosesNothing) {
         auto r = w.agent->ctl({"rotate", "--wait"}, 120s);
         EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
         if (r.exit_code == 0) ++done;
-        EXPECT_TRUE(traffic_grows(20)) << "traffic stopped after rotation " << i + 1;
+        EXPECT_TRUE(traffic_grows(20)) << "traffic stopped after rotation " << i + 1
+                                       << "; the agent's log without its requests:\n"
+                                       << w.agent->events();
     }
     const auto report = load.stop();
     std::printf(
