@@ -10,7 +10,12 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -158,20 +163,33 @@ TEST(TpmAgentRetire, AFailedRetirementIsRetriedWithBackoffNotInALoop) {
         poll_until([&] { return locker.log().find("locked") != std::string::npos; }, 30s, 20ms))
         << locker.log();
 
-    auto failures = [&] {
-        const auto log = w.agent->log();
-        std::size_t n = 0;
-        for (auto at = log.find("event=renewal.retire_failed"); at != std::string::npos;
-             at = log.find("event=renewal.retire_failed", at + 1))
-            ++n;
-        return n;
+    // The lines of renewal.retire_failed, and when each was logged (ms since the epoch, from
+    // its ts=YYYY-MM-DDTHH:MM:SS.mmmZ).
+    struct Failure {
+        std::string line;
+        long long at_ms;
     };
-    ASSERT_TRUE(poll_until([&] { return failures() >= 1; }, 60s, 50ms)) << w.agent->log();
-    EXPECT_NE(w.agent->log().find("retry_in_s=2"), std::string::npos) << w.agent->log();
-    // The interval under test: 3 s after the first failure, the second (at 2 s) may have
-    // happened, the third (at 6 s) not yet.
-    std::this_thread::sleep_for(3s);
-    EXPECT_LE(failures(), 2u) << w.agent->log();
+    auto failures = [&] {
+        std::vector<Failure> out;
+        std::istringstream log(w.agent->log());
+        for (std::string line; std::getline(log, line);) {
+            if (line.find(" event=renewal.retire_failed ") == std::string::npos) continue;
+            std::tm tm{};
+            int ms = 0;
+            std::istringstream ts(line.substr(line.find("ts=") + 3, 23));
+            ts >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+            ts.ignore(1) >> ms;
+            out.push_back({line, static_cast<long long>(timegm(&tm)) * 1000 + ms});
+        }
+        return out;
+    };
+    // The interval under test: the second attempt comes ~2 s after the first and says the
+    // next is in 4 s (a loop would have logged thousands of failures in that time).
+    ASSERT_TRUE(poll_until([&] { return failures().size() >= 2; }, 60s, 50ms)) << w.agent->log();
+    const auto seen = failures();
+    EXPECT_NE(seen[0].line.find("retry_in_s=2"), std::string::npos) << seen[0].line;
+    EXPECT_NE(seen[1].line.find("retry_in_s=4"), std::string::npos) << seen[1].line;
+    EXPECT_GE(seen[1].at_ms - seen[0].at_ms, 1900) << w.agent->events();
 
     // The lock goes: the next attempt destroys the key.
     locker.stop();
