@@ -557,7 +557,7 @@ TEST_F(ProxyTest, UnixSocketCallersAreCheckedByUid) {
 // overrides both.
 std::uint64_t stream_test_bytes() {
     if (const char* v = std::getenv("MTLS_PROXY_STREAM_BYTES")) return std::stoull(v);
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(MTLS_ASAN_RUNTIME)
     return 16ull << 20;
 #else
     return 1ull << 30;
@@ -639,7 +639,7 @@ TEST_F(ProxyTest, GiBStreamedEachWayWithFlatMemory) {
         RecordProperty("echo_MiB_per_s_each_way", mib_per_s(echo_size, t0));
     }
     const long hwm = proc_status_kib("VmHWM");
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(MTLS_ASAN_RUNTIME)
     // Not under ASan: its quarantine keeps up to 256 MiB of freed blocks resident (Asio
     // allocates each composed operation's state), so the peak says nothing about the proxy.
     (void)hwm;

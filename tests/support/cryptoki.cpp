@@ -14,7 +14,7 @@ namespace {
 // module a leak comes from and tests/tpm/lsan.supp can match it. tpm2-pkcs11 1.9 leaks its
 // SQLite connection when C_Initialize fails with "database is locked" (an agent writing to
 // the store; token_key_ids retries); unmapped, that was "<unknown module>", unmatchable.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(MTLS_ASAN_RUNTIME)
 constexpr int kCryptokiDlopenExtra = RTLD_NODELETE;
 #else
 constexpr int kCryptokiDlopenExtra = 0;
