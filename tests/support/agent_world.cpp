@@ -191,9 +191,16 @@ json expect_consistent(const AgentWorld& w, std::chrono::milliseconds deadline) 
 
 std::chrono::system_clock::time_point parse_utc(const std::string& rfc3339) {
     std::tm tm{};
-    const char* end = strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (!end || *end != '\0') throw std::invalid_argument("not a UTC time: " + rfc3339);
-    return std::chrono::system_clock::from_time_t(timegm(&tm));
+    const char* end = strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) throw std::invalid_argument("not a UTC time: " + rfc3339);
+    std::chrono::milliseconds fraction{0};
+    if (*end == '.') {  // fractional seconds (the agent's log: milliseconds)
+        long long scale = 100;
+        for (++end; *end >= '0' && *end <= '9'; ++end, scale /= 10)
+            if (scale > 0) fraction += std::chrono::milliseconds((*end - '0') * scale);
+    }
+    if (end[0] != 'Z' || end[1] != '\0') throw std::invalid_argument("not a UTC time: " + rfc3339);
+    return std::chrono::system_clock::from_time_t(timegm(&tm)) + fraction;
 }
 
 }  // namespace mtls::test

@@ -85,7 +85,8 @@ std::future<CommandResult> call_async(const AgentProcess& agent, const std::stri
 // The status of a call_async() answer ("200"; "000" when there was none).
 std::string http_status(const CommandResult& r);
 
-// "2024-05-01T12:00:00Z" (as status prints times) as a system_clock time point.
+// "2024-05-01T12:00:00Z" (as status prints times) or with fractional seconds
+// ("…:00.123Z", the log's ts=) as a system_clock time point (to the millisecond).
 std::chrono::system_clock::time_point parse_utc(const std::string& rfc3339);
 
 }  // namespace mtls::test

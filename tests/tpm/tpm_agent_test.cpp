@@ -10,8 +10,6 @@
 
 #include <gtest/gtest.h>
 
-#include <ctime>
-#include <iomanip>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -163,23 +161,18 @@ TEST(TpmAgentRetire, AFailedRetirementIsRetriedWithBackoffNotInALoop) {
         poll_until([&] { return locker.log().find("locked") != std::string::npos; }, 30s, 20ms))
         << locker.log();
 
-    // The lines of renewal.retire_failed, and when each was logged (ms since the epoch, from
-    // its ts=YYYY-MM-DDTHH:MM:SS.mmmZ).
+    // The lines of renewal.retire_failed, and when each was logged (its ts=).
     struct Failure {
         std::string line;
-        long long at_ms;
+        std::chrono::system_clock::time_point at;
     };
     auto failures = [&] {
         std::vector<Failure> out;
         std::istringstream log(w.agent->log());
         for (std::string line; std::getline(log, line);) {
             if (line.find(" event=renewal.retire_failed ") == std::string::npos) continue;
-            std::tm tm{};
-            int ms = 0;
-            std::istringstream ts(line.substr(line.find("ts=") + 3, 23));
-            ts >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-            ts.ignore(1) >> ms;
-            out.push_back({line, static_cast<long long>(timegm(&tm)) * 1000 + ms});
+            const auto ts = line.find("ts=") + 3;
+            out.push_back({line, parse_utc(line.substr(ts, line.find(' ', ts) - ts))});
         }
         return out;
     };
@@ -189,7 +182,7 @@ TEST(TpmAgentRetire, AFailedRetirementIsRetriedWithBackoffNotInALoop) {
     const auto seen = failures();
     EXPECT_NE(seen[0].line.find("retry_in_s=2"), std::string::npos) << seen[0].line;
     EXPECT_NE(seen[1].line.find("retry_in_s=4"), std::string::npos) << seen[1].line;
-    EXPECT_GE(seen[1].at_ms - seen[0].at_ms, 1900) << w.agent->events();
+    EXPECT_GE(seen[1].at - seen[0].at, 1900ms) << w.agent->events();
 
     // The lock goes: the next attempt destroys the key.
     locker.stop();
